@@ -1,0 +1,250 @@
+// Package device is the Relais device SDK: it keeps a local SQLite replica
+// that the application reads and writes with plain SQL, captures every
+// local write with triggers, and syncs with the server whenever a network
+// is there.
+//
+//	r, err := device.Open(ctx, "relais.db", device.Options{})
+//	r.DB().ExecContext(ctx, "INSERT INTO activite (id, type) VALUES (?, ?)", id, "individuel")
+//	report, err := r.Sync(ctx)
+package device
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/relais-numerique/relais/migrations"
+	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// Options tunes a replica. Zero values take the defaults.
+type Options struct {
+	// HTTPClient sends exchanges; its Timeout bounds one exchange.
+	HTTPClient *http.Client
+	// BatchSize is the number of outbox entries pushed per exchange.
+	BatchSize int
+	// PageLimit is the number of cells asked for per pulled page.
+	PageLimit int
+	// MaxExchanges bounds one Sync, so a server that always says "more"
+	// cannot keep a device busy forever.
+	MaxExchanges int
+	// RetryFor is how long one exchange is retried on network errors and
+	// 5xx answers before Sync gives up until next time.
+	RetryFor time.Duration
+	// AppVersion is reported to the server for the coordinators' fleet view.
+	AppVersion string
+}
+
+func (o *Options) defaults() {
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 60 * time.Second}
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 1000
+	}
+	if o.PageLimit == 0 {
+		o.PageLimit = syncproto.DefaultPageLimit
+	}
+	if o.MaxExchanges == 0 {
+		o.MaxExchanges = 100000
+	}
+	if o.RetryFor == 0 {
+		o.RetryFor = 2 * time.Minute
+	}
+	if o.AppVersion == "" {
+		o.AppVersion = "relais-go-sdk"
+	}
+}
+
+// Replica is an open device replica.
+type Replica struct {
+	path   string
+	opts   Options
+	db     *store.DB
+	node   string
+	schema *syncproto.Schema
+	// syncMu serialises Sync, Login and Wipe: one exchange at a time.
+	syncMu sync.Mutex
+}
+
+// Open creates or opens the replica at path: it applies the migrations,
+// gives the device its node id on first open, and installs the capture
+// triggers.
+func Open(ctx context.Context, path string, opts Options) (*Replica, error) {
+	opts.defaults()
+	db, err := store.Open(path, store.Options{SecureDelete: true, Readers: 2})
+	if err != nil {
+		return nil, err
+	}
+	r := &Replica{path: path, opts: opts, db: db}
+	if err := r.init(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open replica %s: %w", path, err)
+	}
+	return r, nil
+}
+
+func (r *Replica) init(ctx context.Context) error {
+	if err := migrations.Up(ctx, r.db.W, migrations.Replica, migrations.Domain, migrations.Device); err != nil {
+		return err
+	}
+	st, err := replica.Init(ctx, r.db.W)
+	if err != nil {
+		return err
+	}
+	r.node = st.Node
+	return r.reloadSchema(ctx)
+}
+
+// reloadSchema reads the synced tables, installs their triggers, and
+// materialises cells that were kept aside for columns that now exist.
+func (r *Replica) reloadSchema(ctx context.Context) error {
+	schema, err := replica.LoadSchema(ctx, r.db.W)
+	if err != nil {
+		return err
+	}
+	r.schema = schema
+	if err := installTriggers(ctx, r.db.W, schema); err != nil {
+		return err
+	}
+	return r.materialiseKeptAside(ctx)
+}
+
+// DB is the replica's database for the application's reads and writes.
+// Writes to synced tables are captured by triggers; nothing else is needed
+// to make them sync.
+func (r *Replica) DB() *sql.DB { return r.db.W }
+
+// Node is the device's id, the tie breaker in every version it writes.
+func (r *Replica) Node() string { return r.node }
+
+// Schema is the synced tables as this replica knows them.
+func (r *Replica) Schema() *syncproto.Schema { return r.schema }
+
+// Path is the replica's file.
+func (r *Replica) Path() string { return r.path }
+
+// Close closes the replica.
+func (r *Replica) Close() error { return r.db.Close() }
+
+// Status is what a device knows of its sync state.
+type Status struct {
+	Node       string
+	Server     string
+	Email      string
+	LoggedIn   bool
+	Pending    int
+	Rejected   int
+	Cursor     int64
+	LastSync   time.Time // zero if never
+	LastError  string
+	Revoked    bool
+	RevokedAt  time.Time
+	SchemaVers int64
+}
+
+// Status reads the sync state.
+func (r *Replica) Status(ctx context.Context) (Status, error) {
+	st := Status{Node: r.node}
+	var server, email, token, lastErr sql.NullString
+	var lastSync, revoked sql.NullInt64
+	err := r.db.W.QueryRowContext(ctx, `SELECT server, email, access_token, cursor, last_sync_at, last_error, revoked_at,
+		(SELECT COUNT(*) FROM _outbox), (SELECT COUNT(*) FROM _rejected) FROM _device WHERE id = 1`).
+		Scan(&server, &email, &token, &st.Cursor, &lastSync, &lastErr, &revoked, &st.Pending, &st.Rejected)
+	if err != nil {
+		return st, fmt.Errorf("status: %w", err)
+	}
+	st.Server, st.Email, st.LastError = server.String, email.String, lastErr.String
+	st.LoggedIn = token.Valid && token.String != ""
+	if lastSync.Valid {
+		st.LastSync = time.UnixMilli(lastSync.Int64)
+	}
+	if revoked.Valid {
+		st.Revoked, st.RevokedAt = true, time.UnixMilli(revoked.Int64)
+	}
+	if st.SchemaVers, err = migrations.Version(ctx, r.db.W, migrations.Domain); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// materialiseKeptAside writes into the domain tables the cells received
+// before this replica knew their column (a newer server, an older app).
+func (r *Replica) materialiseKeptAside(ctx context.Context) error {
+	rows, err := r.db.W.QueryContext(ctx, "SELECT DISTINCT tbl, pk, col FROM _cells")
+	if err != nil {
+		return fmt.Errorf("kept-aside cells: %w", err)
+	}
+	type key struct{ tbl, pk string }
+	var touched []key
+	seen := map[key]bool{}
+	for rows.Next() {
+		var tbl, pk, col string
+		if err := rows.Scan(&tbl, &pk, &col); err != nil {
+			rows.Close()
+			return fmt.Errorf("kept-aside cells: %w", err)
+		}
+		if col == syncproto.DeletedColumn {
+			continue
+		}
+		if _, known := r.schema.ColumnType(tbl, col); !known {
+			continue
+		}
+		k := key{tbl, pk}
+		if !seen[k] && !r.columnMaterialised(ctx, tbl, pk, col) {
+			seen[k] = true
+			touched = append(touched, k)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("kept-aside cells: %w", err)
+	}
+	if len(touched) == 0 {
+		return nil
+	}
+	return r.applyLocal(ctx, func(tx *sql.Tx) error {
+		for _, k := range touched {
+			if err := replica.Rematerialise(ctx, tx, r.schema, k.tbl, k.pk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// columnMaterialised reports whether the domain table holds the cell's
+// value already (false when the row is missing or the column differs).
+func (r *Replica) columnMaterialised(ctx context.Context, tbl, pk, col string) bool {
+	var same bool
+	err := r.db.W.QueryRowContext(ctx, fmt.Sprintf(
+		`SELECT (SELECT %s FROM %s WHERE id = ?) IS (SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?)
+		 OR EXISTS (SELECT 1 FROM _cells WHERE tbl = ? AND pk = ? AND col = '%s' AND val = 1)`,
+		quoteIdent(col), quoteIdent(tbl), syncproto.DeletedColumn), pk, tbl, pk, col, tbl, pk).Scan(&same)
+	return err == nil && same
+}
+
+// applyLocal runs fn with the capture triggers silenced, for writes that
+// come from elsewhere and must not be echoed back to the server.
+func (r *Replica) applyLocal(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return r.db.Write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE _replica SET applying = 1 WHERE id = 1"); err != nil {
+			return fmt.Errorf("silence triggers: %w", err)
+		}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE _replica SET applying = 0 WHERE id = 1"); err != nil {
+			return fmt.Errorf("restore triggers: %w", err)
+		}
+		return nil
+	})
+}
+
+var errNotLoggedIn = errors.New("this device is not logged in: run `relais device login` first")

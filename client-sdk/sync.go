@@ -1,0 +1,384 @@
+package device
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/google/uuid"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/relais-numerique/relais/migrations"
+	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// maxAnswer bounds what the device reads of one answer.
+const maxAnswer = 256 << 20
+
+// Login enrols this device on the server under the user's account and
+// keeps the token it gets.
+func (r *Replica) Login(ctx context.Context, server, email, password string) error {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	server = strings.TrimRight(server, "/")
+	body, err := json.Marshal(map[string]string{"email": email, "password": password, "device_id": r.node})
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	var ans struct {
+		AccessToken string `json:"access_token"`
+		UserID      string `json:"user_id"`
+	}
+	if err := r.post(ctx, server+"/v1/auth/login", "", body, &ans); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	_, err = r.db.W.ExecContext(ctx, "UPDATE _device SET server = ?, email = ?, user_id = ?, access_token = ?, last_error = NULL WHERE id = 1",
+		server, email, ans.UserID, ans.AccessToken)
+	if err != nil {
+		return fmt.Errorf("login: save token: %w", err)
+	}
+	return nil
+}
+
+// Report says what one Sync did.
+type Report struct {
+	Exchanges int
+	Pushed    int // changes acknowledged by the server
+	Pulled    int // cells received
+	Conflicts int // of our changes, those that met a concurrent write
+	Rejected  int // of our changes, those the server refused for their content
+	BytesUp   int64
+	BytesDown int64
+}
+
+// Sync exchanges with the server until the outbox is empty and the server
+// has nothing more, or until an error. Every pulled page is applied with
+// its cursor in one transaction, and outbox entries leave only once
+// acknowledged, so an interrupted Sync loses nothing and resumes where it
+// stopped.
+func (r *Replica) Sync(ctx context.Context) (Report, error) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	var rep Report
+	server, token, cursor, err := r.link(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for rep.Exchanges < r.opts.MaxExchanges {
+		batch, pending, err := r.nextBatch(ctx)
+		if err != nil {
+			return rep, err
+		}
+		req := syncproto.SyncRequest{
+			Push: batch, Cursor: cursor, Limit: r.opts.PageLimit,
+			Pending: pending, AppVersion: r.opts.AppVersion,
+		}
+		if req.Clock, err = r.clock(ctx); err != nil {
+			return rep, err
+		}
+		if req.SchemaVersion, err = migrations.Version(ctx, r.db.W, migrations.Domain); err != nil {
+			return rep, err
+		}
+		body, err := json.Marshal(req)
+		if err != nil {
+			return rep, fmt.Errorf("sync: encode request: %w", err)
+		}
+		var resp syncproto.SyncResponse
+		up, down, err := r.exchange(ctx, server+"/v1/sync", token, body, &resp)
+		rep.BytesUp += up
+		rep.BytesDown += down
+		rep.Exchanges++
+		if err != nil {
+			return rep, r.handleFailure(ctx, batch, err, &rep)
+		}
+		if err := r.applyAnswer(ctx, batch, &resp); err != nil {
+			return rep, err
+		}
+		if batch != nil && resp.Ack == batch.ID {
+			rep.Pushed += len(batch.Changes)
+			rep.Conflicts += len(resp.Conflicts)
+		}
+		rep.Pulled += len(resp.Changes)
+		cursor = resp.Cursor
+		pushedAll := batch == nil || (resp.Ack == batch.ID && pending == len(batch.Changes))
+		if !resp.More && pushedAll {
+			return rep, nil
+		}
+	}
+	return rep, fmt.Errorf("sync: stopped after %d exchanges; run it again to continue", rep.Exchanges)
+}
+
+func (r *Replica) link(ctx context.Context) (server, token string, cursor int64, err error) {
+	var s, t sql.NullString
+	var revoked sql.NullInt64
+	err = r.db.W.QueryRowContext(ctx, "SELECT server, access_token, cursor, revoked_at FROM _device WHERE id = 1").Scan(&s, &t, &cursor, &revoked)
+	if err != nil {
+		return "", "", 0, fmt.Errorf("sync: read device state: %w", err)
+	}
+	if revoked.Valid {
+		return "", "", 0, syncproto.Errorf(syncproto.CodeDeviceRevoked, "this device was revoked and its data erased")
+	}
+	if !s.Valid || !t.Valid || t.String == "" {
+		return "", "", 0, errNotLoggedIn
+	}
+	return s.String, t.String, cursor, nil
+}
+
+// nextBatch returns the batch to push: the one already in flight if its
+// answer never came (re-sent identical, so the server can recognise it),
+// or a new one cut from the oldest entries, extended to whole rows so the
+// server checks each row with all of its new cells.
+func (r *Replica) nextBatch(ctx context.Context) (*syncproto.Batch, int, error) {
+	var b *syncproto.Batch
+	var pending int
+	err := r.db.Write(ctx, func(tx *sql.Tx) error {
+		var id string
+		err := tx.QueryRowContext(ctx, "SELECT batch FROM _outbox WHERE batch IS NOT NULL ORDER BY id LIMIT 1").Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			id = uuid.Must(uuid.NewV7()).String()
+			res, err := tx.ExecContext(ctx, `UPDATE _outbox SET batch = ? WHERE id IN
+				(SELECT id FROM _outbox WHERE batch IS NULL ORDER BY id LIMIT ?)`, id, r.opts.BatchSize)
+			if err != nil {
+				return fmt.Errorf("cut batch: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE _outbox SET batch = ? WHERE batch IS NULL AND (tbl, pk) IN
+				(SELECT tbl, pk FROM _outbox WHERE batch = ?)`, id, id); err != nil {
+				return fmt.Errorf("cut batch: %w", err)
+			}
+		} else if err != nil {
+			return fmt.Errorf("cut batch: %w", err)
+		}
+		rows, err := tx.QueryContext(ctx, "SELECT tbl, pk, col, val, hlc, node, prev_hlc, prev_node FROM _outbox WHERE batch = ? ORDER BY id", id)
+		if err != nil {
+			return fmt.Errorf("read batch %s: %w", id, err)
+		}
+		defer rows.Close()
+		b = &syncproto.Batch{ID: id}
+		for rows.Next() {
+			var c syncproto.Change
+			var hlc, prevHLC int64
+			if err := rows.Scan(&c.Table, &c.PK, &c.Column, &c.Value, &hlc, &c.Version.Node, &prevHLC, &c.Prev.Node); err != nil {
+				return fmt.Errorf("read batch %s: %w", id, err)
+			}
+			if raw, ok := c.Value.([]byte); ok {
+				c.Value = string(raw)
+			}
+			c.Version.HLC, c.Prev.HLC = syncproto.Timestamp(hlc), syncproto.Timestamp(prevHLC)
+			b.Changes = append(b.Changes, c)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read batch %s: %w", id, err)
+		}
+		return tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM _outbox").Scan(&pending)
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("sync: %w", err)
+	}
+	if b != nil && len(b.Changes) == 0 {
+		b = nil
+	}
+	return b, pending, nil
+}
+
+// clock returns the replica's clock, advanced by one event.
+func (r *Replica) clock(ctx context.Context) (syncproto.Timestamp, error) {
+	var t syncproto.Timestamp
+	err := r.db.Write(ctx, func(tx *sql.Tx) error {
+		var last int64
+		if err := tx.QueryRowContext(ctx, "SELECT hlc FROM _replica WHERE id = 1").Scan(&last); err != nil {
+			return err
+		}
+		t = syncproto.Next(syncproto.Timestamp(last), 0, syncproto.FromTime(time.Now()))
+		return replica.SaveClock(ctx, tx, t)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sync: clock: %w", err)
+	}
+	return t, nil
+}
+
+// applyAnswer commits one answer in one transaction: the acknowledged
+// batch leaves the outbox, the pulled page is merged, the cursor and the
+// clock advance. If the device dies before the commit, none of it
+// happened and the next Sync redoes it.
+func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp *syncproto.SyncResponse) error {
+	var keep []syncproto.Change
+	for i := range resp.Changes {
+		c := resp.Changes[i]
+		if _, known := r.schema.ColumnType(c.Table, c.Column); known {
+			if err := r.schema.Check(&c); err != nil {
+				return fmt.Errorf("sync: server sent an invalid cell: %w", err)
+			}
+		}
+		keep = append(keep, c)
+	}
+	err := r.applyLocal(ctx, func(tx *sql.Tx) error {
+		if batch != nil && resp.Ack == batch.ID {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM _outbox WHERE batch = ?", batch.ID); err != nil {
+				return fmt.Errorf("drop acknowledged batch: %w", err)
+			}
+		}
+		if _, err := replica.Apply(ctx, tx, r.schema, keep, replica.Options{}); err != nil {
+			return err
+		}
+		var last int64
+		if err := tx.QueryRowContext(ctx, "SELECT hlc FROM _replica WHERE id = 1").Scan(&last); err != nil {
+			return err
+		}
+		next := syncproto.Next(syncproto.Timestamp(last), resp.Clock, syncproto.FromTime(time.Now()))
+		if err := replica.SaveClock(ctx, tx, next); err != nil {
+			return err
+		}
+		var lastSync any
+		if !resp.More {
+			lastSync = time.Now().UnixMilli()
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE _device SET cursor = ?, last_sync_at = COALESCE(?, last_sync_at), last_error = NULL WHERE id = 1",
+			resp.Cursor, lastSync)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sync: apply answer: %w", err)
+	}
+	return nil
+}
+
+// contentCodes are refusals of what a batch says, not of who sent it or
+// when: re-sending the batch would fail forever, so its changes are moved
+// to _rejected (kept, with the reason) and the outbox moves on.
+var contentCodes = map[syncproto.Code]bool{
+	syncproto.CodeBadChange: true, syncproto.CodeBadValue: true, syncproto.CodeUnknownTable: true,
+	syncproto.CodeUnknownColumn: true, syncproto.CodeInvalidRow: true, syncproto.CodeForbiddenScope: true,
+}
+
+func (r *Replica) handleFailure(ctx context.Context, batch *syncproto.Batch, err error, rep *Report) error {
+	var pe *syncproto.Error
+	if errors.As(err, &pe) && batch != nil && contentCodes[pe.Code] {
+		werr := r.db.Write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO _rejected (tbl, pk, col, val, hlc, node, code, message, rejected_at)
+				SELECT tbl, pk, col, val, hlc, node, ?, ?, ? FROM _outbox WHERE batch = ?`,
+				string(pe.Code), pe.Message, time.Now().UnixMilli(), batch.ID)
+			if err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, "DELETE FROM _outbox WHERE batch = ?", batch.ID)
+			return err
+		})
+		if werr != nil {
+			return fmt.Errorf("sync: set rejected batch aside: %w", werr)
+		}
+		rep.Rejected += len(batch.Changes)
+	}
+	if _, dberr := r.db.W.ExecContext(ctx, "UPDATE _device SET last_error = ? WHERE id = 1", err.Error()); dberr != nil {
+		return errors.Join(err, dberr)
+	}
+	return err
+}
+
+// exchange posts one request, gzip-compressed, retrying with exponential
+// backoff and jitter on network errors and 5xx answers. It returns the
+// bytes sent and received on the wire.
+func (r *Replica) exchange(ctx context.Context, url, token string, body []byte, into any) (up, down int64, err error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(body); err != nil {
+		return 0, 0, fmt.Errorf("sync: compress: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return 0, 0, fmt.Errorf("sync: compress: %w", err)
+	}
+	payload := buf.Bytes()
+	op := func() error {
+		n, err := r.send(ctx, url, token, payload, true, into)
+		up += int64(len(payload))
+		down += n
+		return err
+	}
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 500 * time.Millisecond
+	bo.MaxInterval = 30 * time.Second
+	bo.MaxElapsedTime = r.opts.RetryFor
+	err = backoff.Retry(op, backoff.WithContext(bo, ctx))
+	return up, down, err
+}
+
+// post sends an uncompressed request once (logins are small and must not
+// be retried blindly).
+func (r *Replica) post(ctx context.Context, url, token string, body []byte, into any) error {
+	_, err := r.send(ctx, url, token, body, false, into)
+	var perm *backoff.PermanentError
+	if errors.As(err, &perm) {
+		return perm.Err
+	}
+	return err
+}
+
+// send makes one HTTP request. Errors worth retrying are returned plain;
+// others are wrapped as permanent so the backoff stops.
+func (r *Replica) send(ctx context.Context, url, token string, payload []byte, gz bool, into any) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+	if err != nil {
+		return 0, backoff.Permanent(fmt.Errorf("sync: %w", err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept-Encoding", "gzip")
+	if gz {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := r.opts.HTTPClient.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, backoff.Permanent(ctx.Err())
+		}
+		return 0, fmt.Errorf("sync: server unreachable: %w", err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, maxAnswer))
+	n := int64(len(raw))
+	if err != nil {
+		return n, fmt.Errorf("sync: answer cut: %w", err)
+	}
+	if res.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return n, fmt.Errorf("sync: answer is not valid gzip: %w", err)
+		}
+		raw, err = io.ReadAll(io.LimitReader(zr, maxAnswer))
+		if err != nil {
+			return n, fmt.Errorf("sync: answer is not valid gzip: %w", err)
+		}
+	}
+	if res.StatusCode >= 500 {
+		return n, syncproto.DecodeError(res.StatusCode, raw)
+	}
+	if res.StatusCode != http.StatusOK {
+		return n, backoff.Permanent(syncproto.DecodeError(res.StatusCode, raw))
+	}
+	if resp, ok := into.(*syncproto.SyncResponse); ok {
+		dec, err := syncproto.DecodeResponse(raw)
+		if err != nil {
+			return n, fmt.Errorf("sync: %w", err)
+		}
+		*resp = *dec
+		return n, nil
+	}
+	if err := json.Unmarshal(raw, into); err != nil {
+		return n, fmt.Errorf("sync: unreadable answer: %w", err)
+	}
+	return n, nil
+}

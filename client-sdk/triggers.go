@@ -1,0 +1,108 @@
+package device
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// clockTick advances the replica's hybrid logical clock by one local event,
+// in SQL: the next reading is above the last one and never below the wall
+// clock (48-bit milliseconds shifted above a 16-bit counter). It is the
+// same rule as syncproto.Next, written so that any SQLite can run it.
+const clockTick = `UPDATE _replica SET hlc = MAX(hlc + 1,
+    CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) << 16) WHERE id = 1;`
+
+const notApplying = `(SELECT applying FROM _replica WHERE id = 1) = 0`
+
+// captureTriggers returns the SQL that makes plain INSERT, UPDATE and
+// DELETE on a synced table record each changed cell in the outbox. The
+// triggers are pure SQL (no function registered from Go) so that SDKs on
+// other platforms can install the very same text.
+func captureTriggers(t *syncproto.Table) []string {
+	q := quoteIdent(t.Name)
+	lit := quoteLiteral(t.Name)
+	cols := t.ColumnNames()
+	var checks strings.Builder
+	// Refuse at write time what the server would refuse later, so a bad
+	// row fails in the application instead of blocking the outbox.
+	fmt.Fprintf(&checks, "    SELECT RAISE(ABORT, 'relais: %s.id must be a UUID') WHERE typeof(NEW.id) != 'text' OR length(NEW.id) != 36 OR NEW.id NOT GLOB '[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-*-*-*-*';\n", t.Name)
+	for _, c := range cols {
+		allowed := map[syncproto.ColumnType]string{
+			syncproto.TypeText:    "'text', 'null'",
+			syncproto.TypeInteger: "'integer', 'null'",
+			syncproto.TypeReal:    "'real', 'integer', 'null'",
+		}[t.Columns[c]]
+		fmt.Fprintf(&checks, "    SELECT RAISE(ABORT, 'relais: %s.%s must be %s') WHERE typeof(NEW.%s) NOT IN (%s);\n",
+			t.Name, c, strings.ToLower(string(t.Columns[c])), quoteIdent(c), allowed)
+	}
+
+	var ins, upd strings.Builder
+	fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, '%s', 0 WHERE EXISTS (SELECT 1 FROM _cells WHERE tbl = %s AND pk = NEW.id AND col = '%s' AND val = 1);\n",
+		lit, syncproto.DeletedColumn, lit, syncproto.DeletedColumn)
+	for _, c := range cols {
+		qc, lc := quoteIdent(c), quoteLiteral(c)
+		fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, %s, NEW.%s WHERE NEW.%s IS NOT (SELECT val FROM _cells WHERE tbl = %s AND pk = NEW.id AND col = %s);\n",
+			lit, lc, qc, qc, lit, lc)
+		fmt.Fprintf(&upd, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, %s, NEW.%s WHERE NEW.%s IS NOT OLD.%s;\n",
+			lit, lc, qc, qc, qc)
+	}
+	name := func(op string) string { return quoteIdent("_capture_" + t.Name + "_" + op) }
+	check := func(op string) string { return quoteIdent("_check_" + t.Name + "_" + op) }
+	return []string{
+		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", check("insert"), q, notApplying, checks.String()),
+		fmt.Sprintf("CREATE TRIGGER %s BEFORE UPDATE ON %s WHEN %s\nBEGIN\n    SELECT RAISE(ABORT, 'relais: the id of a synced row cannot change') WHERE NEW.id IS NOT OLD.id;\n%sEND",
+			check("update"), q, notApplying, checks.String()),
+		fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("insert"), q, notApplying, clockTick, ins.String()),
+		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("update"), q, notApplying, clockTick, upd.String()),
+		fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s WHEN %s\nBEGIN\n    %s\n    INSERT INTO _outbox (tbl, pk, col, val) VALUES (%s, OLD.id, '%s', 1);\nEND",
+			name("delete"), q, notApplying, clockTick, lit, syncproto.DeletedColumn),
+	}
+}
+
+// installTriggers (re)creates the capture triggers of every synced table
+// in one transaction, so they always match the current schema, including
+// columns added by a migration since the last open.
+func installTriggers(ctx context.Context, db *sql.DB, schema *syncproto.Schema) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("install triggers: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	rows, err := tx.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'trigger' AND (name LIKE '\_capture\_%' ESCAPE '\' OR name LIKE '\_check\_%' ESCAPE '\')`)
+	if err != nil {
+		return fmt.Errorf("install triggers: %w", err)
+	}
+	var old []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return fmt.Errorf("install triggers: %w", err)
+		}
+		old = append(old, n)
+	}
+	rows.Close()
+	for _, n := range old {
+		if _, err := tx.ExecContext(ctx, "DROP TRIGGER "+quoteIdent(n)); err != nil {
+			return fmt.Errorf("install triggers: drop %s: %w", n, err)
+		}
+	}
+	for _, name := range schema.TableNames() {
+		for _, stmt := range captureTriggers(schema.Tables[name]) {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("install triggers on %s: %w", name, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("install triggers: %w", err)
+	}
+	return nil
+}
+
+func quoteIdent(s string) string   { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }

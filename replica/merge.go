@@ -1,0 +1,276 @@
+package replica
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// Options says what kind of replica is being written.
+type Options struct {
+	// AssignSeq gives every cell that changes the next pull sequence
+	// number (the server does; devices do not serve pulls).
+	AssignSeq bool
+	// RecordConflicts writes concurrent writes that lost to _conflicts.
+	// Only the server does: it sees every write, so its log is complete
+	// and each conflict is recorded once.
+	RecordConflicts bool
+	// Now stamps recorded conflicts; time.Now when nil.
+	Now func() time.Time
+}
+
+// Result says what applying a batch did.
+type Result struct {
+	Won        int // cells whose value changed
+	Lost       int // cells older than the version held
+	Duplicates int // cells already held at exactly this version
+	// KeptAside counts cells of tables or columns this replica's schema
+	// does not have yet: their versions and values are kept in _cells and
+	// materialised when a migration adds the column.
+	KeptAside int
+	Conflicts []syncproto.ConflictReport
+	// Seq is the last sequence number given out, when AssignSeq is set.
+	Seq int64
+}
+
+type rowKey struct{ table, pk string }
+
+// Apply merges changes into the replica inside tx. Changes must already
+// have passed Schema.Check where the caller requires known columns (the
+// server does; a device keeps unknown columns aside). Apply is
+// idempotent: applying the same changes again changes nothing.
+func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []syncproto.Change, opt Options) (Result, error) {
+	var res Result
+	if len(changes) == 0 {
+		return res, nil
+	}
+	now := time.Now
+	if opt.Now != nil {
+		now = opt.Now
+	}
+	get, err := tx.PrepareContext(ctx, "SELECT val, hlc, node FROM _cells WHERE tbl = ? AND pk = ? AND col = ?")
+	if err != nil {
+		return res, fmt.Errorf("merge: %w", err)
+	}
+	defer get.Close()
+	put, err := tx.PrepareContext(ctx, `INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq`)
+	if err != nil {
+		return res, fmt.Errorf("merge: %w", err)
+	}
+	defer put.Close()
+
+	var seq int64
+	if opt.AssignSeq {
+		if err := tx.QueryRowContext(ctx, "SELECT seq FROM _replica WHERE id = 1").Scan(&seq); err != nil {
+			return res, fmt.Errorf("merge: read sequence: %w", err)
+		}
+	}
+
+	// Rows touched, in first-touched order, with the columns that won.
+	var order []rowKey
+	dirty := map[rowKey]map[string]any{}
+
+	for i := range changes {
+		c := &changes[i]
+		val := plain(c.Value)
+		var heldVal any
+		var held syncproto.Version
+		var heldHLC int64
+		err := get.QueryRowContext(ctx, c.Table, c.PK, c.Column).Scan(&heldVal, &heldHLC, &held.Node)
+		exists := err == nil
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return res, fmt.Errorf("merge: read cell %s.%s: %w", c.Table, c.Column, err)
+		}
+		held.HLC = syncproto.Timestamp(heldHLC)
+
+		if exists && syncproto.Compare(c.Version, held) == 0 {
+			res.Duplicates++
+			continue
+		}
+		concurrent := exists && syncproto.Compare(c.Prev, held) != 0
+		if exists && !c.Version.Beats(held) {
+			res.Lost++
+			if concurrent && opt.RecordConflicts {
+				if err := recordConflict(ctx, tx, c.Cell(), heldVal, held, val, c.Version, now()); err != nil {
+					return res, err
+				}
+				res.Conflicts = append(res.Conflicts, syncproto.ConflictReport{Cell: c.Cell(), Winner: held, Loser: c.Version})
+			}
+			continue
+		}
+
+		var seqArg any
+		if opt.AssignSeq {
+			seq++
+			seqArg = seq
+		}
+		if _, err := put.ExecContext(ctx, c.Table, c.PK, c.Column, val, int64(c.Version.HLC), c.Version.Node, seqArg); err != nil {
+			return res, fmt.Errorf("merge: write cell %s.%s: %w", c.Table, c.Column, err)
+		}
+		res.Won++
+		if concurrent && opt.RecordConflicts {
+			if err := recordConflict(ctx, tx, c.Cell(), val, c.Version, heldVal, held, now()); err != nil {
+				return res, err
+			}
+			res.Conflicts = append(res.Conflicts, syncproto.ConflictReport{Cell: c.Cell(), Winner: c.Version, Loser: held})
+		}
+		if _, known := schema.ColumnType(c.Table, c.Column); !known {
+			res.KeptAside++
+			continue
+		}
+		k := rowKey{c.Table, c.PK}
+		cols, seen := dirty[k]
+		if !seen {
+			cols = map[string]any{}
+			dirty[k] = cols
+			order = append(order, k)
+		}
+		cols[c.Column] = val
+	}
+
+	for _, k := range order {
+		if err := materialise(ctx, tx, schema, k, dirty[k]); err != nil {
+			return res, err
+		}
+	}
+	if opt.AssignSeq {
+		if _, err := tx.ExecContext(ctx, "UPDATE _replica SET seq = ? WHERE id = 1", seq); err != nil {
+			return res, fmt.Errorf("merge: save sequence: %w", err)
+		}
+		res.Seq = seq
+	}
+	return res, nil
+}
+
+// materialise brings the domain row in line with its cells after some of
+// them won: deleted rows disappear, re-created rows are rebuilt from all
+// their cells, other rows get the winning columns.
+func materialise(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, k rowKey, won map[string]any) error {
+	t := schema.Tables[k.table]
+	var tomb sql.NullInt64
+	err := tx.QueryRowContext(ctx, "SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?",
+		k.table, k.pk, syncproto.DeletedColumn).Scan(&tomb)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("merge: read tombstone of %s %s: %w", k.table, k.pk, err)
+	}
+	if tomb.Valid && tomb.Int64 == 1 {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+quote(t.Name)+" WHERE id = ?", k.pk); err != nil {
+			return fmt.Errorf("merge: delete %s %s: %w", k.table, k.pk, err)
+		}
+		return nil
+	}
+	cols := won
+	if _, recreated := won[syncproto.DeletedColumn]; recreated {
+		all, err := RowCells(ctx, tx, schema, k.table, k.pk)
+		if err != nil {
+			return err
+		}
+		cols = all
+	}
+	return upsert(ctx, tx, t, k.pk, cols)
+}
+
+// RowCells returns the values of one row's known columns as held in _cells.
+func RowCells(ctx context.Context, q Queryer, schema *syncproto.Schema, table, pk string) (map[string]any, error) {
+	rows, err := q.QueryContext(ctx, "SELECT col, val FROM _cells WHERE tbl = ? AND pk = ?", table, pk)
+	if err != nil {
+		return nil, fmt.Errorf("merge: read row %s %s: %w", table, pk, err)
+	}
+	defer rows.Close()
+	cols := map[string]any{}
+	for rows.Next() {
+		var col string
+		var val any
+		if err := rows.Scan(&col, &val); err != nil {
+			return nil, fmt.Errorf("merge: read row %s %s: %w", table, pk, err)
+		}
+		if _, known := schema.ColumnType(table, col); known {
+			cols[col] = val
+		}
+	}
+	return cols, rows.Err()
+}
+
+func upsert(ctx context.Context, tx *sql.Tx, t *syncproto.Table, pk string, cols map[string]any) error {
+	names := make([]string, 0, len(cols))
+	for n := range cols {
+		if n != syncproto.DeletedColumn {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(quote(t.Name))
+	b.WriteString(" (id")
+	args := make([]any, 0, len(names)+1)
+	args = append(args, pk)
+	for _, n := range names {
+		b.WriteString(", ")
+		b.WriteString(quote(n))
+		args = append(args, cols[n])
+	}
+	b.WriteString(") VALUES (?")
+	b.WriteString(strings.Repeat(", ?", len(names)))
+	b.WriteString(") ON CONFLICT (id) DO ")
+	if len(names) == 0 {
+		b.WriteString("NOTHING")
+	} else {
+		b.WriteString("UPDATE SET ")
+		for i, n := range names {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(quote(n) + " = excluded." + quote(n))
+		}
+	}
+	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		return fmt.Errorf("merge: write row %s %s: %w", t.Name, pk, err)
+	}
+	return nil
+}
+
+func recordConflict(ctx context.Context, tx *sql.Tx, cell syncproto.Cell, winVal any, win syncproto.Version, loseVal any, lose syncproto.Version, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO _conflicts
+		(tbl, pk, col, winner_val, winner_hlc, winner_node, loser_val, loser_hlc, loser_node, detected_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		cell.Table, cell.PK, cell.Column, winVal, int64(win.HLC), win.Node, loseVal, int64(lose.HLC), lose.Node, at.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("merge: record conflict on %s.%s: %w", cell.Table, cell.Column, err)
+	}
+	return nil
+}
+
+// plain turns a decoded JSON number into the int64 or float64 SQLite
+// should store; Schema.Check already did this for known columns, and
+// cells kept aside need it too.
+func plain(v any) any {
+	n, ok := v.(json.Number)
+	if !ok {
+		return v
+	}
+	if i, err := n.Int64(); err == nil {
+		return i
+	}
+	if f, err := n.Float64(); err == nil {
+		return f
+	}
+	return n.String()
+}
+
+// Rematerialise rebuilds one domain row from its cells: deleted if its
+// tombstone says so, otherwise upserted with every known column.
+func Rematerialise(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, table, pk string) error {
+	if _, ok := schema.Tables[table]; !ok {
+		return nil
+	}
+	return materialise(ctx, tx, schema, rowKey{table, pk}, map[string]any{syncproto.DeletedColumn: nil})
+}

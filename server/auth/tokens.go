@@ -1,0 +1,205 @@
+// Package auth is who is who on the server: accounts and password checks,
+// enrolled devices, and the signed access tokens that name a user and a
+// device on every request.
+package auth
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// Claims are what an access token says: the user (sub), the device (did)
+// and the user's role when the token was issued. The role is a hint for
+// the client; the server reads the current role from its database.
+type Claims struct {
+	jwt.RegisteredClaims
+	Device string `json:"did"`
+	Role   string `json:"role"`
+}
+
+// Keys holds the Ed25519 keys that sign access tokens. They live in the
+// server database (inside the data directory); the newest unretired key
+// signs, and every stored key verifies, so a rotation does not log anyone
+// out.
+type Keys struct {
+	db     *sql.DB
+	mu     sync.RWMutex
+	keys   map[string]ed25519.PrivateKey
+	active string
+}
+
+// LoadKeys reads the signing keys, creating the first one when there is
+// none.
+func LoadKeys(ctx context.Context, db *sql.DB) (*Keys, error) {
+	k := &Keys{db: db}
+	if err := k.reload(ctx); err != nil {
+		return nil, err
+	}
+	if k.active == "" {
+		if _, err := k.Rotate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return k, nil
+}
+
+func (k *Keys) reload(ctx context.Context) error {
+	rows, err := k.db.QueryContext(ctx, "SELECT kid, private_key, retired_at IS NULL FROM _signing_keys ORDER BY created_at, kid")
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	defer rows.Close()
+	keys := map[string]ed25519.PrivateKey{}
+	active := ""
+	for rows.Next() {
+		var kid string
+		var seed []byte
+		var live bool
+		if err := rows.Scan(&kid, &seed, &live); err != nil {
+			return fmt.Errorf("load signing keys: %w", err)
+		}
+		if len(seed) != ed25519.SeedSize {
+			return fmt.Errorf("signing key %s is damaged", kid)
+		}
+		keys[kid] = ed25519.NewKeyFromSeed(seed)
+		if live {
+			active = kid
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	k.mu.Lock()
+	k.keys, k.active = keys, active
+	k.mu.Unlock()
+	return nil
+}
+
+// Rotate creates a new signing key and makes it the active one. Older keys
+// stay for verification.
+func (k *Keys) Rotate(ctx context.Context) (string, error) {
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
+		return "", fmt.Errorf("new signing key: %w", err)
+	}
+	kid := uuid.NewString()
+	if _, err := k.db.ExecContext(ctx, "INSERT INTO _signing_keys (kid, private_key, created_at) VALUES (?, ?, ?)",
+		kid, seed, time.Now().UnixNano()); err != nil {
+		return "", fmt.Errorf("store signing key: %w", err)
+	}
+	if err := k.reload(ctx); err != nil {
+		return "", err
+	}
+	return kid, nil
+}
+
+func (k *Keys) signing() (string, ed25519.PrivateKey) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.active, k.keys[k.active]
+}
+
+// public returns the verification key for kid, reloading once when the
+// kid is unknown (a key rotated by the admin command while we run).
+func (k *Keys) public(ctx context.Context, kid string) (ed25519.PublicKey, bool) {
+	k.mu.RLock()
+	priv, ok := k.keys[kid]
+	k.mu.RUnlock()
+	if !ok {
+		if err := k.reload(ctx); err != nil {
+			return nil, false
+		}
+		k.mu.RLock()
+		priv, ok = k.keys[kid]
+		k.mu.RUnlock()
+	}
+	if !ok {
+		return nil, false
+	}
+	return priv.Public().(ed25519.PublicKey), true
+}
+
+// Tokens issues and verifies access tokens.
+type Tokens struct {
+	Keys     *Keys
+	Issuer   string
+	Audience string
+	TTL      time.Duration
+	Now      func() time.Time
+}
+
+func (t *Tokens) now() time.Time {
+	if t.Now != nil {
+		return t.Now()
+	}
+	return time.Now()
+}
+
+// Issue signs an access token for a user on a device.
+func (t *Tokens) Issue(userID, deviceID, role string) (string, time.Duration, error) {
+	kid, key := t.Keys.signing()
+	now := t.now()
+	claims := Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    t.Issuer,
+			Audience:  jwt.ClaimStrings{t.Audience},
+			Subject:   userID,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(t.TTL)),
+			ID:        uuid.NewString(),
+		},
+		Device: deviceID,
+		Role:   role,
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
+	if err != nil {
+		return "", 0, fmt.Errorf("sign access token: %w", err)
+	}
+	return s, t.TTL, nil
+}
+
+// Verify checks an access token's signature, algorithm, issuer, audience
+// and expiry, and returns its claims. Its errors carry the protocol codes
+// unauthorized or token_expired and never echo the token.
+func (t *Tokens) Verify(ctx context.Context, raw string) (*Claims, error) {
+	p := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(t.Issuer),
+		jwt.WithAudience(t.Audience),
+		jwt.WithTimeFunc(t.now),
+		jwt.WithLeeway(30*time.Second),
+	)
+	var claims Claims
+	_, err := p.ParseWithClaims(raw, &claims, func(tok *jwt.Token) (any, error) {
+		kid, _ := tok.Header["kid"].(string)
+		pub, ok := t.Keys.public(ctx, kid)
+		if !ok {
+			return nil, errors.New("unknown signing key")
+		}
+		return pub, nil
+	})
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, syncproto.Errorf(syncproto.CodeTokenExpired, "access token has expired; refresh it")
+	case err != nil:
+		return nil, syncproto.Errorf(syncproto.CodeUnauthorized, "access token is not valid")
+	case claims.Subject == "" || claims.Device == "" || claims.ID == "":
+		return nil, syncproto.Errorf(syncproto.CodeUnauthorized, "access token lacks a user, device or id")
+	}
+	return &claims, nil
+}

@@ -1,0 +1,182 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+func (s *Server) routes() *fiber.App {
+	app := fiber.New(fiber.Config{
+		AppName:               "relais",
+		DisableStartupMessage: true,
+		// Fiber reuses request memory after a handler returns; Immutable
+		// makes every string it hands us a copy, so nothing we keep (an
+		// e-mail, a batch id) changes under our feet.
+		Immutable:    true,
+		BodyLimit:    s.cfg.BodyLimit,
+		ErrorHandler: s.handleError,
+	})
+	app.Get("/healthz", func(c *fiber.Ctx) error {
+		if err := s.db.R.PingContext(c.UserContext()); err != nil {
+			return fail(c, syncproto.Errorf(syncproto.CodeInternal, "database unavailable"))
+		}
+		return c.JSON(fiber.Map{"status": "ok"})
+	})
+	v1 := app.Group("/v1")
+	v1.Post("/auth/login", s.handleLogin)
+	v1.Post("/sync", s.authenticate, s.handleSync)
+	return app
+}
+
+// handleError answers errors that escaped a handler: Fiber's own (body
+// too large, unknown route) get a protocol code, anything else is logged
+// and answered "internal" without details.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	var pe *syncproto.Error
+	if errors.As(err, &pe) {
+		return fail(c, pe)
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch fe.Code {
+		case fiber.StatusRequestEntityTooLarge:
+			return fail(c, syncproto.Errorf(syncproto.CodeBodyTooLarge, "request body is larger than %d bytes", s.cfg.BodyLimit))
+		case fiber.StatusNotFound:
+			return fail(c, syncproto.Errorf(syncproto.CodeNotFound, "no such endpoint: %s %s", c.Method(), c.Path()))
+		case fiber.StatusMethodNotAllowed:
+			return fail(c, syncproto.Errorf(syncproto.CodeNotFound, "method %s not allowed here", c.Method()))
+		}
+		return c.Status(fe.Code).JSON(syncproto.ErrorBody{Error: syncproto.Errorf(syncproto.CodeMalformedBody, "%s", fe.Message)})
+	}
+	s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "err", err)
+	return fail(c, syncproto.Errorf(syncproto.CodeInternal, "internal error; it has been logged"))
+}
+
+// body returns the request body, decompressed through a limited reader
+// when it is gzip-encoded: Fiber's own c.Body() would inflate it with no
+// limit, which a few kilobytes of zeros turn into gigabytes.
+func (s *Server) body(c *fiber.Ctx) ([]byte, error) {
+	raw := c.Request().Body()
+	enc := strings.ToLower(strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)))
+	switch enc {
+	case "", "identity":
+		return bytes.Clone(raw), nil
+	case "gzip":
+	default:
+		return nil, syncproto.Errorf(syncproto.CodeUnsupportedEncoding, "content encoding %q is not supported; use gzip", enc)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, syncproto.Errorf(syncproto.CodeMalformedBody, "body is not valid gzip")
+	}
+	defer zr.Close()
+	limit := int64(s.cfg.BodyLimit) * int64(s.cfg.DecompressRatio)
+	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
+	if err != nil {
+		return nil, syncproto.Errorf(syncproto.CodeMalformedBody, "body is not valid gzip")
+	}
+	if int64(len(out)) > limit {
+		return nil, syncproto.Errorf(syncproto.CodeBodyTooLarge, "decompressed body is larger than %d bytes", limit)
+	}
+	return out, nil
+}
+
+// reply writes v as JSON, gzip-compressed when the client accepts it.
+func reply(c *fiber.Ctx, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode answer: %w", err)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+	if !strings.Contains(c.Get(fiber.HeaderAcceptEncoding), "gzip") || len(data) < 256 {
+		return c.Send(data)
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // the level is valid
+	if _, err := zw.Write(data); err != nil {
+		return fmt.Errorf("compress answer: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("compress answer: %w", err)
+	}
+	c.Set(fiber.HeaderContentEncoding, "gzip")
+	return c.Send(buf.Bytes())
+}
+
+type principalKey struct{}
+
+// authenticate checks the bearer token and the device behind it.
+func (s *Server) authenticate(c *fiber.Ctx) error {
+	h := c.Get(fiber.HeaderAuthorization)
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return fail(c, syncproto.Errorf(syncproto.CodeUnauthorized, "missing bearer token"))
+	}
+	claims, err := s.tokens.Verify(c.UserContext(), tok)
+	if err != nil {
+		return fail(c, err)
+	}
+	p, err := s.accounts.Authorize(c.UserContext(), claims)
+	if err != nil {
+		return fail(c, err)
+	}
+	c.Locals(principalKey{}, p)
+	return c.Next()
+}
+
+func principal(c *fiber.Ctx) auth.Principal {
+	p, _ := c.Locals(principalKey{}).(auth.Principal)
+	return p
+}
+
+// LoginRequest is the body of POST /v1/auth/login.
+type LoginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	DeviceID string `json:"device_id"`
+}
+
+// LoginResponse answers a successful login.
+type LoginResponse struct {
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int64  `json:"expires_in"`
+	UserID      string `json:"user_id"`
+	Role        string `json:"role"`
+	DeviceID    string `json:"device_id"`
+}
+
+func (s *Server) handleLogin(c *fiber.Ctx) error {
+	raw, err := s.body(c)
+	if err != nil {
+		return fail(c, err)
+	}
+	var req LoginRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return fail(c, syncproto.Errorf(syncproto.CodeMalformedBody, "login body must be JSON with email, password and device_id"))
+	}
+	u, err := s.accounts.CheckPassword(c.UserContext(), req.Email, req.Password)
+	if err != nil {
+		s.log.Info("login refused", "code", syncproto.CodeOf(err), "ip", c.IP())
+		return fail(c, err)
+	}
+	if err := s.accounts.EnrollDevice(c.UserContext(), u.ID, req.DeviceID); err != nil {
+		return fail(c, err)
+	}
+	tok, ttl, err := s.tokens.Issue(u.ID, req.DeviceID, u.Role)
+	if err != nil {
+		return err
+	}
+	s.log.Info("device logged in", "user", u.ID, "device", req.DeviceID)
+	return reply(c, LoginResponse{AccessToken: tok, ExpiresIn: int64(ttl.Seconds()), UserID: u.ID, Role: u.Role, DeviceID: req.DeviceID})
+}

@@ -1,0 +1,202 @@
+// Package server is the central Relais server: the HTTP API on Fiber, the
+// exchange that applies pushed batches and serves pulls, and the wiring of
+// accounts and tokens. The merge itself lives in package replica.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/relais-numerique/relais/migrations"
+	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// Config is the server's configuration. Zero values take the defaults.
+type Config struct {
+	DataDir string
+	// MaxClockAhead is how far ahead of the server's wall clock a change's
+	// timestamp may be before it is refused with clock_ahead.
+	MaxClockAhead time.Duration
+	// BodyLimit caps a request body as sent (compressed); BodyLimit*
+	// DecompressRatio caps it once decompressed.
+	BodyLimit       int
+	DecompressRatio int
+	AccessTTL       time.Duration
+	Logger          *slog.Logger
+	// Now replaces the wall clock in tests.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.DataDir == "" {
+		c.DataDir = "relais-data"
+	}
+	if c.MaxClockAhead == 0 {
+		c.MaxClockAhead = 5 * time.Minute
+	}
+	if c.BodyLimit == 0 {
+		c.BodyLimit = 8 << 20
+	}
+	if c.DecompressRatio == 0 {
+		c.DecompressRatio = 4
+	}
+	if c.AccessTTL == 0 {
+		c.AccessTTL = 15 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Server is a running Relais server.
+type Server struct {
+	cfg      Config
+	db       *store.DB
+	clock    *syncproto.Clock
+	node     string
+	accounts *auth.Accounts
+	tokens   *auth.Tokens
+	app      *fiber.App
+	log      *slog.Logger
+
+	schemaMu sync.RWMutex
+	schema   *syncproto.Schema
+}
+
+// DBPath is where the server keeps its database inside the data directory.
+func DBPath(dataDir string) string { return filepath.Join(dataDir, "relais.db") }
+
+// OpenDB opens the server database in dataDir and brings its schema up to
+// date. The admin commands use it too, while the server runs.
+func OpenDB(ctx context.Context, dataDir string) (*store.DB, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	db, err := store.Open(DBPath(dataDir), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if err := migrations.Up(ctx, db.W, migrations.Replica, migrations.Domain, migrations.Server); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if _, err := replica.Init(ctx, db.W); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// New opens the data directory and builds the server.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.defaults()
+	db, err := OpenDB(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, db: db, log: cfg.Logger}
+	if err := s.init(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.app = s.routes()
+	return s, nil
+}
+
+func (s *Server) init(ctx context.Context) error {
+	st, err := replica.Init(ctx, s.db.W)
+	if err != nil {
+		return err
+	}
+	s.node = st.Node
+	s.clock = syncproto.NewClock(s.cfg.Now, st.HLC, s.cfg.MaxClockAhead)
+	if s.schema, err = replica.LoadSchema(ctx, s.db.R); err != nil {
+		return err
+	}
+	keys, err := auth.LoadKeys(ctx, s.db.W)
+	if err != nil {
+		return err
+	}
+	s.accounts = &auth.Accounts{W: s.db.W, R: s.db.R}
+	s.tokens = &auth.Tokens{Keys: keys, Issuer: "relais", Audience: "relais-sync", TTL: s.cfg.AccessTTL, Now: s.cfg.Now}
+	return nil
+}
+
+// App returns the Fiber application, for tests that listen themselves.
+func (s *Server) App() *fiber.App { return s.app }
+
+// DB returns the server's database.
+func (s *Server) DB() *store.DB { return s.db }
+
+// Schema returns the synced tables' schema.
+func (s *Server) Schema() *syncproto.Schema {
+	s.schemaMu.RLock()
+	defer s.schemaMu.RUnlock()
+	return s.schema
+}
+
+// Serve listens on addr until ctx is cancelled, then stops taking new
+// connections and lets in-flight exchanges finish.
+func (s *Server) Serve(ctx context.Context, addr string) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listen(addr) }()
+	s.log.Info("relais server listening", "addr", addr, "data", s.cfg.DataDir)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("listen %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: finishing in-flight requests")
+	if err := s.app.ShutdownWithTimeout(30 * time.Second); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close releases the database.
+func (s *Server) Close() error { return s.db.Close() }
+
+// fail writes a protocol error with the HTTP status its code implies.
+func fail(c *fiber.Ctx, err error) error {
+	var pe *syncproto.Error
+	if !errors.As(err, &pe) {
+		return err // Fiber's error handler logs it and answers "internal"
+	}
+	return c.Status(statusOf(pe.Code)).JSON(syncproto.ErrorBody{Error: pe})
+}
+
+func statusOf(code syncproto.Code) int {
+	switch code {
+	case syncproto.CodeUnauthorized, syncproto.CodeTokenExpired, syncproto.CodeBadCredentials:
+		return fiber.StatusUnauthorized
+	case syncproto.CodeForbidden, syncproto.CodeForbiddenScope, syncproto.CodeDeviceRevoked, syncproto.CodeUserDisabled:
+		return fiber.StatusForbidden
+	case syncproto.CodeNotFound:
+		return fiber.StatusNotFound
+	case syncproto.CodeBodyTooLarge:
+		return fiber.StatusRequestEntityTooLarge
+	case syncproto.CodeRateLimited:
+		return fiber.StatusTooManyRequests
+	case syncproto.CodeConflict:
+		return fiber.StatusConflict
+	case syncproto.CodeUnsupportedEncoding:
+		return fiber.StatusUnsupportedMediaType
+	case syncproto.CodeInternal:
+		return fiber.StatusInternalServerError
+	}
+	return fiber.StatusBadRequest
+}

@@ -1,0 +1,84 @@
+package syncproto
+
+// DeletedColumn is the name of a row's tombstone cell. Writing 1 to it
+// deletes the row, writing 0 re-creates it; because it is an ordinary cell,
+// a delete and a concurrent edit are ordered by the same LWW rule as any
+// two writes, and edits to other cells never bring a deleted row back.
+const DeletedColumn = "_deleted"
+
+// Change is one write of one cell, as it travels between replicas.
+//
+// Prev is the version the writer held for the cell when it wrote it. A
+// receiver holding a different version knows the two writes were
+// concurrent: LWW still picks the winner, and the loser is recorded as a
+// conflict instead of vanishing.
+type Change struct {
+	Table   string  `json:"tbl"`
+	PK      string  `json:"pk"`
+	Column  string  `json:"col"`
+	Value   any     `json:"val"`
+	Version Version `json:"ver"`
+	Prev    Version `json:"prev,omitzero"`
+}
+
+// Cell names a cell, the unit of conflict.
+type Cell struct {
+	Table  string `json:"tbl"`
+	PK     string `json:"pk"`
+	Column string `json:"col"`
+}
+
+// Cell returns the cell the change writes.
+func (c *Change) Cell() Cell { return Cell{c.Table, c.PK, c.Column} }
+
+// Batch is a group of changes pushed together. Its id makes the push
+// idempotent: a batch re-sent after its answer was lost is acknowledged
+// again and applied once.
+type Batch struct {
+	ID      string   `json:"id"`
+	Changes []Change `json:"changes"`
+}
+
+// SyncRequest is one exchange from a device: an optional push and a pull
+// from Cursor, so that a sync costs one round trip on a slow link.
+type SyncRequest struct {
+	Push   *Batch    `json:"push,omitempty"`
+	Cursor int64     `json:"cursor"`
+	Limit  int       `json:"limit,omitempty"`
+	Clock  Timestamp `json:"clock"`
+	// Pending is the number of changes waiting on the device, reported so
+	// coordinators can see unsynced work across the fleet.
+	Pending       int    `json:"pending"`
+	AppVersion    string `json:"app,omitempty"`
+	SchemaVersion int64  `json:"schema,omitempty"`
+}
+
+// ConflictReport tells the pusher that one of its writes met a concurrent
+// write, and which of the two won.
+type ConflictReport struct {
+	Cell
+	Winner Version `json:"winner"`
+	Loser  Version `json:"loser"`
+}
+
+// SyncResponse answers a SyncRequest: the acknowledgement of the pushed
+// batch, then one page of cells above the request's cursor.
+type SyncResponse struct {
+	Ack       string           `json:"ack,omitempty"`
+	Applied   int              `json:"applied"`
+	Conflicts []ConflictReport `json:"conflicts,omitempty"`
+	Changes   []Change         `json:"changes"`
+	Cursor    int64            `json:"cursor"`
+	More      bool             `json:"more"`
+	Clock     Timestamp        `json:"clock"`
+}
+
+// Limits on what one exchange may carry. They bound the server's memory
+// per request; a device splits its outbox to fit.
+const (
+	MaxBatchChanges  = 5000
+	DefaultPageLimit = 2000
+	MaxPageLimit     = 10000
+	MaxTextBytes     = 32 << 10
+	MaxNodeBytes     = 64
+)

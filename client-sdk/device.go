@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -175,59 +176,62 @@ func (r *Replica) Status(ctx context.Context) (Status, error) {
 }
 
 // materialiseKeptAside writes into the domain tables the cells received
-// before this replica knew their column (a newer server, an older app).
+// before this replica knew their column (a newer server, an older app):
+// on every open it compares the schema with the one seen last time and
+// rebuilds the rows that have cells in the new columns.
 func (r *Replica) materialiseKeptAside(ctx context.Context) error {
-	rows, err := r.db.W.QueryContext(ctx, "SELECT DISTINCT tbl, pk, col FROM _cells")
-	if err != nil {
+	var before string
+	if err := r.db.W.QueryRowContext(ctx, "SELECT known_columns FROM _device WHERE id = 1").Scan(&before); err != nil {
 		return fmt.Errorf("kept-aside cells: %w", err)
 	}
-	type key struct{ tbl, pk string }
-	var touched []key
-	seen := map[key]bool{}
-	for rows.Next() {
-		var tbl, pk, col string
-		if err := rows.Scan(&tbl, &pk, &col); err != nil {
-			rows.Close()
-			return fmt.Errorf("kept-aside cells: %w", err)
-		}
-		if col == syncproto.DeletedColumn {
-			continue
-		}
-		if _, known := r.schema.ColumnType(tbl, col); !known {
-			continue
-		}
-		k := key{tbl, pk}
-		if !seen[k] && !r.columnMaterialised(ctx, tbl, pk, col) {
-			seen[k] = true
-			touched = append(touched, k)
-		}
+	seen := map[string]bool{}
+	for _, c := range strings.Split(before, "\n") {
+		seen[c] = true
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("kept-aside cells: %w", err)
-	}
-	if len(touched) == 0 {
-		return nil
-	}
-	return r.applyLocal(ctx, func(tx *sql.Tx) error {
-		for _, k := range touched {
-			if err := replica.Rematerialise(ctx, tx, r.schema, k.tbl, k.pk); err != nil {
-				return err
+	var now []string
+	var added [][2]string
+	for _, t := range r.schema.TableNames() {
+		for _, c := range r.schema.Tables[t].ColumnNames() {
+			name := t + "." + c
+			now = append(now, name)
+			if !seen[name] {
+				added = append(added, [2]string{t, c})
 			}
 		}
-		return nil
+	}
+	return r.applyLocal(ctx, func(tx *sql.Tx) error {
+		for _, tc := range added {
+			pks, err := cellKeys(ctx, tx, tc[0], tc[1])
+			if err != nil {
+				return err
+			}
+			for _, pk := range pks {
+				if err := replica.Rematerialise(ctx, tx, r.schema, tc[0], pk); err != nil {
+					return err
+				}
+			}
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE _device SET known_columns = ? WHERE id = 1", strings.Join(now, "\n"))
+		return err
 	})
 }
 
-// columnMaterialised reports whether the domain table holds the cell's
-// value already (false when the row is missing or the column differs).
-func (r *Replica) columnMaterialised(ctx context.Context, tbl, pk, col string) bool {
-	var same bool
-	err := r.db.W.QueryRowContext(ctx, fmt.Sprintf(
-		`SELECT (SELECT %s FROM %s WHERE id = ?) IS (SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?)
-		 OR EXISTS (SELECT 1 FROM _cells WHERE tbl = ? AND pk = ? AND col = '%s' AND val = 1)`,
-		quoteIdent(col), quoteIdent(tbl), syncproto.DeletedColumn), pk, tbl, pk, col, tbl, pk).Scan(&same)
-	return err == nil && same
+// cellKeys lists the rows holding a cell in table.column.
+func cellKeys(ctx context.Context, tx *sql.Tx, table, column string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT pk FROM _cells WHERE tbl = ? AND col = ?", table, column)
+	if err != nil {
+		return nil, fmt.Errorf("kept-aside cells of %s.%s: %w", table, column, err)
+	}
+	defer rows.Close()
+	var pks []string
+	for rows.Next() {
+		var pk string
+		if err := rows.Scan(&pk); err != nil {
+			return nil, fmt.Errorf("kept-aside cells of %s.%s: %w", table, column, err)
+		}
+		pks = append(pks, pk)
+	}
+	return pks, rows.Err()
 }
 
 // applyLocal runs fn with the capture triggers silenced, for writes that

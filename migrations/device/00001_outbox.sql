@@ -78,7 +78,11 @@ CREATE TABLE _device (
     cursor         INTEGER NOT NULL DEFAULT 0,
     last_sync_at   INTEGER,
     last_error     TEXT,
-    revoked_at     INTEGER
+    revoked_at     INTEGER,
+    -- "table.column" names the capture triggers were last installed for,
+    -- one per line: columns added since get their kept-aside cells
+    -- materialised.
+    known_columns  TEXT NOT NULL DEFAULT ''
 );
 INSERT INTO _device (id) VALUES (1);
 

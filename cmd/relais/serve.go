@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/relais-numerique/relais/server"
+)
+
+func init() {
+	register("serve", command{"start the server (embedded SQLite)", runServe})
+}
+
+func runServe(ctx context.Context, args []string, e *env) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	data := fs.String("data", envOr(e, "RELAIS_DATA", "./relais-data"), "data directory (env RELAIS_DATA)")
+	addr := fs.String("addr", envOr(e, "RELAIS_ADDR", "127.0.0.1:8080"), "listen address (env RELAIS_ADDR)")
+	ahead := fs.Duration("max-clock-ahead", durationEnv(e, "RELAIS_MAX_CLOCK_AHEAD", 5*time.Minute),
+		"refuse changes stamped further ahead of the server clock (env RELAIS_MAX_CLOCK_AHEAD)")
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	srv, err := server.New(ctx, server.Config{DataDir: *data, MaxClockAhead: *ahead, Logger: log})
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	defer srv.Close()
+	return srv.Serve(ctx, *addr)
+}
+
+func durationEnv(e *env, name string, def time.Duration) time.Duration {
+	if v := e.getenv(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}

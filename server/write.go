@@ -1,0 +1,36 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// WriteRow writes cells of one row as the server itself, with a fresh
+// clock reading and the server's node id, through the merge engine: the
+// write gets sequence numbers and reaches every device at its next pull.
+// values may hold syncproto.DeletedColumn to delete or re-create the row.
+func (s *Server) WriteRow(ctx context.Context, table, pk string, values map[string]any) error {
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		return s.WriteRowTx(ctx, tx, table, pk, values)
+	})
+}
+
+// WriteRowTx is WriteRow inside a transaction the caller owns, for writes
+// that must commit together with other bookkeeping.
+func (s *Server) WriteRowTx(ctx context.Context, tx *sql.Tx, table, pk string, values map[string]any) error {
+	ver := syncproto.Version{HLC: s.clock.Now(), Node: s.node}
+	if _, err := replica.Write(ctx, tx, s.Schema(), ver, table, pk, values,
+		replica.Options{AssignSeq: true, RecordConflicts: true, Now: s.cfg.Now}); err != nil {
+		return err
+	}
+	return replica.SaveClock(ctx, tx, ver.HLC)
+}
+
+// Node is the server's node id, the author of the server's own writes.
+func (s *Server) Node() string { return s.node }
+
+// Clock is the server's hybrid logical clock.
+func (s *Server) Clock() *syncproto.Clock { return s.clock }

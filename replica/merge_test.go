@@ -1,0 +1,292 @@
+package replica_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/relais-numerique/relais/migrations"
+	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// tester is what the helpers need of *testing.T and *rapid.T alike.
+type tester interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// openReplica creates a replica with the real migrations in dir.
+func openReplica(tb tester, dir, name string) (*store.DB, *syncproto.Schema) {
+	tb.Helper()
+	ctx := context.Background()
+	db, err := store.Open(filepath.Join(dir, name+".db"), store.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := migrations.Up(ctx, db.W, migrations.Replica, migrations.Domain); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := replica.Init(ctx, db.W); err != nil {
+		tb.Fatal(err)
+	}
+	schema, err := replica.LoadSchema(ctx, db.W)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return db, schema
+}
+
+func apply(tb tester, db *store.DB, schema *syncproto.Schema, changes []syncproto.Change, opt replica.Options) replica.Result {
+	tb.Helper()
+	var res replica.Result
+	err := db.Write(context.Background(), func(tx *sql.Tx) error {
+		var err error
+		res, err = replica.Apply(context.Background(), tx, schema, changes, opt)
+		return err
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res
+}
+
+// dump is a canonical text of the replica's synced state: the domain
+// table and every cell's value and version.
+func dump(tb tester, db *store.DB) string {
+	tb.Helper()
+	var b strings.Builder
+	for _, q := range []string{
+		"SELECT id, type, duree, notes FROM activite ORDER BY id",
+		"SELECT tbl, pk, col, val, hlc, node FROM _cells ORDER BY tbl, pk, col",
+	} {
+		rows, err := db.W.Query(q)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				tb.Fatal(err)
+			}
+			for _, v := range vals {
+				if bs, ok := v.([]byte); ok {
+					v = string(bs)
+				}
+				fmt.Fprintf(&b, "%T:%v|", v, v)
+			}
+			b.WriteString("\n")
+		}
+		rows.Close()
+	}
+	return fmt.Sprintf("%x", sha256.Sum256([]byte(b.String()))) + "\n" + b.String()
+}
+
+var rowIDs = []string{"0192f1a0-0000-7000-8000-000000000001", "0192f1a0-0000-7000-8000-000000000002"}
+
+func genChange(t *rapid.T) syncproto.Change {
+	col := rapid.SampledFrom([]string{"type", "duree", "notes", syncproto.DeletedColumn}).Draw(t, "col")
+	var val any
+	switch col {
+	case "type", "notes":
+		val = rapid.SampledFrom([]any{nil, "individuel", "collectif", "é"}).Draw(t, "text")
+	case "duree":
+		val = rapid.SampledFrom([]any{nil, int64(15), int64(90)}).Draw(t, "int")
+	default:
+		val = int64(rapid.IntRange(0, 1).Draw(t, "tomb"))
+	}
+	return syncproto.Change{
+		Table: "activite", PK: rapid.SampledFrom(rowIDs).Draw(t, "pk"), Column: col, Value: val,
+		Version: syncproto.Version{
+			HLC:  syncproto.Timestamp(rapid.Int64Range(1, 12).Draw(t, "hlc")),
+			Node: rapid.SampledFrom([]string{"a", "b", "c"}).Draw(t, "node"),
+		},
+		Prev: syncproto.Version{HLC: syncproto.Timestamp(rapid.Int64Range(0, 12).Draw(t, "prev"))},
+	}
+}
+
+// Replicas that receive the same changes in any order, in any grouping
+// into batches, any number of times, hold the same state: the merge
+// engine is commutative, associative and idempotent on real SQLite.
+func TestApplyConverges(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		changes := rapid.SliceOfN(rapid.Custom(genChange), 1, 25).Draw(t, "changes")
+		// Two writes with the same version are the same write; keep the
+		// generated set consistent with that.
+		seen := map[string]bool{}
+		var set []syncproto.Change
+		for _, c := range changes {
+			k := fmt.Sprint(c.PK, c.Column, c.Version)
+			if !seen[k] {
+				seen[k] = true
+				set = append(set, c)
+			}
+		}
+		dir, err := os.MkdirTemp("", "relais-merge-*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+
+		ref, schema := openReplica(t, dir, "ref")
+		defer ref.Close()
+		apply(t, ref, schema, set, replica.Options{})
+		want := dump(t, ref)
+
+		other, _ := openReplica(t, dir, "other")
+		defer other.Close()
+		perm := rapid.Permutation(set).Draw(t, "order")
+		for len(perm) > 0 {
+			n := rapid.IntRange(1, len(perm)).Draw(t, "batch")
+			apply(t, other, schema, perm[:n], replica.Options{})
+			perm = perm[n:]
+		}
+		if got := dump(t, other); got != want {
+			t.Fatalf("replicas diverge:\nin order:\n%s\npermuted:\n%s", want, got)
+		}
+		res := apply(t, other, schema, set, replica.Options{})
+		if res.Won != 0 {
+			t.Fatalf("re-applying changed %d cells", res.Won)
+		}
+		if got := dump(t, other); got != want {
+			t.Fatal("re-applying changed the state")
+		}
+	})
+}
+
+func v(hlc int64, node string) syncproto.Version {
+	return syncproto.Version{HLC: syncproto.Timestamp(hlc), Node: node}
+}
+
+func change(pk, col string, val any, ver, prev syncproto.Version) syncproto.Change {
+	return syncproto.Change{Table: "activite", PK: pk, Column: col, Value: val, Version: ver, Prev: prev}
+}
+
+func TestConflictsAreRecordedOnce(t *testing.T) {
+	db, schema := openReplica(t, t.TempDir(), "server")
+	defer db.Close()
+	opt := replica.Options{AssignSeq: true, RecordConflicts: true}
+	id := rowIDs[0]
+	apply(t, db, schema, []syncproto.Change{change(id, "duree", int64(30), v(10, "a"), v(0, ""))}, opt)
+
+	// b saw a's write: a plain succession, not a conflict.
+	res := apply(t, db, schema, []syncproto.Change{change(id, "duree", int64(45), v(20, "b"), v(10, "a"))}, opt)
+	if len(res.Conflicts) != 0 || res.Won != 1 {
+		t.Fatalf("succession: %+v", res)
+	}
+	// c wrote from the old version, later: wins, and b's write is kept.
+	res = apply(t, db, schema, []syncproto.Change{change(id, "duree", int64(60), v(30, "c"), v(10, "a"))}, opt)
+	if len(res.Conflicts) != 1 || res.Conflicts[0].Loser != v(20, "b") {
+		t.Fatalf("concurrent winner: %+v", res)
+	}
+	// d wrote from the old version, earlier: loses, and is kept.
+	res = apply(t, db, schema, []syncproto.Change{change(id, "duree", int64(15), v(25, "d"), v(10, "a"))}, opt)
+	if len(res.Conflicts) != 1 || res.Conflicts[0].Loser != v(25, "d") || res.Lost != 1 {
+		t.Fatalf("concurrent loser: %+v", res)
+	}
+	// The same losing write delivered again is not recorded twice.
+	apply(t, db, schema, []syncproto.Change{change(id, "duree", int64(15), v(25, "d"), v(10, "a"))}, opt)
+
+	rows, err := db.W.Query("SELECT winner_val, winner_node, loser_val, loser_node FROM _conflicts ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var wv, lv int64
+		var wn, ln string
+		if err := rows.Scan(&wv, &wn, &lv, &ln); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d@%s>%d@%s", wv, wn, lv, ln))
+	}
+	want := []string{"60@c>45@b", "60@c>15@d"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("conflicts %v, want %v", got, want)
+	}
+	var duree int64
+	if err := db.W.QueryRow("SELECT duree FROM activite WHERE id = ?", id).Scan(&duree); err != nil || duree != 60 {
+		t.Fatalf("duree %d (%v), want 60", duree, err)
+	}
+}
+
+func TestTombstones(t *testing.T) {
+	db, schema := openReplica(t, t.TempDir(), "r")
+	defer db.Close()
+	id := rowIDs[0]
+	count := func() int {
+		var n int
+		if err := db.W.QueryRow("SELECT COUNT(*) FROM activite WHERE id = ?", id).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	apply(t, db, schema, []syncproto.Change{
+		change(id, "type", "individuel", v(1, "a"), v(0, "")),
+		change(id, "duree", int64(30), v(1, "a"), v(0, "")),
+	}, replica.Options{})
+	apply(t, db, schema, []syncproto.Change{change(id, syncproto.DeletedColumn, int64(1), v(5, "b"), v(0, ""))}, replica.Options{})
+	if count() != 0 {
+		t.Fatal("deleted row still there")
+	}
+	// An edit made after the delete, elsewhere, does not bring it back...
+	apply(t, db, schema, []syncproto.Change{change(id, "duree", int64(45), v(6, "a"), v(1, "a"))}, replica.Options{})
+	if count() != 0 {
+		t.Fatal("an edit undid a delete")
+	}
+	// ...an explicit re-creation does, with every cell's current value.
+	apply(t, db, schema, []syncproto.Change{change(id, syncproto.DeletedColumn, int64(0), v(7, "a"), v(5, "b"))}, replica.Options{})
+	var typ string
+	var duree int64
+	if err := db.W.QueryRow("SELECT type, duree FROM activite WHERE id = ?", id).Scan(&typ, &duree); err != nil {
+		t.Fatal(err)
+	}
+	if typ != "individuel" || duree != 45 {
+		t.Fatalf("re-created row has %q %d", typ, duree)
+	}
+	// An older delete arriving late loses to the re-creation.
+	apply(t, db, schema, []syncproto.Change{change(id, syncproto.DeletedColumn, int64(1), v(6, "c"), v(0, ""))}, replica.Options{})
+	if count() != 1 {
+		t.Fatal("an older delete won over a newer re-creation")
+	}
+}
+
+func TestSequenceNumbersIncrease(t *testing.T) {
+	ctx := context.Background()
+	db, schema := openReplica(t, t.TempDir(), "server")
+	defer db.Close()
+	opt := replica.Options{AssignSeq: true}
+	apply(t, db, schema, []syncproto.Change{change(rowIDs[0], "type", "a", v(1, "a"), v(0, "")), change(rowIDs[1], "type", "b", v(1, "a"), v(0, ""))}, opt)
+	apply(t, db, schema, []syncproto.Change{change(rowIDs[0], "type", "c", v(2, "a"), v(1, "a"))}, opt)
+	page, err := replica.ReadPage(ctx, db.R, 0, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first cell moved on: only its latest version is served, after the other.
+	if len(page.Changes) != 2 || page.Changes[0].PK != rowIDs[1] || page.Changes[1].Value != "c" || page.More || page.Cursor != 3 {
+		t.Fatalf("page %+v", page)
+	}
+	first, err := replica.ReadPage(ctx, db.R, 0, 1, nil)
+	if err != nil || !first.More || first.Cursor != 2 {
+		t.Fatalf("first page %+v %v", first, err)
+	}
+	rest, err := replica.ReadPage(ctx, db.R, first.Cursor, 1, nil)
+	if err != nil || rest.More || len(rest.Changes) != 1 || rest.Changes[0].Value != "c" {
+		t.Fatalf("second page %+v %v", rest, err)
+	}
+}

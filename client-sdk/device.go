@@ -40,6 +40,11 @@ type Options struct {
 	RetryFor time.Duration
 	// AppVersion is reported to the server for the coordinators' fleet view.
 	AppVersion string
+	// ClockSkew shifts the wall clock this replica's hybrid clock reads,
+	// in Go and in the capture triggers alike. It is a test and diagnostic
+	// hook (the reliability simulation gives devices wrong clocks with it);
+	// applications leave it zero.
+	ClockSkew time.Duration
 }
 
 func (o *Options) defaults() {
@@ -100,8 +105,16 @@ func (r *Replica) init(ctx context.Context) error {
 		return err
 	}
 	r.node = st.Node
+	// Always written, so that reopening without the option clears a skew
+	// set by an earlier run.
+	if _, err := r.db.W.ExecContext(ctx, "UPDATE _device SET clock_skew_ms = ? WHERE id = 1", r.opts.ClockSkew.Milliseconds()); err != nil {
+		return fmt.Errorf("clock skew: %w", err)
+	}
 	return r.reloadSchema(ctx)
 }
+
+// wallClock is the physical clock the replica's hybrid clock reads.
+func (r *Replica) wallClock() time.Time { return time.Now().Add(r.opts.ClockSkew) }
 
 // reloadSchema reads the synced tables, installs their triggers, and
 // materialises cells that were kept aside for columns that now exist.

@@ -200,7 +200,7 @@ func (r *Replica) clock(ctx context.Context) (syncproto.Timestamp, error) {
 		if err := tx.QueryRowContext(ctx, "SELECT hlc FROM _replica WHERE id = 1").Scan(&last); err != nil {
 			return err
 		}
-		t = syncproto.Next(syncproto.Timestamp(last), 0, syncproto.FromTime(time.Now()))
+		t = syncproto.Next(syncproto.Timestamp(last), 0, syncproto.FromTime(r.wallClock()))
 		return replica.SaveClock(ctx, tx, t)
 	})
 	if err != nil {
@@ -237,7 +237,7 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 		if err := tx.QueryRowContext(ctx, "SELECT hlc FROM _replica WHERE id = 1").Scan(&last); err != nil {
 			return err
 		}
-		next := syncproto.Next(syncproto.Timestamp(last), resp.Clock, syncproto.FromTime(time.Now()))
+		next := syncproto.Next(syncproto.Timestamp(last), resp.Clock, syncproto.FromTime(r.wallClock()))
 		if err := replica.SaveClock(ctx, tx, next); err != nil {
 			return err
 		}

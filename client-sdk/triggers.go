@@ -13,8 +13,12 @@ import (
 // in SQL: the next reading is above the last one and never below the wall
 // clock (48-bit milliseconds shifted above a 16-bit counter). It is the
 // same rule as syncproto.Next, written so that any SQLite can run it.
+//
+// The wall clock is shifted by _device.clock_skew_ms, 0 unless a test or a
+// diagnosis set Options.ClockSkew to mimic a device whose date is wrong.
 const clockTick = `UPDATE _replica SET hlc = MAX(hlc + 1,
-    CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) << 16) WHERE id = 1;`
+    (CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)
+     + (SELECT clock_skew_ms FROM _device WHERE id = 1)) << 16) WHERE id = 1;`
 
 const notApplying = `(SELECT applying FROM _replica WHERE id = 1) = 0`
 

@@ -56,6 +56,10 @@ type Report struct {
 	Pulled    int // cells received
 	Conflicts int // of our changes, those that met a concurrent write
 	Rejected  int // of our changes, those the server refused for their content
+	// Restamped is set when the server refused our clock as too far ahead,
+	// the device's date has since been corrected, and pending writes were
+	// stamped again (see restampPending).
+	Restamped bool
 	BytesUp   int64
 	BytesDown int64
 }
@@ -97,6 +101,16 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 		rep.BytesUp += up
 		rep.BytesDown += down
 		rep.Exchanges++
+		if refusal, ok := isClockAhead(err); ok && !rep.Restamped {
+			done, rerr := r.restampPending(ctx, refusal)
+			if rerr != nil {
+				return rep, rerr
+			}
+			if done {
+				rep.Restamped = true
+				continue
+			}
+		}
 		if err != nil {
 			return rep, r.handleFailure(ctx, batch, err, &rep)
 		}

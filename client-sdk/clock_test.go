@@ -73,7 +73,9 @@ func TestWrongDateThenCorrected(t *testing.T) {
 	var conflicts int
 	srv.DB().R.QueryRow("SELECT COUNT(*) FROM _conflicts").Scan(&conflicts)
 	if conflicts != 0 {
-		var col string; var wh, lh int64; var wn, ln string
+		var col string
+		var wh, lh int64
+		var wn, ln string
 		srv.DB().R.QueryRow("SELECT col, winner_hlc, winner_node, loser_hlc, loser_node FROM _conflicts").Scan(&col, &wh, &wn, &lh, &ln)
 		t.Fatalf("restamping made %d false conflicts: %s %v %s / %v %s", conflicts, col, syncproto.Timestamp(wh), wn, syncproto.Timestamp(lh), ln)
 	}

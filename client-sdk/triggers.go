@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -100,6 +101,13 @@ func installTriggers(ctx context.Context, db *sql.DB, schema *syncproto.Schema) 
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
 				return fmt.Errorf("install triggers on %s: %w", name, err)
 			}
+		}
+	}
+	// The Coop's rules and the erasure scrub (package domain); their names
+	// start with _check_, so the loop above drops them on the next open.
+	for _, stmt := range domain.DeviceTriggers(schema, notApplying) {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("install domain rule triggers: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server/auth"
 	"github.com/relais-numerique/relais/syncproto"
@@ -118,9 +119,18 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 		if err := s.checkScope(ctx, tx, p, b.Changes); err != nil {
 			return err
 		}
+		// The domain's rules: a batch that makes a valid row invalid is
+		// refused with invalid_row and the transaction rolls back.
+		rules, err := domain.BeforeApply(ctx, tx, schema, b.Changes)
+		if err != nil {
+			return fmt.Errorf("push batch %s: %w", b.ID, err)
+		}
 		res, err := replica.Apply(ctx, tx, schema, b.Changes, replica.Options{AssignSeq: true, RecordConflicts: true, Now: s.cfg.Now})
 		if err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
+		}
+		if err := rules.AfterApply(ctx, tx); err != nil {
+			return err
 		}
 		rec := batchRecord{Applied: res.Won, Conflicts: res.Conflicts}
 		data, err := json.Marshal(rec)

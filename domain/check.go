@@ -1,0 +1,193 @@
+package domain
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// RulesFor returns the rules that apply to a schema: those whose table
+// and columns it has. An older replica checks what it can.
+func RulesFor(schema *syncproto.Schema) map[string][]Rule {
+	out := map[string][]Rule{}
+	for _, r := range Rules() {
+		t, ok := schema.Tables[r.Table]
+		if !ok {
+			continue
+		}
+		all := true
+		for _, c := range r.Columns() {
+			if _, ok := t.Columns[c]; !ok {
+				all = false
+				break
+			}
+		}
+		if all {
+			out[r.Table] = append(out[r.Table], r)
+		}
+	}
+	return out
+}
+
+// Querier runs queries in a transaction or on a database.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// Violation is one row breaking one rule.
+type Violation struct {
+	Rule  Rule
+	Table string
+	PK    string
+}
+
+// Violations evaluates the schema's rules on the given rows (table ->
+// primary keys) and returns those broken, in a stable order. Rows that
+// do not exist (deleted, or not created yet) break nothing.
+func Violations(ctx context.Context, q Querier, schema *syncproto.Schema, rows map[string][]string) ([]Violation, error) {
+	applicable := RulesFor(schema)
+	tables := make([]string, 0, len(rows))
+	for t := range rows {
+		tables = append(tables, t)
+	}
+	slices.Sort(tables)
+	var out []Violation
+	for _, t := range tables {
+		rules := applicable[t]
+		if len(rules) == 0 || len(rows[t]) == 0 {
+			continue
+		}
+		keys, err := json.Marshal(rows[t])
+		if err != nil {
+			return nil, fmt.Errorf("check rules on %s: %w", t, err)
+		}
+		var b strings.Builder
+		b.WriteString("SELECT id")
+		for _, r := range rules {
+			b.WriteString(", COALESCE((" + r.SQL("r") + "), 0) != 0")
+		}
+		b.WriteString(` FROM "` + t + `" AS r WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`)
+		res, err := q.QueryContext(ctx, b.String(), string(keys))
+		if err != nil {
+			return nil, fmt.Errorf("check rules on %s: %w", t, err)
+		}
+		flags := make([]bool, len(rules))
+		dest := make([]any, len(rules)+1)
+		var id string
+		dest[0] = &id
+		for i := range flags {
+			dest[i+1] = &flags[i]
+		}
+		for res.Next() {
+			if err := res.Scan(dest...); err != nil {
+				res.Close()
+				return nil, fmt.Errorf("check rules on %s: %w", t, err)
+			}
+			for i, broken := range flags {
+				if broken {
+					out = append(out, Violation{Rule: rules[i], Table: t, PK: id})
+				}
+			}
+		}
+		if err := res.Close(); err != nil {
+			return nil, fmt.Errorf("check rules on %s: %w", t, err)
+		}
+		if err := res.Err(); err != nil {
+			return nil, fmt.Errorf("check rules on %s: %w", t, err)
+		}
+	}
+	return out, nil
+}
+
+// Check is the server's rule check around one pushed batch: BeforeApply
+// notes which rules the touched rows already broke, AfterApply refuses
+// the batch if, once merged, a row breaks a rule it did not break before.
+//
+// Why "newly broken" and not "broken": a row may already break a rule
+// for reasons the pusher is not answerable for (written before the rule
+// existed, or made of two valid concurrent writes merged cell by cell);
+// a batch that does not make things worse must not be blocked by it,
+// or a device could never sync again. A batch whose cells, merged with
+// what the server holds, turn a valid row invalid is refused whole with
+// invalid_row, and the transaction rolls back: the server never turns a
+// valid row into an invalid one.
+type Check struct {
+	schema *syncproto.Schema
+	rows   map[string][]string
+	index  map[[2]string]int
+	before map[string]bool
+}
+
+func violationKey(v Violation) string { return v.Table + "\x00" + v.PK + "\x00" + v.Rule.Name }
+
+// BeforeApply starts the check of a batch inside its transaction, before
+// replica.Apply.
+func BeforeApply(ctx context.Context, q Querier, schema *syncproto.Schema, changes []syncproto.Change) (*Check, error) {
+	c := &Check{schema: schema, rows: map[string][]string{}, index: map[[2]string]int{}, before: map[string]bool{}}
+	for i, ch := range changes {
+		k := [2]string{ch.Table, ch.PK}
+		if _, seen := c.index[k]; seen {
+			continue
+		}
+		c.index[k] = i
+		c.rows[ch.Table] = append(c.rows[ch.Table], ch.PK)
+	}
+	vs, err := Violations(ctx, q, schema, c.rows)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vs {
+		c.before[violationKey(v)] = true
+	}
+	return c, nil
+}
+
+// AfterApply finishes the check after replica.Apply, in the same
+// transaction. It returns an invalid_row *syncproto.Error naming the
+// rule (details: rule, table, pk, index of the row's first change) for
+// the first row the batch made invalid. It also clears the personal
+// values of anonymised beneficiaries the batch touched from the
+// conflict log, where a concurrent write that lost may have left them.
+func (c *Check) AfterApply(ctx context.Context, q Querier) error {
+	vs, err := Violations(ctx, q, c.schema, c.rows)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if c.before[violationKey(v)] {
+			continue
+		}
+		return syncproto.Errorf(syncproto.CodeInvalidRow, "%s %s breaks rule %s: %s", v.Table, v.PK, v.Rule.Name, v.Rule.Message).
+			With("rule", v.Rule.Name).With("table", v.Table).With("pk", v.PK).With("index", c.index[[2]string{v.Table, v.PK}])
+	}
+	if pks := c.rows["beneficiaire"]; len(pks) > 0 {
+		if err := ScrubConflicts(ctx, q, pks); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ScrubConflicts clears, in the conflict log, the personal values of
+// those of the given beneficiaries that are anonymised. Both sides of a
+// conflict go: an erased value must not survive as a "loser".
+func ScrubConflicts(ctx context.Context, q Querier, pks []string) error {
+	keys, err := json.Marshal(pks)
+	if err != nil {
+		return fmt.Errorf("scrub conflicts: %w", err)
+	}
+	_, err = q.ExecContext(ctx, `UPDATE _conflicts SET winner_val = NULL, loser_val = NULL
+		WHERE tbl = 'beneficiaire' AND col IN `+sqlList(PersonalColumns)+`
+		  AND pk IN (SELECT id FROM beneficiaire WHERE anonyme = 1 AND id IN (SELECT value FROM json_each(?)))
+		  AND (winner_val IS NOT NULL OR loser_val IS NOT NULL)`, string(keys))
+	if err != nil {
+		return fmt.Errorf("scrub conflicts: %w", err)
+	}
+	return nil
+}

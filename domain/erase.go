@@ -1,0 +1,47 @@
+package domain
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// ErasureValues are the cells an erasure writes on a beneficiary: every
+// personal column cleared and anonyme set. Genre, age bracket, social
+// status, commune and birth year stay, as in the Coop: statistics keep
+// counting the accompaniment without knowing who it was.
+func ErasureValues() map[string]any {
+	v := map[string]any{"anonyme": int64(1)}
+	for _, c := range PersonalColumns {
+		v[c] = nil
+	}
+	return v
+}
+
+// Execer is what EraseOnDevice writes through: a device's database or a
+// transaction on it.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// EraseOnDevice anonymises a beneficiary from a device with ordinary
+// UPDATEs, so the capture triggers send the erasure to the server and
+// from there to every replica. The addresses of its appointments go too.
+func EraseOnDevice(ctx context.Context, db Execer, id string) error {
+	set := make([]string, len(PersonalColumns))
+	for i, c := range PersonalColumns {
+		set[i] = quoteIdent(c) + " = NULL"
+	}
+	res, err := db.ExecContext(ctx, "UPDATE beneficiaire SET anonyme = 1, "+strings.Join(set, ", ")+" WHERE id = ?", id)
+	if err != nil {
+		return fmt.Errorf("erase beneficiaire %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("erase beneficiaire %s: no such beneficiary on this device", id)
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE rendez_vous SET adresse = NULL WHERE beneficiaire_id = ? AND adresse IS NOT NULL", id); err != nil {
+		return fmt.Errorf("erase beneficiaire %s: appointments: %w", id, err)
+	}
+	return nil
+}

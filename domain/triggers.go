@@ -1,0 +1,96 @@
+package domain
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// TriggerPrefix starts the name of every trigger DeviceTriggers makes.
+// The device SDK drops and re-creates triggers with this prefix each
+// time a replica opens, so they always match the current schema.
+const TriggerPrefix = "_check_rule_"
+
+// DeviceTriggers returns the SQL of the device's domain triggers for a
+// schema. They are pure SQL, like the capture triggers, so SDKs in other
+// languages can install the same text.
+//
+//   - BEFORE INSERT/UPDATE on each table with rules: abort with
+//     "relais: rule <name>: <message>" when the new row breaks a rule.
+//     when is the SDK's guard that skips remote applies (a row merged
+//     from elsewhere is the server's business, not the user's mistake).
+//   - AFTER INSERT/UPDATE OF anonyme on beneficiaire, not guarded: once a
+//     beneficiary is anonymised, its personal values are cleared from
+//     every local table that can hold them (domain row, cell values,
+//     outbox, rejected changes, conflict log), whether the erasure was
+//     made here or arrived from the server.
+func DeviceTriggers(schema *syncproto.Schema, when string) []string {
+	var out []string
+	applicable := RulesFor(schema)
+	tables := make([]string, 0, len(applicable))
+	for t := range applicable {
+		tables = append(tables, t)
+	}
+	slices.Sort(tables)
+	for _, t := range tables {
+		var body strings.Builder
+		for _, r := range applicable[t] {
+			msg := fmt.Sprintf("relais: rule %s: %s", r.Name, r.Message)
+			fmt.Fprintf(&body, "    SELECT RAISE(ABORT, %s) WHERE COALESCE((%s), 0) != 0;\n", quoteLiteral(msg), r.SQL("NEW"))
+		}
+		for _, op := range []string{"INSERT", "UPDATE"} {
+			name := quoteIdent(TriggerPrefix + t + "_" + strings.ToLower(op))
+			out = append(out, fmt.Sprintf("CREATE TRIGGER %s BEFORE %s ON %s WHEN %s\nBEGIN\n%sEND",
+				name, op, quoteIdent(t), when, body.String()))
+		}
+	}
+	if scrub := scrubStatements(schema); scrub != "" {
+		out = append(out,
+			fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON beneficiaire WHEN NEW.anonyme = 1\nBEGIN\n%sEND",
+				quoteIdent(TriggerPrefix+"beneficiaire_effacement_insert"), scrub),
+			fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE OF anonyme ON beneficiaire WHEN NEW.anonyme = 1\nBEGIN\n%sEND",
+				quoteIdent(TriggerPrefix+"beneficiaire_effacement_update"), scrub))
+	}
+	return out
+}
+
+// scrubStatements clears an anonymised beneficiary's personal values
+// everywhere a device keeps values. Clearing a cell's value without
+// changing its version is deliberate: erasure wins over any local write,
+// even one newer than the erasure that the server refused.
+func scrubStatements(schema *syncproto.Schema) string {
+	t, ok := schema.Tables["beneficiaire"]
+	if !ok {
+		return ""
+	}
+	if _, ok := t.Columns["anonyme"]; !ok {
+		return ""
+	}
+	var cols []string
+	for _, c := range PersonalColumns {
+		if _, ok := t.Columns[c]; ok {
+			cols = append(cols, c)
+		}
+	}
+	if len(cols) == 0 {
+		return ""
+	}
+	set := make([]string, len(cols))
+	held := make([]string, len(cols))
+	for i, c := range cols {
+		set[i] = quoteIdent(c) + " = NULL"
+		held[i] = quoteIdent(c) + " IS NOT NULL"
+	}
+	in := sqlList(cols)
+	var b strings.Builder
+	fmt.Fprintf(&b, "    UPDATE beneficiaire SET %s WHERE id = NEW.id AND (%s);\n", strings.Join(set, ", "), strings.Join(held, " OR "))
+	fmt.Fprintf(&b, "    UPDATE _cells SET val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND val IS NOT NULL;\n", in)
+	fmt.Fprintf(&b, "    UPDATE _outbox SET val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND val IS NOT NULL;\n", in)
+	fmt.Fprintf(&b, "    UPDATE _rejected SET val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND val IS NOT NULL;\n", in)
+	fmt.Fprintf(&b, "    UPDATE _conflicts SET winner_val = NULL, loser_val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND (winner_val IS NOT NULL OR loser_val IS NOT NULL);\n", in)
+	return b.String()
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

@@ -1,0 +1,127 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/relais-numerique/relais/domain"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// DefaultRetention is how long a beneficiary may go without any update
+// before the retention job anonymises it (the Coop's privacy policy).
+const DefaultRetention = 365 * 24 * time.Hour
+
+// EraseBeneficiaire anonymises a beneficiary as the server: its personal
+// cells are cleared and anonyme set through the merge engine, so the
+// erasure reaches every replica at its next pull (where the device's
+// triggers also clear the values from its outbox, rejected changes and
+// cell store); the addresses of its appointments are cleared the same
+// way, and the server's conflict log loses its personal values.
+func (s *Server) EraseBeneficiaire(ctx context.Context, id string) error {
+	return s.db.Write(ctx, func(tx *sql.Tx) error {
+		var one int
+		err := tx.QueryRowContext(ctx, "SELECT 1 FROM beneficiaire WHERE id = ?", id).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return syncproto.Errorf(syncproto.CodeNotFound, "no beneficiaire %q", id)
+		}
+		if err != nil {
+			return fmt.Errorf("erase beneficiaire %s: %w", id, err)
+		}
+		return s.eraseTx(ctx, tx, id)
+	})
+}
+
+func (s *Server) eraseTx(ctx context.Context, tx *sql.Tx, id string) error {
+	if err := s.WriteRowTx(ctx, tx, "beneficiaire", id, domain.ErasureValues()); err != nil {
+		return fmt.Errorf("erase beneficiaire %s: %w", id, err)
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT id FROM rendez_vous WHERE beneficiaire_id = ? AND adresse IS NOT NULL", id)
+	if err != nil {
+		return fmt.Errorf("erase beneficiaire %s: appointments: %w", id, err)
+	}
+	var rdvs []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			rows.Close()
+			return fmt.Errorf("erase beneficiaire %s: appointments: %w", id, err)
+		}
+		rdvs = append(rdvs, r)
+	}
+	rows.Close()
+	for _, r := range rdvs {
+		if err := s.WriteRowTx(ctx, tx, "rendez_vous", r, map[string]any{"adresse": nil}); err != nil {
+			return fmt.Errorf("erase beneficiaire %s: appointment %s: %w", id, r, err)
+		}
+	}
+	return domain.ScrubConflicts(ctx, tx, []string{id})
+}
+
+// RunRetention anonymises every identified beneficiary whose row and
+// accompaniments have not been written for maxAge (DefaultRetention when
+// zero), and returns how many it anonymised. The age is read from the
+// versions of the cells themselves, so it counts writes from any device.
+func (s *Server) RunRetention(ctx context.Context, maxAge time.Duration) (int, error) {
+	if maxAge <= 0 {
+		maxAge = DefaultRetention
+	}
+	cutoff := int64(syncproto.FromTime(s.cfg.Now().Add(-maxAge)))
+	var ids []string
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT b.id FROM beneficiaire b
+			WHERE COALESCE(b.anonyme, 0) = 0
+			  AND (SELECT MAX(c.hlc) FROM _cells c WHERE c.tbl = 'beneficiaire' AND c.pk = b.id) < ?
+			  AND NOT EXISTS (SELECT 1 FROM accompagnement a JOIN _cells c ON c.tbl = 'accompagnement' AND c.pk = a.id
+			                  WHERE a.beneficiaire_id = b.id AND c.hlc >= ?)
+			ORDER BY b.id`, cutoff, cutoff)
+		if err != nil {
+			return fmt.Errorf("retention: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("retention: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("retention: %w", err)
+		}
+		for _, id := range ids {
+			if err := s.eraseTx(ctx, tx, id); err != nil {
+				return fmt.Errorf("retention: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(ids), nil
+}
+
+// RetentionLoop runs the retention job every interval until ctx ends,
+// logging what it did. serve starts it.
+func (s *Server) RetentionLoop(ctx context.Context, every, maxAge time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := s.RunRetention(ctx, maxAge)
+		if err != nil {
+			s.log.Error("retention job failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("retention job anonymised beneficiaries", "count", n, "older_than", maxAge.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package device_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/internal/relaistest"
+)
+
+const rowID = "0192f1a0-0000-7000-8000-000000000001"
+
+// outbox lists pending cells as "col=val" for rowID, sorted.
+func outbox(t *testing.T, r *device.Replica) string {
+	t.Helper()
+	rows, err := r.DB().Query("SELECT col, val FROM _outbox WHERE pk = ? ORDER BY col", rowID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var col string
+		var val any
+		if err := rows.Scan(&col, &val); err != nil {
+			t.Fatal(err)
+		}
+		if b, ok := val.([]byte); ok {
+			val = string(b)
+		}
+		out = append(out, fmt.Sprintf("%s=%v", col, val))
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+// Plain SQL on a synced table is captured cell by cell, with no special
+// API; what the application did not change is not sent.
+func TestCaptureTriggers(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup []string // run, then the outbox is marked as sent
+		stmt  string
+		want  string
+	}{
+		{"insert sends the columns set", nil,
+			"INSERT INTO activite (id, type, duree) VALUES ('" + rowID + "', 'individuel', 30)",
+			"duree=30 type=individuel"},
+		{"update sends only what changed", []string{"INSERT INTO activite (id, type, duree) VALUES ('" + rowID + "', 'individuel', 30)"},
+			"UPDATE activite SET type = 'individuel', duree = 45 WHERE id = '" + rowID + "'",
+			"duree=45"},
+		{"update to the same value sends nothing", []string{"INSERT INTO activite (id, duree) VALUES ('" + rowID + "', 30)"},
+			"UPDATE activite SET duree = 30 WHERE id = '" + rowID + "'",
+			""},
+		{"setting NULL is a write", []string{"INSERT INTO activite (id, notes) VALUES ('" + rowID + "', 'x')"},
+			"UPDATE activite SET notes = NULL WHERE id = '" + rowID + "'",
+			"notes=<nil>"},
+		{"delete writes the tombstone", []string{"INSERT INTO activite (id, duree) VALUES ('" + rowID + "', 30)"},
+			"DELETE FROM activite WHERE id = '" + rowID + "'",
+			"_deleted=1"},
+		{"insert after delete re-creates explicitly", []string{
+			"INSERT INTO activite (id, duree) VALUES ('" + rowID + "', 30)",
+			"DELETE FROM activite WHERE id = '" + rowID + "'"},
+			"INSERT INTO activite (id, duree) VALUES ('" + rowID + "', 30)",
+			"_deleted=0"},
+		// INSERT OR REPLACE fires no DELETE trigger (recursive_triggers is
+		// off), so it is captured as an insert compared with the cells
+		// held: changed columns and columns it cleared.
+		{"insert or replace sends changes and cleared columns", []string{"INSERT INTO activite (id, type, duree) VALUES ('" + rowID + "', 'individuel', 30)"},
+			"INSERT OR REPLACE INTO activite (id, duree) VALUES ('" + rowID + "', 60)",
+			"duree=60 type=<nil>"},
+		{"upsert is an update", []string{"INSERT INTO activite (id, type, duree) VALUES ('" + rowID + "', 'individuel', 30)"},
+			"INSERT INTO activite (id, duree) VALUES ('" + rowID + "', 90) ON CONFLICT (id) DO UPDATE SET duree = excluded.duree",
+			"duree=90"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := relaistest.OpenDevice(t, "d", device.Options{})
+			for _, s := range tt.setup {
+				exec(t, r, s)
+			}
+			exec(t, r, "UPDATE _outbox SET batch = 'sent'")
+			exec(t, r, tt.stmt)
+			got := outboxUnsent(t, r)
+			if got != tt.want {
+				t.Fatalf("outbox %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func outboxUnsent(t *testing.T, r *device.Replica) string {
+	t.Helper()
+	exec(t, r, "DELETE FROM _outbox WHERE batch = 'sent'")
+	return outbox(t, r)
+}
+
+// Two edits of one cell before a sync travel as one change, whose prev is
+// the version the server last gave, so the server sees a succession and
+// not a conflict.
+func TestOutboxFoldsEditsOfOneCell(t *testing.T) {
+	r := relaistest.OpenDevice(t, "d", device.Options{})
+	exec(t, r, "INSERT INTO activite (id, duree) VALUES ('"+rowID+"', 30)")
+	exec(t, r, "UPDATE activite SET duree = 45 WHERE id = '"+rowID+"'")
+	exec(t, r, "UPDATE activite SET duree = 60 WHERE id = '"+rowID+"'")
+	var n, prev int64
+	if err := r.DB().QueryRow("SELECT COUNT(*), MAX(prev_hlc) FROM _outbox WHERE col = 'duree'").Scan(&n, &prev); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || prev != 0 {
+		t.Fatalf("%d entries with prev %d; want one entry whose prev is the absent version", n, prev)
+	}
+	if got := outbox(t, r); got != "duree=60" {
+		t.Fatalf("outbox %q", got)
+	}
+}
+
+// Writes the server would refuse are refused when the application makes
+// them, with a message that says why.
+func TestWriteTimeChecks(t *testing.T) {
+	r := relaistest.OpenDevice(t, "d", device.Options{})
+	for _, tt := range []struct{ stmt, want string }{
+		{"INSERT INTO activite (id) VALUES ('42')", "must be a UUID"},
+		{"INSERT INTO activite (id, duree) VALUES ('" + rowID + "', 'trente')", "duree"},
+		{"INSERT INTO structure (id, latitude) VALUES ('" + rowID + "', 'nord')", "structure.latitude must be real"},
+	} {
+		_, err := r.DB().ExecContext(context.Background(), tt.stmt)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error saying %q", tt.stmt, err, tt.want)
+		}
+	}
+	exec(t, r, "INSERT INTO activite (id, duree) VALUES ('"+rowID+"', 30)")
+	if _, err := r.DB().Exec("UPDATE activite SET id = '0192f1a0-0000-7000-8000-000000000002'"); err == nil || !strings.Contains(err.Error(), "cannot change") {
+		t.Errorf("changing an id: %v", err)
+	}
+}
+
+func exec(t *testing.T, r *device.Replica, q string, args ...any) {
+	t.Helper()
+	if _, err := r.DB().Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}

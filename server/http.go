@@ -26,6 +26,7 @@ func (s *Server) routes() *fiber.App {
 		BodyLimit:    s.cfg.BodyLimit,
 		ErrorHandler: s.handleError,
 	})
+	app.Use(s.logRequests)
 	app.Get("/healthz", func(c *fiber.Ctx) error {
 		if err := s.db.R.PingContext(c.UserContext()); err != nil {
 			return fail(c, syncproto.Errorf(syncproto.CodeInternal, "database unavailable"))

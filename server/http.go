@@ -36,6 +36,7 @@ func (s *Server) routes() *fiber.App {
 	v1 := app.Group("/v1")
 	v1.Post("/auth/login", s.handleLogin)
 	v1.Post("/sync", s.authenticate, s.handleSync)
+	s.dashboardRoutes(app) // the web dashboard: pages under "/", JSON under /v1/dashboard
 	return app
 }
 

@@ -1,0 +1,38 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/server/web"
+)
+
+// dashboardRoutes mounts the coordinators' web dashboard (package web)
+// on app: French pages under "/" and their JSON API under /v1/dashboard.
+func (s *Server) dashboardRoutes(app *fiber.App) {
+	h, err := web.New(web.Deps{
+		DB:         s.db,
+		Accounts:   s.accounts,
+		Schema:     s.Schema,
+		WriteRowTx: s.WriteRowTx,
+		Bearer: func(ctx context.Context, token string) (auth.Principal, error) {
+			claims, err := s.tokens.Verify(ctx, token)
+			if err != nil {
+				return auth.Principal{}, err
+			}
+			return s.accounts.Authorize(ctx, claims)
+		},
+		ServerNode: s.node,
+		Now:        s.cfg.Now,
+		Log:        s.log,
+	})
+	if err != nil {
+		// The templates are embedded: a failure here is a bug caught by
+		// every test that starts a server.
+		panic(fmt.Sprintf("dashboard: %v", err))
+	}
+	h.Mount(app)
+}

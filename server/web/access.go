@@ -1,0 +1,146 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/relais-numerique/relais/server/auth"
+)
+
+// Viewer is the person looking at the dashboard.
+type Viewer struct {
+	UserID string `json:"user_id"`
+	Email  string `json:"email"`
+	Role   string `json:"role"`
+}
+
+// Admin reports whether the viewer sees everything.
+func (v Viewer) Admin() bool { return v.Role == auth.RoleAdmin }
+
+// Coordinator reports whether the viewer coordinates a team.
+func (v Viewer) Coordinator() bool { return v.Role == auth.RoleCoordinateur }
+
+// RoleLabel is the role in French.
+func (v Viewer) RoleLabel() string {
+	switch v.Role {
+	case auth.RoleAdmin:
+		return "Administrateur"
+	case auth.RoleCoordinateur:
+		return "Coordinateur"
+	}
+	return "Conseiller numérique"
+}
+
+// Member is a person whose data the viewer may see, and for which dates:
+// a coordinator counts a médiateur's activities only while coordinating
+// them (From and To are dates "2006-01-02"; empty means open).
+type Member struct {
+	UserID string `json:"user_id"`
+	Email  string `json:"email"`
+	From   string `json:"from,omitempty"`
+	To     string `json:"to,omitempty"`
+}
+
+// scope is what one viewer may see. It mirrors the server's sync scopes
+// (issue 3): the owner of a record is its mediateur_id, a user id.
+type scope struct {
+	all     bool
+	self    string
+	today   string   // "2006-01-02" in Paris, when the scope was read
+	members []Member // the viewer first, then the team, for non-admins
+}
+
+// sees reports whether the viewer may see records owned by userID now.
+func (s scope) sees(userID string) bool {
+	if s.all {
+		return true
+	}
+	for _, m := range s.members {
+		if m.UserID == userID && (m.From == "" || m.From <= s.today) && (m.To == "" || m.To >= s.today) {
+			return true
+		}
+	}
+	return false
+}
+
+// userIDs lists the people whose records the viewer may see now.
+func (s scope) userIDs() []string {
+	var ids []string
+	for _, m := range s.members {
+		if s.sees(m.UserID) && !slices.Contains(ids, m.UserID) {
+			ids = append(ids, m.UserID)
+		}
+	}
+	return ids
+}
+
+// scopeOf computes what v may see. Administrators see everything; a
+// coordinator sees themself and the médiateurs of their coordinations
+// (table coordination, when the schema has it); anyone else themself.
+func (h *Handler) scopeOf(ctx context.Context, v Viewer) (scope, error) {
+	s := scope{self: v.UserID, today: h.d.Now().In(h.loc).Format(time.DateOnly),
+		members: []Member{{UserID: v.UserID, Email: v.Email}}}
+	switch {
+	case v.Admin():
+		s.all = true
+		return s, nil
+	case !v.Coordinator():
+		return s, nil
+	}
+	if _, ok := h.d.Schema().Tables["coordination"]; !ok {
+		return s, nil
+	}
+	rows, err := h.d.DB.R.QueryContext(ctx, `SELECT c.mediateur_id, COALESCE(u.email, ''), COALESCE(c.debut, ''), COALESCE(c.fin, '')
+		FROM coordination c LEFT JOIN _users u ON u.id = c.mediateur_id
+		WHERE c.coordinateur_id = ? AND c.mediateur_id IS NOT NULL ORDER BY u.email`, v.UserID)
+	if err != nil {
+		return s, fmt.Errorf("read coordinations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m Member
+		if err := rows.Scan(&m.UserID, &m.Email, &m.From, &m.To); err != nil {
+			return s, fmt.Errorf("read coordinations: %w", err)
+		}
+		// Dates may be stored with a time part; the window is by day.
+		m.From, m.To = dateOnly(m.From), dateOnly(m.To)
+		s.members = append(s.members, m)
+	}
+	return s, rows.Err()
+}
+
+func dateOnly(s string) string {
+	if len(s) > 10 {
+		return s[:10]
+	}
+	return s
+}
+
+// personalColumns are the beneficiary fields that identify a person
+// (domain reference, "Who sees what"): shown only to the conseiller who
+// owns the beneficiary, never to coordinators or in team exports.
+var personalColumns = map[string]map[string]bool{
+	"beneficiaire": {"prenom": true, "nom": true, "telephone": true, "email": true, "adresse": true, "notes": true},
+}
+
+func isPersonal(table, column string) bool { return personalColumns[table][column] }
+
+// userEmails maps every account's id to its e-mail, to name authors.
+func (h *Handler) userEmails(ctx context.Context) (map[string]string, error) {
+	rows, err := h.d.DB.R.QueryContext(ctx, "SELECT id, email FROM _users")
+	if err != nil {
+		return nil, fmt.Errorf("read accounts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, email string
+		if err := rows.Scan(&id, &email); err != nil {
+			return nil, fmt.Errorf("read accounts: %w", err)
+		}
+		out[id] = email
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,246 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+const (
+	sessionCookie   = "relais_session"
+	loginCSRFCookie = "relais_login_csrf"
+	csrfField       = "_csrf"
+	csrfHeader      = "X-CSRF-Token"
+)
+
+// sess is a logged-in browser session.
+type sess struct {
+	Viewer
+	CSRF string
+}
+
+type sessKey struct{}
+
+func session(c *fiber.Ctx) *sess {
+	s, _ := c.Locals(sessKey{}).(*sess)
+	return s
+}
+
+func viewer(c *fiber.Ctx) Viewer {
+	if s := session(c); s != nil {
+		return s.Viewer
+	}
+	v, _ := c.Locals(viewerKey{}).(Viewer)
+	return v
+}
+
+type viewerKey struct{}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand never fails on Linux
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hashToken(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
+}
+
+func sameToken(a, b string) bool {
+	return a != "" && len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// setCookie sets a cookie the browser keeps away from scripts and from
+// cross-site requests, Secure whenever the page came over TLS.
+func setCookie(c *fiber.Ctx, name, value string, maxAge time.Duration) {
+	c.Cookie(&fiber.Cookie{
+		Name: name, Value: value, Path: "/",
+		MaxAge: int(maxAge.Seconds()), HTTPOnly: true,
+		Secure: c.Secure(), SameSite: fiber.CookieSameSiteLaxMode,
+	})
+}
+
+func clearCookie(c *fiber.Ctx, name string) {
+	c.Cookie(&fiber.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HTTPOnly: true,
+		Secure: c.Secure(), SameSite: fiber.CookieSameSiteLaxMode})
+}
+
+// loadSession returns the session named by the cookie, extending its idle
+// expiry, or nil when there is none that is valid (unknown, expired, or
+// its user disabled since).
+func (h *Handler) loadSession(c *fiber.Ctx) (*sess, error) {
+	tok := c.Cookies(sessionCookie)
+	if tok == "" {
+		return nil, nil
+	}
+	now := h.d.Now()
+	ctx := c.UserContext()
+	s := &sess{}
+	var created, lastSeen, expires int64
+	err := h.d.DB.R.QueryRowContext(ctx, `SELECT s.user_id, u.email, u.role, s.csrf, s.created_at, s.last_seen_at, s.expires_at
+		FROM _web_sessions s JOIN _users u ON u.id = s.user_id
+		WHERE s.token_hash = ? AND u.disabled_at IS NULL`, hashToken(tok)).
+		Scan(&s.UserID, &s.Email, &s.Role, &s.CSRF, &created, &lastSeen, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read session: %w", err)
+	}
+	if now.UnixMilli() >= expires || now.Sub(time.UnixMilli(lastSeen)) >= h.d.SessionIdle {
+		_, _ = h.d.DB.W.ExecContext(ctx, "DELETE FROM _web_sessions WHERE token_hash = ?", hashToken(tok))
+		return nil, nil
+	}
+	// Touch at most once a minute: a page view need not be a disk write.
+	if now.Sub(time.UnixMilli(lastSeen)) > time.Minute {
+		if _, err := h.d.DB.W.ExecContext(ctx, "UPDATE _web_sessions SET last_seen_at = ? WHERE token_hash = ?",
+			now.UnixMilli(), hashToken(tok)); err != nil {
+			return nil, fmt.Errorf("touch session: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// page guards a dashboard page: no session sends the browser to the login
+// page; a form without the session's CSRF token is refused.
+func (h *Handler) page(c *fiber.Ctx) error {
+	s, err := h.loadSession(c)
+	if err != nil {
+		return h.pageError(c, err)
+	}
+	if s == nil {
+		if c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead {
+			return c.Redirect("/connexion?suite="+url.QueryEscape(c.OriginalURL()), fiber.StatusSeeOther)
+		}
+		return h.errorPage(c, fiber.StatusUnauthorized, "Votre session a expiré. Reconnectez-vous, puis recommencez.")
+	}
+	c.Locals(sessKey{}, s)
+	if !safeMethod(c) && !sameToken(c.FormValue(csrfField), s.CSRF) {
+		h.d.Log.Warn("dashboard form refused: CSRF token missing or wrong", "path", c.Path(), "user", s.UserID)
+		return h.errorPage(c, fiber.StatusForbidden, "Le formulaire n'a pas de jeton de sécurité valide. Rechargez la page, puis recommencez.")
+	}
+	return c.Next()
+}
+
+// api guards the JSON API: a bearer access token (tools), or the session
+// cookie with the CSRF token in the X-CSRF-Token header for anything that
+// changes data (the same protection as the pages' forms).
+func (h *Handler) api(c *fiber.Ctx) error {
+	if bearer, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer "); ok && h.d.Bearer != nil {
+		p, err := h.d.Bearer(c.UserContext(), bearer)
+		if err != nil {
+			return apiFail(c, err)
+		}
+		u, err := h.d.Accounts.UserByID(c.UserContext(), p.UserID)
+		if err != nil {
+			return apiFail(c, err)
+		}
+		c.Locals(viewerKey{}, Viewer{UserID: u.ID, Email: u.Email, Role: u.Role})
+		return c.Next()
+	}
+	s, err := h.loadSession(c)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return apiFail(c, syncproto.Errorf(syncproto.CodeUnauthorized, "a session cookie or a bearer token is required"))
+	}
+	c.Locals(sessKey{}, s)
+	if !safeMethod(c) && !sameToken(c.Get(csrfHeader), s.CSRF) {
+		return apiFail(c, syncproto.Errorf(syncproto.CodeForbidden, "the X-CSRF-Token header is missing or wrong"))
+	}
+	return c.Next()
+}
+
+func safeMethod(c *fiber.Ctx) bool {
+	return c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead
+}
+
+// loginPage shows the login form. Before login there is no session to
+// hold a CSRF token, so the form's token is double-submitted: one copy in
+// a cookie, one in the form, and they must match (login CSRF would
+// otherwise log a victim into the attacker's account).
+func (h *Handler) loginPage(c *fiber.Ctx) error {
+	tok := randomToken()
+	setCookie(c, loginCSRFCookie, tok, time.Hour)
+	return h.render(c, fiber.StatusOK, "connexion", pageData{Title: "Connexion", CSRF: tok,
+		Data: loginForm{Next: safeNext(c.Query("suite"))}})
+}
+
+type loginForm struct {
+	Email string
+	Next  string
+}
+
+func (h *Handler) loginSubmit(c *fiber.Ctx) error {
+	form := loginForm{Email: strings.TrimSpace(c.FormValue("email")), Next: safeNext(c.FormValue("suite"))}
+	again := func(status int, msg string) error {
+		tok := randomToken()
+		setCookie(c, loginCSRFCookie, tok, time.Hour)
+		return h.render(c, status, "connexion", pageData{Title: "Connexion", CSRF: tok, Error: msg, Data: form})
+	}
+	if !sameToken(c.FormValue(csrfField), c.Cookies(loginCSRFCookie)) {
+		return again(fiber.StatusForbidden, "Le formulaire a expiré ou n'a pas de jeton de sécurité valide. Recommencez.")
+	}
+	u, err := h.d.Accounts.CheckPassword(c.UserContext(), form.Email, c.FormValue("password"))
+	if err != nil {
+		switch syncproto.CodeOf(err) {
+		case syncproto.CodeBadCredentials:
+			return again(fiber.StatusUnauthorized, "Adresse e-mail ou mot de passe incorrect.")
+		case syncproto.CodeUserDisabled:
+			return again(fiber.StatusForbidden, "Ce compte est désactivé. Adressez-vous à votre coordinateur ou à l'administrateur.")
+		}
+		return h.pageError(c, err)
+	}
+	tok := randomToken()
+	now := h.d.Now()
+	if _, err := h.d.DB.W.ExecContext(c.UserContext(), `INSERT INTO _web_sessions
+		(token_hash, user_id, csrf, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		hashToken(tok), u.ID, randomToken(), now.UnixMilli(), now.UnixMilli(), now.Add(h.d.SessionMax).UnixMilli()); err != nil {
+		return h.pageError(c, fmt.Errorf("create session: %w", err))
+	}
+	// Expired sessions of anyone are swept at each login; there are few.
+	if _, err := h.d.DB.W.ExecContext(c.UserContext(), "DELETE FROM _web_sessions WHERE expires_at <= ? OR last_seen_at <= ?",
+		now.UnixMilli(), now.Add(-h.d.SessionIdle).UnixMilli()); err != nil {
+		h.d.Log.Warn("sweep expired sessions", "err", err)
+	}
+	clearCookie(c, loginCSRFCookie)
+	setCookie(c, sessionCookie, tok, h.d.SessionMax)
+	h.d.Log.Info("dashboard login", "user", u.ID, "role", u.Role)
+	next := form.Next
+	if next == "" {
+		next = "/"
+	}
+	return c.Redirect(next, fiber.StatusSeeOther)
+}
+
+func (h *Handler) logout(c *fiber.Ctx) error {
+	if _, err := h.d.DB.W.ExecContext(c.UserContext(), "DELETE FROM _web_sessions WHERE token_hash = ?",
+		hashToken(c.Cookies(sessionCookie))); err != nil {
+		return h.pageError(c, fmt.Errorf("end session: %w", err))
+	}
+	clearCookie(c, sessionCookie)
+	return c.Redirect("/connexion", fiber.StatusSeeOther)
+}
+
+// safeNext keeps a post-login redirect on this site: a local path only,
+// never "//host" or a full URL (an open redirect would help phishing).
+func safeNext(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
+		return ""
+	}
+	return p
+}

@@ -43,13 +43,16 @@ var communes = []commune{
 }
 
 var (
-	prenoms    = []string{"Jeanne", "Marie", "Michel", "Bernard", "Monique", "Gérard", "Yvette", "Louis", "Odile", "André", "Lucienne", "Paul", "Nadia", "Karim", "Léa", "Hugo"}
-	noms       = []string{"Martin", "Bernard", "Leroy", "Moreau", "Gautier", "Chevalier", "Lefèvre", "Roussel", "Pichon", "Guérin", "Hamon", "Lemaître", "Barbier", "Renaud"}
-	rues       = []string{"rue de la Paix", "avenue Robert Buron", "place du Marché", "rue Nationale", "chemin des Prés", "rue du Général de Gaulle", "allée des Tilleuls"}
-	autonomies = []string{"entierement_accompagne", "partiellement_autonome", "autonome"}
-	genres     = []string{"masculin", "feminin", "non_communique"}
-	statuts    = []string{"retraite", "retraite", "retraite", "sans_emploi", "en_emploi", "scolarise", "non_communique"}
-	fragments  = []string{
+	prenoms     = []string{"Jeanne", "Marie", "Michel", "Bernard", "Monique", "Gérard", "Yvette", "Louis", "Odile", "André", "Lucienne", "Paul", "Nadia", "Karim", "Léa", "Hugo"}
+	noms        = []string{"Martin", "Bernard", "Leroy", "Moreau", "Gautier", "Chevalier", "Lefèvre", "Roussel", "Pichon", "Guérin", "Hamon", "Lemaître", "Barbier", "Renaud"}
+	rues        = []string{"rue de la Paix", "avenue Robert Buron", "place du Marché", "rue Nationale", "chemin des Prés", "rue du Général de Gaulle", "allée des Tilleuls"}
+	autonomies  = []string{"entierement_accompagne", "partiellement_autonome", "autonome"}
+	genres      = []string{"masculin", "feminin", "non_communique"}
+	statuts     = []string{"retraite", "retraite", "retraite", "sans_emploi", "en_emploi", "scolarise", "non_communique"}
+	materiels   = []string{"ordinateur", "telephone", "telephone", "tablette", "aucun"}
+	themesNum   = []string{"email", "navigation_sur_internet", "securite_numerique", "prendre_en_main_du_materiel", "sante", "banque_et_achats_en_ligne", "gere_ses_contenus_numeriques"}
+	themesAdmin = []string{"papiers_elections_citoyennete", "argent_impots", "social_sante", "logement", "travail_formation", "transports_mobilite"}
+	fragments   = []string{
 		"A besoin d'aide pour", "Reprendre la semaine prochaine :", "Demande réglée :", "Orientée vers France Services pour",
 		"Première connexion à", "Mot de passe oublié pour", "Scanner le justificatif pour", "Prendre rendez-vous en ligne sur",
 	}
@@ -69,13 +72,16 @@ type dataset struct {
 	Structures    []row
 	Beneficiaires []row
 	Activites     []row
+	// Accompagnements link individual activities to beneficiaries.
+	Accompagnements []row
 }
 
 func (d *dataset) rows() []row {
-	out := make([]row, 0, len(d.Structures)+len(d.Beneficiaires)+len(d.Activites))
+	out := make([]row, 0, len(d.Structures)+len(d.Beneficiaires)+len(d.Activites)+len(d.Accompagnements))
 	out = append(out, d.Structures...)
 	out = append(out, d.Beneficiaires...)
-	return append(out, d.Activites...)
+	out = append(out, d.Activites...)
+	return append(out, d.Accompagnements...)
 }
 
 // gen draws deterministic values.
@@ -146,10 +152,27 @@ func generate(seed uint64, activities int, end time.Time, conseillers []string) 
 		k := g.rng.IntN(nc)
 		d.Beneficiaires = append(d.Beneficiaires, g.beneficiaire(at, d.Conseillers[k], d.Nodes[k]))
 	}
+	// Each conseiller follows their own beneficiaries; an individual
+	// activity is linked to one of them by an accompagnement row.
+	mine := make([][]string, nc)
+	for _, b := range d.Beneficiaires {
+		for k, c := range d.Conseillers {
+			if b.Values["mediateur_id"] == c {
+				mine[k] = append(mine[k], b.ID)
+			}
+		}
+	}
 	for i := range activities {
 		at := start.Add(span * time.Duration(i) / time.Duration(activities))
 		k := g.rng.IntN(nc)
-		d.Activites = append(d.Activites, g.activite(at, d.Conseillers[k], d.Nodes[k], d.Structures))
+		a := g.activite(at, d.Conseillers[k], d.Nodes[k], d.Structures)
+		d.Activites = append(d.Activites, a)
+		if a.Values["type"] == "individuel" && len(mine[k]) > 0 {
+			d.Accompagnements = append(d.Accompagnements, row{Table: "accompagnement", ID: g.uuidAt(at),
+				Values: map[string]any{"mediateur_id": d.Conseillers[k], "activite_id": a.ID,
+					"beneficiaire_id": mine[k][g.rng.IntN(len(mine[k]))]},
+				Author: d.Nodes[k], At: at})
+		}
 	}
 	return d
 }
@@ -220,6 +243,23 @@ func (g *gen) activite(at time.Time, mediateur, node string, structures []row) r
 	}
 	if g.rng.IntN(3) == 0 {
 		v["notes"] = g.pick(fragments) + " " + g.pick(objets) + "."
+	}
+	if c, ok := v["commune"].(string); ok {
+		for _, k := range communes {
+			if k.nom == c {
+				v["code_postal"] = k.cp
+			}
+		}
+	}
+	v["materiel"] = `["` + g.pick(materiels) + `"]`
+	// Administrative help is half of the work in a rural permanence.
+	if g.rng.IntN(2) == 0 {
+		v["thematiques"] = `["aide_aux_demarches_administratives","` + g.pick(themesAdmin) + `"]`
+		if g.rng.IntN(4) == 0 {
+			v["precisions_demarche"] = "Dossier " + g.pick(objets)
+		}
+	} else {
+		v["thematiques"] = `["` + g.pick(themesNum) + `"]`
 	}
 	return row{Table: "activite", ID: g.uuidAt(at), Values: v, Author: node, At: at}
 }

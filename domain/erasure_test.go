@@ -1,0 +1,232 @@
+package domain_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relais-numerique/relais/domain"
+	"github.com/relais-numerique/relais/internal/relaistest"
+	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// secrets are personal values written in a test: none may survive erasure.
+type secrets []string
+
+// findIn returns "table.column" for every cell of every table of db that
+// holds one of the secrets.
+func (s secrets) findIn(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := db.QueryContext(ctx, "SELECT name FROM sqlite_master WHERE type = 'table'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, n)
+	}
+	rows.Close()
+	var found []string
+	for _, tbl := range tables {
+		rows, err := db.QueryContext(ctx, `SELECT * FROM "`+tbl+`"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range vals {
+				text := fmt.Sprint(v)
+				if b, ok := v.([]byte); ok {
+					text = string(b)
+				}
+				for _, sec := range s {
+					if strings.Contains(text, sec) {
+						found = append(found, fmt.Sprintf("%s.%s holds %q", tbl, cols[i], sec))
+					}
+				}
+			}
+		}
+		rows.Close()
+	}
+	return found
+}
+
+// inFile reports which secrets appear in the bytes of a file.
+func (s secrets) inFile(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, sec := range s {
+		if bytes.Contains(data, []byte(sec)) {
+			found = append(found, sec)
+		}
+	}
+	return found
+}
+
+func (s secrets) mustHold(t *testing.T, what string, db *sql.DB) {
+	t.Helper()
+	if len(s.findIn(t, db)) == 0 {
+		t.Fatalf("%s does not hold the personal values before erasure: the test would prove nothing", what)
+	}
+}
+
+// TestErasureReachesEverySecondDevice: a conseillère erases a beneficiary
+// on tablet A. Tablet B had the beneficiary, had a concurrent edit in
+// the server's conflict log, and writes a new personal value offline
+// after the erasure (refused by the server, kept in B's _rejected). Once
+// B has synced, no table of B's file, and no byte of the file after a
+// checkpoint, holds any of these values; nor does any table of the server.
+func TestErasureReachesEverySecondDevice(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	u := srv.AddUser(t, "claire@exemple.fr", "conseiller", "motdepasse1")
+	a := srv.LoggedInDevice(t, "a", "claire@exemple.fr", "motdepasse1")
+	b := srv.LoggedInDevice(t, "b", "claire@exemple.fr", "motdepasse1")
+	sec := secrets{"Josiane", "Pelletier-Brulon", "0243671234", "josiane.pelletier@exemple.fr",
+		"12 rue des Tanneurs", "Veuve, sa petite-fille vit a Rennes", "Note-de-A-confidentielle", "Note-de-B-confidentielle", "Josianne-B"}
+
+	ben, rdv := newID(), newID()
+	exec(t, a.DB(), `INSERT INTO beneficiaire (id, mediateur_id, anonyme, prenom, nom, telephone, email, adresse, notes,
+		annee_naissance, genre, tranche_age, statut_social, commune, commune_code_postal, commune_code_insee)
+		VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?, 1944, 'feminin', 'soixante_dix_plus', 'retraite', 'Laval', '53000', '53130')`,
+		ben, u.ID, sec[0], sec[1], sec[2], sec[3], sec[4], sec[5])
+	exec(t, a.DB(), `INSERT INTO rendez_vous (id, mediateur_id, beneficiaire_id, debut, fin, adresse, statut, commune, code_insee)
+		VALUES (?, ?, ?, '2025-06-03T14:00:00Z', '2025-06-03T15:00:00Z', ?, 'seen', 'Laval', '53130')`, rdv, u.ID, ben, sec[4]+", 53000 Laval")
+	mustSync(t, a)
+	mustSync(t, b)
+
+	// Concurrent edits of the notes: the server logs the loser.
+	exec(t, a.DB(), "UPDATE beneficiaire SET notes = ? WHERE id = ?", sec[6], ben)
+	exec(t, b.DB(), "UPDATE beneficiaire SET notes = ? WHERE id = ?", sec[7], ben)
+	mustSync(t, a)
+	mustSync(t, b)
+	mustSync(t, a)
+	sec.mustHold(t, "the server", srv.DB().R)
+	var logged int
+	if err := srv.DB().R.QueryRowContext(ctx, "SELECT COUNT(*) FROM _conflicts WHERE pk = ? AND col = 'notes' AND loser_val IS NOT NULL", ben).Scan(&logged); err != nil || logged != 1 {
+		t.Fatalf("conflict log: %d rows, %v; the test needs the loser logged", logged, err)
+	}
+
+	// A erases; B, still offline, corrects the first name afterwards.
+	if err := domain.EraseOnDevice(ctx, a.DB(), ben); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	exec(t, b.DB(), "UPDATE beneficiaire SET prenom = ? WHERE id = ?", sec[8], ben)
+	if _, err := b.Sync(ctx); syncproto.CodeOf(err) != syncproto.CodeInvalidRow {
+		t.Fatalf("b's late edit of an erased beneficiary: %v, want invalid_row", err)
+	}
+	sec.mustHold(t, "device b before its next sync", b.DB())
+	mustSync(t, b)
+
+	var anonyme int
+	var genre, commune string
+	if err := b.DB().QueryRowContext(ctx, "SELECT anonyme, genre, commune FROM beneficiaire WHERE id = ?", ben).Scan(&anonyme, &genre, &commune); err != nil {
+		t.Fatal(err)
+	}
+	if anonyme != 1 || genre != "feminin" || commune != "Laval" {
+		t.Fatalf("b's row: anonyme %d genre %s commune %s; statistics fields must stay", anonyme, genre, commune)
+	}
+	for name, db := range map[string]*sql.DB{"device a": a.DB(), "device b": b.DB(), "server": srv.DB().W} {
+		if found := sec.findIn(t, db); len(found) > 0 {
+			t.Errorf("%s still holds personal values after erasure: %v", name, found)
+		}
+	}
+	if _, err := b.DB().ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{b.Path(), b.Path() + "-wal"} {
+		if found := sec.inFile(t, p); len(found) > 0 {
+			t.Errorf("the bytes of %s still hold %v", p, found)
+		}
+	}
+	// And B cannot put a name back on the anonymised beneficiary.
+	_, err := b.DB().ExecContext(ctx, "UPDATE beneficiaire SET nom = 'Pelletier' WHERE id = ?", ben)
+	if err == nil || !strings.Contains(err.Error(), "rule beneficiaire_anonyme") {
+		t.Fatalf("naming an anonymised beneficiary: %v", err)
+	}
+}
+
+// TestRetentionJob: the server anonymises beneficiaries with no write
+// for longer than the retention age, counting their accompaniments, and
+// devices receive it like any erasure.
+func TestRetentionJob(t *testing.T) {
+	ctx := context.Background()
+	var shift time.Duration
+	srv := relaistest.StartServer(t, server.Config{Now: func() time.Time { return time.Now().Add(shift) }})
+	u := srv.AddUser(t, "paul@exemple.fr", "conseiller", "motdepasse1")
+	a := srv.LoggedInDevice(t, "a", "paul@exemple.fr", "motdepasse1")
+	old, kept := newID(), newID()
+	for _, id := range []string{old, kept} {
+		exec(t, a.DB(), `INSERT INTO beneficiaire (id, mediateur_id, anonyme, prenom, nom, telephone, genre)
+			VALUES (?, ?, 0, 'Marcel', ?, '0243000001', 'masculin')`, id, u.ID, "Nom-"+id)
+	}
+	mustSync(t, a)
+	if n, err := srv.RunRetention(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("fresh beneficiaries anonymised: %d, %v", n, err)
+	}
+	// Thirteen months later, "kept" was accompanied last week.
+	shift = 395 * 24 * time.Hour
+	if err := srv.WriteRow(ctx, "accompagnement", newID(), map[string]any{"mediateur_id": u.ID, "beneficiaire_id": kept, "activite_id": newID()}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := srv.RunRetention(ctx, 0)
+	if err != nil || n != 1 {
+		t.Fatalf("retention anonymised %d, %v; want 1", n, err)
+	}
+	if n, err := srv.RunRetention(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("second run anonymised %d more, %v", n, err)
+	}
+	// The access token was issued thirteen months ago, in server time.
+	if err := a.Login(ctx, srv.URL, "paul@exemple.fr", "motdepasse1"); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, a)
+	check := func(id string, wantAnon int, wantNom any) {
+		t.Helper()
+		var anon int
+		var nom, tel any
+		if err := a.DB().QueryRowContext(ctx, "SELECT anonyme, nom, telephone FROM beneficiaire WHERE id = ?", id).Scan(&anon, &nom, &tel); err != nil {
+			t.Fatal(err)
+		}
+		if anon != wantAnon || fmt.Sprint(nom) != fmt.Sprint(wantNom) {
+			t.Fatalf("%s on the device: anonyme %d nom %v telephone %v", id, anon, nom, tel)
+		}
+	}
+	check(old, 1, nil)
+	check(kept, 0, "Nom-"+kept)
+	if found := (secrets{"Nom-" + old}).findIn(t, a.DB()); len(found) > 0 {
+		t.Fatalf("device still holds %v", found)
+	}
+}
+
+func exec(t *testing.T, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.ExecContext(context.Background(), q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+

@@ -2,6 +2,7 @@ package syncproto
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -39,11 +40,14 @@ func (t Timestamp) String() string {
 // device's capture triggers: the next reading is strictly above the last
 // reading and above anything received, and never below the wall clock.
 // When the counter overflows it carries into the milliseconds, which keeps
-// the clock monotonic at the cost of running a hair ahead.
+// the clock monotonic at the cost of running a hair ahead. At the very top
+// of the int64 range it saturates instead of wrapping below zero: a
+// received value of math.MaxInt64 (only a broken or hostile peer sends
+// one) must not send the clock back to the wall-clock time.
 func Next(last, received, physical Timestamp) Timestamp {
-	next := last + 1
-	if received >= next {
-		next = received + 1
+	next := max(last, received)
+	if next < math.MaxInt64 {
+		next++
 	}
 	if physical > next {
 		next = physical

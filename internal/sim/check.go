@@ -1,0 +1,270 @@
+package sim
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// checkOutboxes runs after every step: no outbox may still hold a batch
+// whose acknowledgement reached its device, since the SDK drops the batch
+// in the same transaction that applies the answer.
+func (w *World) checkOutboxes() error {
+	for _, d := range w.devs {
+		rows, err := d.db().QueryContext(w.ctx, "SELECT DISTINCT batch FROM _outbox WHERE batch IS NOT NULL")
+		if err != nil {
+			return fmt.Errorf("read outbox of %s: %w", d.name, err)
+		}
+		for rows.Next() {
+			var b string
+			if err := rows.Scan(&b); err != nil {
+				rows.Close()
+				return fmt.Errorf("read outbox of %s: %w", d.name, err)
+			}
+			if d.ackSeen[b] {
+				w.violate("after step %d, %s's outbox still holds batch %s, whose ack it received", w.step, d.name, b)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read outbox of %s: %w", d.name, err)
+		}
+	}
+	return nil
+}
+
+// checkFinal checks the invariants at quiescence.
+func (w *World) checkFinal() error {
+	ctx := w.ctx
+	sdb := w.srv.DB().R
+
+	// Nothing waits anywhere, and nothing was refused.
+	for _, d := range w.devs {
+		var pending, rejected int
+		if err := d.db().QueryRowContext(ctx, "SELECT (SELECT COUNT(*) FROM _outbox), (SELECT COUNT(*) FROM _rejected)").Scan(&pending, &rejected); err != nil {
+			return fmt.Errorf("count outbox of %s: %w", d.name, err)
+		}
+		if pending > 0 || rejected > 0 {
+			w.violate("%s ends with %d changes in its outbox and %d rejected", d.name, pending, rejected)
+		}
+	}
+
+	// Every replica holds the same tables and the same cell versions as
+	// the server.
+	schema := w.srv.Schema()
+	want, wantText, err := dump(ctx, sdb, schema)
+	if err != nil {
+		return fmt.Errorf("dump server: %w", err)
+	}
+	for _, d := range w.devs {
+		got, gotText, err := dump(ctx, d.db(), schema)
+		if err != nil {
+			return fmt.Errorf("dump %s: %w", d.name, err)
+		}
+		if got != want {
+			w.violate("%s differs from the server: %s", d.name, firstDiff(wantText, gotText))
+		}
+	}
+
+	// Every acknowledged write is the cell's current version, or was
+	// overwritten by a write made after seeing it, or is in the conflict
+	// log as a concurrent write that lost.
+	successors := map[syncproto.Cell]map[syncproto.Version]bool{}
+	acked := 0
+	for _, b := range w.batches {
+		if b.answer == nil {
+			continue
+		}
+		acked++
+		for _, c := range b.changes {
+			m := successors[c.Cell()]
+			if m == nil {
+				m = map[syncproto.Version]bool{}
+				successors[c.Cell()] = m
+			}
+			m[c.Prev] = true
+		}
+	}
+	w.res.Batches = acked
+	for _, b := range w.batches {
+		if b.answer == nil {
+			continue
+		}
+		for _, c := range b.changes {
+			if err := w.checkAcked(ctx, sdb, b.dev, c, successors); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Each acknowledged batch was recorded once: the idempotency table
+	// holds exactly the batches acknowledged on the wire.
+	var recorded int
+	if err := sdb.QueryRowContext(ctx, "SELECT COUNT(*) FROM _batches").Scan(&recorded); err != nil {
+		return fmt.Errorf("count batches: %w", err)
+	}
+	if recorded != acked {
+		w.violate("server recorded %d batches, %d were acknowledged on the wire", recorded, acked)
+	}
+	if err := sdb.QueryRowContext(ctx, "SELECT COUNT(*) FROM _conflicts").Scan(&w.res.Conflicts); err != nil {
+		return fmt.Errorf("count conflicts: %w", err)
+	}
+	return nil
+}
+
+func (w *World) checkAcked(ctx context.Context, sdb *sql.DB, d *Device, c syncproto.Change, successors map[syncproto.Cell]map[syncproto.Version]bool) error {
+	var val any
+	var hlc int64
+	var held syncproto.Version
+	err := sdb.QueryRowContext(ctx, "SELECT val, hlc, node FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", c.Table, c.PK, c.Column).Scan(&val, &hlc, &held.Node)
+	if err == sql.ErrNoRows {
+		w.violate("acknowledged write %s.%s of %s by %s is not on the server at all", c.Table, c.Column, c.PK, d.name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read cell: %w", err)
+	}
+	held.HLC = syncproto.Timestamp(hlc)
+	switch cmp := syncproto.Compare(held, c.Version); {
+	case cmp < 0:
+		w.violate("acknowledged write %s.%s of %s (%s) by %s is newer than what the server holds (%s)",
+			c.Table, c.Column, c.PK, c.Version, d.name, held)
+	case cmp == 0:
+		if canon(val) != canon(c.Value) {
+			w.violate("cell %s.%s of %s holds version %s with value %s, written as %s",
+				c.Table, c.Column, c.PK, held, canon(val), canon(c.Value))
+		}
+	default:
+		if successors[c.Cell()][c.Version] {
+			return nil // overwritten by a write that had seen it
+		}
+		var loserVal any
+		err := sdb.QueryRowContext(ctx, `SELECT loser_val FROM _conflicts WHERE tbl = ? AND pk = ? AND col = ? AND loser_hlc = ? AND loser_node = ?`,
+			c.Table, c.PK, c.Column, int64(c.Version.HLC), c.Version.Node).Scan(&loserVal)
+		if err == sql.ErrNoRows {
+			w.violate("acknowledged write %s.%s of %s = %s (%s) by %s was superseded by %s, concurrently, and is not in the conflict log",
+				c.Table, c.Column, c.PK, canon(c.Value), c.Version, d.name, held)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read conflicts: %w", err)
+		}
+		if canon(loserVal) != canon(c.Value) {
+			w.violate("conflict log keeps %s for the losing write %s.%s (%s), written as %s",
+				canon(loserVal), c.Table, c.Column, c.Version, canon(c.Value))
+		}
+	}
+	return nil
+}
+
+// canon is a value's canonical text, the same whether it was read from
+// SQLite (int64, float64, string, []byte) or decoded from the wire
+// (json.Number, string).
+func canon(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case []byte:
+		return strconv.Quote(string(x))
+	case string:
+		return strconv.Quote(x)
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return strconv.FormatInt(int64(x), 10)
+		}
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return strconv.FormatInt(i, 10)
+		}
+		if f, err := x.Float64(); err == nil {
+			return canon(f)
+		}
+		return x.String()
+	}
+	return fmt.Sprintf("%T:%v", v, v)
+}
+
+// dump returns a hash of a canonical text of a replica: every synced table
+// row by row in id order, then every cell with its version (the sequence
+// number, which only the server has, left out). The text comes along so a
+// mismatch can be shown.
+func dump(ctx context.Context, db *sql.DB, schema *syncproto.Schema) (string, string, error) {
+	var b strings.Builder
+	for _, name := range schema.TableNames() {
+		cols := append([]string{"id"}, schema.Tables[name].ColumnNames()...)
+		q := fmt.Sprintf("SELECT %s FROM %s ORDER BY id", quoteAll(cols), `"`+name+`"`)
+		if err := dumpQuery(ctx, db, &b, name, q); err != nil {
+			return "", "", err
+		}
+	}
+	if err := dumpQuery(ctx, db, &b, "_cells", "SELECT tbl, pk, col, val, hlc, node FROM _cells ORDER BY tbl, pk, col"); err != nil {
+		return "", "", err
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:]), b.String(), nil
+}
+
+func dumpQuery(ctx context.Context, db *sql.DB, b *strings.Builder, label, q string) error {
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("dump %s: %w", label, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return fmt.Errorf("dump %s: %w", label, err)
+	}
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return fmt.Errorf("dump %s: %w", label, err)
+		}
+		b.WriteString(label)
+		for _, v := range vals {
+			b.WriteByte('|')
+			b.WriteString(canon(v))
+		}
+		b.WriteByte('\n')
+	}
+	return rows.Err()
+}
+
+func quoteAll(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = `"` + c + `"`
+	}
+	return strings.Join(q, ", ")
+}
+
+func firstDiff(want, got string) string {
+	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < max(len(wl), len(gl)); i++ {
+		var a, b string
+		if i < len(wl) {
+			a = wl[i]
+		}
+		if i < len(gl) {
+			b = gl[i]
+		}
+		if a != b {
+			return fmt.Sprintf("line %d: server %q, device %q", i+1, a, b)
+		}
+	}
+	return "same text, different hash"
+}

@@ -1,0 +1,515 @@
+// Package sim is Relais's deterministic fault simulation: one real server
+// (its Fiber app, exchange code and SQLite file) and several real device
+// replicas (SDK, capture triggers, SQLite files) talk over an in-memory
+// network that loses, duplicates, delays and reorders messages, while
+// devices and the server restart and device clocks run wrong. Every
+// choice comes from one seeded random source, so a seed replays the same
+// schedule. After the faults stop and every device has synced to
+// quiescence, Run checks the invariants of issue 5: identical replicas,
+// no acknowledged write lost, every superseded concurrent write in the
+// conflict log, no acknowledged change left in an outbox, nothing applied
+// twice.
+//
+// What is not under the seed's control is the wall clock: HLC readings
+// are real milliseconds (shifted by each device's configured skew), so two
+// replays give the same schedule and the same faults but not the same
+// timestamps. Schedules are short and skews are seconds or minutes, so
+// the order of writes, and so the winners, replay as well in practice.
+package sim
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// Config shapes one simulated run.
+type Config struct {
+	Seed uint64
+	// Devices is the number of devices, 3 to 8 (drawn from the seed when 0).
+	Devices int
+	// Steps is the number of operations before quiescence (drawn when 0).
+	Steps int
+	// Template holds a prepared server and logged-in devices (see
+	// NewTemplate); each run copies its files instead of paying for
+	// migrations and password hashing again.
+	Template *Template
+	// Dir is where this run's files go; it is emptied first.
+	Dir string
+	// Trace, when set, receives the schedule step by step.
+	Trace io.Writer
+}
+
+// Result is what a run did and what it found.
+type Result struct {
+	Seed       uint64
+	Devices    int
+	Steps      int
+	Exchanges  int
+	Writes     int
+	Faults     map[string]int
+	Refusals   map[string]int
+	Restarts   int // device restarts
+	ServerUps  int // server restarts
+	Batches    int // batches the server acknowledged
+	Conflicts  int // rows in the server's conflict log
+	Violations []string
+}
+
+// Failed reports whether an invariant was broken.
+func (r *Result) Failed() bool { return len(r.Violations) > 0 }
+
+// The bound the simulated server enforces on device clocks, and the skews
+// devices get: within the bound (behind or slightly ahead), and, for one
+// device in some schedules, beyond it.
+const (
+	maxClockAhead = time.Minute
+	beyondSkew    = 3 * time.Minute
+)
+
+// Device is one simulated device.
+type Device struct {
+	name        string
+	node        string
+	path        string
+	r           *device.Replica
+	skew        time.Duration
+	beyondBound bool
+	link        *link
+	ackSeen     map[string]bool // batch ids whose ack reached this device
+}
+
+type batchKey struct{ node, id string }
+
+type batchInfo struct {
+	dev     *Device
+	changes []syncproto.Change
+	answer  []byte // first answer's (applied, conflicts), to compare re-deliveries
+}
+
+// World is one run's server, devices and network.
+type World struct {
+	cfg     Config
+	rng     *rand.Rand
+	ctx     context.Context
+	dir     string
+	srvCfg  server.Config
+	srv     *server.Server
+	shiftMs atomic.Int64 // how far the server's clock is moved ahead of the wall clock
+	devs    []*Device
+	rows    []rowRef
+	held    []heldRequest
+	step    int
+	faulty  bool
+	batches map[batchKey]*batchInfo
+
+	refusals   map[string]int
+	faults     map[string]int
+	violations []string
+	res        Result
+}
+
+type rowRef struct{ table, id string }
+
+func (w *World) tracef(format string, args ...any) {
+	if w.cfg.Trace != nil {
+		fmt.Fprintf(w.cfg.Trace, format+"\n", args...)
+	}
+}
+
+func (w *World) violate(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	w.tracef("  VIOLATION %s", msg)
+	if len(w.violations) < 50 {
+		w.violations = append(w.violations, msg)
+	}
+}
+
+// drawFault picks what the network does to the next exchange: nothing
+// once the faults have stopped, otherwise mostly nothing.
+func (w *World) drawFault() fault {
+	if !w.faulty {
+		return deliver
+	}
+	var f fault
+	switch n := w.rng.IntN(100); {
+	case n < 8:
+		f = dropRequest
+	case n < 16:
+		f = dropAnswer
+	case n < 22:
+		f = duplicate
+	case n < 27:
+		f = delayRequest
+	case n < 32:
+		f = replayLater
+	default:
+		f = deliver
+	}
+	if f != deliver {
+		w.faults[f.String()]++
+	}
+	return f
+}
+
+func (w *World) serverNow() time.Time {
+	return time.Now().Add(time.Duration(w.shiftMs.Load()) * time.Millisecond)
+}
+
+// startServer starts (or restarts) the server on the run's data directory.
+func (w *World) startServer() error {
+	srv, err := server.New(w.ctx, w.srvCfg)
+	if err != nil {
+		return fmt.Errorf("sim: start server: %w", err)
+	}
+	w.srv = srv
+	return nil
+}
+
+func (w *World) stopServer() error {
+	if w.srv == nil {
+		return nil
+	}
+	err := w.srv.Close()
+	w.srv = nil
+	if err != nil {
+		return fmt.Errorf("sim: stop server: %w", err)
+	}
+	return nil
+}
+
+func (w *World) openDevice(d *Device) error {
+	r, err := device.Open(w.ctx, d.path, device.Options{
+		HTTPClient: &http.Client{Transport: d.link},
+		// One attempt per exchange: the simulation decides when a device
+		// tries again, instead of the SDK sleeping through its backoff.
+		RetryFor:  time.Nanosecond,
+		BatchSize: 1 + w.rng.IntN(12),
+		PageLimit: 1 + w.rng.IntN(25),
+		ClockSkew: d.skew,
+	})
+	if err != nil {
+		return fmt.Errorf("sim: open device %s: %w", d.name, err)
+	}
+	d.r = r
+	d.node = r.Node()
+	return nil
+}
+
+// Run plays one schedule and checks the invariants.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	w := &World{
+		cfg: cfg, ctx: ctx,
+		rng:      rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		batches:  map[batchKey]*batchInfo{},
+		refusals: map[string]int{},
+		faults:   map[string]int{},
+	}
+	n := cfg.Devices
+	if n == 0 {
+		// 3 to 8 devices, fewer more often: most conflicts need only
+		// three, and each device costs an open per restart.
+		n = 3 + min(w.rng.IntN(6), w.rng.IntN(6))
+	}
+	if n > len(cfg.Template.devices) {
+		return nil, fmt.Errorf("sim: template has %d devices, run wants %d", len(cfg.Template.devices), n)
+	}
+	steps := cfg.Steps
+	if steps == 0 {
+		steps = 15 + w.rng.IntN(45)
+	}
+	w.res = Result{Seed: cfg.Seed, Devices: n, Steps: steps}
+	w.tracef("seed %d: %d devices, %d steps", cfg.Seed, n, steps)
+	if err := os.RemoveAll(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("sim: clean %s: %w", cfg.Dir, err)
+	}
+	w.dir = cfg.Dir
+	if err := cfg.Template.copyTo(cfg.Dir, n); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(cfg.Dir)
+
+	w.srvCfg = server.Config{
+		DataDir:       filepath.Join(cfg.Dir, "server"),
+		MaxClockAhead: maxClockAhead,
+		AccessTTL:     templateTokenTTL,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:           w.serverNow,
+	}
+	if err := w.startServer(); err != nil {
+		return nil, err
+	}
+	defer func() { _ = w.stopServer() }()
+
+	// Device clocks: most within the bound (behind, or a little ahead),
+	// and in a third of the schedules one device beyond it.
+	beyond := -1
+	if w.rng.IntN(3) == 0 {
+		beyond = w.rng.IntN(n)
+	}
+	for i := 0; i < n; i++ {
+		d := &Device{name: fmt.Sprintf("d%d", i), path: filepath.Join(cfg.Dir, fmt.Sprintf("d%d.db", i)), ackSeen: map[string]bool{}}
+		d.link = &link{w: w, dev: d}
+		switch {
+		case i == beyond:
+			d.skew, d.beyondBound = beyondSkew, true
+		case w.rng.IntN(2) == 0:
+			d.skew = time.Duration(w.rng.IntN(int(maxClockAhead/time.Millisecond)*3/2)-int(maxClockAhead/time.Millisecond)) * time.Millisecond
+		}
+		if err := w.openDevice(d); err != nil {
+			return nil, err
+		}
+		w.tracef("device %s node %s skew %s", d.name, d.node, d.skew)
+		w.devs = append(w.devs, d)
+	}
+	defer func() {
+		for _, d := range w.devs {
+			if d.r != nil {
+				d.r.Close()
+			}
+		}
+	}()
+
+	w.faulty = true
+	for w.step = 0; w.step < steps; w.step++ {
+		if err := w.doStep(); err != nil {
+			return nil, fmt.Errorf("sim: seed %d step %d: %w", cfg.Seed, w.step, err)
+		}
+		if err := w.checkOutboxes(); err != nil {
+			return nil, err
+		}
+	}
+	w.faulty = false
+	if err := w.quiesce(); err != nil {
+		return nil, fmt.Errorf("sim: seed %d quiescence: %w", cfg.Seed, err)
+	}
+	if err := w.checkFinal(); err != nil {
+		return nil, fmt.Errorf("sim: seed %d final check: %w", cfg.Seed, err)
+	}
+	w.res.Faults, w.res.Refusals, w.res.Violations = w.faults, w.refusals, w.violations
+	return &w.res, nil
+}
+
+// doStep plays one operation chosen by the seed.
+func (w *World) doStep() error {
+	d := w.devs[w.rng.IntN(len(w.devs))]
+	switch n := w.rng.IntN(100); {
+	case n < 48:
+		return w.write(d)
+	case n < 85:
+		w.sync(d)
+		return nil
+	case n < 92:
+		return w.deliverHeld()
+	case n < 97:
+		w.tracef("step %d: restart %s", w.step, d.name)
+		w.res.Restarts++
+		if err := d.r.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", d.name, err)
+		}
+		d.r = nil
+		return w.openDevice(d)
+	default:
+		w.tracef("step %d: restart server", w.step)
+		w.res.ServerUps++
+		if err := w.stopServer(); err != nil {
+			return err
+		}
+		return w.startServer()
+	}
+}
+
+func (w *World) sync(d *Device) {
+	rep, err := d.r.Sync(w.ctx)
+	w.res.Exchanges += rep.Exchanges
+	w.tracef("step %d: sync %s: %+v err=%v", w.step, d.name, rep, err)
+}
+
+// deliverHeld lets one delayed or replayed request arrive now, out of its
+// order; its answer goes nowhere (the device stopped waiting long ago).
+func (w *World) deliverHeld() error {
+	if len(w.held) == 0 {
+		return nil
+	}
+	i := w.rng.IntN(len(w.held))
+	h := w.held[i]
+	w.held = append(w.held[:i], w.held[i+1:]...)
+	w.tracef("step %d: late delivery of %s's request from step %d", w.step, h.dev.name, h.step)
+	_, err := w.serve(h.dev, h.req, false)
+	return err
+}
+
+// quiesce stops the faults, lets the held requests arrive, sets every
+// clock right and moves the server's clock past the one device that ran
+// beyond the bound (its writes were refused, as designed, until real time
+// catches up with their stamps), then syncs every device until a full
+// round moves nothing.
+func (w *World) quiesce() error {
+	w.tracef("quiescence")
+	for len(w.held) > 0 {
+		if err := w.deliverHeld(); err != nil {
+			return err
+		}
+	}
+	for _, d := range w.devs {
+		if d.beyondBound {
+			w.shiftMs.Store(int64((beyondSkew + time.Minute) / time.Millisecond))
+		}
+	}
+	const maxRounds = 12
+	for round := 0; round < maxRounds; round++ {
+		moved := false
+		for _, d := range w.devs {
+			rep, err := d.r.Sync(w.ctx)
+			w.res.Exchanges += rep.Exchanges
+			w.tracef("round %d: sync %s: %+v err=%v", round, d.name, rep, err)
+			if err != nil {
+				return fmt.Errorf("sync %s with a perfect network: %w", d.name, err)
+			}
+			if rep.Pushed > 0 || rep.Pulled > 0 || rep.Rejected > 0 {
+				moved = true
+			}
+		}
+		if !moved {
+			return nil
+		}
+	}
+	return fmt.Errorf("still moving after %d rounds of syncing every device", maxRounds)
+}
+
+// write makes one local write on d with plain SQL, as an application would.
+func (w *World) write(d *Device) error {
+	db := d.r.DB()
+	var q string
+	var args []any
+	op := w.rng.IntN(100)
+	switch {
+	case op < 25 || len(w.rows) == 0:
+		t := w.pickTable()
+		id := newID(w.rng)
+		cols, vals := w.rowValues(t)
+		q = fmt.Sprintf("INSERT INTO %s (id, %s) VALUES (?%s)", t, strings.Join(cols, ", "), strings.Repeat(", ?", len(cols)))
+		args = append([]any{id}, vals...)
+		w.rows = append(w.rows, rowRef{t, id})
+	case op < 80:
+		row := w.pickRow()
+		col, val := w.cellValue(row.table)
+		q = fmt.Sprintf("UPDATE %s SET %s = ? WHERE id = ?", row.table, col)
+		args = []any{val, row.id}
+	case op < 90:
+		row := w.pickRow()
+		q = fmt.Sprintf("DELETE FROM %s WHERE id = ?", row.table)
+		args = []any{row.id}
+	default:
+		// Re-create a row (it may exist here, and then the insert fails
+		// like it would in the application).
+		row := w.pickRow()
+		cols, vals := w.rowValues(row.table)
+		q = fmt.Sprintf("INSERT INTO %s (id, %s) VALUES (?%s)", row.table, strings.Join(cols, ", "), strings.Repeat(", ?", len(cols)))
+		args = append([]any{row.id}, vals...)
+	}
+	res, err := db.ExecContext(w.ctx, q, args...)
+	if err != nil {
+		// The application's write is refused (a row that exists, a
+		// domain rule): nothing was written, as in the application.
+		if strings.Contains(err.Error(), "UNIQUE constraint failed") || strings.Contains(err.Error(), "relais: rule") {
+			w.tracef("step %d: %s: %s %v: refused (%v)", w.step, d.name, q, args, err)
+			return nil
+		}
+		return fmt.Errorf("%s: %s: %w", d.name, q, err)
+	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		w.res.Writes++
+	}
+	w.tracef("step %d: %s: %s %v (%d rows)", w.step, d.name, q, args, n)
+	return nil
+}
+
+// The tables and columns the simulation writes: the first domain tables,
+// with free-text and number columns that no domain rule constrains, so
+// that every write is one the server must accept.
+var simColumns = map[string][]string{
+	"structure":    {"nom", "adresse", "commune", "latitude"},
+	"beneficiaire": {"prenom", "nom", "notes", "annee_naissance"},
+	"activite":     {"notes", "commune", "duree"},
+}
+
+var simTables = []string{"activite", "beneficiaire", "structure"}
+
+func (w *World) pickTable() string { return simTables[w.rng.IntN(len(simTables))] }
+
+// pickRow favours a few hot rows so that devices often write the same
+// cells concurrently.
+func (w *World) pickRow() rowRef {
+	if w.rng.IntN(2) == 0 {
+		return w.rows[w.rng.IntN(min(3, len(w.rows)))]
+	}
+	return w.rows[w.rng.IntN(len(w.rows))]
+}
+
+// required columns are always set on insert and never nulled: the domain
+// rules want an identified beneficiary to keep a first and a last name.
+var required = map[string]bool{"prenom": true, "nom": true}
+
+func (w *World) rowValues(table string) ([]string, []any) {
+	var cols []string
+	var vals []any
+	for _, c := range simColumns[table] {
+		if required[c] || w.rng.IntN(3) > 0 {
+			cols = append(cols, c)
+			vals = append(vals, w.value(c))
+		}
+	}
+	if len(cols) == 0 {
+		c := simColumns[table][0]
+		cols, vals = []string{c}, []any{w.value(c)}
+	}
+	return cols, vals
+}
+
+func (w *World) cellValue(table string) (string, any) {
+	cs := simColumns[table]
+	c := cs[w.rng.IntN(len(cs))]
+	if w.rng.IntN(10) == 0 && !required[c] {
+		return c, nil
+	}
+	return c, w.value(c)
+}
+
+var words = []string{"Laval", "Mayenne", "Château-Gontier", "Évron", "visite à domicile", "permanence", "PANDA", "", "l'atelier", "☕"}
+
+func (w *World) value(col string) any {
+	switch col {
+	case "duree":
+		return []int64{30, 45, 60, 90, 120}[w.rng.IntN(5)]
+	case "annee_naissance":
+		return int64(1930 + w.rng.IntN(80))
+	case "latitude":
+		return 47 + w.rng.Float64()
+	}
+	return fmt.Sprintf("%s %d", words[w.rng.IntN(len(words))], w.rng.IntN(1000))
+}
+
+// newID makes a UUIDv7-shaped id from the seed, so replays write the same
+// rows.
+func newID(rng *rand.Rand) string {
+	a, b := rng.Uint64(), rng.Uint64()
+	return fmt.Sprintf("%08x-%04x-7%03x-%04x-%012x", a>>32, (a>>16)&0xffff, a&0xfff, 0x8000|(b>>48)&0x3fff, b&0xffffffffffff)
+}
+
+// db is the device's database, for the checks.
+func (d *Device) db() *sql.DB { return d.r.DB() }

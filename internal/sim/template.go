@@ -1,0 +1,105 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/server/auth"
+)
+
+// templateTokenTTL outlives the longest campaign: the runs reuse the
+// template's access tokens, and token expiry is not what the simulation
+// is about.
+const templateTokenTTL = 10000 * time.Hour
+
+// MaxDevices is the largest number of devices a run may have.
+const MaxDevices = 8
+
+const (
+	simEmail    = "admin@sim.relais.test"
+	simPassword = "mot-de-passe-simulation"
+)
+
+// Template is a prepared world at rest: a server data directory with an
+// administrator account, and MaxDevices device replicas logged in to it.
+// Preparing it costs migrations and bcrypt hashes once; each run copies
+// its files.
+type Template struct {
+	dir     string
+	devices []string
+}
+
+// NewTemplate prepares a template in dir. The devices log in through the
+// same in-memory network as the runs, with no faults.
+func NewTemplate(ctx context.Context, dir string) (*Template, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("sim template: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sim template: %w", err)
+	}
+	srv, err := server.New(ctx, server.Config{
+		DataDir:   filepath.Join(dir, "server"),
+		AccessTTL: templateTokenTTL,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sim template: %w", err)
+	}
+	defer srv.Close()
+	a := &auth.Accounts{W: srv.DB().W, R: srv.DB().R}
+	if _, err := a.AddUser(ctx, simEmail, "admin", simPassword); err != nil {
+		return nil, fmt.Errorf("sim template: add user: %w", err)
+	}
+	w := &World{ctx: ctx, srv: srv, batches: map[batchKey]*batchInfo{}, refusals: map[string]int{}, faults: map[string]int{}}
+	t := &Template{dir: dir}
+	for i := 0; i < MaxDevices; i++ {
+		name := fmt.Sprintf("d%d.db", i)
+		d := &Device{name: name}
+		d.link = &link{w: w, dev: d}
+		r, err := device.Open(ctx, filepath.Join(dir, name), device.Options{HTTPClient: &http.Client{Transport: d.link}})
+		if err != nil {
+			return nil, fmt.Errorf("sim template: %w", err)
+		}
+		err = r.Login(ctx, "http://relais.sim", simEmail, simPassword)
+		r.Close()
+		if err != nil {
+			return nil, fmt.Errorf("sim template: login %s: %w", name, err)
+		}
+		t.devices = append(t.devices, name)
+	}
+	return t, nil
+}
+
+// copyTo lays a fresh copy of the template's server and first n devices
+// in dir.
+func (t *Template) copyTo(dir string, n int) error {
+	if err := os.MkdirAll(filepath.Join(dir, "server"), 0o700); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	files := []string{filepath.Join("server", "relais.db")}
+	files = append(files, t.devices[:n]...)
+	for _, f := range files {
+		for _, suffix := range []string{"", "-wal"} {
+			data, err := os.ReadFile(filepath.Join(t.dir, f+suffix))
+			if os.IsNotExist(err) && suffix != "" {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("sim: copy template: %w", err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, f+suffix), data, 0o600); err != nil {
+				return fmt.Errorf("sim: copy template: %w", err)
+			}
+		}
+	}
+	return nil
+}

@@ -49,6 +49,7 @@ func chromium(t *testing.T) context.Context {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("lang", "fr-FR"),
 	)
 	// The deadline only stops a hung browser from hanging CI; nothing
 	// asserts on how long a step takes.

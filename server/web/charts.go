@@ -18,7 +18,7 @@ const (
 // barChart draws one horizontal bar per category, labels on the left and
 // counts at the end of each bar.
 func barChart(title string, bs []Bucket) template.HTML {
-	const labelW, barW, rowH, countW = 260, 300, 26, 70
+	const labelW, barW, rowH, countW = 310, 280, 26, 60
 	maxN := 0
 	for _, b := range bs {
 		maxN = max(maxN, b.Count)
@@ -35,7 +35,7 @@ func barChart(title string, bs []Bucket) template.HTML {
 			w = b.Count * barW / maxN
 		}
 		fmt.Fprintf(&sb, `<text x="%d" y="%d" text-anchor="end" fill="%s" font-size="14">%s</text>`,
-			labelW-8, y+17, chartGrey, template.HTMLEscapeString(clipLabel(b.Label, 34)))
+			labelW-8, y+17, chartGrey, template.HTMLEscapeString(clipLabel(b.Label, 40)))
 		fmt.Fprintf(&sb, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s" rx="2"/>`, labelW, y+3, max(w, 1), rowH-8, chartBlue)
 		fmt.Fprintf(&sb, `<text x="%d" y="%d" fill="%s" font-size="14">%d</text>`, labelW+max(w, 1)+6, y+17, chartGrey, b.Count)
 	}
@@ -52,7 +52,7 @@ func columnChart(title string, bs []Bucket) template.HTML {
 	}
 	w := left + colW*len(bs) + 8
 	var sb strings.Builder
-	fmt.Fprintf(&sb, `<svg class="chart" role="img" aria-labelledby="t-%[1]s" viewBox="0 0 %[2]d %[3]d" width="100%%" preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">`,
+	fmt.Fprintf(&sb, `<svg class="chart columns" role="img" aria-labelledby="t-%[1]s" viewBox="0 0 %[2]d %[3]d" width="100%%" preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">`,
 		slug(title), max(w, 200), top+plotH+bottom)
 	fmt.Fprintf(&sb, `<title id="t-%s">%s</title>`, slug(title), template.HTMLEscapeString(title+" : "+summary(bs)))
 	fmt.Fprintf(&sb, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s"/>`, left, top+plotH, w-8, top+plotH, chartGrey)

@@ -51,7 +51,7 @@ func (h *Handler) activityTable(v Viewer, acts []Activity) table {
 			lieu += " (itinérant)"
 		}
 		row := []any{frenchDate(a.Date), a.Owner, enumLabel("type", a.Type), lieu, a.Structure, a.Commune, a.CodeInsee,
-			duree, durationLabels[durationBand(a.Duree)], strings.Join(themes, ", "), strings.Join(mats, ", "),
+			duree, durationLabel(durationBand(a.Duree)), strings.Join(themes, ", "), strings.Join(mats, ", "),
 			enumLabel("autonomie", a.Autonomie), a.Beneficiaires, a.Anonymes}
 		if own {
 			row = append(row, strings.Join(a.BeneficiaryNames, ", "), a.Notes)

@@ -3,10 +3,12 @@ package web
 import (
 	"fmt"
 	"strings"
+
+	"github.com/relais-numerique/relais/domain"
 )
 
 // French names of tables and columns, as coordinators know them from the
-// Coop's forms. Enum values' labels come from enumLabel.
+// Coop's forms. Enum values' labels come from package domain (enumLabel).
 var tableLabels = map[string]string{
 	"activite":              "Activité",
 	"beneficiaire":          "Bénéficiaire",
@@ -34,47 +36,22 @@ var columnLabels = map[string]string{
 	"activite_id": "Activité", "premier_accompagnement": "Premier accompagnement",
 }
 
-// enumLabels holds the Coop's official French labels (domain reference)
-// for the enum columns the dashboard shows.
-var enumLabels = map[string]map[string]string{
-	"type": {"individuel": "Accompagnement individuel", "collectif": "Atelier collectif"},
-	"type_lieu": {"lieu_activite": "Lieu d'activité", "domicile": "À domicile", "a_distance": "À distance",
-		"autre": "Autre lieu"},
-	"autonomie": {"entierement_accompagne": "Avec guidage", "partiellement_autonome": "Autonome avec guidage en cas de besoin",
-		"autonome": "Autonome"},
-	"genre": {"masculin": "Masculin", "feminin": "Féminin", "non_communique": "Non communiqué"},
-	"tranche_age": {"moins_de_douze": "Moins de 12 ans", "douze_dix_huit": "12 - 17 ans",
-		"dix_huit_vingt_quatre": "18 - 24 ans", "vingt_cinq_trente_neuf": "25 - 39 ans",
-		"quarante_cinquante_neuf": "40 - 59 ans", "soixante_soixante_neuf": "60 - 69 ans",
-		"soixante_dix_plus": "70 ans et plus", "non_communique": "Non communiqué"},
-	"statut_social": {"scolarise": "Scolarisé", "sans_emploi": "Sans emploi", "en_emploi": "En emploi",
-		"retraite": "Retraité", "non_communique": "Non communiqué ou hétérogène"},
-	"materiel": {"ordinateur": "Ordinateur", "telephone": "Téléphone", "tablette": "Tablette", "autre": "Autre",
-		"aucun": "Pas de matériel"},
-	"niveau":     {"debutant": "Débutant", "intermediaire": "Intermédiaire", "avance": "Avancé"},
-	"itinerance": {"itinerant": "Itinérant", "fixe": "Fixe"},
-	"structure_de_redirection": {"administration": "Administration (mairie, préfecture…)",
-		"mediation_numerique":              "Autre structure de médiation numérique",
-		"operateur_ou_organisme_en_charge": "Opérateur ou organisme en charge de la démarche administrative",
-		"aide_sociale":                     "Structure d'aide sociale", "insertion_professionnelle": "Structure d'insertion professionnelle",
-		"aide_aux_demarches_administratives": "Structure d'aide aux démarches administratives (France Services…)",
-		"autre":                              "Autre"},
-	"thematiques": {
-		"diagnostic_numerique": "Diagnostic numérique", "prendre_en_main_du_materiel": "Prendre en main du matériel",
-		"maintenance_de_materiel": "Maintenance de matériel", "gere_ses_contenus_numeriques": "Gérer ses contenus numériques",
-		"navigation_sur_internet": "Navigation sur internet", "email": "E-mail", "bureautique": "Bureautique",
-		"reseaux_sociaux": "Réseaux sociaux communication", "sante": "Santé",
-		"banque_et_achats_en_ligne": "Banque et achats en ligne", "entrepreneuriat": "Accompagner un professionnel",
-		"insertion_professionnelle": "Insertion professionnelle", "securite_numerique": "Prévention en sécurité numérique",
-		"parentalite": "Parentalité", "scolarite_et_numerique": "Scolarité et numérique",
-		"creer_avec_le_numerique": "Créer avec le numérique", "culture_numerique": "Culture numérique",
-		"intelligence_artificielle":          "Intelligence artificielle (IA)",
-		"aide_aux_demarches_administratives": "Aide aux démarches administratives",
-		"papiers_elections_citoyennete":      "Papiers - Élections - Citoyenneté", "famille_scolarite": "Famille - Scolarité",
-		"social_sante": "Social - Santé", "travail_formation": "Travail - Formation - Entreprise", "logement": "Logement",
-		"transports_mobilite": "Transports - Mobilité", "argent_impots": "Argent - Impôts", "justice": "Justice",
-		"etrangers_europe": "Étrangers - Europe", "loisirs_sports_culture": "Loisirs - Sports - Culture",
-		"associations": "Associations"},
+// enumOf names, for each enum column the dashboard shows, the enum of
+// package domain that holds its official French labels (one source for
+// the labels, shared with the _labels table and the devices).
+var enumOf = map[string]string{
+	"type":                     domain.TypeActivite,
+	"type_lieu":                domain.TypeLieu,
+	"autonomie":                domain.Autonomie,
+	"genre":                    domain.Genre,
+	"tranche_age":              domain.TrancheAge,
+	"statut_social":            domain.StatutSocial,
+	"materiel":                 domain.Materiel,
+	"niveau":                   domain.Niveau,
+	"itinerance":               domain.Itinerance,
+	"structure_de_redirection": domain.StructureDeRedirection,
+	"thematiques":              domain.Thematique,
+	"echelon_territorial":      domain.EchelonTerritorial,
 }
 
 func tableLabel(t string) string {
@@ -94,8 +71,8 @@ func columnLabel(c string) string {
 // enumLabel is the French label of one stored enum value, or the value
 // itself when it is not a known enum.
 func enumLabel(column, value string) string {
-	if l, ok := enumLabels[column][value]; ok {
-		return l
+	if e, ok := enumOf[column]; ok {
+		return domain.Label(e, value)
 	}
 	return value
 }
@@ -117,7 +94,7 @@ func valueLabel(column string, v any) string {
 		}
 		return "Présent"
 	}
-	if _, ok := enumLabels[column]; ok {
+	if _, ok := enumOf[column]; ok {
 		if vals := splitList(s); len(vals) > 1 || (len(vals) == 1 && vals[0] != s) {
 			out := make([]string, len(vals))
 			for i, x := range vals {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/relais-numerique/relais/domain"
 )
 
 // StatsFilter narrows activities: a period (days, inclusive), one
@@ -361,23 +363,20 @@ var placeOrder = []string{"lieu_activite", "itinerant", "domicile", "a_distance"
 
 var durationOrder = []string{"moins_de_30", "30_a_60", "60_a_120", "120_et_plus", "non_renseigne"}
 
-var durationLabels = map[string]string{
-	"moins_de_30": "Moins de 30 min", "30_a_60": "30 min à 1 h", "60_a_120": "1 h à 2 h",
-	"120_et_plus": "2 h et plus", "non_renseigne": "Non renseignée",
+// durationLabel names a duration band: the Coop's bands (package domain),
+// plus one for activities recorded without a duration.
+func durationLabel(k string) string {
+	if k == "non_renseigne" {
+		return "Non renseignée"
+	}
+	return domain.Label(domain.DureeTranche, k)
 }
 
 func durationBand(d *int64) string {
-	switch {
-	case d == nil:
+	if d == nil {
 		return "non_renseigne"
-	case *d < 30:
-		return "moins_de_30"
-	case *d < 60:
-		return "30_a_60"
-	case *d < 120:
-		return "60_a_120"
 	}
-	return "120_et_plus"
+	return domain.DureeTrancheOf(int(*d))
 }
 
 // maxCommunes keeps the commune breakdown readable; the rest are summed.
@@ -439,7 +438,7 @@ func (h *Handler) stats(ctx context.Context, v Viewer, f StatsFilter) (Stats, []
 	st.ByMonth = month.months(f, h.loc)
 	st.ByType = typ.ordered([]string{"individuel", "collectif"}, func(k string) string { return enumLabel("type", k) })
 	st.ByPlace = place.ordered(placeOrder, func(k string) string { return placeLabels[k] })
-	st.ByDuration = dur.ordered(durationOrder, func(k string) string { return durationLabels[k] })
+	st.ByDuration = dur.ordered(durationOrder, durationLabel)
 	st.ByTheme = theme.byCount(func(k string) string { return enumLabel("thematiques", k) })
 	st.ByMaterial = mat.byCount(func(k string) string { return enumLabel("materiel", k) })
 	st.ByGender = gender.ordered([]string{"feminin", "masculin", "non_communique"}, func(k string) string { return enumLabel("genre", k) })

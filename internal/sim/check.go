@@ -60,17 +60,17 @@ func (w *World) checkFinal() error {
 	// Every replica holds the same tables and the same cell versions as
 	// the server.
 	schema := w.srv.Schema()
-	want, wantText, err := dump(ctx, sdb, schema)
+	want, wantText, err := Dump(ctx, sdb, schema)
 	if err != nil {
 		return fmt.Errorf("dump server: %w", err)
 	}
 	for _, d := range w.devs {
-		got, gotText, err := dump(ctx, d.db(), schema)
+		got, gotText, err := Dump(ctx, d.db(), schema)
 		if err != nil {
 			return fmt.Errorf("dump %s: %w", d.name, err)
 		}
 		if got != want {
-			w.violate("%s differs from the server: %s", d.name, firstDiff(wantText, gotText))
+			w.violate("%s differs from the server: %s", d.name, FirstDiff(wantText, gotText))
 		}
 	}
 
@@ -195,11 +195,11 @@ func canon(v any) string {
 	return fmt.Sprintf("%T:%v", v, v)
 }
 
-// dump returns a hash of a canonical text of a replica: every synced table
+// Dump returns a hash of a canonical text of a replica: every synced table
 // row by row in id order, then every cell with its version (the sequence
 // number, which only the server has, left out). The text comes along so a
 // mismatch can be shown.
-func dump(ctx context.Context, db *sql.DB, schema *syncproto.Schema) (string, string, error) {
+func Dump(ctx context.Context, db *sql.DB, schema *syncproto.Schema) (string, string, error) {
 	var b strings.Builder
 	for _, name := range schema.TableNames() {
 		cols := append([]string{"id"}, schema.Tables[name].ColumnNames()...)
@@ -252,7 +252,8 @@ func quoteAll(cols []string) string {
 	return strings.Join(q, ", ")
 }
 
-func firstDiff(want, got string) string {
+// FirstDiff shows the first line where two dumps differ.
+func FirstDiff(want, got string) string {
 	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
 	for i := 0; i < max(len(wl), len(gl)); i++ {
 		var a, b string

@@ -21,6 +21,8 @@ import (
 //	RELAIS_SIM_SEED=42            the first seed (default 1); schedule i uses seed+i
 //	RELAIS_SIM_DIR=/dev/shm/x     where the files go (default: tmpfs when present)
 //	RELAIS_SIM_TRACE=1            print each schedule's steps (for a replay)
+//	RELAIS_SIM_FOR=90m            stop starting schedules after this long
+//	RELAIS_SIM_PROGRESS=1         print a progress line every 100 schedules
 const ciSchedules = 400
 
 func envInt(t *testing.T, name string, def uint64) uint64 {
@@ -66,6 +68,15 @@ func TestSimulation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var deadline time.Time
+	if v := os.Getenv("RELAIS_SIM_FOR"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("RELAIS_SIM_FOR=%q: %v", v, err)
+		}
+		deadline = time.Now().Add(d)
+	}
+	progress := os.Getenv("RELAIS_SIM_PROGRESS") != ""
 	workers := max(1, runtime.GOMAXPROCS(0))
 	var next atomic.Uint64
 	var mu sync.Mutex
@@ -83,7 +94,7 @@ func TestSimulation(t *testing.T) {
 					return
 				}
 				mu.Lock()
-				stop := len(failed) >= 3
+				stop := len(failed) >= 3 || (!deadline.IsZero() && time.Now().After(deadline))
 				mu.Unlock()
 				if stop {
 					return
@@ -116,6 +127,10 @@ func TestSimulation(t *testing.T) {
 					totals.Batches += res.Batches
 					totals.Conflicts += res.Conflicts
 					totals.Seed++
+					if progress && totals.Seed%100 == 0 {
+						fmt.Fprintf(os.Stderr, "%s: %d schedules passed, last seed %d, %d failed\n",
+							time.Now().UTC().Format(time.TimeOnly), totals.Seed, seed, len(failed))
+					}
 					for k, v := range res.Faults {
 						totals.Faults[k] += v
 					}

@@ -34,7 +34,9 @@ func (s *Server) routes() *fiber.App {
 		return c.JSON(fiber.Map{"status": "ok"})
 	})
 	v1 := app.Group("/v1")
-	v1.Post("/auth/login", s.handleLogin)
+	v1.Post("/auth/login", append(s.loginLimiters(), s.handleLogin)...)
+	v1.Post("/auth/refresh", s.handleRefresh)
+	v1.Post("/devices/:id/revoke", s.authenticate, s.handleRevokeDevice)
 	v1.Post("/sync", s.authenticate, s.handleSync)
 	s.dashboardRoutes(app) // the web dashboard: pages under "/", JSON under /v1/dashboard
 	return app
@@ -156,6 +158,10 @@ type LoginResponse struct {
 	UserID      string `json:"user_id"`
 	Role        string `json:"role"`
 	DeviceID    string `json:"device_id"`
+	// RefreshToken gets new access tokens from /v1/auth/refresh, for
+	// RefreshExpiresIn seconds if unused; each use returns a new one.
+	RefreshToken     string `json:"refresh_token"`
+	RefreshExpiresIn int64  `json:"refresh_expires_in"`
 }
 
 func (s *Server) handleLogin(c *fiber.Ctx) error {
@@ -175,10 +181,15 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	if err := s.accounts.EnrollDevice(c.UserContext(), u.ID, req.DeviceID); err != nil {
 		return fail(c, err)
 	}
-	tok, ttl, err := s.tokens.Issue(u.ID, req.DeviceID, u.Role)
+	sess, err := s.refresh.Start(c.UserContext(), u, req.DeviceID)
+	if err != nil {
+		return err
+	}
+	tok, ttl, err := s.tokens.IssueSession(u.ID, req.DeviceID, u.Role, sess.Family)
 	if err != nil {
 		return err
 	}
 	s.log.Info("device logged in", "user", u.ID, "device", req.DeviceID)
-	return reply(c, LoginResponse{AccessToken: tok, ExpiresIn: int64(ttl.Seconds()), UserID: u.ID, Role: u.Role, DeviceID: req.DeviceID})
+	return reply(c, LoginResponse{AccessToken: tok, ExpiresIn: int64(ttl.Seconds()), UserID: u.ID, Role: u.Role, DeviceID: req.DeviceID,
+		RefreshToken: sess.RefreshToken, RefreshExpiresIn: int64(sess.RefreshExpiresIn.Seconds())})
 }

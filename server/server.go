@@ -33,7 +33,20 @@ type Config struct {
 	BodyLimit       int
 	DecompressRatio int
 	AccessTTL       time.Duration
-	Logger          *slog.Logger
+	// A refresh token unused for RefreshIdle, or older than
+	// RefreshAbsolute counted from the login, no longer refreshes: the
+	// device must log in again. RefreshGrace is how long after a refresh
+	// the same token may be presented once more, for a device whose
+	// answer was lost on a bad link.
+	RefreshIdle     time.Duration
+	RefreshAbsolute time.Duration
+	RefreshGrace    time.Duration
+	// Failed logins allowed per account and per client address within
+	// LoginWindow before further attempts are answered rate_limited.
+	LoginFailuresPerAccount int
+	LoginFailuresPerAddress int
+	LoginWindow             time.Duration
+	Logger                  *slog.Logger
 	// Now replaces the wall clock in tests.
 	Now func() time.Time
 }
@@ -54,6 +67,24 @@ func (c *Config) defaults() {
 	if c.AccessTTL == 0 {
 		c.AccessTTL = 15 * time.Minute
 	}
+	if c.RefreshIdle == 0 {
+		c.RefreshIdle = 60 * 24 * time.Hour
+	}
+	if c.RefreshAbsolute == 0 {
+		c.RefreshAbsolute = 365 * 24 * time.Hour
+	}
+	if c.RefreshGrace == 0 {
+		c.RefreshGrace = 2 * time.Minute
+	}
+	if c.LoginFailuresPerAccount == 0 {
+		c.LoginFailuresPerAccount = 10
+	}
+	if c.LoginFailuresPerAddress == 0 {
+		c.LoginFailuresPerAddress = 50
+	}
+	if c.LoginWindow == 0 {
+		c.LoginWindow = 15 * time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
@@ -70,6 +101,7 @@ type Server struct {
 	node     string
 	accounts *auth.Accounts
 	tokens   *auth.Tokens
+	refresh  *auth.Refresh
 	app      *fiber.App
 	log      *slog.Logger
 
@@ -133,6 +165,10 @@ func (s *Server) init(ctx context.Context) error {
 	}
 	s.accounts = &auth.Accounts{W: s.db.W, R: s.db.R}
 	s.tokens = &auth.Tokens{Keys: keys, Issuer: "relais", Audience: "relais-sync", TTL: s.cfg.AccessTTL, Now: s.cfg.Now}
+	// A rotated key verifies the tokens it signed until they expire.
+	keys.RetiredVerifyFor, keys.Now = s.cfg.AccessTTL+time.Minute, s.cfg.Now
+	s.refresh = &auth.Refresh{W: s.db.W, Idle: s.cfg.RefreshIdle, Absolute: s.cfg.RefreshAbsolute,
+		Grace: s.cfg.RefreshGrace, Now: s.cfg.Now}
 	return nil
 }
 

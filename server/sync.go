@@ -52,11 +52,7 @@ func (s *Server) Exchange(ctx context.Context, p auth.Principal, req *syncproto.
 		limit = syncproto.DefaultPageLimit
 	}
 	limit = min(limit, syncproto.MaxPageLimit)
-	page, err := replica.ReadPage(ctx, s.db.R, req.Cursor, limit, func(c *syncproto.Change) bool {
-		// A device already holds what it wrote; sending it back would
-		// only cost bytes on a slow link.
-		return c.Version.Node != p.DeviceID
-	})
+	page, err := s.pullPage(ctx, p, req.Cursor, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +128,9 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 		if err := rules.AfterApply(ctx, tx); err != nil {
 			return err
 		}
+		if err := s.reannounce(ctx, tx, b.Changes, res); err != nil {
+			return fmt.Errorf("push batch %s: %w", b.ID, err)
+		}
 		rec := batchRecord{Applied: res.Won, Conflicts: res.Conflicts}
 		data, err := json.Marshal(rec)
 		if err != nil {
@@ -154,10 +153,10 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 	return nil
 }
 
-// checkScope refuses a batch that writes rows outside the sender's scope.
-// Every authenticated user may write every row until scopes land.
+// checkScope refuses a batch that writes rows outside the sender's scope
+// (see package scope), whole, before anything is written.
 func (s *Server) checkScope(ctx context.Context, tx *sql.Tx, p auth.Principal, changes []syncproto.Change) error {
-	return nil
+	return s.scopeRules().CheckPush(ctx, tx, who(p), changes)
 }
 
 // noteDevice records what coordinators see of a device in the fleet.

@@ -22,8 +22,18 @@ func (s *Server) WriteRow(ctx context.Context, table, pk string, values map[stri
 // that must commit together with other bookkeeping.
 func (s *Server) WriteRowTx(ctx context.Context, tx *sql.Tx, table, pk string, values map[string]any) error {
 	ver := syncproto.Version{HLC: s.clock.Now(), Node: s.node}
-	if _, err := replica.Write(ctx, tx, s.Schema(), ver, table, pk, values,
-		replica.Options{AssignSeq: true, RecordConflicts: true, Now: s.cfg.Now}); err != nil {
+	res, err := replica.Write(ctx, tx, s.Schema(), ver, table, pk, values,
+		replica.Options{AssignSeq: true, RecordConflicts: true, Now: s.cfg.Now})
+	if err != nil {
+		return err
+	}
+	// A write that changes who sees what (a coordination, an owner)
+	// re-announces the rows it makes visible.
+	changes := make([]syncproto.Change, 0, len(values))
+	for col := range values {
+		changes = append(changes, syncproto.Change{Table: table, PK: pk, Column: col})
+	}
+	if err := s.reannounce(ctx, tx, changes, res); err != nil {
 		return err
 	}
 	return replica.SaveClock(ctx, tx, ver.HLC)

@@ -179,5 +179,14 @@ func (a *Accounts) Authorize(ctx context.Context, c *Claims) (Principal, error) 
 	if disabled {
 		return Principal{}, syncproto.Errorf(syncproto.CodeUserDisabled, "this account is disabled")
 	}
+	if c.Session != "" {
+		ended, err := SessionEnded(ctx, a.R, c.Session)
+		if err != nil {
+			return Principal{}, fmt.Errorf("authorize: %w", err)
+		}
+		if ended {
+			return Principal{}, syncproto.Errorf(syncproto.CodeUnauthorized, "this session was ended; log in again").With("login", true)
+		}
+	}
 	return Principal{UserID: c.Subject, DeviceID: c.Device, Role: role}, nil
 }

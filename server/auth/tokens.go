@@ -26,6 +26,10 @@ type Claims struct {
 	jwt.RegisteredClaims
 	Device string `json:"did"`
 	Role   string `json:"role"`
+	// Session is the refresh-token family the token was issued under;
+	// ending the family (reuse detected, device revoked) ends its access
+	// tokens too, before they expire.
+	Session string `json:"sid,omitempty"`
 }
 
 // Keys holds the Ed25519 keys that sign access tokens. They live in the
@@ -33,10 +37,16 @@ type Claims struct {
 // signs, and every stored key verifies, so a rotation does not log anyone
 // out.
 type Keys struct {
-	db     *sql.DB
-	mu     sync.RWMutex
-	keys   map[string]ed25519.PrivateKey
-	active string
+	db *sql.DB
+	// RetiredVerifyFor is how long a key replaced by a rotation still
+	// verifies: the life of the access tokens it signed. Zero keeps
+	// retired keys verifying for ever.
+	RetiredVerifyFor time.Duration
+	Now              func() time.Time
+	mu               sync.RWMutex
+	keys             map[string]ed25519.PrivateKey
+	retired          map[string]time.Time
+	active           string
 }
 
 // LoadKeys reads the signing keys, creating the first one when there is
@@ -55,25 +65,28 @@ func LoadKeys(ctx context.Context, db *sql.DB) (*Keys, error) {
 }
 
 func (k *Keys) reload(ctx context.Context) error {
-	rows, err := k.db.QueryContext(ctx, "SELECT kid, private_key, retired_at IS NULL FROM _signing_keys ORDER BY created_at, kid")
+	rows, err := k.db.QueryContext(ctx, "SELECT kid, private_key, retired_at FROM _signing_keys ORDER BY created_at, kid")
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
 	defer rows.Close()
 	keys := map[string]ed25519.PrivateKey{}
+	retired := map[string]time.Time{}
 	active := ""
 	for rows.Next() {
 		var kid string
 		var seed []byte
-		var live bool
-		if err := rows.Scan(&kid, &seed, &live); err != nil {
+		var retiredAt sql.NullInt64
+		if err := rows.Scan(&kid, &seed, &retiredAt); err != nil {
 			return fmt.Errorf("load signing keys: %w", err)
 		}
 		if len(seed) != ed25519.SeedSize {
 			return fmt.Errorf("signing key %s is damaged", kid)
 		}
 		keys[kid] = ed25519.NewKeyFromSeed(seed)
-		if live {
+		if retiredAt.Valid {
+			retired[kid] = time.UnixMilli(retiredAt.Int64)
+		} else {
 			active = kid
 		}
 	}
@@ -81,21 +94,34 @@ func (k *Keys) reload(ctx context.Context) error {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
 	k.mu.Lock()
-	k.keys, k.active = keys, active
+	k.keys, k.retired, k.active = keys, retired, active
 	k.mu.Unlock()
 	return nil
 }
 
-// Rotate creates a new signing key and makes it the active one. Older keys
-// stay for verification.
+// Rotate creates a new signing key and makes it the active one. The keys
+// it replaces are marked retired and keep verifying for RetiredVerifyFor,
+// so nobody is logged out by a rotation.
 func (k *Keys) Rotate(ctx context.Context) (string, error) {
 	seed := make([]byte, ed25519.SeedSize)
 	if _, err := rand.Read(seed); err != nil {
 		return "", fmt.Errorf("new signing key: %w", err)
 	}
 	kid := uuid.NewString()
-	if _, err := k.db.ExecContext(ctx, "INSERT INTO _signing_keys (kid, private_key, created_at) VALUES (?, ?, ?)",
+	tx, err := k.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", fmt.Errorf("store signing key: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if _, err := tx.ExecContext(ctx, "UPDATE _signing_keys SET retired_at = ? WHERE retired_at IS NULL",
+		k.now().UnixMilli()); err != nil {
+		return "", fmt.Errorf("retire signing keys: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO _signing_keys (kid, private_key, created_at) VALUES (?, ?, ?)",
 		kid, seed, time.Now().UnixNano()); err != nil {
+		return "", fmt.Errorf("store signing key: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
 		return "", fmt.Errorf("store signing key: %w", err)
 	}
 	if err := k.reload(ctx); err != nil {
@@ -104,7 +130,27 @@ func (k *Keys) Rotate(ctx context.Context) (string, error) {
 	return kid, nil
 }
 
+func (k *Keys) now() time.Time {
+	if k.Now != nil {
+		return k.Now()
+	}
+	return time.Now()
+}
+
+// signing returns the key to sign with. It first checks the database for
+// a newer active key: `relais admin keys rotate` runs in another process,
+// and a server that kept signing with the retired key would hand out
+// tokens that stop verifying when the key's grace ends. Tokens are signed
+// at login and refresh only, so the query is rare.
 func (k *Keys) signing() (string, ed25519.PrivateKey) {
+	var newest string
+	err := k.db.QueryRow("SELECT kid FROM _signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1").Scan(&newest)
+	k.mu.RLock()
+	stale := err == nil && newest != k.active
+	k.mu.RUnlock()
+	if stale {
+		_ = k.reload(context.Background()) // on failure the known key still signs
+	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return k.active, k.keys[k.active]
@@ -125,6 +171,12 @@ func (k *Keys) public(ctx context.Context, kid string) (ed25519.PublicKey, bool)
 		k.mu.RUnlock()
 	}
 	if !ok {
+		return nil, false
+	}
+	k.mu.RLock()
+	retiredAt, retired := k.retired[kid]
+	k.mu.RUnlock()
+	if retired && k.RetiredVerifyFor > 0 && k.now().Sub(retiredAt) > k.RetiredVerifyFor {
 		return nil, false
 	}
 	return priv.Public().(ed25519.PublicKey), true
@@ -148,6 +200,11 @@ func (t *Tokens) now() time.Time {
 
 // Issue signs an access token for a user on a device.
 func (t *Tokens) Issue(userID, deviceID, role string) (string, time.Duration, error) {
+	return t.IssueSession(userID, deviceID, role, "")
+}
+
+// IssueSession signs an access token tied to a refresh-token family.
+func (t *Tokens) IssueSession(userID, deviceID, role, session string) (string, time.Duration, error) {
 	kid, key := t.Keys.signing()
 	now := t.now()
 	claims := Claims{
@@ -159,8 +216,9 @@ func (t *Tokens) Issue(userID, deviceID, role string) (string, time.Duration, er
 			ExpiresAt: jwt.NewNumericDate(now.Add(t.TTL)),
 			ID:        uuid.NewString(),
 		},
-		Device: deviceID,
-		Role:   role,
+		Device:  deviceID,
+		Role:    role,
+		Session: session,
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	tok.Header["kid"] = kid

@@ -1,0 +1,149 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
+
+	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// loginLimiters count failed logins per client address and per account,
+// and answer rate_limited once either count passes its limit within the
+// window. Successful logins are not counted, so a conseillère who logs in
+// her three tablets is never slowed down; a password guesser is, whether
+// they try many passwords on one account or one password on many.
+// Counts are kept in memory: they reset when the server restarts, and
+// each server process counts on its own.
+func (s *Server) loginLimiters() []fiber.Handler {
+	limited := func(c *fiber.Ctx) error {
+		return fail(c, syncproto.Errorf(syncproto.CodeRateLimited, "too many failed logins; wait before trying again").
+			With("retry_after_seconds", c.GetRespHeader(fiber.HeaderRetryAfter)))
+	}
+	byAddress := limiter.New(limiter.Config{
+		Max:                    s.cfg.LoginFailuresPerAddress,
+		Expiration:             s.cfg.LoginWindow,
+		KeyGenerator:           func(c *fiber.Ctx) string { return "ip:" + c.IP() },
+		LimitReached:           limited,
+		SkipSuccessfulRequests: true,
+		LimiterMiddleware:      limiter.SlidingWindow{},
+	})
+	byAccount := limiter.New(limiter.Config{
+		Max:                    s.cfg.LoginFailuresPerAccount,
+		Expiration:             s.cfg.LoginWindow,
+		KeyGenerator:           s.loginAccountKey,
+		LimitReached:           limited,
+		SkipSuccessfulRequests: true,
+		LimiterMiddleware:      limiter.SlidingWindow{},
+	})
+	return []fiber.Handler{byAddress, byAccount}
+}
+
+// loginAccountKey is the account a login names, normalised as the
+// database compares e-mails (case-insensitively). Unknown accounts get a
+// counter too, so the limit says nothing about which accounts exist.
+func (s *Server) loginAccountKey(c *fiber.Ctx) string {
+	raw, err := s.body(c)
+	if err != nil {
+		return "account:?"
+	}
+	var req struct {
+		Email string `json:"email"`
+	}
+	if json.Unmarshal(raw, &req) != nil {
+		return "account:?"
+	}
+	return "account:" + strings.ToLower(strings.TrimSpace(req.Email))
+}
+
+// RefreshRequest is the body of POST /v1/auth/refresh.
+type RefreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+	DeviceID     string `json:"device_id"`
+}
+
+// handleRefresh exchanges a refresh token for a new access token and a
+// new refresh token (the old one is spent).
+func (s *Server) handleRefresh(c *fiber.Ctx) error {
+	raw, err := s.body(c)
+	if err != nil {
+		return fail(c, err)
+	}
+	var req RefreshRequest
+	if err := json.Unmarshal(raw, &req); err != nil || req.RefreshToken == "" {
+		return fail(c, syncproto.Errorf(syncproto.CodeMalformedBody, "refresh body must be JSON with refresh_token and device_id"))
+	}
+	sess, err := s.refresh.Rotate(c.UserContext(), req.RefreshToken, req.DeviceID)
+	if err != nil {
+		s.log.Info("refresh refused", "code", syncproto.CodeOf(err), "device", req.DeviceID, "ip", c.IP())
+		return fail(c, err)
+	}
+	tok, ttl, err := s.tokens.IssueSession(sess.UserID, sess.DeviceID, sess.Role, sess.Family)
+	if err != nil {
+		return err
+	}
+	return reply(c, LoginResponse{AccessToken: tok, ExpiresIn: int64(ttl.Seconds()), UserID: sess.UserID, Role: sess.Role,
+		DeviceID: sess.DeviceID, RefreshToken: sess.RefreshToken, RefreshExpiresIn: int64(sess.RefreshExpiresIn.Seconds())})
+}
+
+// RevokeResponse answers POST /v1/devices/{id}/revoke.
+type RevokeResponse struct {
+	DeviceID  string `json:"device_id"`
+	RevokedAt int64  `json:"revoked_at"` // Unix milliseconds
+}
+
+// handleRevokeDevice revokes a device: allowed to the device's owner (a
+// tablet reported lost from another one), to a coordinator who currently
+// coordinates the owner, and to administrators.
+func (s *Server) handleRevokeDevice(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	p := principal(c)
+	dev, err := s.accounts.DeviceByID(ctx, c.Params("id"))
+	if err != nil {
+		return fail(c, err)
+	}
+	ok, err := s.mayRevoke(ctx, p, dev)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fail(c, syncproto.Errorf(syncproto.CodeForbidden,
+			"only the device's owner, their coordinator or an administrator may revoke it"))
+	}
+	now := s.cfg.Now()
+	if err := s.accounts.RevokeDevice(ctx, dev.ID, p.UserID, now); err != nil {
+		return fail(c, err)
+	}
+	if !dev.RevokedAt.IsZero() {
+		now = dev.RevokedAt
+	}
+	s.log.Info("device revoked", "device", dev.ID, "by", p.UserID)
+	return reply(c, RevokeResponse{DeviceID: dev.ID, RevokedAt: now.UnixMilli()})
+}
+
+func (s *Server) mayRevoke(ctx context.Context, p auth.Principal, dev auth.Device) (bool, error) {
+	switch {
+	case p.Role == auth.RoleAdmin || p.UserID == dev.UserID:
+		return true, nil
+	case p.Role != auth.RoleCoordinateur:
+		return false, nil
+	}
+	today := s.cfg.Now().UTC().Format("2006-01-02")
+	var one int
+	err := s.db.R.QueryRowContext(ctx, `SELECT 1 FROM coordination WHERE coordinateur_id = ? AND mediateur_id = ?
+		AND (fin IS NULL OR fin = '' OR substr(fin, 1, 10) >= ?) LIMIT 1`, p.UserID, dev.UserID, today).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("revoke: read coordination: %w", err)
+	}
+	return true, nil
+}

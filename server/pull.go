@@ -1,0 +1,77 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/server/scope"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// scopeRules are the visibility rules of the current schema.
+func (s *Server) scopeRules() *scope.Rules { return scope.NewRules(s.Schema()) }
+
+func who(p auth.Principal) scope.Who { return scope.Who{UserID: p.UserID, Role: p.Role} }
+
+// maxScanPages bounds how many pages of cells one exchange reads while
+// looking for cells the device may see. A conseiller on a server holding
+// a whole département sees a small share of the cells; scanning several
+// pages per exchange saves round trips on slow links, and the bound keeps
+// one exchange short.
+const maxScanPages = 16
+
+// pullPage reads the cells above cursor that the principal may receive,
+// in sequence order. It reads further pages while the answer is less
+// than half full, so that a device seeing few of the cells does not pay
+// a round trip per mostly-empty page. Everything is read in one read
+// transaction, so rows' owners are judged on the state the cells came
+// from.
+func (s *Server) pullPage(ctx context.Context, p auth.Principal, cursor int64, limit int) (replica.Page, error) {
+	out := replica.Page{Cursor: cursor}
+	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return out, fmt.Errorf("pull: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only; nothing to keep
+	view, err := s.scopeRules().Load(ctx, tx, who(p))
+	if err != nil {
+		return out, err
+	}
+	for range maxScanPages {
+		page, err := replica.ReadPage(ctx, tx, out.Cursor, limit-len(out.Changes), func(c *syncproto.Change) bool {
+			// A device already holds what it wrote; sending it back would
+			// only cost bytes on a slow link.
+			return c.Version.Node != p.DeviceID
+		})
+		if err != nil {
+			return out, err
+		}
+		kept, err := view.Filter(ctx, tx, page.Changes)
+		if err != nil {
+			return out, err
+		}
+		out.Changes = append(out.Changes, kept...)
+		out.Cursor, out.More = page.Cursor, page.More
+		if !page.More || len(out.Changes) >= limit/2 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// reannounce renumbers cells whose visibility a write may have widened
+// (see scope.Reannounce). res is the merge's result: the cells it wrote
+// took the last res.Won sequence numbers.
+func (s *Server) reannounce(ctx context.Context, tx *sql.Tx, changes []syncproto.Change, res replica.Result) error {
+	if res.Won == 0 {
+		return nil
+	}
+	w := make([]scope.Written, len(changes))
+	for i, c := range changes {
+		w[i] = scope.Written{Table: c.Table, PK: c.PK, Column: c.Column}
+	}
+	return s.scopeRules().Reannounce(ctx, tx, w, res.Seq-int64(res.Won))
+}

@@ -1,0 +1,120 @@
+package scope
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// CheckPush refuses, with forbidden_scope, a batch that writes any row the
+// principal may not write: a row of someone else, a row handed to
+// someone else, a new row that names no owner, or reference and team
+// data. The batch is judged whole, before anything is written, against
+// the rows as the server holds them (q inside the push's transaction).
+func (r *Rules) CheckPush(ctx context.Context, q Queryer, who Who, changes []syncproto.Change) error {
+	if who.Role == RoleAdmin || len(changes) == 0 {
+		return nil
+	}
+	type rowState struct {
+		first    int    // index of the row's first change, for the error
+		owner    string // the owner the batch gives the row, if it does
+		ownerVer syncproto.Version
+		hasOwner bool
+	}
+	rows := map[[2]string]*rowState{}
+	var order [][2]string
+	for i := range changes {
+		c := &changes[i]
+		p := r.policy(c.Table)
+		if p.kind != kindOwned {
+			what := "this table"
+			switch p.kind {
+			case kindStructure, kindCoordination, kindEnActivite:
+				what = "reference and team data"
+			}
+			return syncproto.Errorf(syncproto.CodeForbiddenScope,
+				"change %d writes %s %s: %s is managed by administrators", i, c.Table, c.PK, what).
+				With("index", i).With("table", c.Table).With("pk", c.PK)
+		}
+		k := [2]string{c.Table, c.PK}
+		st := rows[k]
+		if st == nil {
+			st = &rowState{first: i}
+			rows[k] = st
+			order = append(order, k)
+		}
+		// Of several writes to the owner cell in one batch, the newest is
+		// the one that stands.
+		if c.Column == OwnerColumn && (!st.hasOwner || c.Version.Beats(st.ownerVer)) {
+			st.owner, st.ownerVer, st.hasOwner = text(c.Value), c.Version, true
+		}
+	}
+	byTable := map[string][]string{}
+	for _, k := range order {
+		byTable[k[0]] = append(byTable[k[0]], k[1])
+	}
+	held := map[[2]string]heldRow{}
+	for table, pks := range byTable {
+		m, err := heldRows(ctx, q, table, pks)
+		if err != nil {
+			return err
+		}
+		for pk, h := range m {
+			held[[2]string{table, pk}] = h
+		}
+	}
+	me := who.UserID
+	for _, k := range order {
+		st := rows[k]
+		h, exists := held[k]
+		refuse := func(why string) error {
+			return syncproto.Errorf(syncproto.CodeForbiddenScope, "change %d writes %s %s: %s", st.first, k[0], k[1], why).
+				With("index", st.first).With("table", k[0]).With("pk", k[1])
+		}
+		switch {
+		case exists && h.owner != me:
+			return refuse("the row belongs to someone else")
+		case st.hasOwner && st.owner != me:
+			return refuse("a row cannot be handed to someone else; " + OwnerColumn + " must stay your user id")
+		case !exists && !st.hasOwner:
+			return refuse("a new row must name its owner: set " + OwnerColumn + " to your user id")
+		}
+	}
+	return nil
+}
+
+type heldRow struct{ owner string }
+
+// heldRows reads, for the rows of a table the server already has any cell
+// of, the owner it holds ("" when that cell is missing or NULL).
+func heldRows(ctx context.Context, q Queryer, table string, pks []string) (map[string]heldRow, error) {
+	out := make(map[string]heldRow, len(pks))
+	for start := 0; start < len(pks); start += lookupChunk {
+		chunk := pks[start:min(start+lookupChunk, len(pks))]
+		args := make([]any, 0, 2+len(chunk))
+		args = append(args, OwnerColumn, table)
+		for _, pk := range chunk {
+			args = append(args, pk)
+		}
+		rows, err := q.QueryContext(ctx, "SELECT pk, MAX(CASE WHEN col = ? THEN val END) FROM _cells WHERE tbl = ? AND pk IN ("+
+			placeholders(len(chunk))+") GROUP BY pk", args...)
+		if err != nil {
+			return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)
+		}
+		for rows.Next() {
+			var pk string
+			var owner any
+			if err := rows.Scan(&pk, &owner); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)
+			}
+			out[pk] = heldRow{owner: text(owner)}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)
+		}
+	}
+	return out, nil
+}

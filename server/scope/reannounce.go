@@ -1,0 +1,150 @@
+package scope
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// Reannounce gives new sequence numbers to the cells of rows whose
+// visibility a write may have widened, so that devices whose cursor is
+// already past those cells receive them at their next pull:
+//   - a row whose owner or date cell changed (it may now reach a
+//     coordinator who never received its other cells);
+//   - when a coordination changes: the row itself, and every row of the
+//     coordinated médiateur a coordinator may see, with the structures
+//     where they work;
+//   - when a mediateur_en_activite row changes: the row and its structure.
+//
+// Only cells with a sequence number up to before (those that existed
+// before this write) are renumbered: the write's own cells are new
+// already. Devices that held those cells receive them again and merge
+// them as duplicates: a rare cost for a rare event (a team change), which
+// keeps the pull a plain cursor with no per-device state.
+func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, before int64) error {
+	var rows [][2]string            // (table, pk) to renumber
+	var people, structures []string // whose rows, which structures
+	for _, w := range changed {
+		p := r.policy(w.Table)
+		switch p.kind {
+		case kindOwned:
+			dateCol := ""
+			if p.team != nil {
+				dateCol = p.team.dateColumn
+			}
+			if w.Column == OwnerColumn || (dateCol != "" && w.Column == dateCol) {
+				rows = append(rows, [2]string{w.Table, w.PK})
+			}
+		case kindCoordination, kindEnActivite:
+			rows = append(rows, [2]string{w.Table, w.PK})
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS _reannounce (tbl TEXT NOT NULL, pk TEXT NOT NULL,
+		PRIMARY KEY (tbl, pk)) WITHOUT ROWID`); err != nil {
+		return fmt.Errorf("reannounce: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM temp._reannounce"); err != nil {
+		return fmt.Errorf("reannounce: %w", err)
+	}
+	add := func(table, pk string) error {
+		_, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO temp._reannounce (tbl, pk) VALUES (?, ?)", table, pk)
+		return err
+	}
+	for _, k := range rows {
+		if err := add(k[0], k[1]); err != nil {
+			return fmt.Errorf("reannounce: %w", err)
+		}
+		switch r.policy(k[0]).kind {
+		case kindCoordination:
+			m, err := cellText(ctx, tx, k[0], k[1], "mediateur_id")
+			if err != nil {
+				return err
+			}
+			if m != "" {
+				people = append(people, m)
+			}
+		case kindEnActivite:
+			s, err := cellText(ctx, tx, k[0], k[1], "structure_id")
+			if err != nil {
+				return err
+			}
+			if s != "" {
+				structures = append(structures, s)
+			}
+		}
+	}
+	for _, m := range people {
+		for table, p := range r.tables {
+			if p.kind != kindOwned || p.team == nil {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO temp._reannounce (tbl, pk) SELECT ?, id FROM "+
+				quote(table)+" WHERE "+quote(OwnerColumn)+" = ?", table, m); err != nil {
+				return fmt.Errorf("reannounce rows of %s in %s: %w", m, table, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO temp._reannounce (tbl, pk)
+			SELECT 'mediateur_en_activite', id FROM mediateur_en_activite WHERE mediateur_id = ?
+			UNION SELECT 'structure', structure_id FROM mediateur_en_activite WHERE mediateur_id = ? AND structure_id IS NOT NULL`, m, m); err != nil {
+			return fmt.Errorf("reannounce structures of %s: %w", m, err)
+		}
+	}
+	for _, s := range structures {
+		if err := add("structure", s); err != nil {
+			return fmt.Errorf("reannounce: %w", err)
+		}
+	}
+	var seq int64
+	if err := tx.QueryRowContext(ctx, "SELECT seq FROM _replica WHERE id = 1").Scan(&seq); err != nil {
+		return fmt.Errorf("reannounce: read sequence: %w", err)
+	}
+	// New numbers follow the old order, above every number given so far,
+	// so they cannot collide with one another or with the unique index.
+	res, err := tx.ExecContext(ctx, `UPDATE _cells SET seq = ? + r.n FROM (
+			SELECT c.tbl, c.pk, c.col, row_number() OVER (ORDER BY c.seq) AS n
+			FROM _cells c JOIN temp._reannounce a ON a.tbl = c.tbl AND a.pk = c.pk
+			WHERE c.seq <= ?) AS r
+		WHERE _cells.tbl = r.tbl AND _cells.pk = r.pk AND _cells.col = r.col`, seq, before)
+	if err != nil {
+		return fmt.Errorf("reannounce: renumber cells: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("reannounce: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE _replica SET seq = ? WHERE id = 1", seq+n); err != nil {
+		return fmt.Errorf("reannounce: save sequence: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, "DELETE FROM temp._reannounce")
+	if err != nil {
+		return fmt.Errorf("reannounce: %w", err)
+	}
+	return nil
+}
+
+// Written names a cell a write changed.
+type Written struct {
+	Table, PK, Column string
+}
+
+func cellText(ctx context.Context, tx *sql.Tx, table, pk, col string) (string, error) {
+	var v any
+	err := tx.QueryRowContext(ctx, "SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", table, pk, col).Scan(&v)
+	if err == sql.ErrNoRows {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reannounce: read %s.%s: %w", table, col, err)
+	}
+	return text(v), nil
+}
+
+// quote makes a schema identifier safe to splice into SQL. Table names
+// come from the schema read from the database, never from a request.
+func quote(ident string) string {
+	return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"`
+}

@@ -1,0 +1,269 @@
+package scope
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// Queryer reads the server database; *sql.DB and *sql.Tx have it.
+type Queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// window is a coordination's period, as ISO days; "" is open-ended.
+type window struct{ from, to string }
+
+func (w window) holds(day string) bool {
+	return (w.from == "" || day >= w.from) && (w.to == "" || day <= w.to)
+}
+
+// View is what one principal may receive, loaded once per exchange.
+type View struct {
+	rules *Rules
+	who   Who
+	all   bool
+	// team maps each médiateur the principal coordinates to the periods
+	// of the coordinations.
+	team map[string][]window
+	// structures are those where the principal or their team work.
+	structures map[string]bool
+}
+
+// Load reads the principal's team and structures.
+func (r *Rules) Load(ctx context.Context, q Queryer, who Who) (*View, error) {
+	v := &View{rules: r, who: who, all: who.Role == RoleAdmin, team: map[string][]window{}, structures: map[string]bool{}}
+	if v.all {
+		return v, nil
+	}
+	// Only a coordinator's account follows a team: a coordination row
+	// naming someone else as coordinateur_id grants them nothing.
+	if who.Role == RoleCoordinateur {
+		rows, err := q.QueryContext(ctx, "SELECT mediateur_id, debut, fin FROM coordination WHERE coordinateur_id = ? AND mediateur_id IS NOT NULL", who.UserID)
+		if err != nil {
+			return nil, fmt.Errorf("scope: read team of %s: %w", who.UserID, err)
+		}
+		for rows.Next() {
+			var m string
+			var from, to sql.NullString
+			if err := rows.Scan(&m, &from, &to); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scope: read team of %s: %w", who.UserID, err)
+			}
+			v.team[m] = append(v.team[m], window{day(from.String), day(to.String)})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("scope: read team of %s: %w", who.UserID, err)
+		}
+	}
+	people := append([]any{who.UserID}, anyKeys(v.team)...)
+	rows, err := q.QueryContext(ctx, "SELECT DISTINCT structure_id FROM mediateur_en_activite WHERE structure_id IS NOT NULL AND mediateur_id IN ("+
+		placeholders(len(people))+")", people...)
+	if err != nil {
+		return nil, fmt.Errorf("scope: read structures of %s: %w", who.UserID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("scope: read structures of %s: %w", who.UserID, err)
+		}
+		v.structures[s] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("scope: read structures of %s: %w", who.UserID, err)
+	}
+	return v, nil
+}
+
+// All reports whether the view sees every row (an administrator).
+func (v *View) All() bool { return v.all }
+
+// Filter returns the cells of changes the principal may receive, in
+// order. Cells are dropped whole, never blanked: a personal column a
+// coordinator may not see is not sent at all. q must see the cells the
+// changes were read from (the same read transaction, ideally).
+func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change) ([]syncproto.Change, error) {
+	if v.all || len(changes) == 0 {
+		return changes, nil
+	}
+	// The columns to read per table to decide on its rows.
+	need := map[string][]string{}
+	rowsOf := map[string][]string{}
+	seen := map[[2]string]bool{}
+	for i := range changes {
+		c := &changes[i]
+		cols := v.decisionColumns(c.Table)
+		if cols == nil {
+			continue
+		}
+		need[c.Table] = cols
+		k := [2]string{c.Table, c.PK}
+		if !seen[k] {
+			seen[k] = true
+			rowsOf[c.Table] = append(rowsOf[c.Table], c.PK)
+		}
+	}
+	vals := map[string]map[string]map[string]string{}
+	for table, pks := range rowsOf {
+		m, err := lookup(ctx, q, table, need[table], pks)
+		if err != nil {
+			return nil, err
+		}
+		vals[table] = m
+	}
+	out := changes[:0:0]
+	for i := range changes {
+		c := &changes[i]
+		if v.keep(c, vals[c.Table][c.PK]) {
+			out = append(out, *c)
+		}
+	}
+	return out, nil
+}
+
+// decisionColumns are the cells of a row that decide whether a principal
+// sees it; nil when no lookup is needed.
+func (v *View) decisionColumns(table string) []string {
+	p := v.rules.policy(table)
+	switch p.kind {
+	case kindOwned:
+		if p.team != nil && p.team.dateColumn != "" && len(v.team) > 0 {
+			return []string{OwnerColumn, p.team.dateColumn}
+		}
+		return []string{OwnerColumn}
+	case kindCoordination:
+		return []string{"coordinateur_id", "mediateur_id"}
+	case kindEnActivite:
+		return []string{"mediateur_id"}
+	}
+	return nil
+}
+
+func (v *View) keep(c *syncproto.Change, row map[string]string) bool {
+	p := v.rules.policy(c.Table)
+	me := v.who.UserID
+	switch p.kind {
+	case kindOwned:
+		owner := row[OwnerColumn]
+		if owner == me {
+			return true
+		}
+		windows, coordinated := v.team[owner]
+		if !coordinated || p.team == nil || slices.Contains(p.team.hidden, c.Column) {
+			return false
+		}
+		if p.team.dateColumn == "" {
+			return true
+		}
+		d := day(row[p.team.dateColumn])
+		if d == "" {
+			return false
+		}
+		for _, w := range windows {
+			if w.holds(d) {
+				return true
+			}
+		}
+		return false
+	case kindCoordination:
+		return row["coordinateur_id"] == me || row["mediateur_id"] == me
+	case kindEnActivite:
+		m := row["mediateur_id"]
+		_, coordinated := v.team[m]
+		return m == me || coordinated
+	case kindStructure:
+		return v.structures[c.PK]
+	}
+	return false
+}
+
+// lookupChunk bounds the number of keys in one IN list, well under
+// SQLite's limit on bound parameters.
+const lookupChunk = 500
+
+// lookup reads some columns of some rows of a table from _cells (which
+// keeps the cells of deleted rows too, so a tombstone reaches those who
+// saw the row). It returns pk -> column -> value as text.
+func lookup(ctx context.Context, q Queryer, table string, cols, pks []string) (map[string]map[string]string, error) {
+	out := make(map[string]map[string]string, len(pks))
+	for start := 0; start < len(pks); start += lookupChunk {
+		chunk := pks[start:min(start+lookupChunk, len(pks))]
+		args := make([]any, 0, 1+len(chunk)+len(cols))
+		args = append(args, table)
+		for _, pk := range chunk {
+			args = append(args, pk)
+		}
+		for _, c := range cols {
+			args = append(args, c)
+		}
+		rows, err := q.QueryContext(ctx, "SELECT pk, col, val FROM _cells WHERE tbl = ? AND pk IN ("+placeholders(len(chunk))+
+			") AND col IN ("+placeholders(len(cols))+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("scope: read owners in %s: %w", table, err)
+		}
+		for rows.Next() {
+			var pk, col string
+			var val any
+			if err := rows.Scan(&pk, &col, &val); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scope: read owners in %s: %w", table, err)
+			}
+			m := out[pk]
+			if m == nil {
+				m = map[string]string{}
+				out[pk] = m
+			}
+			m[col] = text(val)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("scope: read owners in %s: %w", table, err)
+		}
+	}
+	return out, nil
+}
+
+// text renders a cell value for comparison with ids and days; NULL is "".
+func text(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+// day keeps the date part of an ISO date or date-time, so that
+// '2026-03-01T10:00' compares with a coordination ending '2026-03-01'.
+func day(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 10 {
+		s = s[:10]
+	}
+	return s
+}
+
+func placeholders(n int) string {
+	if n <= 0 {
+		return "NULL"
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
+
+func anyKeys[V any](m map[string]V) []any {
+	out := make([]any, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -55,17 +55,13 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	if opt.Now != nil {
 		now = opt.Now
 	}
-	get, err := tx.PrepareContext(ctx, "SELECT val, hlc, node FROM _cells WHERE tbl = ? AND pk = ? AND col = ?")
-	if err != nil {
-		return res, fmt.Errorf("merge: %w", err)
-	}
-	defer get.Close()
-	put, err := tx.PrepareContext(ctx, `INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq) VALUES (?, ?, ?, ?, ?, ?, ?)
+	st := newStmts(tx)
+	defer st.close()
+	put, err := st.prepare(ctx, `INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq`)
 	if err != nil {
 		return res, fmt.Errorf("merge: %w", err)
 	}
-	defer put.Close()
 
 	var seq int64
 	if opt.AssignSeq {
@@ -77,19 +73,23 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	// Rows touched, in first-touched order, with the columns that won.
 	var order []rowKey
 	dirty := map[rowKey]map[string]any{}
+	// The cells held for each row touched, read once per row rather than
+	// once per cell, and kept current as changes win.
+	heldRows := map[rowKey]map[string]heldCell{}
 
 	for i := range changes {
 		c := &changes[i]
 		val := plain(c.Value)
-		var heldVal any
-		var held syncproto.Version
-		var heldHLC int64
-		err := get.QueryRowContext(ctx, c.Table, c.PK, c.Column).Scan(&heldVal, &heldHLC, &held.Node)
-		exists := err == nil
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return res, fmt.Errorf("merge: read cell %s.%s: %w", c.Table, c.Column, err)
+		k := rowKey{c.Table, c.PK}
+		cells, loaded := heldRows[k]
+		if !loaded {
+			if cells, err = loadRow(ctx, st, k); err != nil {
+				return res, err
+			}
+			heldRows[k] = cells
 		}
-		held.HLC = syncproto.Timestamp(heldHLC)
+		h, exists := cells[c.Column]
+		heldVal, held := h.val, h.ver
 
 		if exists && syncproto.Compare(c.Version, held) == 0 {
 			res.Duplicates++
@@ -115,6 +115,7 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 		if _, err := put.ExecContext(ctx, c.Table, c.PK, c.Column, val, int64(c.Version.HLC), c.Version.Node, seqArg); err != nil {
 			return res, fmt.Errorf("merge: write cell %s.%s: %w", c.Table, c.Column, err)
 		}
+		cells[c.Column] = heldCell{val: val, ver: c.Version}
 		res.Won++
 		if concurrent && opt.RecordConflicts {
 			if err := recordConflict(ctx, tx, c.Cell(), val, c.Version, heldVal, held, now()); err != nil {
@@ -126,7 +127,6 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 			res.KeptAside++
 			continue
 		}
-		k := rowKey{c.Table, c.PK}
 		cols, seen := dirty[k]
 		if !seen {
 			cols = map[string]any{}
@@ -137,7 +137,8 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	}
 
 	for _, k := range order {
-		if err := materialise(ctx, tx, schema, k, dirty[k]); err != nil {
+		tomb := heldRows[k][syncproto.DeletedColumn]
+		if err := materialise(ctx, tx, st, schema, k, dirty[k], isOne(tomb.val)); err != nil {
 			return res, err
 		}
 	}
@@ -152,17 +153,16 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 
 // materialise brings the domain row in line with its cells after some of
 // them won: deleted rows disappear, re-created rows are rebuilt from all
-// their cells, other rows get the winning columns.
-func materialise(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, k rowKey, won map[string]any) error {
+// their cells, other rows get the winning columns. deleted is the row's
+// tombstone as held after the merge.
+func materialise(ctx context.Context, tx *sql.Tx, st *stmts, schema *syncproto.Schema, k rowKey, won map[string]any, deleted bool) error {
 	t := schema.Tables[k.table]
-	var tomb sql.NullInt64
-	err := tx.QueryRowContext(ctx, "SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?",
-		k.table, k.pk, syncproto.DeletedColumn).Scan(&tomb)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("merge: read tombstone of %s %s: %w", k.table, k.pk, err)
-	}
-	if tomb.Valid && tomb.Int64 == 1 {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM "+quote(t.Name)+" WHERE id = ?", k.pk); err != nil {
+	if deleted {
+		del, err := st.prepare(ctx, "DELETE FROM "+quote(t.Name)+" WHERE id = ?")
+		if err == nil {
+			_, err = del.ExecContext(ctx, k.pk)
+		}
+		if err != nil {
 			return fmt.Errorf("merge: delete %s %s: %w", k.table, k.pk, err)
 		}
 		return nil
@@ -175,7 +175,85 @@ func materialise(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, k ro
 		}
 		cols = all
 	}
-	return upsert(ctx, tx, t, k.pk, cols)
+	return upsert(ctx, st, t, k.pk, cols)
+}
+
+// heldCell is a cell's value and version as the replica holds it.
+type heldCell struct {
+	val any
+	ver syncproto.Version
+}
+
+// loadRow reads every cell held for one row.
+func loadRow(ctx context.Context, st *stmts, k rowKey) (map[string]heldCell, error) {
+	q, err := st.prepare(ctx, "SELECT col, val, hlc, node FROM _cells WHERE tbl = ? AND pk = ?")
+	if err != nil {
+		return nil, fmt.Errorf("merge: %w", err)
+	}
+	rows, err := q.QueryContext(ctx, k.table, k.pk)
+	if err != nil {
+		return nil, fmt.Errorf("merge: read row %s %s: %w", k.table, k.pk, err)
+	}
+	defer rows.Close()
+	cells := map[string]heldCell{}
+	for rows.Next() {
+		var col string
+		var h heldCell
+		var hlc int64
+		if err := rows.Scan(&col, &h.val, &hlc, &h.ver.Node); err != nil {
+			return nil, fmt.Errorf("merge: read row %s %s: %w", k.table, k.pk, err)
+		}
+		h.ver.HLC = syncproto.Timestamp(hlc)
+		cells[col] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("merge: read row %s %s: %w", k.table, k.pk, err)
+	}
+	return cells, nil
+}
+
+// isOne reports whether a tombstone value says "deleted".
+func isOne(v any) bool {
+	switch x := v.(type) {
+	case int64:
+		return x == 1
+	case float64:
+		return x == 1
+	case []byte:
+		return string(x) == "1"
+	case string:
+		return x == "1"
+	}
+	return false
+}
+
+// stmts caches the statements of one transaction by their text. Preparing
+// an upsert on a domain table compiles every trigger of the table into it,
+// which on a device (capture and rule triggers) costs far more than
+// running it: each shape of statement is prepared once per Apply.
+type stmts struct {
+	tx *sql.Tx
+	m  map[string]*sql.Stmt
+}
+
+func newStmts(tx *sql.Tx) *stmts { return &stmts{tx: tx, m: map[string]*sql.Stmt{}} }
+
+func (s *stmts) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	if p, ok := s.m[query]; ok {
+		return p, nil
+	}
+	p, err := s.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.m[query] = p
+	return p, nil
+}
+
+func (s *stmts) close() {
+	for _, p := range s.m {
+		p.Close()
+	}
 }
 
 // RowCells returns the values of one row's known columns as held in _cells.
@@ -199,7 +277,7 @@ func RowCells(ctx context.Context, q Queryer, schema *syncproto.Schema, table, p
 	return cols, rows.Err()
 }
 
-func upsert(ctx context.Context, tx *sql.Tx, t *syncproto.Table, pk string, cols map[string]any) error {
+func upsert(ctx context.Context, st *stmts, t *syncproto.Table, pk string, cols map[string]any) error {
 	names := make([]string, 0, len(cols))
 	for n := range cols {
 		if n != syncproto.DeletedColumn {
@@ -232,7 +310,11 @@ func upsert(ctx context.Context, tx *sql.Tx, t *syncproto.Table, pk string, cols
 			b.WriteString(quote(n) + " = excluded." + quote(n))
 		}
 	}
-	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+	q, err := st.prepare(ctx, b.String())
+	if err == nil {
+		_, err = q.ExecContext(ctx, args...)
+	}
+	if err != nil {
 		return fmt.Errorf("merge: write row %s %s: %w", t.Name, pk, err)
 	}
 	return nil
@@ -272,5 +354,13 @@ func Rematerialise(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, ta
 	if _, ok := schema.Tables[table]; !ok {
 		return nil
 	}
-	return materialise(ctx, tx, schema, rowKey{table, pk}, map[string]any{syncproto.DeletedColumn: nil})
+	var tomb sql.NullInt64
+	err := tx.QueryRowContext(ctx, "SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?",
+		table, pk, syncproto.DeletedColumn).Scan(&tomb)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("merge: read tombstone of %s %s: %w", table, pk, err)
+	}
+	st := newStmts(tx)
+	defer st.close()
+	return materialise(ctx, tx, st, schema, rowKey{table, pk}, map[string]any{syncproto.DeletedColumn: nil}, tomb.Valid && tomb.Int64 == 1)
 }

@@ -21,6 +21,8 @@ func runServe(ctx context.Context, args []string, e *env) error {
 	addr := fs.String("addr", envOr(e, "RELAIS_ADDR", "127.0.0.1:8080"), "listen address (env RELAIS_ADDR)")
 	ahead := fs.Duration("max-clock-ahead", durationEnv(e, "RELAIS_MAX_CLOCK_AHEAD", 5*time.Minute),
 		"refuse changes stamped further ahead of the server clock (env RELAIS_MAX_CLOCK_AHEAD)")
+	retention := fs.Duration("retention", durationEnv(e, "RELAIS_RETENTION", server.DefaultRetention),
+		"anonymise beneficiaries not updated for this long, checked daily; 0 turns the job off (env RELAIS_RETENTION)")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
@@ -30,6 +32,9 @@ func runServe(ctx context.Context, args []string, e *env) error {
 		return fmt.Errorf("start: %w", err)
 	}
 	defer srv.Close()
+	if *retention > 0 {
+		go srv.RetentionLoop(ctx, 24*time.Hour, *retention)
+	}
 	return srv.Serve(ctx, *addr)
 }
 

@@ -77,6 +77,8 @@ type Replica struct {
 	schema *syncproto.Schema
 	// syncMu serialises Sync, Login and Wipe: one exchange at a time.
 	syncMu sync.Mutex
+	// access is what is known of the access token's life (see auth.go).
+	access accessState
 }
 
 // Open creates or opens the replica at path: it applies the migrations,

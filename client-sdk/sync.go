@@ -34,18 +34,19 @@ func (r *Replica) Login(ctx context.Context, server, email, password string) err
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	var ans struct {
-		AccessToken string `json:"access_token"`
-		UserID      string `json:"user_id"`
-	}
+	var ans tokenAnswer
 	if err := r.post(ctx, server+"/v1/auth/login", "", body, &ans); err != nil {
+		if isRevoked(err) {
+			return r.wipeRevoked(ctx, err)
+		}
 		return fmt.Errorf("login: %w", err)
 	}
-	_, err = r.db.W.ExecContext(ctx, "UPDATE _device SET server = ?, email = ?, user_id = ?, access_token = ?, last_error = NULL WHERE id = 1",
-		server, email, ans.UserID, ans.AccessToken)
+	_, err = r.db.W.ExecContext(ctx, "UPDATE _device SET server = ?, email = ?, user_id = ?, access_token = ?, refresh_token = ?, last_error = NULL WHERE id = 1",
+		server, email, ans.UserID, ans.AccessToken, ans.RefreshToken)
 	if err != nil {
 		return fmt.Errorf("login: save token: %w", err)
 	}
+	r.access.received(ans.ExpiresIn)
 	return nil
 }
 
@@ -97,7 +98,7 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 			return rep, fmt.Errorf("sync: encode request: %w", err)
 		}
 		var resp syncproto.SyncResponse
-		up, down, err := r.exchange(ctx, server+"/v1/sync", token, body, &resp)
+		up, down, err := r.exchangeAuthed(ctx, server, &token, body, &resp)
 		rep.BytesUp += up
 		rep.BytesDown += down
 		rep.Exchanges++
@@ -278,6 +279,9 @@ var contentCodes = map[syncproto.Code]bool{
 }
 
 func (r *Replica) handleFailure(ctx context.Context, batch *syncproto.Batch, err error, rep *Report) error {
+	if isRevoked(err) {
+		return r.wipeRevoked(ctx, err)
+	}
 	var pe *syncproto.Error
 	if errors.As(err, &pe) && batch != nil && contentCodes[pe.Code] {
 		werr := r.db.Write(ctx, func(tx *sql.Tx) error {

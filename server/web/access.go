@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/server/auth"
 )
 
@@ -118,14 +119,32 @@ func dateOnly(s string) string {
 	return s
 }
 
-// personalColumns are the beneficiary fields that identify a person
-// (domain reference, "Who sees what"): shown only to the conseiller who
-// owns the beneficiary, never to coordinators or in team exports.
-var personalColumns = map[string]map[string]bool{
-	"beneficiaire": {"prenom": true, "nom": true, "telephone": true, "email": true, "adresse": true, "notes": true},
+// ownerOnlyColumns are shown only to the conseiller who owns the row: a
+// beneficiary's identifying fields (domain.PersonalColumns) and an
+// activity's free-text notes, which a coordinator's devices never receive
+// either (server/scope). ownerOnlyTables are owned tables no coordinator
+// receives at all: appointments carry home addresses, and a
+// coordinator's own activities are theirs.
+var (
+	ownerOnlyColumns = map[string]map[string]bool{
+		"beneficiaire": setOf(domain.PersonalColumns),
+		"activite":     {"notes": true},
+	}
+	ownerOnlyTables = map[string]bool{"rendez_vous": true, "activite_coordination": true}
+)
+
+func setOf(xs []string) map[string]bool {
+	m := make(map[string]bool, len(xs))
+	for _, x := range xs {
+		m[x] = true
+	}
+	return m
 }
 
-func isPersonal(table, column string) bool { return personalColumns[table][column] }
+// isPersonal reports whether table.column is shown to its owner only.
+func isPersonal(table, column string) bool {
+	return ownerOnlyTables[table] || ownerOnlyColumns[table][column]
+}
 
 // userEmails maps every account's id to its e-mail, to name authors.
 func (h *Handler) userEmails(ctx context.Context) (map[string]string, error) {

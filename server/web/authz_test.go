@@ -91,6 +91,17 @@ func TestLoginSessionCookieAndCSRF(t *testing.T) {
 	}
 	b.c.CheckRedirect = nil
 
+	// Pages forbid scripts, other origins and framing (the revoke button
+	// must not be clickable from inside another site's frame).
+	pr, err := b.c.Get(w.srv.URL + "/flotte")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Body.Close()
+	if csp := pr.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("page CSP %q", csp)
+	}
+
 	cs := b.conflicts()
 	c, ok := findConflict(cs, "activite", "duree")
 	if !ok {

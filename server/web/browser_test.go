@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 // chromium starts a headless Chromium for one test and returns a tab. The
@@ -246,6 +247,24 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	if bytes.Contains(data, []byte("Lefebvre")) || bytes.Contains(data, []byte("Mayenne")) {
 		t.Errorf("the coordinator's export carries a name or another team's row:\n%s", data)
+	}
+
+	// --- Revoke Alice's second tablet from the fleet page, after the
+	// confirmation page has said what will be lost.
+	navigate(t, ctx, chromedp.Navigate(base+"/flotte"))
+	navigate(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`a[href="/flotte/%s/revocation"]`, w.aliceB.Node()))))
+	if got := pageText(t, ctx); !strings.Contains(got, "y compris ce qu'il n'a pas encore envoyé") {
+		t.Errorf("the confirmation page does not warn about unsent data:\n%s", got)
+	}
+	navigate(t, ctx, chromedp.Click(chromedp.CSS("#confirmer-revocation")))
+	if got := text(t, ctx, "#appareil-"+w.aliceB.Node()); !strings.Contains(got, "Révoqué") || !strings.Contains(got, "claire@exemple.fr") {
+		t.Errorf("after revocation the tablet's row says %q", got)
+	}
+	if _, err := w.aliceB.Sync(context.Background()); syncproto.CodeOf(err) != syncproto.CodeDeviceRevoked {
+		t.Errorf("the revoked tablet's next sync: %v; want device_revoked", err)
+	}
+	if _, err := w.aliceA.Sync(context.Background()); err != nil {
+		t.Errorf("Alice's other tablet stopped syncing: %v", err)
 	}
 	logoutInBrowser(t, ctx)
 

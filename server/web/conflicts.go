@@ -177,7 +177,7 @@ func (h *Handler) queryConflicts(ctx context.Context, v Viewer, sc scope, q stri
 			s.WrittenAt = time.UnixMilli(syncproto.Timestamp(s.HLC).Millis())
 			s.Author = h.authorName(s, emails)
 			if c.Hidden {
-				s.Value, s.Display = nil, "Donnée personnelle, visible par le conseiller seulement"
+				s.Value, s.Display = nil, "Donnée personnelle, visible par le conseiller qui suit la fiche"
 			} else {
 				s.Display = valueLabel(c.Column, s.Value)
 			}
@@ -304,7 +304,7 @@ func (h *Handler) resolve(ctx context.Context, v Viewer, id int64, req ResolveRe
 	}
 	if !c.CanResolve {
 		if c.Personal {
-			return c, forbidden("Ce champ est une donnée personnelle : seul le conseiller qui suit ce bénéficiaire peut le résoudre.")
+			return c, forbidden("Ce champ est une donnée personnelle : seul le conseiller qui suit cette fiche peut résoudre ce conflit.")
 		}
 		return c, forbidden("Vous ne pouvez pas résoudre ce conflit.")
 	}

@@ -185,6 +185,23 @@ func (h *Handler) fleetPage(c *fiber.Ctx) error {
 		Notice: noticeText(c.Query("ok")), Data: fv})
 }
 
+// fleetRevokeConfirm asks before revoking: a revoked device erases what
+// it has not synced, so the page says so and waits for a second click.
+// (A confirmation page rather than a script, so it works without one.)
+func (h *Handler) fleetRevokeConfirm(c *fiber.Ctx) error {
+	d, err := h.getDevice(c.UserContext(), viewer(c), c.Params("id"))
+	if err != nil {
+		return h.pageError(c, err)
+	}
+	if d.Revoked {
+		return c.Redirect("/flotte", fiber.StatusSeeOther)
+	}
+	if !d.CanRevoke {
+		return h.errorPage(c, fiber.StatusForbidden, "Vous ne pouvez pas révoquer cet appareil.")
+	}
+	return h.render(c, fiber.StatusOK, "revocation", pageData{Title: "Révoquer un appareil", Nav: "flotte", Data: d})
+}
+
 func (h *Handler) fleetRevokeForm(c *fiber.Ctx) error {
 	if _, err := h.revoke(c.UserContext(), viewer(c), c.Params("id")); err != nil {
 		var ue *userError

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/relais-numerique/relais/demo"
+	"github.com/relais-numerique/relais/internal/relaistest"
+	"github.com/relais-numerique/relais/server"
+)
+
+func runIn(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	code := run(context.Background(), args, e)
+	return out.String(), errb.String(), code
+}
+
+// TestDemoThenRetentionThenADevice: `relais demo` fills a data directory
+// and prints the demo accounts; `admin retention run` anonymises the
+// beneficiaries not seen for a year; `admin beneficiaire erase` erases
+// one; a demo conseillère logs in with the printed password and syncs.
+func TestDemoThenRetentionThenADevice(t *testing.T) {
+	ctx := context.Background()
+	data := filepath.Join(t.TempDir(), "data")
+	out, errs, code := runIn(t, "demo", "--data", data, "--seed", "5", "--size", "600")
+	if code != 0 {
+		t.Fatalf("relais demo: %d %s", code, errs)
+	}
+	for _, want := range []string{"Département 53 (Mayenne)", "22 conseillers", demo.DefaultPassword, "camille.durand@demo.relais.fr", "coordinateur", "admin@demo.relais.fr"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("relais demo output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, errs, code := runIn(t, "demo", "--data", data, "--seed", "5", "--size", "600"); code != 1 || !strings.Contains(errs, "déjà") {
+		t.Errorf("second run into the same directory: %d %s", code, errs)
+	}
+	if _, errs, code := runIn(t, "demo", "--data", data, "--departement", "29"); code != 1 || !strings.Contains(errs, "53") {
+		t.Errorf("another département: %d %s", code, errs)
+	}
+
+	out, errs, code = runIn(t, "admin", "retention", "run", "--data", data)
+	if code != 0 {
+		t.Fatalf("retention: %d %s", code, errs)
+	}
+	n := regexp.MustCompile(`^(\d+) bénéficiaire`).FindStringSubmatch(out)
+	if n == nil || n[1] == "0" {
+		t.Fatalf("retention should anonymise the demo's beneficiaries unseen for a year: %q", out)
+	}
+
+	srv := relaistest.StartServer(t, server.Config{DataDir: data})
+	var ben string
+	if err := srv.DB().R.QueryRowContext(ctx, "SELECT id FROM beneficiaire WHERE anonyme = 0 AND nom IS NOT NULL LIMIT 1").Scan(&ben); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs, code := runIn(t, "admin", "beneficiaire", "erase", "--data", data, "--id", ben); code != 0 {
+		t.Fatalf("erase: %d %s", code, errs)
+	}
+	if _, errs, code := runIn(t, "admin", "beneficiaire", "erase", "--data", data, "--id", "0192a000-0000-7000-8000-00000000dead"); code != 1 || !strings.Contains(errs, "no beneficiaire") {
+		t.Fatalf("erasing an unknown beneficiary: %d %s", code, errs)
+	}
+
+	dev := srv.LoggedInDevice(t, "camille", "camille.durand@demo.relais.fr", demo.DefaultPassword)
+	if _, err := dev.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mine int
+	var u string
+	if err := srv.DB().R.QueryRowContext(ctx, "SELECT id FROM _users WHERE email = 'camille.durand@demo.relais.fr'").Scan(&u); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM activite WHERE mediateur_id = ?", u).Scan(&mine); err != nil || mine == 0 {
+		t.Fatalf("the demo conseillère's tablet has %d of her activities (%v)", mine, err)
+	}
+	var anon int
+	if err := srv.DB().R.QueryRowContext(ctx, "SELECT anonyme FROM beneficiaire WHERE id = ?", ben).Scan(&anon); err != nil || anon != 1 {
+		t.Fatalf("erased beneficiary: anonyme %d, %v", anon, err)
+	}
+}

@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -119,17 +118,15 @@ func (h *Handler) activities(ctx context.Context, v Viewer, f StatsFilter, agg *
 	if err != nil {
 		return nil, err
 	}
+	where, args := activityWhere(sc, f)
 	q := `SELECT a.id, COALESCE(a.mediateur_id, ''), COALESCE(a.type, ''), COALESCE(a.date, ''), a.duree,
 		COALESCE(a.type_lieu, ''), COALESCE(a.structure_id, ''), COALESCE(s.nom, ''), COALESCE(` + h.col("s", "structure", "itinerance") + `, ''),
 		COALESCE(NULLIF(a.commune, ''), s.commune, ''), COALESCE(NULLIF(a.code_insee, ''), s.code_insee, ''),
 		COALESCE(` + h.col("a", "activite", "thematiques") + `, ''), COALESCE(` + h.col("a", "activite", "materiel") + `, ''),
 		COALESCE(a.autonomie, ''), COALESCE(a.notes, '')
 		FROM activite a LEFT JOIN structure s ON s.id = a.structure_id
-		WHERE substr(a.date, 1, 10) BETWEEN ?1 AND ?2
-		AND (?3 = '' OR a.mediateur_id = ?3) AND (?4 = '' OR a.type_lieu = ?4) AND (?5 = '' OR a.structure_id = ?5)
-		AND (?6 IS NULL OR a.mediateur_id IN (SELECT value FROM json_each(?6)))
-		ORDER BY a.date, a.id`
-	rows, err := h.d.DB.R.QueryContext(ctx, q, f.From, f.To, f.Mediateur, f.TypeLieu, f.Structure, scopeMembersArg(sc))
+		WHERE ` + where + ` ORDER BY a.date, a.id`
+	rows, err := h.d.DB.R.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read activities: %w", err)
 	}
@@ -160,26 +157,40 @@ func (h *Handler) activities(ctx context.Context, v Viewer, f StatsFilter, agg *
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read activities: %w", err)
 	}
-	if err := h.countBeneficiaries(ctx, v, out, index, agg); err != nil {
+	if err := h.countBeneficiaries(ctx, v, where, args, out, index, agg); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// scopeMembersArg is the JSON array of every member whose activities may
-// be counted for some dates (covers then checks the dates), or NULL.
-func scopeMembersArg(s scope) any {
-	if s.all {
-		return nil
+// activityWhere is the condition selecting the activities (alias a) of
+// filter f among the people of scope sc, with its arguments. It narrows
+// by owner and by date range so SQLite can use the (mediateur_id, date)
+// index; the coordination windows are then applied row by row (covers).
+// Only placeholders are spliced into the SQL, one per team member.
+func activityWhere(sc scope, f StatsFilter) (string, []any) {
+	// Dates may carry a time ("2026-05-10T09:30"); comparing with the day
+	// after the period's end keeps the whole last day.
+	to, _ := time.Parse(time.DateOnly, f.To) // checked by filterFrom
+	conds := []string{"a.date >= ?", "a.date < ?"}
+	args := []any{f.From, to.AddDate(0, 0, 1).Format(time.DateOnly)}
+	if !sc.all {
+		var ids []any
+		for _, m := range sc.members {
+			if !slices.Contains(ids, any(m.UserID)) {
+				ids = append(ids, m.UserID)
+			}
+		}
+		conds = append(conds, "a.mediateur_id IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+")")
+		args = append(args, ids...)
 	}
-	ids := []string{}
-	for _, m := range s.members {
-		if !slices.Contains(ids, m.UserID) {
-			ids = append(ids, m.UserID)
+	for _, c := range []struct{ col, val string }{{"a.mediateur_id", f.Mediateur}, {"a.type_lieu", f.TypeLieu}, {"a.structure_id", f.Structure}} {
+		if c.val != "" {
+			conds = append(conds, c.col+" = ?")
+			args = append(args, c.val)
 		}
 	}
-	b, _ := json.Marshal(ids) // a slice of strings always marshals
-	return string(b)
+	return strings.Join(conds, " AND "), args
 }
 
 // beneficiary is one named beneficiary as statistics count them.
@@ -190,22 +201,17 @@ type beneficiary struct {
 // countBeneficiaries fills each activity's beneficiary counts (and, for
 // the viewer's own activities, names) and, when agg is not nil, collects
 // the distinct beneficiaries and anonymous participants met.
-func (h *Handler) countBeneficiaries(ctx context.Context, v Viewer, acts []Activity, index map[string]int, agg *beneficiaryAgg) error {
+// The activities are selected again by the same condition (where, args)
+// rather than by a list of ids; rows of activities that acts does not hold
+// (outside a coordination's dates) are skipped through index.
+func (h *Handler) countBeneficiaries(ctx context.Context, v Viewer, where string, args []any, acts []Activity, index map[string]int, agg *beneficiaryAgg) error {
 	if len(acts) == 0 || !h.hasTable("accompagnement") {
 		return nil
 	}
-	ids := make([]string, len(acts))
-	for i, a := range acts {
-		ids[i] = a.ID
-	}
-	idsJSON, err := json.Marshal(ids)
-	if err != nil {
-		return fmt.Errorf("count beneficiaries: %w", err)
-	}
 	rows, err := h.d.DB.R.QueryContext(ctx, `SELECT acc.activite_id, b.id, COALESCE(b.mediateur_id, ''),
 		COALESCE(b.prenom, ''), COALESCE(b.nom, ''), COALESCE(b.genre, ''), COALESCE(b.tranche_age, ''), COALESCE(b.statut_social, '')
-		FROM accompagnement acc JOIN beneficiaire b ON b.id = acc.beneficiaire_id
-		WHERE acc.activite_id IN (SELECT value FROM json_each(?))`, string(idsJSON))
+		FROM activite a JOIN accompagnement acc ON acc.activite_id = a.id JOIN beneficiaire b ON b.id = acc.beneficiaire_id
+		WHERE `+where, args...)
 	if err != nil {
 		return fmt.Errorf("count beneficiaries: %w", err)
 	}
@@ -238,7 +244,7 @@ func (h *Handler) countBeneficiaries(ctx context.Context, v Viewer, acts []Activ
 	if !h.hasTable("participants_anonymes") {
 		return nil
 	}
-	return h.countAnonymous(ctx, acts, index, string(idsJSON), agg)
+	return h.countAnonymous(ctx, where, args, acts, index, agg)
 }
 
 // beneficiaryAgg gathers who was met over a set of activities.
@@ -264,13 +270,13 @@ var anonymousColumns = func() []string {
 	return cols
 }()
 
-func (h *Handler) countAnonymous(ctx context.Context, acts []Activity, index map[string]int, idsJSON string, agg *beneficiaryAgg) error {
+func (h *Handler) countAnonymous(ctx context.Context, where string, args []any, acts []Activity, index map[string]int, agg *beneficiaryAgg) error {
 	sel := make([]string, len(anonymousColumns))
 	for i, c := range anonymousColumns {
 		sel[i] = "COALESCE(" + h.col("p", "participants_anonymes", c) + ", 0)"
 	}
 	rows, err := h.d.DB.R.QueryContext(ctx, `SELECT p.activite_id, COALESCE(p.total, 0), `+strings.Join(sel, ", ")+`
-		FROM participants_anonymes p WHERE p.activite_id IN (SELECT value FROM json_each(?))`, idsJSON)
+		FROM activite a JOIN participants_anonymes p ON p.activite_id = a.id WHERE `+where, args...)
 	if err != nil {
 		return fmt.Errorf("count anonymous participants: %w", err)
 	}

@@ -25,6 +25,11 @@ func (s *Server) dashboardRoutes(app *fiber.App) {
 			}
 			return s.accounts.Authorize(ctx, claims)
 		},
+		// The same revocation as POST /v1/devices/{id}/revoke: the device
+		// and its refresh tokens end in one transaction.
+		RevokeDevice: func(ctx context.Context, actorID, deviceID string) error {
+			return s.accounts.RevokeDevice(ctx, deviceID, actorID, s.cfg.Now())
+		},
 		ServerNode: s.node,
 		Now:        s.cfg.Now,
 		Log:        s.log,

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/server/auth"
+	syncscope "github.com/relais-numerique/relais/server/scope"
 )
 
 // Viewer is the person looking at the dashboard.
@@ -119,31 +119,18 @@ func dateOnly(s string) string {
 	return s
 }
 
-// ownerOnlyColumns are shown only to the conseiller who owns the row: a
-// beneficiary's identifying fields (domain.PersonalColumns) and an
-// activity's free-text notes, which a coordinator's devices never receive
-// either (server/scope). ownerOnlyTables are owned tables no coordinator
-// receives at all: appointments carry home addresses, and a
-// coordinator's own activities are theirs.
-var (
-	ownerOnlyColumns = map[string]map[string]bool{
-		"beneficiaire": setOf(domain.PersonalColumns),
-		"activite":     {"notes": true},
-	}
-	ownerOnlyTables = map[string]bool{"rendez_vous": true, "activite_coordination": true}
-)
-
-func setOf(xs []string) map[string]bool {
-	m := make(map[string]bool, len(xs))
-	for _, x := range xs {
-		m[x] = true
-	}
-	return m
-}
+// Some fields are shown only to the conseiller who owns the row: those
+// the sync scopes never send to a coordinator (PersonalColumns of package
+// server/scope: a
+// beneficiary's identifying fields, an activity's notes), and every field
+// of the owned tables no coordinator receives at all (ownerOnlyTables:
+// appointments carry home addresses; a coordinator's own activities are
+// theirs).
+var ownerOnlyTables = map[string]bool{"rendez_vous": true, "activite_coordination": true}
 
 // isPersonal reports whether table.column is shown to its owner only.
 func isPersonal(table, column string) bool {
-	return ownerOnlyTables[table] || ownerOnlyColumns[table][column]
+	return ownerOnlyTables[table] || slices.Contains(syncscope.PersonalColumns(table), column)
 }
 
 // userEmails maps every account's id to its e-mail, to name authors.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/relais-numerique/relais/server/auth"
@@ -78,38 +79,40 @@ func (s scope) userIDs() []string {
 }
 
 // scopeOf computes what v may see. Administrators see everything; a
-// coordinator sees themself and the médiateurs of their coordinations
-// (table coordination, when the schema has it); anyone else themself.
+// coordinator sees themself and the médiateurs of their coordinations,
+// as the sync scopes read them (server/scope); anyone else themself.
 func (h *Handler) scopeOf(ctx context.Context, v Viewer) (scope, error) {
 	s := scope{self: v.UserID, today: h.d.Now().In(h.loc).Format(time.DateOnly),
 		members: []Member{{UserID: v.UserID, Email: v.Email}}}
-	switch {
-	case v.Admin():
+	if v.Admin() {
 		s.all = true
 		return s, nil
-	case !v.Coordinator():
+	}
+	if !v.Coordinator() {
 		return s, nil
 	}
-	if _, ok := h.d.Schema().Tables["coordination"]; !ok {
-		return s, nil
-	}
-	rows, err := h.d.DB.R.QueryContext(ctx, `SELECT c.mediateur_id, COALESCE(u.email, ''), COALESCE(c.debut, ''), COALESCE(c.fin, '')
-		FROM coordination c LEFT JOIN _users u ON u.id = c.mediateur_id
-		WHERE c.coordinateur_id = ? AND c.mediateur_id IS NOT NULL ORDER BY u.email`, v.UserID)
+	view, err := syncscope.NewRules(h.d.Schema()).Load(ctx, h.d.DB.R, syncscope.Who{UserID: v.UserID, Role: v.Role})
 	if err != nil {
-		return s, fmt.Errorf("read coordinations: %w", err)
+		return s, fmt.Errorf("read the team of %s: %w", v.UserID, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var m Member
-		if err := rows.Scan(&m.UserID, &m.Email, &m.From, &m.To); err != nil {
-			return s, fmt.Errorf("read coordinations: %w", err)
+	emails, err := h.userEmails(ctx)
+	if err != nil {
+		return s, err
+	}
+	var team []Member
+	for id, periods := range view.Team() {
+		for _, p := range periods {
+			team = append(team, Member{UserID: id, Email: emails[id], From: p.From, To: p.To})
 		}
-		// Dates may be stored with a time part; the window is by day.
-		m.From, m.To = dateOnly(m.From), dateOnly(m.To)
-		s.members = append(s.members, m)
 	}
-	return s, rows.Err()
+	sort.Slice(team, func(i, j int) bool {
+		if team[i].Email != team[j].Email {
+			return team[i].Email < team[j].Email
+		}
+		return team[i].From < team[j].From
+	})
+	s.members = append(s.members, team...)
+	return s, nil
 }
 
 func dateOnly(s string) string {

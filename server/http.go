@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -70,29 +69,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 // when it is gzip-encoded: Fiber's own c.Body() would inflate it with no
 // limit, which a few kilobytes of zeros turn into gigabytes.
 func (s *Server) body(c *fiber.Ctx) ([]byte, error) {
-	raw := c.Request().Body()
-	enc := strings.ToLower(strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)))
-	switch enc {
-	case "", "identity":
-		return bytes.Clone(raw), nil
-	case "gzip":
-	default:
-		return nil, syncproto.Errorf(syncproto.CodeUnsupportedEncoding, "content encoding %q is not supported; use gzip", enc)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(raw))
-	if err != nil {
-		return nil, syncproto.Errorf(syncproto.CodeMalformedBody, "body is not valid gzip")
-	}
-	defer zr.Close()
-	limit := int64(s.cfg.BodyLimit) * int64(s.cfg.DecompressRatio)
-	out, err := io.ReadAll(io.LimitReader(zr, limit+1))
-	if err != nil {
-		return nil, syncproto.Errorf(syncproto.CodeMalformedBody, "body is not valid gzip")
-	}
-	if int64(len(out)) > limit {
-		return nil, syncproto.Errorf(syncproto.CodeBodyTooLarge, "decompressed body is larger than %d bytes", limit)
-	}
-	return out, nil
+	return DecodeBody(c.Get(fiber.HeaderContentEncoding), c.Request().Body(), int64(s.cfg.BodyLimit)*int64(s.cfg.DecompressRatio))
 }
 
 // reply writes v as JSON, gzip-compressed when the client accepts it.

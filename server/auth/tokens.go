@@ -241,6 +241,10 @@ func (t *Tokens) Verify(ctx context.Context, raw string) (*Claims, error) {
 		jwt.WithAudience(t.Audience),
 		jwt.WithTimeFunc(t.now),
 		jwt.WithLeeway(30*time.Second),
+		// Refuse non-canonical base64: otherwise the unused low bits of
+		// the last character give every token several spellings that all
+		// verify, and a list of refused tokens could be walked around.
+		jwt.WithStrictDecoding(),
 	)
 	var claims Claims
 	_, err := p.ParseWithClaims(raw, &claims, func(tok *jwt.Token) (any, error) {

@@ -144,7 +144,7 @@ func generate(ctx context.Context, db *store.DB, opt Options, viaApply bool) (Su
 	if err := db.W.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
 		return Summary{}, fmt.Errorf("demo: %w", err)
 	}
-	if _, err := db.W.ExecContext(ctx, "PRAGMA cache_size = -524288"); err != nil {
+	if _, err := db.W.ExecContext(ctx, "PRAGMA cache_size = -262144"); err != nil {
 		return Summary{}, fmt.Errorf("demo: %w", err)
 	}
 	defer db.W.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA cache_size = %d", cache)) //nolint:errcheck // best effort

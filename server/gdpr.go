@@ -61,49 +61,64 @@ func (s *Server) eraseTx(ctx context.Context, tx *sql.Tx, id string) error {
 	return domain.ScrubConflicts(ctx, tx, []string{id})
 }
 
+// retentionChunk bounds the beneficiaries anonymised per transaction,
+// so a first run on a large base does not hold the write lock for long
+// while devices are pushing.
+const retentionChunk = 200
+
 // RunRetention anonymises every identified beneficiary whose row and
 // accompaniments have not been written for maxAge (DefaultRetention when
 // zero), and returns how many it anonymised. The age is read from the
 // versions of the cells themselves, so it counts writes from any device.
+// Each chunk re-reads the condition inside its transaction: a
+// beneficiary written to meanwhile is left alone.
 func (s *Server) RunRetention(ctx context.Context, maxAge time.Duration) (int, error) {
 	if maxAge <= 0 {
 		maxAge = DefaultRetention
 	}
 	cutoff := int64(syncproto.FromTime(s.cfg.Now().Add(-maxAge)))
-	var ids []string
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT b.id FROM beneficiaire b
-			WHERE COALESCE(b.anonyme, 0) = 0
-			  AND (SELECT MAX(c.hlc) FROM _cells c WHERE c.tbl = 'beneficiaire' AND c.pk = b.id) < ?
-			  AND NOT EXISTS (SELECT 1 FROM accompagnement a JOIN _cells c ON c.tbl = 'accompagnement' AND c.pk = a.id
-			                  WHERE a.beneficiaire_id = b.id AND c.hlc >= ?)
-			ORDER BY b.id`, cutoff, cutoff)
+	total := 0
+	for {
+		n := 0
+		err := s.db.Write(ctx, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, `SELECT b.id FROM beneficiaire b
+				WHERE COALESCE(b.anonyme, 0) = 0
+				  AND (SELECT MAX(c.hlc) FROM _cells c WHERE c.tbl = 'beneficiaire' AND c.pk = b.id) < ?
+				  AND NOT EXISTS (SELECT 1 FROM accompagnement a JOIN _cells c ON c.tbl = 'accompagnement' AND c.pk = a.id
+				                  WHERE a.beneficiaire_id = b.id AND c.hlc >= ?)
+				ORDER BY b.id LIMIT ?`, cutoff, cutoff, retentionChunk)
+			if err != nil {
+				return fmt.Errorf("retention: %w", err)
+			}
+			var ids []string
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return fmt.Errorf("retention: %w", err)
+				}
+				ids = append(ids, id)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("retention: %w", err)
+			}
+			for _, id := range ids {
+				if err := s.eraseTx(ctx, tx, id); err != nil {
+					return fmt.Errorf("retention: %w", err)
+				}
+			}
+			n = len(ids)
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("retention: %w", err)
+			return total, err
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return fmt.Errorf("retention: %w", err)
-			}
-			ids = append(ids, id)
+		total += n
+		if n < retentionChunk {
+			return total, nil
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("retention: %w", err)
-		}
-		for _, id := range ids {
-			if err := s.eraseTx(ctx, tx, id); err != nil {
-				return fmt.Errorf("retention: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
 	}
-	return len(ids), nil
 }
 
 // RetentionLoop runs the retention job every interval until ctx ends,

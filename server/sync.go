@@ -61,7 +61,13 @@ func (s *Server) Exchange(ctx context.Context, p auth.Principal, req *syncproto.
 	}
 	resp.Cursor, resp.More = page.Cursor, page.More
 	resp.Clock = s.clock.Now()
-	if err := s.noteDevice(ctx, p, req, !page.More); err != nil {
+	// What still waits on the device once this exchange is done: the
+	// count it reported, less the batch just acknowledged.
+	pending := req.Pending
+	if req.Push != nil && resp.Ack == req.Push.ID {
+		pending = max(0, pending-len(req.Push.Changes))
+	}
+	if err := s.noteDevice(ctx, p, req, pending, !page.More); err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -160,7 +166,7 @@ func (s *Server) checkScope(ctx context.Context, tx *sql.Tx, p auth.Principal, c
 }
 
 // noteDevice records what coordinators see of a device in the fleet.
-func (s *Server) noteDevice(ctx context.Context, p auth.Principal, req *syncproto.SyncRequest, caughtUp bool) error {
+func (s *Server) noteDevice(ctx context.Context, p auth.Principal, req *syncproto.SyncRequest, pending int, caughtUp bool) error {
 	now := s.cfg.Now()
 	var offset any
 	if req.Clock > 0 {
@@ -172,7 +178,7 @@ func (s *Server) noteDevice(ctx context.Context, p auth.Principal, req *syncprot
 	}
 	_, err := s.db.W.ExecContext(ctx, `UPDATE _devices SET last_seen_at = ?, last_sync_at = COALESCE(?, last_sync_at),
 		pending = ?, app_version = ?, schema_version = ?, clock_offset_ms = ? WHERE id = ?`,
-		now.UnixMilli(), lastSync, req.Pending, req.AppVersion, req.SchemaVersion, offset, p.DeviceID)
+		now.UnixMilli(), lastSync, pending, req.AppVersion, req.SchemaVersion, offset, p.DeviceID)
 	if err != nil {
 		return fmt.Errorf("note device %s: %w", p.DeviceID, err)
 	}

@@ -193,7 +193,11 @@ func TestDashboardInChromium(t *testing.T) {
 	if got := text(t, ctx, row); !strings.Contains(got, "Silencieux depuis 12 jours") {
 		t.Fatalf("Bruno's row says %q", got)
 	}
-	syncOK(t, brunoT)
+	// It comes back with a visit recorded offline.
+	record(t, brunoT, w.bruno.ID, "Louis", "Bernard", "Craon", "53084")
+	if rep := syncOK(t, brunoT); rep.Pushed == 0 {
+		t.Fatal("Bruno's tablet pushed nothing")
+	}
 	navigate(t, ctx, chromedp.Reload())
 	if cls := attr(t, ctx, row, "class"); strings.Contains(cls, "silent") {
 		t.Errorf("Bruno's tablet synced but is still highlighted as silent")
@@ -201,14 +205,18 @@ func TestDashboardInChromium(t *testing.T) {
 	if got := text(t, ctx, row); !strings.Contains(got, "à l'instant") || strings.Contains(got, "Silencieux") {
 		t.Errorf("after its sync Bruno's row says %q", got)
 	}
+	// Nothing waits on it once its batch was acknowledged.
+	if got := text(t, ctx, row+" td:nth-child(5)"); got != "0" {
+		t.Errorf("Bruno's tablet shows %q changes waiting after a complete sync", got)
+	}
 	if strings.Contains(pageText(t, ctx), "carole") {
 		t.Errorf("the fleet shows another team's devices")
 	}
 
 	// --- Statistics render with their charts.
 	navigate(t, ctx, chromedp.Navigate(base+"/statistiques?du=2026-01-01&au=2026-12-31"))
-	if n := text(t, ctx, "#kpi-activites"); n != "1" {
-		t.Errorf("the coordinator's statistics count %s activities; want Alice's one", n)
+	if n := text(t, ctx, "#kpi-activites"); n != "2" {
+		t.Errorf("the coordinator's statistics count %s activities; want Alice's and Bruno's", n)
 	}
 	if svg := count(t, ctx, "svg.chart"); svg < 5 {
 		t.Errorf("statistics page has %d charts", svg)
@@ -226,10 +234,13 @@ func TestDashboardInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the export is not CSV: %v\n%s", err, data)
 	}
-	if len(recs) != 2 {
-		t.Fatalf("export has %d lines; want a header and Alice's activity:\n%s", len(recs), data)
+	if len(recs) != 3 {
+		t.Fatalf("export has %d lines; want a header, Alice's and Bruno's activities:\n%s", len(recs), data)
 	}
 	head, rec := recs[0], recs[1]
+	if rec[1] != "alice@exemple.fr" {
+		rec = recs[2]
+	}
 	want := map[string]string{"Date": "20/11/2026", "Conseiller": "alice@exemple.fr", "Type d'activité": "Accompagnement individuel",
 		"Type de lieu": "À domicile", "Commune": "Laval", "Durée (min)": loser, "Bénéficiaires nommés": "1",
 		"Thématiques": "E-mail, Aide aux démarches administratives, Argent - Impôts", "Matériel utilisé": "Tablette",
@@ -280,8 +291,9 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	}
 	navigate(t, ctx, chromedp.Navigate(base+"/exports?du=2026-01-01&au=2026-12-31"))
-	if data := download(t, ctx, "#export-activites-csv"); bytes.Contains(data, []byte("Laval")) || bytes.Contains(data, []byte("Lefebvre")) {
-		t.Errorf("Bruno's export has Alice's activity:\n%s", data)
+	if data := download(t, ctx, "#export-activites-csv"); bytes.Contains(data, []byte("Laval")) || bytes.Contains(data, []byte("Lefebvre")) ||
+		!bytes.Contains(data, []byte("Craon")) || !bytes.Contains(data, []byte("Louis Bernard")) {
+		t.Errorf("Bruno's export should hold his own visit (with his beneficiary's name) and nothing of Alice's:\n%s", data)
 	}
 	logoutInBrowser(t, ctx)
 

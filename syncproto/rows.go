@@ -178,108 +178,130 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// decodeRows reads the grouped form back into changes. Numbers stay
-// json.Number so that Schema.Check can judge them.
+// decodeRows reads the grouped form back into changes, in one pass over
+// the bytes. Numbers stay json.Number so that Schema.Check can judge them.
 func decodeRows(data []byte) ([]Change, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	var groups []json.RawMessage
-	if err := dec.Decode(&groups); err != nil {
+	if err := expectDelim(dec, '['); err != nil {
 		return nil, fmt.Errorf("rows: %w", err)
 	}
 	var out []Change
-	for gi, raw := range groups {
-		var parts []json.RawMessage
-		if err := json.Unmarshal(raw, &parts); err != nil {
+	for gi := 0; dec.More(); gi++ {
+		var err error
+		if out, err = decodeGroup(dec, out); err != nil {
 			return nil, fmt.Errorf("row %d: %w", gi, err)
-		}
-		if len(parts) != 5 && len(parts) != 6 {
-			return nil, fmt.Errorf("row %d: want [table, pk, hlc, node, cells] and optional prevs, got %d elements", gi, len(parts))
-		}
-		var table, pk, node string
-		var hlc int64
-		for i, into := range []any{&table, &pk, &hlc, &node} {
-			if err := json.Unmarshal(parts[i], into); err != nil {
-				return nil, fmt.Errorf("row %d: %w", gi, err)
-			}
-		}
-		first := len(out)
-		err := eachMember(parts[4], func(col string, val json.RawMessage) error {
-			v, err := decodeValue(val)
-			if err != nil {
-				return err
-			}
-			out = append(out, Change{Table: table, PK: pk, Column: col, Value: v, Version: Version{HLC: Timestamp(hlc), Node: node}})
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("row %d cells: %w", gi, err)
-		}
-		if len(parts) == 6 {
-			group := out[first:]
-			err := eachMember(parts[5], func(col string, val json.RawMessage) error {
-				var p Version
-				if err := json.Unmarshal(val, &p); err != nil {
-					return err
-				}
-				for i := range group {
-					if group[i].Column == col {
-						group[i].Prev = p
-						return nil
-					}
-				}
-				return fmt.Errorf("prev for %q, which the row does not carry", clip(col))
-			})
-			if err != nil {
-				return nil, fmt.Errorf("row %d prevs: %w", gi, err)
-			}
 		}
 		if len(out) > MaxBatchChanges+MaxPageLimit {
 			return nil, errors.New("rows: too many cells")
 		}
 	}
+	if err := expectDelim(dec, ']'); err != nil {
+		return nil, fmt.Errorf("rows: %w", err)
+	}
 	return out, nil
 }
 
-// eachMember calls fn for every member of a JSON object, in document order.
-func eachMember(data json.RawMessage, fn func(key string, val json.RawMessage) error) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
+// decodeGroup reads one [table, pk, hlc, node, {cells}, {prevs}?] group
+// and appends its changes to out.
+func decodeGroup(dec *json.Decoder, out []Change) ([]Change, error) {
+	if err := expectDelim(dec, '['); err != nil {
+		return nil, err
+	}
+	var head [4]json.Token
+	for i := range head {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		head[i] = tok
+	}
+	table, ok1 := head[0].(string)
+	pk, ok2 := head[1].(string)
+	num, ok3 := head[2].(json.Number)
+	node, ok4 := head[3].(string)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil, errors.New("want [table, pk, hlc, node, cells]")
+	}
+	hlc, err := num.Int64()
+	if err != nil {
+		return nil, fmt.Errorf("hlc: %w", err)
+	}
+	ver := Version{HLC: Timestamp(hlc), Node: node}
+	first := len(out)
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, fmt.Errorf("cells: %w", err)
+	}
+	for dec.More() {
+		col, err := memberName(dec)
+		if err != nil {
+			return nil, fmt.Errorf("cells: %w", err)
+		}
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("cells: %w", err)
+		}
+		out = append(out, Change{Table: table, PK: pk, Column: col, Value: v, Version: ver})
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return nil, fmt.Errorf("cells: %w", err)
+	}
+	if dec.More() {
+		group := out[first:]
+		if err := expectDelim(dec, '{'); err != nil {
+			return nil, fmt.Errorf("prevs: %w", err)
+		}
+		for dec.More() {
+			col, err := memberName(dec)
+			if err != nil {
+				return nil, fmt.Errorf("prevs: %w", err)
+			}
+			var p Version
+			if err := dec.Decode(&p); err != nil {
+				return nil, fmt.Errorf("prevs: %w", err)
+			}
+			found := false
+			for i := range group {
+				if group[i].Column == col {
+					group[i].Prev, found = p, true
+					break
+				}
+			}
+			if !found {
+				return nil, fmt.Errorf("prev for %q, which the row does not carry", clip(col))
+			}
+		}
+		if err := expectDelim(dec, '}'); err != nil {
+			return nil, fmt.Errorf("prevs: %w", err)
+		}
+	}
+	if err := expectDelim(dec, ']'); err != nil {
+		return nil, errors.New("want [table, pk, hlc, node, cells] and optional prevs, nothing more")
+	}
+	return out, nil
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return err
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return errors.New("want an object")
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("want %q", string(want))
 	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return errors.New("want a column name")
-		}
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return err
-		}
-		if err := fn(key, val); err != nil {
-			return err
-		}
-	}
-	_, err = dec.Token()
-	return err
+	return nil
 }
 
-func decodeValue(raw json.RawMessage) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
+func memberName(dec *json.Decoder) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
 	}
-	return v, nil
+	name, ok := tok.(string)
+	if !ok {
+		return "", errors.New("want a column name")
+	}
+	return name, nil
 }
 
 // decodeChanges reads the older list of one object per cell.

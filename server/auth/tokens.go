@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -47,6 +48,17 @@ type Keys struct {
 	keys             map[string]ed25519.PrivateKey
 	retired          map[string]time.Time
 	active           string
+	// lastMiss is when an unknown kid last made us reload: tokens with
+	// made-up kids must not turn every request into a table read.
+	lastMiss atomic.Int64
+}
+
+// mayReload allows one reload per second for unknown kids; a key rotated
+// by the admin command is found within a second.
+func (k *Keys) mayReload() bool {
+	now := time.Now().UnixMilli()
+	last := k.lastMiss.Load()
+	return now-last >= 1000 && k.lastMiss.CompareAndSwap(last, now)
 }
 
 // LoadKeys reads the signing keys, creating the first one when there is
@@ -162,7 +174,7 @@ func (k *Keys) public(ctx context.Context, kid string) (ed25519.PublicKey, bool)
 	k.mu.RLock()
 	priv, ok := k.keys[kid]
 	k.mu.RUnlock()
-	if !ok {
+	if !ok && k.mayReload() {
 		if err := k.reload(ctx); err != nil {
 			return nil, false
 		}

@@ -245,6 +245,12 @@ func Rules() []Rule {
 		inseeRule("rendez_vous", "code_insee"),
 		enumRule("structure", "itinerance", Itinerance),
 		inseeRule("structure", "code_insee"),
+		Rule{
+			Name:     "siret_structure",
+			Table:    "structure",
+			Violated: "$.siret IS NOT NULL AND $.siret NOT GLOB '" + strings.Repeat("[0-9]", 14) + "'",
+			Message:  "le SIRET s'écrit avec ses 14 chiffres, sans espace",
+		},
 		enumRule("activite_coordination", "type", TypeActiviteCoordination),
 		enumRule("activite_coordination", "echelon_territorial", EchelonTerritorial),
 	)

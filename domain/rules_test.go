@@ -94,6 +94,7 @@ func ruleCases() []ruleCase {
 		{"activité de coordination valide", "activite_coordination", nil, ""},
 		{"activité de coordination sans durée possible", "activite_coordination", map[string]any{"duree": 2000}, "duree_activite_coordination"},
 		{"structure valide", "structure", nil, ""},
+		{"structure avec SIRET", "structure", map[string]any{"siret": "13000548100010"}, ""},
 		{"accompagnement valide", "accompagnement", nil, ""},
 	}
 	covered := map[string]bool{}
@@ -115,6 +116,8 @@ func ruleCases() []ruleCase {
 			bad = 2
 		case strings.HasPrefix(r.Name, "code_insee_"):
 			bad = "5313"
+		case strings.HasPrefix(r.Name, "siret_"):
+			bad = "130 005 481 00010"
 		case strings.HasPrefix(r.Name, "date_"):
 			bad = "14/03/2025"
 		default:

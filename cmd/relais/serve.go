@@ -23,11 +23,17 @@ func runServe(ctx context.Context, args []string, e *env) error {
 		"refuse changes stamped further ahead of the server clock (env RELAIS_MAX_CLOCK_AHEAD)")
 	retention := fs.Duration("retention", durationEnv(e, "RELAIS_RETENTION", server.DefaultRetention),
 		"anonymise beneficiaries not updated for this long, checked daily; 0 turns the job off (env RELAIS_RETENTION)")
+	accessTTL := fs.Duration("access-ttl", durationEnv(e, "RELAIS_ACCESS_TTL", 15*time.Minute), "life of an access token (env RELAIS_ACCESS_TTL)")
+	refreshIdle := fs.Duration("refresh-idle", durationEnv(e, "RELAIS_REFRESH_IDLE", 60*24*time.Hour),
+		"a refresh token unused this long no longer works (env RELAIS_REFRESH_IDLE)")
+	refreshAbsolute := fs.Duration("refresh-absolute", durationEnv(e, "RELAIS_REFRESH_ABSOLUTE", 365*24*time.Hour),
+		"a device must log in again this long after its login (env RELAIS_REFRESH_ABSOLUTE)")
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
-	srv, err := server.New(ctx, server.Config{DataDir: *data, MaxClockAhead: *ahead, Logger: log})
+	srv, err := server.New(ctx, server.Config{DataDir: *data, MaxClockAhead: *ahead, Logger: log,
+		AccessTTL: *accessTTL, RefreshIdle: *refreshIdle, RefreshAbsolute: *refreshAbsolute})
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}

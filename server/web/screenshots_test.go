@@ -76,6 +76,13 @@ func TestScreenshots(t *testing.T) {
 	shoot("statistiques", 1280)
 	navigate(t, tab, chromedp.Navigate(w.srv.URL+"/exports?du=2026-01-01&au=2026-11-30"))
 	shoot("exports", 1024)
+	navigate(t, tab, chromedp.Navigate(fmt.Sprintf("%s/flotte/%s/revocation", w.srv.URL, w.aliceB.Node())))
+	shoot("revocation", 1024)
+	logoutInBrowser(t, tab)
+	// The conseillère who owns the beneficiary sees the personal field.
+	loginInBrowser(t, tab, w.srv.URL, "alice@exemple.fr")
+	navigate(t, tab, chromedp.Navigate(fmt.Sprintf("%s/conflits/%d", w.srv.URL, conflictID(t, w, "beneficiaire", "nom"))))
+	shoot("conflit-conseillere", 1024)
 }
 
 type structureT struct {

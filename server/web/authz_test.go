@@ -6,7 +6,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/relais-numerique/relais/internal/relaistest"
+	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/server/auth"
 )
 
 // Every page and endpoint refuses a visitor with no session, or with a
@@ -148,6 +154,8 @@ func TestVisibility(t *testing.T) {
 	concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "duree", 60, 90)
 	concurrentEdit(t, w.aliceA, w.aliceB, "beneficiaire", w.aliceBen, "nom", "Lefèvre", "Lefebvre-Martin")
 	concurrentEdit(t, w.caroleT, caroleT2, "activite", w.caroleAct, "duree", 30, 120)
+	// Notes on an activity are the conseillère's own.
+	concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "notes", "Rappeler pour la CAF", "Revoir mardi, dossier CAF")
 
 	claire, alice, bruno, denis := newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL)
 	claire.login("claire@exemple.fr")
@@ -160,8 +168,12 @@ func TestVisibility(t *testing.T) {
 	cc := claire.conflicts()
 	duree, ok1 := findConflict(cc, "activite", "duree")
 	nom, ok2 := findConflict(cc, "beneficiaire", "nom")
-	if !ok1 || !ok2 || len(cc) != 2 {
-		t.Fatalf("coordinator sees %d conflicts (%+v); want Alice's two", len(cc), cc)
+	notes, ok3 := findConflict(cc, "activite", "notes")
+	if !ok1 || !ok2 || !ok3 || len(cc) != 3 {
+		t.Fatalf("coordinator sees %d conflicts (%+v); want Alice's three", len(cc), cc)
+	}
+	if !notes.Hidden || notes.Winner.Value != nil || notes.CanResolve {
+		t.Errorf("coordinator's view of the notes conflict shows the notes: %+v", notes)
 	}
 	if duree.Hidden || duree.Winner.Value == nil || !duree.CanResolve {
 		t.Errorf("coordinator's view of the duration conflict: %+v", duree)
@@ -180,6 +192,40 @@ func TestVisibility(t *testing.T) {
 				t.Errorf("coordinator's page %s shows the beneficiary's name %q", p, name)
 			}
 		}
+	}
+
+	// The activity list: the team's activities, without notes.
+	activities := func(b *browser) (ids map[string]string) {
+		var out struct {
+			Activities []struct {
+				ID    string `json:"id"`
+				Notes string `json:"notes"`
+			} `json:"activities"`
+		}
+		if st := b.api("GET", "/v1/dashboard/activities?du=2026-01-01&au=2026-12-31", "", nil, &out); st != http.StatusOK {
+			t.Fatalf("GET activities: %d", st)
+		}
+		ids = map[string]string{}
+		for _, a := range out.Activities {
+			ids[a.ID] = a.Notes
+		}
+		return ids
+	}
+	if acts := activities(claire); len(acts) != 1 || acts[w.aliceAct] != "" {
+		t.Errorf("coordinator's activity list: %v; want Alice's activity without its notes", acts)
+	}
+	if acts := activities(alice); len(acts) != 1 || !strings.Contains(acts[w.aliceAct], "CAF") {
+		t.Errorf("Alice's activity list: %v; want her activity with its notes", acts)
+	}
+	if acts := activities(bruno); len(acts) != 0 {
+		t.Errorf("Bruno's activity list: %v", acts)
+	}
+	if acts := activities(denis); len(acts) != 1 || acts[w.caroleAct] != "" {
+		t.Errorf("Denis's activity list: %v", acts)
+	}
+	_, claireCSVNotes := claire.get("/exports/activites.csv?du=2026-01-01&au=2026-12-31")
+	if strings.Contains(claireCSVNotes, "CAF") {
+		t.Errorf("coordinator's export carries Alice's notes")
 	}
 
 	// Alice, the owner, sees the values and resolves the personal field.
@@ -328,4 +374,55 @@ func TestAPIWithBearerToken(t *testing.T) {
 	if st := call(token[:len(token)-4] + "AAAA"); st != http.StatusUnauthorized {
 		t.Errorf("tampered bearer token: status %d, want 401", st)
 	}
+}
+
+// A session ends after two idle hours, and at once when its account is
+// disabled.
+func TestSessionExpiryAndDisabledAccount(t *testing.T) {
+	clock := &fakeClock{now: time.Now()}
+	srv := relaistest.StartServer(t, server.Config{Now: clock.Now})
+	srv.AddUser(t, "claire@exemple.fr", "coordinateur", pw)
+	srv.AddUser(t, "alice@exemple.fr", "conseiller", pw)
+
+	b := newBrowser(t, srv.URL)
+	b.login("claire@exemple.fr")
+	clock.advance(90 * time.Minute)
+	if st := b.api("GET", "/v1/dashboard/me", "", nil, nil); st != http.StatusOK {
+		t.Fatalf("session refused after 90 quiet minutes: %d", st)
+	}
+	clock.advance(2*time.Hour + time.Minute)
+	if st := b.api("GET", "/v1/dashboard/me", "", nil, nil); st != http.StatusUnauthorized {
+		t.Errorf("session still valid after two idle hours: %d", st)
+	}
+
+	a := newBrowser(t, srv.URL)
+	a.login("alice@exemple.fr")
+	accounts := &auth.Accounts{W: srv.DB().W, R: srv.DB().R}
+	if _, err := accounts.SetDisabled(context.Background(), "alice@exemple.fr", true, clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.api("GET", "/v1/dashboard/me", "", nil, nil); st != http.StatusUnauthorized {
+		t.Errorf("a disabled account's session still works: %d", st)
+	}
+	_, page := a.get("/connexion")
+	if st, body := a.post("/connexion", url.Values{"_csrf": {csrfIn(page)}, "email": {"alice@exemple.fr"}, "password": {pw}}); st != http.StatusForbidden || !strings.Contains(body, "désactivé") {
+		t.Errorf("a disabled account logs in: status %d", st)
+	}
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }

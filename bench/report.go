@@ -56,12 +56,18 @@ type Machine struct {
 	GoVersion string `json:"go"`
 	OS        string `json:"os"`
 	At        string `json:"at"`
+	// LoadAvg is /proc/loadavg when the run started: other work on the
+	// machine shows in wall times (CPU times are the process's own).
+	LoadAvg string `json:"loadavg"`
 }
 
 // ThisMachine reads the machine's description.
 func ThisMachine() Machine {
 	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH,
 		At: time.Now().UTC().Format(time.RFC3339)}
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAvg = strings.Join(strings.Fields(string(data))[:3], " ")
+	}
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -75,7 +81,7 @@ func ThisMachine() Machine {
 
 // Print writes results as a table.
 func Print(w io.Writer, m Machine, results []*Result) {
-	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, %s\n", m.CPUs, m.CPUModel, m.GoVersion, m.At)
+	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, %s, load average at start %s\n", m.CPUs, m.CPUModel, m.GoVersion, m.At, m.LoadAvg)
 	for _, r := range results {
 		fmt.Fprintf(w, "\n== %s: %s\n", r.Scenario, r.Title)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

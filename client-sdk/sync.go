@@ -87,6 +87,9 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 			Push: batch, Cursor: cursor, Limit: r.opts.PageLimit,
 			Pending: pending, AppVersion: r.opts.AppVersion,
 		}
+		if req.Resync, err = r.resyncing(ctx); err != nil {
+			return rep, err
+		}
 		if req.Clock, err = r.clock(ctx); err != nil {
 			return rep, err
 		}
@@ -259,6 +262,10 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 		var lastSync any
 		if !resp.More {
 			lastSync = time.Now().UnixMilli()
+			// A full pull asked for after a refusal is complete.
+			if _, err := tx.ExecContext(ctx, "UPDATE _device SET resync = 0 WHERE id = 1"); err != nil {
+				return err
+			}
 		}
 		_, err := tx.ExecContext(ctx, "UPDATE _device SET cursor = ?, last_sync_at = COALESCE(?, last_sync_at), last_error = NULL WHERE id = 1",
 			resp.Cursor, lastSync)
@@ -289,6 +296,9 @@ func (r *Replica) handleFailure(ctx context.Context, batch *syncproto.Batch, err
 				SELECT tbl, pk, col, val, hlc, node, ?, ?, ? FROM _outbox WHERE batch = ?`,
 				string(pe.Code), pe.Message, time.Now().UnixMilli(), batch.ID)
 			if err != nil {
+				return err
+			}
+			if err := r.forgetRefused(ctx, tx, batch.ID); err != nil {
 				return err
 			}
 			_, err = tx.ExecContext(ctx, "DELETE FROM _outbox WHERE batch = ?", batch.ID)

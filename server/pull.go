@@ -29,7 +29,10 @@ const maxScanPages = 16
 // a round trip per mostly-empty page. Everything is read in one read
 // transaction, so rows' owners are judged on the state the cells came
 // from.
-func (s *Server) pullPage(ctx context.Context, p auth.Principal, cursor int64, limit int) (replica.Page, error) {
+//
+// With resync the device's own cells are sent too (see
+// syncproto.SyncRequest.Resync).
+func (s *Server) pullPage(ctx context.Context, p auth.Principal, cursor int64, limit int, resync bool) (replica.Page, error) {
 	out := replica.Page{Cursor: cursor}
 	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -44,7 +47,7 @@ func (s *Server) pullPage(ctx context.Context, p auth.Principal, cursor int64, l
 		page, err := replica.ReadPage(ctx, tx, out.Cursor, limit-len(out.Changes), func(c *syncproto.Change) bool {
 			// A device already holds what it wrote; sending it back would
 			// only cost bytes on a slow link.
-			return c.Version.Node != p.DeviceID
+			return resync || c.Version.Node != p.DeviceID
 		})
 		if err != nil {
 			return out, err

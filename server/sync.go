@@ -52,7 +52,7 @@ func (s *Server) Exchange(ctx context.Context, p auth.Principal, req *syncproto.
 		limit = syncproto.DefaultPageLimit
 	}
 	limit = min(limit, syncproto.MaxPageLimit)
-	page, err := s.pullPage(ctx, p, req.Cursor, limit)
+	page, err := s.pullPage(ctx, p, req.Cursor, limit, req.Resync)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,11 @@ type SyncRequest struct {
 	Pending       int    `json:"pending"`
 	AppVersion    string `json:"app,omitempty"`
 	SchemaVersion int64  `json:"schema,omitempty"`
+	// Resync asks the pull to include the cells this device wrote, which
+	// pulls normally skip: a device sets it while it pulls everything
+	// again after the server refused one of its batches, to take back
+	// the server's versions of the refused cells.
+	Resync bool `json:"resync,omitempty"`
 }
 
 // ConflictReport tells the pusher that one of its writes met a concurrent

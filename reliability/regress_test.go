@@ -1,0 +1,111 @@
+package reliability
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/uuid"
+
+	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/internal/relaistest"
+	"github.com/relais-numerique/relais/internal/sim"
+	"github.com/relais-numerique/relais/server"
+)
+
+// A beneficiary is erased on the server while a conseillère's tablet,
+// offline, adds notes about them. Her batch is refused (an anonymous
+// beneficiary keeps no notes); after her next sync her tablet must hold
+// what the server holds: no notes, no name.
+func TestRefusedWriteDoesNotLingerAfterErasure(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	srv.AddUser(t, "a@relais.test", "admin", "mot-de-passe-a")
+	a := srv.LoggedInDevice(t, "a", "a@relais.test", "mot-de-passe-a")
+	b := srv.LoggedInDevice(t, "b", "a@relais.test", "mot-de-passe-a")
+	id := uuid.Must(uuid.NewV7()).String()
+	if _, err := a.DB().ExecContext(ctx, "INSERT INTO beneficiaire (id, prenom, nom, notes) VALUES (?, 'Jeanne', 'Martin', 'première visite')", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.EraseBeneficiaire(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	// b, offline, writes after the erasure.
+	if _, err := b.DB().ExecContext(ctx, "UPDATE beneficiaire SET notes = 'rappeler mardi' WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := b.Sync(ctx)
+	t.Logf("b's first sync: %+v, %v", rep, err)
+	for i := 0; i < 3; i++ {
+		rep, err = b.Sync(ctx)
+		t.Logf("b's sync: %+v, %v", rep, err)
+	}
+	_, want := dumpDB(t, srv.DB().R)
+	_, got := dumpDB(t, b.DB())
+	if got != want {
+		t.Errorf("b differs from the server after its refused write: %s", sim.FirstDiff(want, got))
+	}
+	var notes, prenom any
+	if err := b.DB().QueryRowContext(ctx, "SELECT notes, prenom FROM beneficiaire WHERE id = ?", id).Scan(&notes, &prenom); err != nil {
+		t.Fatal(err)
+	}
+	if notes != nil || prenom != nil {
+		t.Errorf("erased beneficiary still has notes %v and first name %v on b", notes, prenom)
+	}
+}
+
+// The same refusal on columns no erasure scrubs: a conseillère details
+// the administrative procedure of an activity while, concurrently, a
+// colleague removes the "aide aux démarches" theme it requires. Her batch
+// is refused; her tablet must drop the refused detail and converge.
+func TestRefusedWriteIsUndoneLocally(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	srv.AddUser(t, "a@relais.test", "admin", "mot-de-passe-a")
+	a := srv.LoggedInDevice(t, "a", "a@relais.test", "mot-de-passe-a")
+	b := srv.LoggedInDevice(t, "b", "a@relais.test", "mot-de-passe-a")
+	id := uuid.Must(uuid.NewV7()).String()
+	if _, err := a.DB().ExecContext(ctx, `INSERT INTO activite (id, duree, thematiques) VALUES (?, 30, '["email","aide_aux_demarches_administratives"]')`, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*device.Replica{a, b} {
+		if _, err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.DB().ExecContext(ctx, `UPDATE activite SET thematiques = '["email"]' WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DB().ExecContext(ctx, `UPDATE activite SET precisions_demarche = 'dossier CAF' WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := b.Sync(ctx); err == nil || rep.Rejected != 1 {
+		t.Fatalf("b's write was not refused: %+v, %v", rep, err)
+	}
+	if _, err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, want := dumpDB(t, srv.DB().R)
+	if _, got := dumpDB(t, b.DB()); got != want {
+		t.Errorf("b differs from the server after its refused write: %s", sim.FirstDiff(want, got))
+	}
+	var them, prec any
+	if err := b.DB().QueryRowContext(ctx, "SELECT thematiques, precisions_demarche FROM activite WHERE id = ?", id).Scan(&them, &prec); err != nil {
+		t.Fatal(err)
+	}
+	if prec != nil {
+		t.Errorf("b still shows the refused detail %q (themes %s)", prec, them)
+	}
+	st, err := b.Status(ctx)
+	if err != nil || st.Rejected != 1 {
+		t.Errorf("the refused change is not kept aside for the conseillère: %+v, %v", st, err)
+	}
+}

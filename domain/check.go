@@ -122,7 +122,13 @@ type Check struct {
 	rows   map[string][]string
 	index  map[[2]string]int
 	before map[string]bool
+	// erasing are the beneficiaries the batch anonymises.
+	erasing []string
 }
+
+// WriteFunc writes cells of one row as the server itself (a fresh
+// version, through the merge engine), inside the batch's transaction.
+type WriteFunc func(table, pk string, values map[string]any) error
 
 func violationKey(v Violation) string { return v.Table + "\x00" + v.PK + "\x00" + v.Rule.Name }
 
@@ -131,6 +137,9 @@ func violationKey(v Violation) string { return v.Table + "\x00" + v.PK + "\x00" 
 func BeforeApply(ctx context.Context, q Querier, schema *syncproto.Schema, changes []syncproto.Change) (*Check, error) {
 	c := &Check{schema: schema, rows: map[string][]string{}, index: map[[2]string]int{}, before: map[string]bool{}}
 	for i, ch := range changes {
+		if ch.Table == "beneficiaire" && ch.Column == "anonyme" && fmt.Sprint(ch.Value) == "1" {
+			c.erasing = append(c.erasing, ch.PK)
+		}
 		k := [2]string{ch.Table, ch.PK}
 		if _, seen := c.index[k]; seen {
 			continue
@@ -151,10 +160,20 @@ func BeforeApply(ctx context.Context, q Querier, schema *syncproto.Schema, chang
 // AfterApply finishes the check after replica.Apply, in the same
 // transaction. It returns an invalid_row *syncproto.Error naming the
 // rule (details: rule, table, pk, index of the row's first change) for
-// the first row the batch made invalid. It also clears the personal
-// values of anonymised beneficiaries the batch touched from the
+// the first row the batch made invalid.
+//
+// Erasure always wins: when the batch anonymises a beneficiary but a
+// concurrent edit with a newer version kept a personal value (the edit
+// reached the server first), the server clears that value itself with
+// write, so the erasure is completed rather than refused. (A batch that
+// puts a personal value on a beneficiary already anonymised is refused
+// by rule beneficiaire_anonyme instead.) Finally the personal values of
+// anonymised beneficiaries the batch touched are cleared from the
 // conflict log, where a concurrent write that lost may have left them.
-func (c *Check) AfterApply(ctx context.Context, q Querier) error {
+func (c *Check) AfterApply(ctx context.Context, q Querier, write WriteFunc) error {
+	if err := c.completeErasures(ctx, q, write); err != nil {
+		return err
+	}
 	vs, err := Violations(ctx, q, c.schema, c.rows)
 	if err != nil {
 		return err
@@ -188,6 +207,52 @@ func ScrubConflicts(ctx context.Context, q Querier, pks []string) error {
 		  AND (winner_val IS NOT NULL OR loser_val IS NOT NULL)`, string(keys))
 	if err != nil {
 		return fmt.Errorf("scrub conflicts: %w", err)
+	}
+	return nil
+}
+
+// completeErasures clears, as the server, the personal values left on
+// the beneficiaries this batch anonymised.
+func (c *Check) completeErasures(ctx context.Context, q Querier, write WriteFunc) error {
+	if len(c.erasing) == 0 {
+		return nil
+	}
+	keys, err := json.Marshal(c.erasing)
+	if err != nil {
+		return fmt.Errorf("complete erasure: %w", err)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT pk, col FROM _cells
+		WHERE tbl = 'beneficiaire' AND pk IN (SELECT value FROM json_each(?)) AND col IN `+sqlList(PersonalColumns)+` AND val IS NOT NULL
+		  AND pk IN (SELECT id FROM beneficiaire WHERE anonyme = 1)
+		ORDER BY pk, col`, string(keys))
+	if err != nil {
+		return fmt.Errorf("complete erasure: %w", err)
+	}
+	left := map[string]map[string]any{}
+	var order []string
+	for rows.Next() {
+		var pk, col string
+		if err := rows.Scan(&pk, &col); err != nil {
+			rows.Close()
+			return fmt.Errorf("complete erasure: %w", err)
+		}
+		if left[pk] == nil {
+			left[pk] = map[string]any{}
+			order = append(order, pk)
+		}
+		left[pk][col] = nil
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("complete erasure: %w", err)
+	}
+	for _, pk := range order {
+		if write == nil {
+			return fmt.Errorf("complete erasure of beneficiaire %s: no server writer", pk)
+		}
+		if err := write("beneficiaire", pk, left[pk]); err != nil {
+			return fmt.Errorf("complete erasure of beneficiaire %s: %w", pk, err)
+		}
 	}
 	return nil
 }

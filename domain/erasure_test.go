@@ -19,9 +19,15 @@ import (
 // secrets are personal values written in a test: none may survive erasure.
 type secrets []string
 
+// fataler is what the helpers need of *testing.T and *rapid.T.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
+}
+
 // findIn returns "table.column" for every cell of every table of db that
 // holds one of the secrets.
-func (s secrets) findIn(t *testing.T, db *sql.DB) []string {
+func (s secrets) findIn(t fataler, db *sql.DB) []string {
 	t.Helper()
 	ctx := context.Background()
 	rows, err := db.QueryContext(ctx, "SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -227,5 +233,44 @@ func exec(t *testing.T, db *sql.DB, q string, args ...any) {
 	t.Helper()
 	if _, err := db.ExecContext(context.Background(), q, args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// TestErasureCompletedOverANewerEdit: tablet B erases a beneficiary
+// offline; tablet A, not knowing, then changes the phone number and
+// syncs first. When B's erasure arrives, the newer number would survive
+// it cell by cell; the server completes the erasure instead of refusing
+// it, and A loses the number at its next sync.
+func TestErasureCompletedOverANewerEdit(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	u := srv.AddUser(t, "lise@exemple.fr", "conseiller", "motdepasse1")
+	a := srv.LoggedInDevice(t, "a", "lise@exemple.fr", "motdepasse1")
+	b := srv.LoggedInDevice(t, "b", "lise@exemple.fr", "motdepasse1")
+	id := newID()
+	exec(t, a.DB(), "INSERT INTO beneficiaire (id, mediateur_id, anonyme, prenom, nom, telephone) VALUES (?, ?, 0, 'Renée', 'Fouqué', '0243000000')", id, u.ID)
+	mustSync(t, a)
+	mustSync(t, b)
+	if err := domain.EraseOnDevice(ctx, b.DB(), id); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, a.DB(), "UPDATE beneficiaire SET telephone = '0699999999' WHERE id = ?", id)
+	mustSync(t, a)
+	if _, err := b.Sync(ctx); err != nil {
+		t.Fatalf("the erasure was refused: %v", err)
+	}
+	mustSync(t, a)
+	for name, db := range map[string]*sql.DB{"server": srv.DB().R, "a": a.DB(), "b": b.DB()} {
+		var anon int
+		var tel any
+		if err := db.QueryRowContext(ctx, "SELECT anonyme, telephone FROM beneficiaire WHERE id = ?", id).Scan(&anon, &tel); err != nil {
+			t.Fatal(err)
+		}
+		if anon != 1 || tel != nil {
+			t.Errorf("%s: anonyme %d telephone %v", name, anon, tel)
+		}
+		if found := (secrets{"0699999999", "0243000000", "Renée", "Fouqué"}).findIn(t, db); len(found) > 0 {
+			t.Errorf("%s keeps %v", name, found)
+		}
 	}
 }

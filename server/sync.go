@@ -131,7 +131,9 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 		if err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}
-		if err := rules.AfterApply(ctx, tx); err != nil {
+		if err := rules.AfterApply(ctx, tx, func(table, pk string, values map[string]any) error {
+			return s.WriteRowTx(ctx, tx, table, pk, values)
+		}); err != nil {
 			return err
 		}
 		if err := s.reannounce(ctx, tx, b.Changes, res); err != nil {

@@ -126,6 +126,8 @@ func TestSimulation(t *testing.T) {
 					totals.ServerUps += res.ServerUps
 					totals.Batches += res.Batches
 					totals.Conflicts += res.Conflicts
+					totals.Rejected += res.Rejected
+					totals.Erasures += res.Erasures
 					totals.Seed++
 					if progress && totals.Seed%100 == 0 {
 						fmt.Fprintf(os.Stderr, "%s: %d schedules passed, last seed %d, %d failed\n",
@@ -143,9 +145,9 @@ func TestSimulation(t *testing.T) {
 		}(wk)
 	}
 	wg.Wait()
-	t.Logf("%d schedules passed (seeds %d..%d) in %s on %d workers: %d steps, %d writes, %d exchanges, %d batches acknowledged, %d conflicts logged, %d device restarts, %d server restarts; faults %v; refusals %v",
+	t.Logf("%d schedules passed (seeds %d..%d) in %s on %d workers: %d steps, %d writes, %d exchanges, %d batches acknowledged, %d conflicts logged, %d changes refused by rules, %d erasures, %d device restarts, %d server restarts; faults %v; refusals %v",
 		totals.Seed, first, first+n-1, time.Since(start).Round(time.Second), workers, totals.Steps, totals.Writes, totals.Exchanges,
-		totals.Batches, totals.Conflicts, totals.Restarts, totals.ServerUps, totals.Faults, totals.Refusals)
+		totals.Batches, totals.Conflicts, totals.Rejected, totals.Erasures, totals.Restarts, totals.ServerUps, totals.Faults, totals.Refusals)
 }
 
 func joinLines(s []string) string {

@@ -70,6 +70,13 @@ func (l *link) RoundTrip(req *http.Request) (*http.Response, error) {
 	cr := capturedRequest{method: req.Method, url: req.URL.String(), header: req.Header.Clone(), body: body}
 	w := l.w
 	f := w.drawFault()
+	if w.faulty && w.rng.IntN(100) < 6 {
+		// The application writes while the exchange is on the wire.
+		w.tracef("  %s writes during its exchange", l.dev.name)
+		if err := w.write(l.dev); err != nil {
+			return nil, fmt.Errorf("sim: write during exchange: %w", err)
+		}
+	}
 	w.tracef("  net %s %s %s", l.dev.name, req.URL.Path, f)
 	switch f {
 	case dropRequest:
@@ -113,7 +120,9 @@ func (w *World) serve(d *Device, cr capturedRequest, delivered bool) (*http.Resp
 	if err != nil {
 		return nil, fmt.Errorf("sim: read answer: %w", err)
 	}
+	w.obsMu.Lock()
 	w.observe(d, cr, res, raw, delivered)
+	w.obsMu.Unlock()
 	res.Body = io.NopCloser(bytes.NewReader(raw))
 	return res, nil
 }
@@ -157,7 +166,10 @@ func (w *World) observe(d *Device, cr capturedRequest, res *http.Response, raw [
 		}
 		w.tracef("    answer %d %s", res.StatusCode, code)
 		w.refusals[string(code)]++
-		if code != syncproto.CodeClockAhead || !d.beyondBound {
+		// Allowed refusals: the clock of the device set beyond the
+		// bound, and rules broken by concurrent writes (notes written
+		// offline about a beneficiary erased meanwhile).
+		if !(code == syncproto.CodeClockAhead && d.beyondBound) && code != syncproto.CodeInvalidRow {
 			w.violate("device %s: exchange refused with %d %s", d.name, res.StatusCode, code)
 		}
 		return
@@ -196,7 +208,7 @@ func (w *World) observe(d *Device, cr capturedRequest, res *http.Response, raw [
 		}
 	}
 	for _, c := range ans.Changes {
-		if c.Version.Node == d.node {
+		if c.Version.Node == d.node && !sreq.Resync {
 			w.violate("server sent %s its own write back (%s.%s)", d.name, c.Table, c.Column)
 		}
 	}

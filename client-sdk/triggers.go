@@ -77,37 +77,49 @@ func installTriggers(ctx context.Context, db *sql.DB, schema *syncproto.Schema) 
 		return fmt.Errorf("install triggers: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	rows, err := tx.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'trigger' AND (name LIKE '\_capture\_%' ESCAPE '\' OR name LIKE '\_check\_%' ESCAPE '\')`)
+	var want []string
+	for _, name := range schema.TableNames() {
+		want = append(want, captureTriggers(schema.Tables[name])...)
+	}
+	// The Coop's rules and the erasure scrub (package domain); their names
+	// start with _check_, so they are dropped with the others below.
+	want = append(want, domain.DeviceTriggers(schema, notApplying)...)
+
+	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND (name LIKE '\_capture\_%' ESCAPE '\' OR name LIKE '\_check\_%' ESCAPE '\')`)
 	if err != nil {
 		return fmt.Errorf("install triggers: %w", err)
 	}
 	var old []string
+	have := map[string]bool{}
 	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
+		var n, text string
+		if err := rows.Scan(&n, &text); err != nil {
 			rows.Close()
 			return fmt.Errorf("install triggers: %w", err)
 		}
 		old = append(old, n)
+		have[text] = true
 	}
 	rows.Close()
+	// Nothing to do when the installed triggers are exactly the ones this
+	// schema wants (SQLite keeps each CREATE statement's text as given):
+	// reopening a replica then costs no rewrite of the schema, which was
+	// most of the time an open took.
+	same := len(have) == len(want) && len(old) == len(want)
+	for _, stmt := range want {
+		same = same && have[stmt]
+	}
+	if same {
+		return nil
+	}
 	for _, n := range old {
 		if _, err := tx.ExecContext(ctx, "DROP TRIGGER "+quoteIdent(n)); err != nil {
 			return fmt.Errorf("install triggers: drop %s: %w", n, err)
 		}
 	}
-	for _, name := range schema.TableNames() {
-		for _, stmt := range captureTriggers(schema.Tables[name]) {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("install triggers on %s: %w", name, err)
-			}
-		}
-	}
-	// The Coop's rules and the erasure scrub (package domain); their names
-	// start with _check_, so the loop above drops them on the next open.
-	for _, stmt := range domain.DeviceTriggers(schema, notApplying) {
+	for _, stmt := range want {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			return fmt.Errorf("install domain rule triggers: %w", err)
+			return fmt.Errorf("install triggers: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -57,7 +57,7 @@ func (w *written) set(id, col string, v any) {
 // the outboxes are empty, and all replicas are identical.
 func TestServerKilled(t *testing.T) {
 	ctx := context.Background()
-	kills := envCount("RELAIS_CRASH_KILLS", 8)
+	kills := envCount("RELAIS_CRASH_KILLS", 6)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d, %d kills", seed, kills)
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -208,7 +208,7 @@ func settle(t *testing.T, devs []*device.Replica) {
 // nothing duplicated.
 func TestDeviceKilledMidSync(t *testing.T) {
 	ctx := context.Background()
-	rows := envCount("RELAIS_CRASH_ROWS", 1000)
+	rows := envCount("RELAIS_CRASH_ROWS", 800)
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 2))
 	t.Logf("seed %d, %d rows", seed, rows)

@@ -212,6 +212,8 @@ func TestPushOutsideScopeIsRefusedWhole(t *testing.T) {
 	tm := newTeam(t)
 	ta, tb := tokenOf(t, tm.ra), tokenOf(t, tm.rb)
 	na, nb := tm.ra.Node(), tm.rb.Node()
+	nc := id()
+	tcoord := tm.srv.LoginHTTP(t, tm.c.Email, pw, nc).AccessToken
 	fresh := id()
 	cases := []struct {
 		name  string
@@ -220,6 +222,8 @@ func TestPushOutsideScopeIsRefusedWhole(t *testing.T) {
 		cells [][4]any
 	}{
 		{"B writes into A's activity", tb, nb, [][4]any{{"activite", tm.actIn, "duree", 120}}},
+		{"A's coordinator writes into A's activity", tcoord, nc, [][4]any{{"activite", tm.actIn, "duree", 120}}},
+		{"A's coordinator restores a personal column", tcoord, nc, [][4]any{{"beneficiaire", tm.benA, "nom", "Autre"}}},
 		{"B deletes A's beneficiary", tb, nb, [][4]any{{"beneficiaire", tm.benA, "_deleted", 1}}},
 		{"B claims A's beneficiary", tb, nb, [][4]any{{"beneficiaire", tm.benA, "mediateur_id", tm.b.ID}}},
 		{"A hands an activity to B", ta, na, [][4]any{{"activite", tm.actIn, "mediateur_id", tm.b.ID}}},
@@ -372,5 +376,29 @@ func TestPersonalColumns(t *testing.T) {
 	raw, _ := json.Marshal(scope.PersonalColumns("structure"))
 	if string(raw) != "null" && string(raw) != "[]" {
 		t.Fatalf("structure has personal columns %s", raw)
+	}
+}
+
+// TestRoleIsReadFromTheDatabase: a token issued while its user was an
+// administrator grants only what the user's current role allows; the
+// role in the token is a hint for the client, never trusted.
+func TestRoleIsReadFromTheDatabase(t *testing.T) {
+	t.Parallel()
+	tm := newTeam(t)
+	dev := id()
+	tok := tm.srv.LoginHTTP(t, tm.admin.Email, pw, dev).AccessToken
+	changes, _ := pullAll(t, tm.srv, tok)
+	if len(rowsOf(changes, "beneficiaire")) != 2 {
+		t.Fatal("the admin does not see both beneficiaries; the check below would prove nothing")
+	}
+	if _, err := tm.srv.DB().W.Exec("UPDATE _users SET role = 'conseiller' WHERE id = ?", tm.admin.ID); err != nil {
+		t.Fatal(err)
+	}
+	changes, wire := pullAll(t, tm.srv, tok)
+	if len(changes) != 0 || bytes.Contains(wire, []byte("Josiane")) {
+		t.Fatalf("a demoted admin's token still pulls %d cells", len(changes))
+	}
+	if status, code := push(t, tm.srv, tok, dev, [4]any{"structure", tm.s2, "nom", "Renommée"}); status != 403 || code != "forbidden_scope" {
+		t.Fatalf("a demoted admin's token writes reference data: %d %s", status, code)
 	}
 }

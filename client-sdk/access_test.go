@@ -180,3 +180,34 @@ func filesContain(t *testing.T, path, s string) bool {
 	}
 	return false
 }
+
+// TestRevokedWhileAwayIsWipedAfterItsTokenExpired: the tablet was revoked
+// while it was away for weeks; its access token has expired, so its first
+// request is refused as expired, the refresh that follows is answered
+// device_revoked, and the wipe happens all the same.
+func TestRevokedWhileAwayIsWipedAfterItsTokenExpired(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var now atomic.Int64
+	now.Store(time.Now().UnixMilli())
+	srv := relaistest.StartServer(t, server.Config{Now: func() time.Time { return time.UnixMilli(now.Load()) }})
+	u := srv.AddUser(t, "camille@exemple.fr", "conseiller", accessPW)
+	away := srv.LoggedInDevice(t, "absente", u.Email, accessPW)
+	sqlOn(t, away, `INSERT INTO beneficiaire (id, mediateur_id, anonyme, prenom, nom) VALUES (?, ?, 0, 'Zoé', 'Absente-5151')`,
+		uuid.Must(uuid.NewV7()).String(), u.ID)
+	other := srv.LoginHTTP(t, u.Email, accessPW, uuid.Must(uuid.NewV7()).String())
+	if status, raw := srv.PostJSON(t, "/v1/devices/"+away.Node()+"/revoke", other.AccessToken, map[string]any{}); status != 200 {
+		t.Fatalf("revoke: %d %s", status, raw)
+	}
+	now.Add((21 * 24 * time.Hour).Milliseconds())
+	if _, err := away.Sync(ctx); syncproto.CodeOf(err) != syncproto.CodeDeviceRevoked {
+		t.Fatalf("sync of the revoked device: %v", err)
+	}
+	var n int
+	if err := away.DB().QueryRow("SELECT (SELECT COUNT(*) FROM beneficiaire) + (SELECT COUNT(*) FROM _outbox) + (SELECT COUNT(*) FROM _cells)").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows left after the wipe (%v)", n, err)
+	}
+	if filesContain(t, away.Path(), "Absente-5151") {
+		t.Fatal("the file still holds the erased name")
+	}
+}

@@ -55,6 +55,11 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	if opt.Now != nil {
 		now = opt.Now
 	}
+	// Statements below run without the caller's cancellation: go-sqlite3
+	// starts a goroutine per statement to watch a cancellable context,
+	// which costs more than a cell's insert. The transaction still obeys
+	// ctx, and one Apply is bounded by the size of a batch or page.
+	ctx = context.WithoutCancel(ctx)
 	st := newStmts(tx)
 	defer st.close()
 	put, err := st.prepare(ctx, `INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -73,21 +78,26 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	// Rows touched, in first-touched order, with the columns that won.
 	var order []rowKey
 	dirty := map[rowKey]map[string]any{}
-	// The cells held for each row touched, read once per row rather than
-	// once per cell, and kept current as changes win.
-	heldRows := map[rowKey]map[string]heldCell{}
+	// The cells held for each row touched, read up front (a few queries
+	// per batch rather than one per cell) and kept current as changes win.
+	heldRows, err := loadRows(ctx, st, changes)
+	if err != nil {
+		return res, err
+	}
+	// Rows that had no cell at all before this batch: they have no domain
+	// row either, so each is written whole with one statement per table.
+	fresh := map[rowKey]bool{}
+	for k, cells := range heldRows {
+		if len(cells) == 0 {
+			fresh[k] = true
+		}
+	}
 
 	for i := range changes {
 		c := &changes[i]
 		val := plain(c.Value)
 		k := rowKey{c.Table, c.PK}
-		cells, loaded := heldRows[k]
-		if !loaded {
-			if cells, err = loadRow(ctx, st, k); err != nil {
-				return res, err
-			}
-			heldRows[k] = cells
-		}
+		cells := heldRows[k]
 		h, exists := cells[c.Column]
 		heldVal, held := h.val, h.ver
 
@@ -138,7 +148,11 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 
 	for _, k := range order {
 		tomb := heldRows[k][syncproto.DeletedColumn]
-		if err := materialise(ctx, tx, st, schema, k, dirty[k], isOne(tomb.val)); err != nil {
+		won := dirty[k]
+		if fresh[k] {
+			won = wholeRow(schema.Tables[k.table], won)
+		}
+		if err := materialise(ctx, tx, st, schema, k, won, isOne(tomb.val)); err != nil {
 			return res, err
 		}
 	}
@@ -184,32 +198,81 @@ type heldCell struct {
 	ver syncproto.Version
 }
 
-// loadRow reads every cell held for one row.
-func loadRow(ctx context.Context, st *stmts, k rowKey) (map[string]heldCell, error) {
-	q, err := st.prepare(ctx, "SELECT col, val, hlc, node FROM _cells WHERE tbl = ? AND pk = ?")
+// loadRows reads every cell held for the rows the changes touch: one
+// query per table and few hundred rows. Every touched row gets a map,
+// empty when the replica holds none of its cells.
+func loadRows(ctx context.Context, st *stmts, changes []syncproto.Change) (map[rowKey]map[string]heldCell, error) {
+	held := map[rowKey]map[string]heldCell{}
+	pks := map[string][]string{}
+	for i := range changes {
+		k := rowKey{changes[i].Table, changes[i].PK}
+		if _, ok := held[k]; !ok {
+			held[k] = map[string]heldCell{}
+			pks[k.table] = append(pks[k.table], k.pk)
+		}
+	}
+	q, err := st.prepare(ctx, `SELECT pk, col, val, hlc, node FROM _cells
+		WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?))`)
 	if err != nil {
 		return nil, fmt.Errorf("merge: %w", err)
 	}
-	rows, err := q.QueryContext(ctx, k.table, k.pk)
+	const chunk = 500
+	for table, keys := range pks {
+		for len(keys) > 0 {
+			part := keys[:min(chunk, len(keys))]
+			keys = keys[len(part):]
+			list, err := json.Marshal(part)
+			if err != nil {
+				return nil, fmt.Errorf("merge: read rows of %s: %w", table, err)
+			}
+			if err := scanCells(ctx, q, table, string(list), held); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return held, nil
+}
+
+func scanCells(ctx context.Context, q *sql.Stmt, table, list string, held map[rowKey]map[string]heldCell) error {
+	rows, err := q.QueryContext(ctx, table, list)
 	if err != nil {
-		return nil, fmt.Errorf("merge: read row %s %s: %w", k.table, k.pk, err)
+		return fmt.Errorf("merge: read rows of %s: %w", table, err)
 	}
 	defer rows.Close()
-	cells := map[string]heldCell{}
 	for rows.Next() {
-		var col string
+		var pk, col string
 		var h heldCell
 		var hlc int64
-		if err := rows.Scan(&col, &h.val, &hlc, &h.ver.Node); err != nil {
-			return nil, fmt.Errorf("merge: read row %s %s: %w", k.table, k.pk, err)
+		if err := rows.Scan(&pk, &col, &h.val, &hlc, &h.ver.Node); err != nil {
+			return fmt.Errorf("merge: read rows of %s: %w", table, err)
 		}
 		h.ver.HLC = syncproto.Timestamp(hlc)
-		cells[col] = h
+		if cells, ok := held[rowKey{table, pk}]; ok {
+			cells[col] = h
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("merge: read row %s %s: %w", k.table, k.pk, err)
+		return fmt.Errorf("merge: read rows of %s: %w", table, err)
 	}
-	return cells, nil
+	return nil
+}
+
+// wholeRow returns the values of a row written for the first time: every
+// column of the table, NULL where no cell arrived. Writing the same
+// column list for every new row of a table lets one prepared statement
+// serve them all, instead of one per combination of present columns.
+func wholeRow(t *syncproto.Table, won map[string]any) map[string]any {
+	if t == nil {
+		return won
+	}
+	all := make(map[string]any, len(t.Columns)+1)
+	for c := range t.Columns {
+		all[c] = nil
+	}
+	for c, v := range won {
+		all[c] = v
+	}
+	return all
 }
 
 // isOne reports whether a tombstone value says "deleted".

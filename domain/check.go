@@ -122,8 +122,10 @@ type Check struct {
 	rows   map[string][]string
 	index  map[[2]string]int
 	before map[string]bool
-	// erasing are the beneficiaries the batch anonymises.
+	// erasing are the beneficiaries the batch anonymises; filled the
+	// beneficiary cells to which it writes a value (not NULL).
 	erasing []string
+	filled  map[[2]string]bool
 }
 
 // WriteFunc writes cells of one row as the server itself (a fresh
@@ -135,10 +137,13 @@ func violationKey(v Violation) string { return v.Table + "\x00" + v.PK + "\x00" 
 // BeforeApply starts the check of a batch inside its transaction, before
 // replica.Apply.
 func BeforeApply(ctx context.Context, q Querier, schema *syncproto.Schema, changes []syncproto.Change) (*Check, error) {
-	c := &Check{schema: schema, rows: map[string][]string{}, index: map[[2]string]int{}, before: map[string]bool{}}
+	c := &Check{schema: schema, rows: map[string][]string{}, index: map[[2]string]int{}, before: map[string]bool{}, filled: map[[2]string]bool{}}
 	for i, ch := range changes {
 		if ch.Table == "beneficiaire" && ch.Column == "anonyme" && fmt.Sprint(ch.Value) == "1" {
 			c.erasing = append(c.erasing, ch.PK)
+		}
+		if ch.Table == "beneficiaire" && ch.Value != nil {
+			c.filled[[2]string{ch.PK, ch.Column}] = true
 		}
 		k := [2]string{ch.Table, ch.PK}
 		if _, seen := c.index[k]; seen {
@@ -212,19 +217,31 @@ func ScrubConflicts(ctx context.Context, q Querier, pks []string) error {
 }
 
 // completeErasures clears, as the server, the personal values left on
-// the beneficiaries this batch anonymised.
+// the beneficiaries this batch anonymised, and on the anonymised
+// beneficiaries it touched whose row is deleted: no rule judges a
+// deleted row, yet its cells still travel to every replica (found by the
+// reliability simulation: a name written offline to a beneficiary that
+// was erased, then deleted, was kept by the server and differed on the
+// devices, whose scrub cleared it). Anonymity is read from the anonyme
+// cell, which a deleted row keeps.
 func (c *Check) completeErasures(ctx context.Context, q Querier, write WriteFunc) error {
-	if len(c.erasing) == 0 {
+	if len(c.erasing) == 0 && len(c.rows["beneficiaire"]) == 0 {
 		return nil
 	}
 	keys, err := json.Marshal(c.erasing)
 	if err != nil {
 		return fmt.Errorf("complete erasure: %w", err)
 	}
-	rows, err := q.QueryContext(ctx, `SELECT pk, col FROM _cells
-		WHERE tbl = 'beneficiaire' AND pk IN (SELECT value FROM json_each(?)) AND col IN `+sqlList(PersonalColumns)+` AND val IS NOT NULL
-		  AND pk IN (SELECT id FROM beneficiaire WHERE anonyme = 1)
-		ORDER BY pk, col`, string(keys))
+	touched, err := json.Marshal(c.rows["beneficiaire"])
+	if err != nil {
+		return fmt.Errorf("complete erasure: %w", err)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT pk, col, pk IN (SELECT id FROM beneficiaire) FROM _cells
+		WHERE tbl = 'beneficiaire' AND col IN `+sqlList(PersonalColumns)+` AND val IS NOT NULL
+		  AND pk IN (SELECT pk FROM _cells WHERE tbl = 'beneficiaire' AND col = 'anonyme' AND val = 1)
+		  AND (pk IN (SELECT value FROM json_each(?))
+		       OR (pk IN (SELECT value FROM json_each(?)) AND pk NOT IN (SELECT id FROM beneficiaire)))
+		ORDER BY pk, col`, string(keys), string(touched))
 	if err != nil {
 		return fmt.Errorf("complete erasure: %w", err)
 	}
@@ -232,9 +249,13 @@ func (c *Check) completeErasures(ctx context.Context, q Querier, write WriteFunc
 	var order []string
 	for rows.Next() {
 		var pk, col string
-		if err := rows.Scan(&pk, &col); err != nil {
+		var live bool
+		if err := rows.Scan(&pk, &col, &live); err != nil {
 			rows.Close()
 			return fmt.Errorf("complete erasure: %w", err)
+		}
+		if live && c.filled[[2]string{pk, col}] {
+			continue // the batch's own value on a live row: the rules judge it
 		}
 		if left[pk] == nil {
 			left[pk] = map[string]any{}

@@ -109,3 +109,55 @@ func TestRefusedWriteIsUndoneLocally(t *testing.T) {
 		t.Errorf("the refused change is not kept aside for the conseillère: %+v, %v", st, err)
 	}
 }
+
+// Found by the simulation (seed 18 with beneficiaries deleted): a
+// beneficiary is erased by the server, then deleted by one device, while
+// another device, offline, writes a name to it. No rule judges a deleted
+// row, so the server kept the name in its cell store and sent it on,
+// while devices scrubbed it at the same version and differed. The server
+// must clear it, and every replica end equal, without the name.
+func TestNameWrittenToErasedDeletedBeneficiary(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	srv.AddUser(t, "a@relais.test", "admin", "mot-de-passe-a")
+	a := srv.LoggedInDevice(t, "a", "a@relais.test", "mot-de-passe-a")
+	b := srv.LoggedInDevice(t, "b", "a@relais.test", "mot-de-passe-a")
+	id := uuid.Must(uuid.NewV7()).String()
+	if _, err := a.DB().ExecContext(ctx, "INSERT INTO beneficiaire (id, prenom, nom) VALUES (?, 'Jeanne', 'Martin')", id); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*device.Replica{a, b} {
+		if _, err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.DB().ExecContext(ctx, "DELETE FROM beneficiaire WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.EraseBeneficiaire(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DB().ExecContext(ctx, "UPDATE beneficiaire SET nom = 'Dupont' WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 3; round++ {
+		for _, r := range []*device.Replica{a, b} {
+			if _, err := r.Sync(ctx); err != nil {
+				t.Logf("sync: %v", err)
+			}
+		}
+	}
+	_, want := dumpDB(t, srv.DB().R)
+	for name, r := range map[string]*device.Replica{"a": a, "b": b} {
+		if _, got := dumpDB(t, r.DB()); got != want {
+			t.Errorf("%s differs from the server: %s", name, sim.FirstDiff(want, got))
+		}
+	}
+	var n int
+	if err := srv.DB().R.QueryRowContext(ctx, `SELECT COUNT(*) FROM _cells WHERE tbl = 'beneficiaire' AND pk = ? AND col IN ('prenom', 'nom') AND val IS NOT NULL`, id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("the server keeps %d personal values of the erased beneficiary", n)
+	}
+}

@@ -132,7 +132,24 @@ func (w *World) checkErased(ctx context.Context) error {
 	for _, d := range w.devs {
 		dbs[d.name] = d.db()
 	}
+	// A row re-created after the erasure (an INSERT with the same id)
+	// writes anonyme back explicitly: a new, identified record, which
+	// the erasure does not cover.
+	recreated := map[string]bool{}
+	for _, b := range w.batches {
+		if b.answer == nil {
+			continue
+		}
+		for _, c := range b.changes {
+			if c.Table == "beneficiaire" && c.Column == "anonyme" && canon(c.Value) != "1" {
+				recreated[c.PK] = true
+			}
+		}
+	}
 	for id, byServer := range mergeKeys(w.erased, w.erasedOnDevice) {
+		if recreated[id] {
+			continue
+		}
 		who := "from a device"
 		if byServer {
 			who = "by the server"

@@ -506,9 +506,6 @@ func (w *World) write(d *Device) error {
 		args = []any{val, row.id}
 	case op < 90:
 		row := w.pickRow()
-		if row.table == "beneficiaire" && !deleteBeneficiaires {
-			return nil
-		}
 		q = fmt.Sprintf("DELETE FROM %s WHERE id = ?", row.table)
 		args = []any{row.id}
 	default:
@@ -536,14 +533,6 @@ func (w *World) write(d *Device) error {
 	w.tracef("step %d: %s: %s %v (%d rows)", w.step, d.name, q, args, n)
 	return nil
 }
-
-// deleteBeneficiaires lets the simulation delete beneficiaries. It is off
-// in CI while one erasure bug is open (RELIABILITY.md, "Open findings"):
-// a personal value written to a deleted, anonymised beneficiary is
-// accepted by the server (no row, so no rule is checked) and kept in its
-// cell store, while devices scrub it at the same version and differ.
-// RELAIS_SIM_DELETE_BENEFICIAIRES=1 turns it on.
-var deleteBeneficiaires = os.Getenv("RELAIS_SIM_DELETE_BENEFICIAIRES") != ""
 
 // The tables and columns the simulation writes: the first domain tables,
 // with free-text and number columns that no domain rule constrains, so

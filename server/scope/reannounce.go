@@ -3,6 +3,7 @@ package scope
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -54,10 +55,17 @@ func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, b
 		_, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO temp._reannounce (tbl, pk) VALUES (?, ?)", table, pk)
 		return err
 	}
+	// All rows in one statement: a batch of new activities names each of
+	// them here, and one insert per row cost more than the merge itself.
+	list, err := json.Marshal(rows)
+	if err != nil {
+		return fmt.Errorf("reannounce: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO temp._reannounce (tbl, pk)
+		SELECT value ->> 0, value ->> 1 FROM json_each(?)`, string(list)); err != nil {
+		return fmt.Errorf("reannounce: %w", err)
+	}
 	for _, k := range rows {
-		if err := add(k[0], k[1]); err != nil {
-			return fmt.Errorf("reannounce: %w", err)
-		}
 		switch r.policy(k[0]).kind {
 		case kindCoordination:
 			m, err := cellText(ctx, tx, k[0], k[1], "mediateur_id")

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -104,14 +105,22 @@ func (h *Handler) loadSession(c *fiber.Ctx) (*sess, error) {
 		_, _ = h.d.DB.W.ExecContext(ctx, "DELETE FROM _web_sessions WHERE token_hash = ?", hashToken(tok))
 		return nil, nil
 	}
-	// Touch at most once a minute: a page view need not be a disk write.
+	// Touch at most once a minute, and in the background: reading a page
+	// must not wait for the single writer, which a long job (retention, a
+	// big batch) may hold. A touch that fails only shortens the session.
 	if now.Sub(time.UnixMilli(lastSeen)) > time.Minute {
-		if _, err := h.d.DB.W.ExecContext(ctx, "UPDATE _web_sessions SET last_seen_at = ? WHERE token_hash = ?",
-			now.UnixMilli(), hashToken(tok)); err != nil {
-			return nil, fmt.Errorf("touch session: %w", err)
-		}
+		go h.touch(hashToken(tok), now)
 	}
 	return s, nil
+}
+
+func (h *Handler) touch(tokenHash string, now time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := h.d.DB.W.ExecContext(ctx, "UPDATE _web_sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE token_hash = ?",
+		now.UnixMilli(), tokenHash); err != nil {
+		h.d.Log.Warn("dashboard session not extended", "err", err)
+	}
 }
 
 // page guards a dashboard page: no session sends the browser to the login

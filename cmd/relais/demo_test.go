@@ -81,4 +81,27 @@ func TestDemoThenRetentionThenADevice(t *testing.T) {
 	if err := srv.DB().R.QueryRowContext(ctx, "SELECT anonyme FROM beneficiaire WHERE id = ?", ben).Scan(&anon); err != nil || anon != 1 {
 		t.Fatalf("erased beneficiary: anonyme %d, %v", anon, err)
 	}
+
+	// The conseillère erases one of hers from the tablet, with the CLI.
+	hers := "0192a000-0000-7000-8000-00000000beef"
+	if _, err := dev.DB().ExecContext(ctx, `INSERT INTO beneficiaire (id, mediateur_id, anonyme, prenom, nom, genre)
+		VALUES (?, ?, 0, 'Paulette', 'Derouet', 'feminin')`, hers, u); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, code := runIn(t, "device", "erase", "--db", dev.Path(), "--id", hers); code != 0 || !strings.Contains(out, "anonymisé") {
+		t.Fatalf("device erase: %d %s %s", code, out, errs)
+	}
+	if _, errs, code := runIn(t, "device", "sync", "--db", dev.Path()); code != 0 {
+		t.Fatalf("device sync: %d %s", code, errs)
+	}
+	var nom any
+	if err := srv.DB().R.QueryRowContext(ctx, "SELECT anonyme, nom FROM beneficiaire WHERE id = ?", hers).Scan(&anon, &nom); err != nil || anon != 1 || nom != nil {
+		t.Fatalf("erased from the tablet, on the server: anonyme %d nom %v (%v)", anon, nom, err)
+	}
 }

@@ -7,12 +7,35 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/server"
 )
 
 func init() {
 	register("admin retention run", command{"anonymise beneficiaries not updated for a year (or --older-than)", runRetention})
 	register("admin beneficiaire erase", command{"erase (anonymise) one beneficiary on every replica", runErase})
+	register("device erase", command{"erase (anonymise) a beneficiary from this device; sent at the next sync", runDeviceErase})
+}
+
+func runDeviceErase(ctx context.Context, args []string, e *env) error {
+	fs, path := deviceFlags("device erase", e)
+	id := fs.String("id", "", "the beneficiary's id")
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	if *id == "" {
+		return usagef("--id is required")
+	}
+	r, err := openReplica(ctx, *path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := domain.EraseOnDevice(ctx, r.DB(), *id); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Bénéficiaire %s anonymisé sur cet appareil ; l'effacement partira à la prochaine synchronisation.\n", *id)
+	return nil
 }
 
 // openServer builds a server on the data directory without listening,

@@ -30,9 +30,12 @@ func (s *Server) dashboardRoutes(app *fiber.App) {
 		RevokeDevice: func(ctx context.Context, actorID, deviceID string) error {
 			return s.accounts.RevokeDevice(ctx, deviceID, actorID, s.cfg.Now())
 		},
-		ServerNode: s.node,
-		Now:        s.cfg.Now,
-		Log:        s.log,
+		ServerNode:              s.node,
+		LoginFailuresPerAccount: s.cfg.LoginFailuresPerAccount,
+		LoginFailuresPerAddress: s.cfg.LoginFailuresPerAddress,
+		LoginWindow:             s.cfg.LoginWindow,
+		Now:                     s.cfg.Now,
+		Log:                     s.log,
 	})
 	if err != nil {
 		// The templates are embedded: a failure here is a bug caught by

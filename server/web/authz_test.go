@@ -426,3 +426,28 @@ func (c *fakeClock) advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
+
+// The login form is rate-limited like the devices' login: after the
+// account's allowance of failures, even the right password waits.
+func TestLoginFormIsRateLimited(t *testing.T) {
+	srv := relaistest.StartServer(t, server.Config{LoginFailuresPerAccount: 3})
+	srv.AddUser(t, "claire@exemple.fr", "coordinateur", pw)
+	b := newBrowser(t, srv.URL)
+	try := func(password string) int {
+		_, page := b.get("/connexion")
+		st, _ := b.post("/connexion", url.Values{"_csrf": {csrfIn(page)}, "email": {"Claire@exemple.fr "}, "password": {password}})
+		return st
+	}
+	for i := 0; i < 3; i++ {
+		if st := try("pas-le-bon"); st != http.StatusUnauthorized {
+			t.Fatalf("failure %d: status %d", i+1, st)
+		}
+	}
+	if st := try(pw); st != http.StatusTooManyRequests {
+		t.Errorf("after 3 failures the right password got status %d, want 429", st)
+	}
+	// Another account is not affected.
+	srv.AddUser(t, "alice@exemple.fr", "conseiller", pw)
+	other := newBrowser(t, srv.URL)
+	other.login("alice@exemple.fr")
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
 
 	"github.com/relais-numerique/relais/syncproto"
 )
@@ -194,13 +195,50 @@ type loginForm struct {
 	Next  string
 }
 
+// loginLimiters count failed logins on the login form, per address and
+// per account (the e-mail typed), like the devices' login endpoint: a
+// password guesser is slowed down whichever way they go, and successful
+// logins are never counted. The counts are the server process's own.
+func (h *Handler) loginLimiters() []fiber.Handler {
+	reached := func(c *fiber.Ctx) error {
+		return h.loginAgain(c, fiber.StatusTooManyRequests, strings.TrimSpace(c.FormValue("email")), safeNext(c.FormValue("suite")),
+			"Trop de tentatives de connexion ont échoué. Attendez un quart d'heure avant de réessayer.")
+	}
+	window := h.d.LoginWindow
+	if window == 0 {
+		window = 15 * time.Minute
+	}
+	perAccount, perAddress := h.d.LoginFailuresPerAccount, h.d.LoginFailuresPerAddress
+	if perAccount == 0 {
+		perAccount = 10
+	}
+	if perAddress == 0 {
+		perAddress = 50
+	}
+	return []fiber.Handler{
+		limiter.New(limiter.Config{Max: perAddress, Expiration: window, LimitReached: reached,
+			KeyGenerator:           func(c *fiber.Ctx) string { return "web-ip:" + c.IP() },
+			SkipSuccessfulRequests: true, LimiterMiddleware: limiter.SlidingWindow{}}),
+		limiter.New(limiter.Config{Max: perAccount, Expiration: window, LimitReached: reached,
+			KeyGenerator: func(c *fiber.Ctx) string {
+				return "web-account:" + strings.ToLower(strings.TrimSpace(c.FormValue("email")))
+			},
+			SkipSuccessfulRequests: true, LimiterMiddleware: limiter.SlidingWindow{}}),
+	}
+}
+
+// loginAgain shows the login form again, with a fresh CSRF token and a
+// message.
+func (h *Handler) loginAgain(c *fiber.Ctx, status int, email, next, msg string) error {
+	tok := randomToken()
+	setCookie(c, loginCSRFCookie, tok, time.Hour)
+	return h.render(c, status, "connexion", pageData{Title: "Connexion", CSRF: tok, Error: msg,
+		Data: loginForm{Email: email, Next: next}})
+}
+
 func (h *Handler) loginSubmit(c *fiber.Ctx) error {
 	form := loginForm{Email: strings.TrimSpace(c.FormValue("email")), Next: safeNext(c.FormValue("suite"))}
-	again := func(status int, msg string) error {
-		tok := randomToken()
-		setCookie(c, loginCSRFCookie, tok, time.Hour)
-		return h.render(c, status, "connexion", pageData{Title: "Connexion", CSRF: tok, Error: msg, Data: form})
-	}
+	again := func(status int, msg string) error { return h.loginAgain(c, status, form.Email, form.Next, msg) }
 	if !sameToken(c.FormValue(csrfField), c.Cookies(loginCSRFCookie)) {
 		return again(fiber.StatusForbidden, "Le formulaire a expiré ou n'a pas de jeton de sécurité valide. Recommencez.")
 	}

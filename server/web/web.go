@@ -64,6 +64,10 @@ type Deps struct {
 	// SessionIdle and SessionMax bound a browser session (defaults 2 h
 	// idle, 12 h in all: a working day on a shared tablet).
 	SessionIdle, SessionMax time.Duration
+	// Failed logins allowed per account and per address within
+	// LoginWindow, as for the devices' login (server.Config).
+	LoginFailuresPerAccount, LoginFailuresPerAddress int
+	LoginWindow                                      time.Duration
 }
 
 // Handler serves the dashboard.
@@ -117,7 +121,7 @@ func (h *Handler) Mount(app *fiber.App) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static), MaxAge: 3600}))
 
 	app.Get("/connexion", h.loginPage)
-	app.Post("/connexion", h.loginSubmit)
+	app.Post("/connexion", append(h.loginLimiters(), h.loginSubmit)...)
 	app.Post("/deconnexion", h.page, h.logout)
 
 	app.Get("/", h.page, func(c *fiber.Ctx) error { return c.Redirect("/conflits", fiber.StatusSeeOther) })

@@ -49,6 +49,12 @@ type Config struct {
 	Logger                  *slog.Logger
 	// Now replaces the wall clock in tests.
 	Now func() time.Time
+	// Node overrides the node id of this process's own writes. The admin
+	// commands open the data directory while the server runs; with the
+	// same node id, both processes could stamp two different writes of one
+	// cell with the same version, which every replica would then take for
+	// one write. Each admin run therefore writes under a node of its own.
+	Node string
 }
 
 func (c *Config) defaults() {
@@ -118,7 +124,8 @@ func OpenDB(ctx context.Context, dataDir string) (*store.DB, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	db, err := store.Open(DBPath(dataDir), store.Options{})
+	// secure_delete: erased personal data must not linger in free pages.
+	db, err := store.Open(DBPath(dataDir), store.Options{SecureDelete: true})
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +162,9 @@ func (s *Server) init(ctx context.Context) error {
 		return err
 	}
 	s.node = st.Node
+	if s.cfg.Node != "" {
+		s.node = s.cfg.Node
+	}
 	s.clock = syncproto.NewClock(s.cfg.Now, st.HLC, s.cfg.MaxClockAhead)
 	if s.schema, err = replica.LoadSchema(ctx, s.db.R); err != nil {
 		return err

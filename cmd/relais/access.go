@@ -171,7 +171,7 @@ func runCoordinationAdd(ctx context.Context, args []string, e *env) error {
 	// The coordination is a synced row, written through the merge engine
 	// as the server's own write, so devices receive it (and what it makes
 	// visible) at their next pull.
-	srv, err := server.New(ctx, server.Config{DataDir: *data, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.New(ctx, server.Config{DataDir: *data, Node: adminNode(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/google/uuid"
+
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/server/auth"
 )
@@ -20,6 +22,11 @@ func adminFlags(name string, e *env) (*flag.FlagSet, *string) {
 	data := fs.String("data", envOr(e, "RELAIS_DATA", "./relais-data"), "server data directory (env RELAIS_DATA)")
 	return fs, data
 }
+
+// adminNode is the node id under which one admin run writes: its own, so
+// that its versions can never equal the running server's (see
+// server.Config.Node).
+func adminNode() string { return "admin-" + uuid.NewString() }
 
 // openAccounts opens the server database; SQLite lets the admin commands
 // write while the server runs.

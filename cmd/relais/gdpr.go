@@ -42,7 +42,7 @@ func runDeviceErase(ctx context.Context, args []string, e *env) error {
 // for commands that write as the server (through the merge engine, so
 // devices receive the writes at their next sync).
 func openServer(ctx context.Context, data string) (*server.Server, error) {
-	return server.New(ctx, server.Config{DataDir: data, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return server.New(ctx, server.Config{DataDir: data, Node: adminNode(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
 
 func runRetention(ctx context.Context, args []string, e *env) error {

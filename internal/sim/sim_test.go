@@ -23,7 +23,7 @@ import (
 //	RELAIS_SIM_TRACE=1            print each schedule's steps (for a replay)
 //	RELAIS_SIM_FOR=90m            stop starting schedules after this long
 //	RELAIS_SIM_PROGRESS=1         print a progress line every 100 schedules
-const ciSchedules = 300
+const ciSchedules = 250
 
 func envInt(t *testing.T, name string, def uint64) uint64 {
 	v := os.Getenv(name)

@@ -2,6 +2,7 @@ package syncproto
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ func TestRowsRoundTrip(t *testing.T) {
 				Table:   rapid.SampledFrom(tables).Draw(t, "tbl"),
 				PK:      rapid.SampledFrom(pks).Draw(t, "pk"),
 				Column:  rapid.SampledFrom(cols).Draw(t, "col"),
-				Version: Version{HLC: Timestamp(rapid.Int64Range(1, 3).Draw(t, "hlc")), Node: rapid.SampledFrom(nodes).Draw(t, "node")},
+				Version: Version{HLC: Timestamp(rapid.SampledFrom([]int64{1, 2, 3, math.MaxInt64, math.MinInt64, -5}).Draw(t, "hlc")), Node: rapid.SampledFrom(nodes).Draw(t, "node")},
 			}
 			switch rapid.IntRange(0, 4).Draw(t, "kind") {
 			case 0:
@@ -91,19 +92,21 @@ func sameChanges(a, b []Change) bool {
 }
 
 // TestRowsGrouping: cells of one row written together travel as one group,
-// and the older one-object-per-cell form is still read.
+// each group's hlc relative to the previous one, and the older
+// one-object-per-cell form is still read.
 func TestRowsGrouping(t *testing.T) {
 	v := Version{HLC: 7, Node: "n"}
 	changes := []Change{
 		{Table: "activite", PK: "p1", Column: "type", Value: "individuel", Version: v},
 		{Table: "activite", PK: "p1", Column: "duree", Value: int64(45), Version: v, Prev: Version{HLC: 3, Node: "m"}},
 		{Table: "activite", PK: "p2", Column: "duree", Value: int64(30), Version: v},
+		{Table: "activite", PK: "p3", Column: "duree", Value: int64(60), Version: Version{HLC: 5, Node: "n"}},
 	}
 	body, err := json.Marshal(&SyncResponse{Changes: changes})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `"rows":[["activite","p1",7,"n",{"type":"individuel","duree":45},{"duree":[3,"m"]}],["activite","p2",7,"n",{"duree":30}]]`
+	want := `"rows":[["activite","p1",7,"n",{"type":"individuel","duree":45},{"duree":[3,"m"]}],["activite","p2",0,"n",{"duree":30}],["activite","p3",-2,"n",{"duree":60}]]`
 	if !strings.Contains(string(body), want) {
 		t.Fatalf("got %s\nwant it to contain %s", body, want)
 	}

@@ -79,10 +79,22 @@ func ThisMachine() Machine {
 	return m
 }
 
-// Print writes results as a table.
+// Print writes the machine and results as tables.
 func Print(w io.Writer, m Machine, results []*Result) {
-	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, %s, load average at start %s\n", m.CPUs, m.CPUModel, m.GoVersion, m.At, m.LoadAvg)
+	PrintMachine(w, m)
 	for _, r := range results {
+		PrintResult(w, r)
+	}
+}
+
+// PrintMachine writes where the figures come from.
+func PrintMachine(w io.Writer, m Machine) {
+	fmt.Fprintf(w, "machine: %d CPUs, %s, %s, %s, load average at start %s\n", m.CPUs, m.CPUModel, m.GoVersion, m.At, m.LoadAvg)
+}
+
+// PrintResult writes one scenario's figures as a table.
+func PrintResult(w io.Writer, r *Result) {
+	{
 		fmt.Fprintf(w, "\n== %s: %s\n", r.Scenario, r.Title)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "phase\tactivities\twall\tact/s\tup\tdown\tB/act\texch\tp50\tp99\tsrv cpu\tdev cpu\tsrv peak\tdev peak\terrors\t")

@@ -97,6 +97,7 @@ func runBench(ctx context.Context, args []string, e *env) error {
 		cfg.Dir = abs
 	}
 	machine := bench.ThisMachine()
+	bench.PrintMachine(e.stdout, machine)
 	var results []*bench.Result
 	for _, name := range names {
 		fmt.Fprintf(e.stderr, "bench %s\n", name)
@@ -104,11 +105,15 @@ func runBench(ctx context.Context, args []string, e *env) error {
 		if err != nil {
 			return err
 		}
+		// Each scenario's figures are printed and saved as soon as it
+		// ends, so a long run stopped halfway keeps what it measured.
+		bench.PrintResult(e.stdout, res)
 		results = append(results, res)
-	}
-	bench.Print(e.stdout, machine, results)
-	if *jsonOut != "" {
-		return bench.WriteJSON(*jsonOut, machine, results)
+		if *jsonOut != "" {
+			if err := bench.WriteJSON(*jsonOut, machine, results); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

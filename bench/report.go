@@ -94,30 +94,28 @@ func PrintMachine(w io.Writer, m Machine) {
 
 // PrintResult writes one scenario's figures as a table.
 func PrintResult(w io.Writer, r *Result) {
-	{
-		fmt.Fprintf(w, "\n== %s: %s\n", r.Scenario, r.Title)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "phase\tactivities\twall\tact/s\tup\tdown\tB/act\texch\tp50\tp99\tsrv cpu\tdev cpu\tsrv peak\tdev peak\terrors\t")
-		for _, row := range r.Rows {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%s\t%s\t%.1f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n",
-				row.Name, row.Activities, dur(row.Wall), row.PerSecond, size(row.BytesUp), size(row.BytesDown),
-				row.BytesPerActivity, row.Exchanges, dur(row.P50), dur(row.P99), dur(row.ServerCPU), dur(row.DeviceCPU),
-				size(row.ServerPeakRSS), size(row.DevicePeakRSS), row.Errors)
+	fmt.Fprintf(w, "\n== %s: %s\n", r.Scenario, r.Title)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tactivities\twall\tact/s\tup\tdown\tB/act\texch\tp50\tp99\tsrv cpu\tdev cpu\tsrv peak\tdev peak\terrors\t")
+	for _, row := range r.Rows {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%s\t%s\t%.1f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n",
+			row.Name, row.Activities, dur(row.Wall), row.PerSecond, size(row.BytesUp), size(row.BytesDown),
+			row.BytesPerActivity, row.Exchanges, dur(row.P50), dur(row.P99), dur(row.ServerCPU), dur(row.DeviceCPU),
+			size(row.ServerPeakRSS), size(row.DevicePeakRSS), row.Errors)
+	}
+	tw.Flush()
+	for _, row := range r.Rows {
+		if len(row.Extra) == 0 {
+			continue
 		}
-		tw.Flush()
-		for _, row := range r.Rows {
-			if len(row.Extra) == 0 {
-				continue
-			}
-			var parts []string
-			for _, k := range sortedKeys(row.Extra) {
-				parts = append(parts, fmt.Sprintf("%s=%.4g", k, row.Extra[k]))
-			}
-			fmt.Fprintf(w, "  %s: %s\n", row.Name, strings.Join(parts, " "))
+		var parts []string
+		for _, k := range sortedKeys(row.Extra) {
+			parts = append(parts, fmt.Sprintf("%s=%.4g", k, row.Extra[k]))
 		}
-		for _, n := range r.Notes {
-			fmt.Fprintf(w, "  note: %s\n", n)
-		}
+		fmt.Fprintf(w, "  %s: %s\n", row.Name, strings.Join(parts, " "))
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
 	}
 }
 

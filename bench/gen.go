@@ -13,6 +13,10 @@ import (
 	"github.com/relais-numerique/relais/syncproto"
 )
 
+// The scenarios that write on devices (ingest, month, fleet, weak link)
+// need rows of one conseiller at a time, drawn here; the initial sync and
+// the growth curve pull the demo département of package demo.
+//
 // The workload is a département shaped like Mayenne: conseillers spread
 // over its communes, the structures where they hold permanences, their
 // beneficiaries (older people mostly) and two years of activities. It is
@@ -113,10 +117,6 @@ func (g *gen) uuidAt(t time.Time) string {
 	b[8] = b[8]&0x3f | 0x80
 	return uuid.UUID(b).String()
 }
-
-// conseillersFor is the number of conseillers of a département with that
-// many activities over two years: about one per 2,300 (22 for 50,000).
-func conseillersFor(activities int) int { return max(1, activities/2300) }
 
 // generate builds a département with the given number of activities, done
 // by the given conseillers (user ids), with one beneficiary per three

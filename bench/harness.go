@@ -210,11 +210,15 @@ func (r *rig) close() error {
 
 // openDevice opens a fresh replica and logs it in as email.
 func (r *rig) openDevice(ctx context.Context, name, email string) (*device.Replica, error) {
+	return r.openDeviceAs(ctx, name, email, password)
+}
+
+func (r *rig) openDeviceAs(ctx context.Context, name, email, pw string) (*device.Replica, error) {
 	d, err := device.Open(ctx, filepath.Join(r.dir, name+".db"), device.Options{HTTPClient: r.http, RetryFor: 20 * time.Second})
 	if err != nil {
 		return nil, err
 	}
-	if err := d.Login(ctx, r.serverURL, email, password); err != nil {
+	if err := d.Login(ctx, r.serverURL, email, pw); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("device %s: %w", name, err)
 	}

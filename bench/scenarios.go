@@ -13,6 +13,7 @@ import (
 	"time"
 
 	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/demo"
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/server/auth"
 	"github.com/relais-numerique/relais/store"
@@ -96,53 +97,6 @@ func Run(ctx context.Context, name string, cfg Config) (*Result, error) {
 
 // now anchors generated dates; data is dated in the past two years.
 func now() time.Time { return time.Now().Add(-time.Hour) }
-
-// departement prepares a server holding a generated département of n
-// activities, its conseillers' accounts, and a coordinator who follows all
-// of them, and returns the dataset. Seeding goes straight through the
-// merge engine: it is setup, and ingest is measured on its own.
-func (r *rig) departement(ctx context.Context, n int, coordEmail string) (*dataset, error) {
-	var ds *dataset
-	err := r.prepare(ctx, func(db *store.DB) error {
-		nc := conseillersFor(n)
-		emails := make([]string, nc)
-		for i := range emails {
-			emails[i] = fmt.Sprintf("conseiller-%03d@bench.relais", i)
-		}
-		if err := addUsers(ctx, db, auth.RoleConseiller, emails); err != nil {
-			return err
-		}
-		if err := addUsers(ctx, db, coordRole, []string{coordEmail}); err != nil {
-			return err
-		}
-		ids := make([]string, nc)
-		for i, e := range emails {
-			if err := db.R.QueryRowContext(ctx, "SELECT id FROM _users WHERE email = ?", e).Scan(&ids[i]); err != nil {
-				return fmt.Errorf("user %s: %w", e, err)
-			}
-		}
-		var coordID string
-		if err := db.R.QueryRowContext(ctx, "SELECT id FROM _users WHERE email = ?", coordEmail).Scan(&coordID); err != nil {
-			return fmt.Errorf("user %s: %w", coordEmail, err)
-		}
-		ds = generate(r.cfg.Seed, n, now(), ids)
-		rows := ds.rows()
-		// The coordinator follows every conseiller since always.
-		g := newGen(r.cfg.Seed + 1)
-		for i, id := range ids {
-			rows = append(rows, row{Table: "coordination", ID: g.uuidAt(now().AddDate(-2, 0, 0)),
-				Values: map[string]any{"coordinateur_id": coordID, "mediateur_id": id},
-				Author: ds.Nodes[i], At: now().AddDate(-2, 0, 0)})
-		}
-		r.cfg.logf("  seeding %d rows", len(rows))
-		return seed(ctx, db.W, rows)
-	})
-	return ds, err
-}
-
-// coordRole is the role of the device that pulls a whole département.
-// A coordinator sees the activities of the conseillers they follow.
-const coordRole = auth.RoleCoordinateur
 
 func countRows(ctx context.Context, db *sql.DB, table string) (int, error) {
 	var n int
@@ -311,15 +265,29 @@ func initialSync(ctx context.Context, cfg Config, name string, n int) (Row, erro
 		return Row{}, err
 	}
 	defer r.close()
-	cfg.logf("  generating a département of %d activities", n)
-	ds, err := r.departement(ctx, n, "coordination@bench.relais")
+	cfg.logf("  generating the demo département with %d activities", n)
+	var sum demo.Summary
+	err = r.prepare(ctx, func(db *store.DB) error {
+		var err error
+		sum, err = demo.Generate(ctx, db, demo.Options{Seed: cfg.Seed, Activities: n, Accounts: true})
+		return err
+	})
 	if err != nil {
 		return Row{}, err
+	}
+	coord := ""
+	for _, a := range sum.Accounts {
+		if a.Role == auth.RoleCoordinateur {
+			coord = a.Email
+		}
+	}
+	if coord == "" {
+		return Row{}, fmt.Errorf("the demo département has no coordinator account")
 	}
 	if err := r.start(ctx, name); err != nil {
 		return Row{}, err
 	}
-	d, err := r.openDevice(ctx, "coordinator", "coordination@bench.relais")
+	d, err := r.openDeviceAs(ctx, "coordinator", coord, demo.DefaultPassword)
 	if err != nil {
 		return Row{}, err
 	}
@@ -333,7 +301,7 @@ func initialSync(ctx context.Context, cfg Config, name string, n int) (Row, erro
 	if err != nil {
 		return Row{}, err
 	}
-	row, err := m.end(fmt.Sprintf("initial sync, %d activities", n), n)
+	row, err := m.end(fmt.Sprintf("initial sync, %d activities", sum.Activites), sum.Activites)
 	if err != nil {
 		return Row{}, err
 	}
@@ -341,12 +309,13 @@ func initialSync(ctx context.Context, cfg Config, name string, n int) (Row, erro
 	if err != nil {
 		return Row{}, err
 	}
-	if got != len(ds.Activites) {
-		return Row{}, fmt.Errorf("the coordinator's replica holds %d activities, want %d", got, len(ds.Activites))
+	if got == 0 {
+		return Row{}, fmt.Errorf("the coordinator's replica received no activity")
 	}
 	row.Extra = map[string]float64{
-		"cells": float64(rep.Pulled), "rows": float64(len(ds.rows())),
-		"body_bytes_down": float64(rep.BytesDown), "us_per_activity": float64(row.Wall.Microseconds()) / float64(n),
+		"cells": float64(rep.Pulled), "server_cells": float64(sum.Cells),
+		"activities_received": float64(got), "beneficiaries": float64(sum.Beneficiaires),
+		"body_bytes_down": float64(rep.BytesDown), "us_per_activity": float64(row.Wall.Microseconds()) / float64(sum.Activites),
 	}
 	return row, nil
 }
@@ -357,7 +326,8 @@ func runInitial(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	return &Result{Rows: []Row{row}, Notes: []string{
-		"the département: one beneficiary per three activities, one conseiller per 2,300 activities; bytes per activity count all rows (targets: < 2 s, < 100 B/activity)",
+		"the demo département (package demo): bytes per activity count every row the coordinator receives, beneficiaries, appointments and team included (targets: < 2 s, < 100 B/activity)",
+		"a coordinator receives the activities of the conseillers they follow, within the coordinations' dates, and beneficiaries without their personal columns: activities_received < activities",
 	}}, nil
 }
 

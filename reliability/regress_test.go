@@ -1,7 +1,11 @@
 package reliability
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -159,5 +163,122 @@ func TestNameWrittenToErasedDeletedBeneficiary(t *testing.T) {
 	}
 	if n != 0 {
 		t.Errorf("the server keeps %d personal values of the erased beneficiary", n)
+	}
+}
+
+// recorder is an http.RoundTripper that keeps a copy of every request it
+// sends, so a test can replay one later, as a flaky network might.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []recorded
+}
+
+type recorded struct {
+	url    string
+	header http.Header
+	body   []byte
+}
+
+func (rc *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		body, _ = io.ReadAll(req.Body)
+		req.Body.Close()
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	rc.mu.Lock()
+	rc.reqs = append(rc.reqs, recorded{req.URL.String(), req.Header.Clone(), body})
+	rc.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+func (rc *recorder) last() recorded {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.reqs[len(rc.reqs)-1]
+}
+
+func (r recorded) replay(t *testing.T) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, r.url, bytes.NewReader(r.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = r.header.Clone()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// A batch the server refused is replayed later by the network, once the
+// rule it broke holds again. The refusal must stand (the device has set
+// the batch aside and forgotten its cells): a replay gets the first
+// answer, as a replayed accepted batch does, and nothing changes.
+func TestReplayedRefusedBatchStaysRefused(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	srv.AddUser(t, "a@relais.test", "admin", "mot-de-passe-a")
+	a := srv.LoggedInDevice(t, "a", "a@relais.test", "mot-de-passe-a")
+	rec := &recorder{}
+	b := relaistest.OpenDevice(t, "b", device.Options{HTTPClient: &http.Client{Transport: rec}})
+	if err := b.Login(ctx, srv.URL, "a@relais.test", "mot-de-passe-a"); err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	withTheme := `UPDATE activite SET thematiques = '["email","aide_aux_demarches_administratives"]' WHERE id = ?`
+	if _, err := a.DB().ExecContext(ctx, `INSERT INTO activite (id, duree) VALUES (?, 30)`, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DB().ExecContext(ctx, withTheme, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*device.Replica{a, b} {
+		if _, err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.DB().ExecContext(ctx, `UPDATE activite SET thematiques = '["email"]' WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DB().ExecContext(ctx, `UPDATE activite SET precisions_demarche = 'dossier CAF' WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := b.Sync(ctx); err == nil || rep.Rejected != 1 {
+		t.Fatalf("b's write was not refused: %+v, %v", rep, err)
+	}
+	refused := rec.last()
+	// The theme comes back; then the network delivers b's old request.
+	if _, err := a.DB().ExecContext(ctx, withTheme, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	status := refused.replay(t)
+	for round := 0; round < 2; round++ {
+		for _, r := range []*device.Replica{a, b} {
+			if _, err := r.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_, want := dumpDB(t, srv.DB().R)
+	for name, r := range map[string]*device.Replica{"a": a, "b": b} {
+		if _, got := dumpDB(t, r.DB()); got != want {
+			t.Errorf("%s differs from the server after the replay (answered %d): %s", name, status, sim.FirstDiff(want, got))
+		}
+	}
+	var prec any
+	if err := srv.DB().R.QueryRowContext(ctx, "SELECT precisions_demarche FROM activite WHERE id = ?", id).Scan(&prec); err != nil {
+		t.Fatal(err)
+	}
+	if prec != nil || status != http.StatusBadRequest {
+		t.Errorf("the replayed refused batch was answered %d and the server now holds %v", status, prec)
 	}
 }

@@ -77,6 +77,11 @@ func (s *Server) Exchange(ctx context.Context, p auth.Principal, req *syncproto.
 type batchRecord struct {
 	Applied   int                        `json:"applied"`
 	Conflicts []syncproto.ConflictReport `json:"conflicts,omitempty"`
+	// Refused is the refusal of a batch the state of the data refused
+	// (a rule, a scope): a copy of it replayed later by the network gets
+	// the same refusal, even if the data has changed so that it would
+	// now pass, since the device has set it aside as refused.
+	Refused *syncproto.Error `json:"refused,omitempty"`
 }
 
 // push checks a whole batch before writing anything, then applies it in
@@ -111,6 +116,9 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 			var rec batchRecord
 			if err := json.Unmarshal([]byte(stored), &rec); err != nil {
 				return fmt.Errorf("push batch %s: stored answer: %w", b.ID, err)
+			}
+			if rec.Refused != nil {
+				return rec.Refused
 			}
 			resp.Applied, resp.Conflicts = rec.Applied, rec.Conflicts
 			return nil
@@ -155,7 +163,7 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 		return nil
 	})
 	if err != nil {
-		return err
+		return s.recordRefusal(ctx, p, b, err)
 	}
 	resp.Ack = b.ID
 	return nil
@@ -191,6 +199,28 @@ func withIndex(err error, i int) error {
 	var pe *syncproto.Error
 	if errors.As(err, &pe) {
 		return pe.With("index", i)
+	}
+	return err
+}
+
+// recordRefusal keeps, for a batch refused by the state of the data
+// (invalid_row, forbidden_scope), its refusal in _batches, so that the
+// first verdict on a batch id is final like an acknowledgement is. Found
+// by the reliability tests: a refused batch replayed by the network once
+// the rule held again was applied, although its device had set it aside
+// as refused and forgotten its cells. It returns err.
+func (s *Server) recordRefusal(ctx context.Context, p auth.Principal, b *syncproto.Batch, err error) error {
+	var pe *syncproto.Error
+	if !errors.As(err, &pe) || (pe.Code != syncproto.CodeInvalidRow && pe.Code != syncproto.CodeForbiddenScope) {
+		return err
+	}
+	data, merr := json.Marshal(batchRecord{Refused: pe})
+	if merr != nil {
+		return errors.Join(err, fmt.Errorf("record refusal of batch %s: %w", b.ID, merr))
+	}
+	if _, werr := s.db.W.ExecContext(ctx, "INSERT OR IGNORE INTO _batches (device_id, id, received_at, response) VALUES (?, ?, ?, ?)",
+		p.DeviceID, b.ID, s.cfg.Now().UnixMilli(), string(data)); werr != nil {
+		return errors.Join(err, fmt.Errorf("record refusal of batch %s: %w", b.ID, werr))
 	}
 	return err
 }

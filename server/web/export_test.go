@@ -57,6 +57,20 @@ func TestXLSXExportAndStatisticsCSV(t *testing.T) {
 		t.Errorf("duration is stored as %v, want a number a spreadsheet can sum", typ)
 	}
 
+	// Filters by theme (a value inside the JSON list) and activity type.
+	for q, want := range map[string]int{"thematique=argent_impots": 1, "thematique=sante": 0, "type=individuel": 1,
+		"type=collectif": 0, "lieu=domicile": 1, "lieu=a_distance": 0, "conseiller=" + w.alice.ID: 1, "conseiller=" + w.bruno.ID: 0} {
+		var st struct {
+			Activities int `json:"activites"`
+		}
+		if code := claire.api("GET", "/v1/dashboard/stats?du=2026-01-01&au=2026-12-31&"+q, "", nil, &st); code != http.StatusOK || st.Activities != want {
+			t.Errorf("stats filtered by %s: status %d, %d activities, want %d", q, code, st.Activities, want)
+		}
+	}
+	if code := claire.api("GET", "/v1/dashboard/stats?du=2026-13-01", "", nil, nil); code != http.StatusBadRequest {
+		t.Errorf("a malformed date: status %d, want 400", code)
+	}
+
 	status, body := claire.get("/exports/statistiques.csv?du=2026-01-01&au=2026-12-31")
 	if status != http.StatusOK {
 		t.Fatalf("statistics CSV: %d", status)

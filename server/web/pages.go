@@ -9,6 +9,8 @@ import (
 	_ "time/tzdata" // Europe/Paris even on a machine without a zone database
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/relais-numerique/relais/domain"
 )
 
 // paris is the time zone every date on the pages is shown in.
@@ -118,6 +120,8 @@ type filterOptions struct {
 	Conseillers []option
 	Lieux       []option
 	Structures  []option
+	Types       []option
+	Themes      []option
 }
 
 func (h *Handler) filterOptions(ctx context.Context, v Viewer) (filterOptions, error) {
@@ -154,6 +158,14 @@ func (h *Handler) filterOptions(ctx context.Context, v Viewer) (filterOptions, e
 	for _, k := range []string{"lieu_activite", "domicile", "a_distance", "autre"} {
 		o.Lieux = append(o.Lieux, option{k, enumLabel("type_lieu", k)})
 	}
+	for _, k := range []string{"individuel", "collectif"} {
+		o.Types = append(o.Types, option{k, enumLabel("type", k)})
+	}
+	if e, ok := domain.Lookup(domain.Thematique); ok {
+		for _, t := range e.Options {
+			o.Themes = append(o.Themes, option{t.Value, t.Label})
+		}
+	}
 	rows, err := h.d.DB.R.QueryContext(ctx, "SELECT id, COALESCE(nom, id) FROM structure ORDER BY nom LIMIT 500")
 	if err != nil {
 		return o, fmt.Errorf("read structures: %w", err)
@@ -174,7 +186,8 @@ func filterQuery(f StatsFilter) string {
 	q := url.Values{}
 	q.Set("du", f.From)
 	q.Set("au", f.To)
-	for k, v := range map[string]string{"conseiller": f.Mediateur, "lieu": f.TypeLieu, "structure": f.Structure} {
+	for k, v := range map[string]string{"conseiller": f.Mediateur, "lieu": f.TypeLieu, "structure": f.Structure,
+		"type": f.Type, "thematique": f.Theme} {
 		if v != "" {
 			q.Set(k, v)
 		}

@@ -22,6 +22,8 @@ type StatsFilter struct {
 	Mediateur string `json:"conseiller,omitempty"`
 	TypeLieu  string `json:"lieu,omitempty"`
 	Structure string `json:"structure,omitempty"`
+	Type      string `json:"type,omitempty"`
+	Theme     string `json:"thematique,omitempty"`
 }
 
 // filterFrom reads the filter from a query string, defaulting to the last
@@ -34,6 +36,8 @@ func (h *Handler) filterFrom(c *fiber.Ctx) (StatsFilter, error) {
 		Mediateur: c.Query("conseiller"),
 		TypeLieu:  c.Query("lieu"),
 		Structure: c.Query("structure"),
+		Type:      c.Query("type"),
+		Theme:     c.Query("thematique"),
 	}
 	if f.From == "" {
 		f.From = time.Date(now.Year(), now.Month()-11, 1, 0, 0, 0, 0, h.loc).Format(time.DateOnly)
@@ -184,11 +188,17 @@ func activityWhere(sc scope, f StatsFilter) (string, []any) {
 		conds = append(conds, "a.mediateur_id IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+")")
 		args = append(args, ids...)
 	}
-	for _, c := range []struct{ col, val string }{{"a.mediateur_id", f.Mediateur}, {"a.type_lieu", f.TypeLieu}, {"a.structure_id", f.Structure}} {
+	for _, c := range []struct{ col, val string }{{"a.mediateur_id", f.Mediateur}, {"a.type_lieu", f.TypeLieu},
+		{"a.structure_id", f.Structure}, {"a.type", f.Type}} {
 		if c.val != "" {
 			conds = append(conds, c.col+" = ?")
 			args = append(args, c.val)
 		}
+	}
+	if f.Theme != "" {
+		// thematiques is one cell holding a JSON array of values.
+		conds = append(conds, "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(a.thematiques) THEN a.thematiques ELSE '[]' END) WHERE value = ?)")
+		args = append(args, f.Theme)
 	}
 	return strings.Join(conds, " AND "), args
 }

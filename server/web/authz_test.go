@@ -269,6 +269,20 @@ func TestVisibility(t *testing.T) {
 			t.Errorf("Claire sees Carole's conflict")
 		}
 	}
+	// Nobody of Claire's team reaches the other team's conflict.
+	for name, b := range map[string]*browser{"claire": claire, "alice": alice, "bruno": bruno} {
+		if st := b.api("GET", fmt.Sprintf("/v1/dashboard/conflicts/%d", carolesConflict.ID), "", nil, nil); st != http.StatusNotFound {
+			t.Errorf("%s reading Carole's conflict: status %d, want 404", name, st)
+		}
+		if st := b.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", carolesConflict.ID), b.sessionCSRF(),
+			map[string]any{"choice": "keep_winner"}, nil); st != http.StatusNotFound {
+			t.Errorf("%s resolving Carole's conflict: status %d, want 404", name, st)
+		}
+		if st := b.api("POST", "/v1/dashboard/devices/"+w.caroleT.Node()+"/revoke", b.sessionCSRF(), nil, nil); st != http.StatusNotFound {
+			t.Errorf("%s revoking Carole's tablet: status %d, want 404", name, st)
+		}
+	}
+	syncOK(t, w.caroleT) // still enrolled
 
 	// Devices: the team's for the coordinator, one's own for a conseiller.
 	devices := func(b *browser) map[string]bool {

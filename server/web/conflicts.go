@@ -34,8 +34,9 @@ type Conflict struct {
 	Record      string `json:"record"`
 	OwnerID     string `json:"owner_id,omitempty"`
 	OwnerEmail  string `json:"owner_email,omitempty"`
-	// Personal is set for a beneficiary's identifying field; Hidden when
-	// its values are withheld from this viewer (only the owner sees them).
+	// Personal is set for a field shown to the row's owner only (a
+	// beneficiary's identity, an activity's notes: see isPersonal); Hidden
+	// when its values are withheld from this viewer.
 	Personal   bool      `json:"personal"`
 	Hidden     bool      `json:"hidden"`
 	Winner     Side      `json:"winner"`

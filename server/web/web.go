@@ -11,8 +11,9 @@
 //
 // What a user sees follows one rule, in access.go: a conseiller sees what
 // is theirs, a coordinator also what belongs to the conseillers they
-// coordinate, an administrator everything; beneficiaries' personal fields
-// are shown only to the conseiller who owns the beneficiary.
+// coordinate (through server/scope), an administrator everything; the
+// fields the sync scopes keep from coordinators (a beneficiary's identity,
+// an activity's notes) are shown only to the conseiller who owns the row.
 package web
 
 import (

@@ -39,16 +39,19 @@ type Device struct {
 	CanRevoke  bool `json:"can_revoke"`
 }
 
+// deviceSelect reads the devices of the people the viewer may see; its
+// one argument is a JSON array of user ids, or NULL for everyone.
+const deviceSelect = `SELECT d.id, d.user_id, u.email, d.created_at, d.last_seen_at, d.last_sync_at,
+	d.pending, COALESCE(d.app_version, ''), d.schema_version, d.clock_offset_ms, d.revoked_at, COALESCE(d.revoked_by, '')
+	FROM _devices d JOIN _users u ON u.id = d.user_id
+	WHERE (?1 IS NULL OR d.user_id IN (SELECT value FROM json_each(?1)))`
+
 func (h *Handler) listDevices(ctx context.Context, v Viewer, silentDays int) ([]Device, error) {
 	sc, err := h.scopeOf(ctx, v)
 	if err != nil {
 		return nil, err
 	}
-	return h.queryDevices(ctx, sc, silentDays, `SELECT d.id, d.user_id, u.email, d.created_at, d.last_seen_at, d.last_sync_at,
-		d.pending, COALESCE(d.app_version, ''), d.schema_version, d.clock_offset_ms, d.revoked_at, COALESCE(d.revoked_by, '')
-		FROM _devices d JOIN _users u ON u.id = d.user_id
-		WHERE (?1 IS NULL OR d.user_id IN (SELECT value FROM json_each(?1)))
-		ORDER BY u.email, d.created_at`, scopeArg(sc))
+	return h.queryDevices(ctx, sc, silentDays, deviceSelect+" ORDER BY u.email, d.created_at", scopeArg(sc))
 }
 
 func (h *Handler) getDevice(ctx context.Context, v Viewer, id string) (Device, error) {
@@ -56,10 +59,7 @@ func (h *Handler) getDevice(ctx context.Context, v Viewer, id string) (Device, e
 	if err != nil {
 		return Device{}, err
 	}
-	ds, err := h.queryDevices(ctx, sc, DefaultSilentDays, `SELECT d.id, d.user_id, u.email, d.created_at, d.last_seen_at, d.last_sync_at,
-		d.pending, COALESCE(d.app_version, ''), d.schema_version, d.clock_offset_ms, d.revoked_at, COALESCE(d.revoked_by, '')
-		FROM _devices d JOIN _users u ON u.id = d.user_id
-		WHERE (?1 IS NULL OR d.user_id IN (SELECT value FROM json_each(?1))) AND d.id = ?2`, scopeArg(sc), id)
+	ds, err := h.queryDevices(ctx, sc, DefaultSilentDays, deviceSelect+" AND d.id = ?2", scopeArg(sc), id)
 	if err != nil {
 		return Device{}, err
 	}

@@ -112,9 +112,12 @@ func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, b
 	}
 	// New numbers follow the old order, above every number given so far,
 	// so they cannot collide with one another or with the unique index.
+	// CROSS JOIN makes SQLite start from the few rows named, reaching
+	// their cells by primary key; left to itself it walked every cell
+	// below "before" by the seq index, the whole table on every push.
 	res, err := tx.ExecContext(ctx, `UPDATE _cells SET seq = ? + r.n FROM (
 			SELECT c.tbl, c.pk, c.col, row_number() OVER (ORDER BY c.seq) AS n
-			FROM _cells c JOIN temp._reannounce a ON a.tbl = c.tbl AND a.pk = c.pk
+			FROM temp._reannounce a CROSS JOIN _cells c ON a.tbl = c.tbl AND a.pk = c.pk
 			WHERE c.seq <= ?) AS r
 		WHERE _cells.tbl = r.tbl AND _cells.pk = r.pk AND _cells.col = r.col`, seq, before)
 	if err != nil {

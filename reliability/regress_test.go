@@ -5,8 +5,11 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/internal/sim"
 	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 // A beneficiary is erased on the server while a conseillère's tablet,
@@ -280,5 +284,73 @@ func TestReplayedRefusedBatchStaysRefused(t *testing.T) {
 	}
 	if prec != nil || status != http.StatusBadRequest {
 		t.Errorf("the replayed refused batch was answered %d and the server now holds %v", status, prec)
+	}
+}
+
+// A tablet three minutes ahead of a one-minute bound writes; its batch is
+// refused (clock_ahead). Its date is set right: it stamps its pending
+// writes again and pushes them, then writes again. Later, once the
+// server's time has passed the old stamps, the network replays the first
+// request. The old stamps must not win over the newer writes, and every
+// replica must end equal.
+func TestReplayedClockAheadBatchAfterRestamp(t *testing.T) {
+	ctx := context.Background()
+	var shift atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }
+	srv := relaistest.StartServer(t, server.Config{MaxClockAhead: time.Minute, Now: now})
+	srv.AddUser(t, "a@relais.test", "admin", "mot-de-passe-a")
+	a := srv.LoggedInDevice(t, "a", "a@relais.test", "mot-de-passe-a")
+	rec := &recorder{}
+	path := filepath.Join(t.TempDir(), "b.db")
+	b, err := device.Open(ctx, path, device.Options{HTTPClient: &http.Client{Transport: rec}, ClockSkew: 3 * time.Minute, RetryFor: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Login(ctx, srv.URL, "a@relais.test", "mot-de-passe-a"); err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	if _, err := b.DB().ExecContext(ctx, "INSERT INTO activite (id, duree) VALUES (?, 30)", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx); syncproto.CodeOf(err) != syncproto.CodeClockAhead {
+		t.Fatalf("a write three minutes ahead was not refused: %v", err)
+	}
+	early := rec.last()
+	b.Close()
+	if b, err = device.Open(ctx, path, device.Options{HTTPClient: &http.Client{Transport: rec}, RetryFor: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if rep, err := b.Sync(ctx); err != nil || !rep.Restamped {
+		t.Fatalf("after the date is set right: %+v, %v", rep, err)
+	}
+	if _, err := b.DB().ExecContext(ctx, "UPDATE activite SET duree = 60 WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	shift.Store(int64(4 * time.Minute))
+	status := early.replay(t)
+	for round := 0; round < 2; round++ {
+		for _, r := range []*device.Replica{a, b} {
+			if _, err := r.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var duree int
+	if err := srv.DB().R.QueryRowContext(ctx, "SELECT duree FROM activite WHERE id = ?", id).Scan(&duree); err != nil {
+		t.Fatal(err)
+	}
+	if duree != 60 {
+		t.Errorf("the replayed request (answered %d) brought back duree %d over the newer 60", status, duree)
+	}
+	_, want := dumpDB(t, srv.DB().R)
+	for name, r := range map[string]*device.Replica{"a": a, "b": b} {
+		if _, got := dumpDB(t, r.DB()); got != want {
+			t.Errorf("%s differs from the server: %s", name, sim.FirstDiff(want, got))
+		}
 	}
 }

@@ -77,11 +77,6 @@ func (s *Server) Exchange(ctx context.Context, p auth.Principal, req *syncproto.
 type batchRecord struct {
 	Applied   int                        `json:"applied"`
 	Conflicts []syncproto.ConflictReport `json:"conflicts,omitempty"`
-	// Refused is the refusal of a batch the state of the data refused
-	// (a rule, a scope): a copy of it replayed later by the network gets
-	// the same refusal, even if the data has changed so that it would
-	// now pass, since the device has set it aside as refused.
-	Refused *syncproto.Error `json:"refused,omitempty"`
 }
 
 // push checks a whole batch before writing anything, then applies it in
@@ -100,7 +95,7 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 				"change %d is signed by node %q; a device may only push its own writes", i, ch.Version.Node).With("index", i)
 		}
 		if err := s.clock.CheckOffset(ch.Version.HLC); err != nil {
-			return withIndex(err, i)
+			return s.recordRefusal(ctx, p, b, withIndex(err, i))
 		}
 		newest = max(newest, ch.Version.HLC)
 	}
@@ -117,14 +112,14 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 			if err := json.Unmarshal([]byte(stored), &rec); err != nil {
 				return fmt.Errorf("push batch %s: stored answer: %w", b.ID, err)
 			}
-			if rec.Refused != nil {
-				return rec.Refused
-			}
 			resp.Applied, resp.Conflicts = rec.Applied, rec.Conflicts
 			return nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
+		}
+		if err := s.refusedBefore(ctx, tx, p, b); err != nil {
+			return err
 		}
 		if err := s.checkScope(ctx, tx, p, b.Changes); err != nil {
 			return err
@@ -204,23 +199,56 @@ func withIndex(err error, i int) error {
 }
 
 // recordRefusal keeps, for a batch refused by the state of the data
-// (invalid_row, forbidden_scope), its refusal in _batches, so that the
-// first verdict on a batch id is final like an acknowledgement is. Found
-// by the reliability tests: a refused batch replayed by the network once
-// the rule held again was applied, although its device had set it aside
-// as refused and forgotten its cells. It returns err.
+// (invalid_row, forbidden_scope) or by the time (clock_ahead), its refusal
+// in _refused_batches, so that the first verdict on a batch id is final like an
+// acknowledgement is. Found by the reliability tests: a refused batch
+// replayed by the network once the rule held again was applied, although
+// its device had set it aside as refused and forgotten its cells; and a
+// batch refused as too far ahead, replayed once the server's time had
+// passed its stamps, was applied although its device had stamped those
+// writes again (after its date was set right) and written newer ones,
+// which the old stamps then beat. It returns err.
 func (s *Server) recordRefusal(ctx context.Context, p auth.Principal, b *syncproto.Batch, err error) error {
 	var pe *syncproto.Error
-	if !errors.As(err, &pe) || (pe.Code != syncproto.CodeInvalidRow && pe.Code != syncproto.CodeForbiddenScope) {
+	if !errors.As(err, &pe) || (pe.Code != syncproto.CodeInvalidRow && pe.Code != syncproto.CodeForbiddenScope && pe.Code != syncproto.CodeClockAhead) {
 		return err
 	}
-	data, merr := json.Marshal(batchRecord{Refused: pe})
+	data, merr := json.Marshal(pe)
 	if merr != nil {
 		return errors.Join(err, fmt.Errorf("record refusal of batch %s: %w", b.ID, merr))
 	}
-	if _, werr := s.db.W.ExecContext(ctx, "INSERT OR IGNORE INTO _batches (device_id, id, received_at, response) VALUES (?, ?, ?, ?)",
+	if _, werr := s.db.W.ExecContext(ctx, "INSERT OR IGNORE INTO _refused_batches (device_id, id, refused_at, error) VALUES (?, ?, ?, ?)",
 		p.DeviceID, b.ID, s.cfg.Now().UnixMilli(), string(data)); werr != nil {
 		return errors.Join(err, fmt.Errorf("record refusal of batch %s: %w", b.ID, werr))
 	}
 	return err
+}
+
+// refusedBefore answers a replayed refused batch with its first refusal
+// (see recordRefusal). A clock_ahead refusal carries the server's time as
+// it is now, which is what a device compares its own clock with before
+// stamping its writes again.
+func (s *Server) refusedBefore(ctx context.Context, tx *sql.Tx, p auth.Principal, b *syncproto.Batch) error {
+	var stored string
+	err := tx.QueryRowContext(ctx, "SELECT error FROM _refused_batches WHERE device_id = ? AND id = ?", p.DeviceID, b.ID).Scan(&stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("push batch %s: %w", b.ID, err)
+	}
+	var pe syncproto.Error
+	if err := json.Unmarshal([]byte(stored), &pe); err != nil {
+		return fmt.Errorf("push batch %s: stored refusal: %w", b.ID, err)
+	}
+	if pe.Code != syncproto.CodeClockAhead {
+		return &pe
+	}
+	fresh := pe
+	fresh.Details = map[string]any{}
+	for k, v := range pe.Details {
+		fresh.Details[k] = v
+	}
+	fresh.Details["server_time"] = s.cfg.Now().UnixMilli()
+	return &fresh
 }

@@ -78,47 +78,77 @@ func (s *Server) RunRetention(ctx context.Context, maxAge time.Duration) (int, e
 	}
 	cutoff := int64(syncproto.FromTime(s.cfg.Now().Add(-maxAge)))
 	total := 0
+	after := ""
 	for {
+		// Candidates are found on the read pool, walking the ids once in
+		// order: restarting the scan for every chunk made a first run on
+		// a large base quadratic, and holding the writer while scanning
+		// kept devices and logins waiting.
+		ids, err := s.retentionCandidates(ctx, cutoff, after)
+		if err != nil {
+			return total, err
+		}
+		if len(ids) == 0 {
+			return total, nil
+		}
+		after = ids[len(ids)-1]
 		n := 0
-		err := s.db.Write(ctx, func(tx *sql.Tx) error {
-			rows, err := tx.QueryContext(ctx, `SELECT b.id FROM beneficiaire b
-				WHERE COALESCE(b.anonyme, 0) = 0
-				  AND (SELECT MAX(c.hlc) FROM _cells c WHERE c.tbl = 'beneficiaire' AND c.pk = b.id) < ?
-				  AND NOT EXISTS (SELECT 1 FROM accompagnement a JOIN _cells c ON c.tbl = 'accompagnement' AND c.pk = a.id
-				                  WHERE a.beneficiaire_id = b.id AND c.hlc >= ?)
-				ORDER BY b.id LIMIT ?`, cutoff, cutoff, retentionChunk)
-			if err != nil {
-				return fmt.Errorf("retention: %w", err)
-			}
-			var ids []string
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
+		err = s.db.Write(ctx, func(tx *sql.Tx) error {
+			for _, id := range ids {
+				var still bool
+				err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM beneficiaire b WHERE b.id = ? AND "+retentionDue+")",
+					id, cutoff, cutoff).Scan(&still)
+				if err != nil {
 					return fmt.Errorf("retention: %w", err)
 				}
-				ids = append(ids, id)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("retention: %w", err)
-			}
-			for _, id := range ids {
+				if !still {
+					continue // written to since it was found
+				}
 				if err := s.eraseTx(ctx, tx, id); err != nil {
 					return fmt.Errorf("retention: %w", err)
 				}
+				n++
 			}
-			n = len(ids)
 			return nil
 		})
 		if err != nil {
 			return total, err
 		}
 		total += n
-		if n < retentionChunk {
-			return total, nil
-		}
 	}
+}
+
+// retentionDue is the condition for anonymising beneficiary b: identified,
+// and neither its cells nor its accompaniments' written since the cutoff
+// (bound twice). CROSS JOIN keeps SQLite from walking every
+// accompaniment cell for each beneficiary: it must go through the
+// beneficiary's accompaniments first.
+const retentionDue = `COALESCE(b.anonyme, 0) = 0
+	AND (SELECT MAX(c.hlc) FROM _cells c WHERE c.tbl = 'beneficiaire' AND c.pk = b.id) < ?
+	AND NOT EXISTS (SELECT 1 FROM accompagnement a CROSS JOIN _cells c ON c.tbl = 'accompagnement' AND c.pk = a.id
+	                WHERE a.beneficiaire_id = b.id AND c.hlc >= ?)`
+
+// retentionCandidates returns up to retentionChunk beneficiaries due for
+// anonymisation whose id sorts after the given one.
+func (s *Server) retentionCandidates(ctx context.Context, cutoff int64, after string) ([]string, error) {
+	rows, err := s.db.R.QueryContext(ctx, "SELECT b.id FROM beneficiaire b WHERE b.id > ? AND "+retentionDue+" ORDER BY b.id LIMIT ?",
+		after, cutoff, cutoff, retentionChunk)
+	if err != nil {
+		return nil, fmt.Errorf("retention: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("retention: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("retention: %w", err)
+	}
+	return ids, nil
 }
 
 // RetentionLoop runs the retention job every interval until ctx ends,

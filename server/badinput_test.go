@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -75,7 +77,7 @@ func gz(data []byte) []byte {
 }
 
 func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
-	srv := relaistest.StartServer(t, server.Config{BodyLimit: 64 << 10, MaxClockAhead: time.Minute})
+	srv := relaistest.StartServer(t, server.Config{BodyLimit: 1 << 20, MaxClockAhead: time.Minute})
 	srv.AddUser(t, "camille@exemple.fr", "admin", password)
 	dev := newID()
 	token := login(t, srv.URL, "camille@exemple.fr", dev)
@@ -120,8 +122,8 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 		{"value of the wrong type", token, push(good("type", "ok"), good("duree", "trente")), nil, 400, syncproto.CodeBadValue},
 		{"far-future clock", token, push(good("type", "ok"), future), nil, 400, syncproto.CodeClockAhead},
 		{"another node's version", token, push(otherNode), nil, 400, syncproto.CodeBadChange},
-		{"too many changes", token, push(many...), nil, 413, syncproto.CodeBodyTooLarge},
-		{"oversized body", token, append([]byte(`{"cursor": 0, "pad": "`), append(bytes.Repeat([]byte("x"), 70<<10), '"', '}')...), nil, 413, syncproto.CodeBodyTooLarge},
+		{"too many changes", token, push(many...), nil, 400, syncproto.CodeTooManyChanges},
+		{"oversized body", token, append([]byte(`{"cursor": 0, "pad": "`), append(bytes.Repeat([]byte("x"), 1100<<10), '"', '}')...), nil, 413, syncproto.CodeBodyTooLarge},
 		{"gzip bomb", token, gz(append([]byte(`{"cursor": 0, "pad": "`), bytes.Repeat([]byte("0"), 64<<20)...)), map[string]string{"Content-Encoding": "gzip"}, 413, syncproto.CodeBodyTooLarge},
 		{"broken gzip", token, []byte("\x1f\x8b not really gzip"), map[string]string{"Content-Encoding": "gzip"}, 400, syncproto.CodeMalformedBody},
 		{"unsupported encoding", token, []byte(`{}`), map[string]string{"Content-Encoding": "br"}, 415, syncproto.CodeUnsupportedEncoding},
@@ -156,6 +158,10 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 	}
 }
 
+// post sends one request over a raw connection, writing the body while it
+// reads the answer: a server refusing an oversized body answers 413 and
+// closes without reading the rest, and a client that insists on writing
+// everything first sees only a reset connection.
 func post(t *testing.T, url, token string, body []byte, headers map[string]string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/v1/sync", bytes.NewReader(body))
@@ -166,7 +172,13 @@ func post(t *testing.T, url, token string, body []byte, headers map[string]strin
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	res, err := http.DefaultClient.Do(req)
+	conn, err := net.Dial("tcp", req.URL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go func() { _ = req.Write(conn) }() // may fail once the server has answered
+	res, err := http.ReadResponse(bufio.NewReader(conn), req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package reliability
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -105,9 +106,48 @@ func (t *cutToxic) Pipe(stub *toxics.ToxicStub) {
 	}
 }
 
+// stallToxic stalls every Every-th answer: its bytes stop flowing and the
+// connection stays open, so only the client's timeout ends the exchange.
+// Answers are counted as they start, so stalls happen whatever the cuts
+// do, and the test can say how many there were.
+type stallToxic struct {
+	Every int64 `json:"every"`
+}
+
+type stallState struct{ stalled bool }
+
+func (t *stallToxic) NewState() any { return &stallState{} }
+
+func (t *stallToxic) Pipe(stub *toxics.ToxicStub) {
+	st := stub.State.(*stallState)
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case chunk := <-stub.Input:
+			if chunk == nil {
+				stub.Close()
+				return
+			}
+			// A connection carries several answers (keep-alive); each
+			// starts a write of its own with the status line.
+			if !st.stalled && bytes.HasPrefix(chunk.Data, []byte("HTTP/1.")) {
+				if t.Every > 0 && linkCounter("answers").Add(1)%t.Every == 0 {
+					st.stalled = true
+					linkCounter("stalls").Add(1)
+				}
+			}
+			if !st.stalled {
+				stub.Output <- chunk
+			}
+		}
+	}
+}
+
 func init() {
 	toxics.Register("relais_count", new(countToxic))
 	toxics.Register("relais_cut", new(cutToxic))
+	toxics.Register("relais_stall", new(stallToxic))
 }
 
 // weakLink is a toxiproxy proxy in front of a server, in this process.
@@ -149,8 +189,7 @@ func (l *weakLink) profile2G(t *testing.T, prefix string) {
 
 // TestWeakLinkBacklog pushes a 10,000-change backlog through the 2G
 // profile with connections cut every few kilobytes (exponentially, mean 8
-// KB each way) and one connection in twenty stalled until the client's
-// timeout. The backlog completes, the server holds each change once, and
+// KB each way) and one answer in six stalled until the client's timeout. The backlog completes, the server holds each change once, and
 // the test reports the bytes that crossed the link per change.
 func TestWeakLinkBacklog(t *testing.T) {
 	ctx := context.Background()
@@ -162,7 +201,7 @@ func TestWeakLinkBacklog(t *testing.T) {
 	for _, dir := range []string{"upstream", "downstream"} {
 		link.add(t, fmt.Sprintf(`{"name":"cut_%s","type":"relais_cut","stream":"%s","attributes":{"mean_bytes":8192}}`, dir, dir))
 	}
-	link.add(t, `{"name":"stall","type":"timeout","stream":"downstream","toxicity":0.05,"attributes":{"timeout":0}}`)
+	link.add(t, `{"name":"stall","type":"relais_stall","stream":"downstream","attributes":{"every":6}}`)
 
 	r := relaistest.OpenDevice(t, "faible", device.Options{
 		HTTPClient: &http.Client{Timeout: 8 * time.Second},
@@ -224,9 +263,12 @@ func TestWeakLinkBacklog(t *testing.T) {
 	if cells != st.Pending || activities != rows || conflicts != 0 {
 		t.Errorf("server holds %d cells (want %d), %d activities (want %d), %d conflicts (want 0)", cells, st.Pending, activities, rows, conflicts)
 	}
+	if linkCounter("stalls").Load() == 0 && changes >= 6000 {
+		t.Errorf("no answer was stalled: the test did not exercise the client's timeout")
+	}
 	up, down := linkCounter("backlog_upstream").Load(), linkCounter("backlog_downstream").Load()
-	t.Logf("%d changes through 2G with cuts (mean 8 KB) and stalls in %s: %d syncs (%d failed), %d exchanges, %d cuts; %d bytes up, %d down: %.1f bytes per change on the link",
-		st.Pending, elapsed.Round(time.Second), syncs+1, failures, total.Exchanges, linkCounter("cuts").Load(), up, down,
+	t.Logf("%d changes through 2G with cuts (mean 8 KB) and stalls in %s: %d syncs (%d failed), %d exchanges, %d cuts, %d stalls ended by the client's timeout; %d bytes up, %d down: %.1f bytes per change on the link",
+		st.Pending, elapsed.Round(time.Second), syncs+1, failures, total.Exchanges, linkCounter("cuts").Load(), linkCounter("stalls").Load(), up, down,
 		float64(up+down)/float64(st.Pending))
 }
 

@@ -23,6 +23,7 @@ type secrets []string
 type fataler interface {
 	Helper()
 	Fatal(args ...any)
+	Fatalf(format string, args ...any)
 }
 
 // findIn returns "table.column" for every cell of every table of db that
@@ -45,25 +46,10 @@ func (s secrets) findIn(t fataler, db *sql.DB) []string {
 	rows.Close()
 	var found []string
 	for _, tbl := range tables {
-		rows, err := db.QueryContext(ctx, `SELECT * FROM "`+tbl+`"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for i, v := range vals {
+		cols, rows := relaistest.Rows(t, db, `SELECT * FROM "`+tbl+`"`)
+		for _, row := range rows {
+			for i, v := range row {
 				text := fmt.Sprint(v)
-				if b, ok := v.([]byte); ok {
-					text = string(b)
-				}
 				for _, sec := range s {
 					if strings.Contains(text, sec) {
 						found = append(found, fmt.Sprintf("%s.%s holds %q", tbl, cols[i], sec))
@@ -71,7 +57,6 @@ func (s secrets) findIn(t fataler, db *sql.DB) []string {
 				}
 			}
 		}
-		rows.Close()
 	}
 	return found
 }

@@ -2,7 +2,6 @@ package replica_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/store"
@@ -64,36 +64,9 @@ func apply(tb tester, db *store.DB, schema *syncproto.Schema, changes []syncprot
 // table and every cell's value and version.
 func dump(tb tester, db *store.DB) string {
 	tb.Helper()
-	var b strings.Builder
-	for _, q := range []string{
+	return relaistest.Dump(tb, db.W,
 		"SELECT id, type, duree, notes FROM activite ORDER BY id",
-		"SELECT tbl, pk, col, val, hlc, node FROM _cells ORDER BY tbl, pk, col",
-	} {
-		rows, err := db.W.Query(q)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				tb.Fatal(err)
-			}
-			for _, v := range vals {
-				if bs, ok := v.([]byte); ok {
-					v = string(bs)
-				}
-				fmt.Fprintf(&b, "%T:%v|", v, v)
-			}
-			b.WriteString("\n")
-		}
-		rows.Close()
-	}
-	return fmt.Sprintf("%x", sha256.Sum256([]byte(b.String()))) + "\n" + b.String()
+		"SELECT tbl, pk, col, val, hlc, node FROM _cells ORDER BY tbl, pk, col")
 }
 
 var rowIDs = []string{"0192f1a0-0000-7000-8000-000000000001", "0192f1a0-0000-7000-8000-000000000002"}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -39,33 +38,13 @@ func login(t *testing.T, url, email, deviceID string) string {
 // stateHash fingerprints everything a sync could write on the server.
 func stateHash(t *testing.T, srv *relaistest.Server) string {
 	t.Helper()
-	var b strings.Builder
-	for _, q := range []string{
+	dump := relaistest.Dump(t, srv.DB().R,
 		"SELECT tbl, pk, col, val, hlc, node, seq FROM _cells ORDER BY tbl, pk, col",
 		"SELECT device_id, id FROM _batches ORDER BY device_id, id",
 		"SELECT COUNT(*) FROM _conflicts",
 		"SELECT seq, hlc FROM _replica",
-		"SELECT * FROM activite ORDER BY id",
-	} {
-		rows, err := srv.DB().R.Query(q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintln(&b, vals...)
-		}
-		rows.Close()
-	}
-	return fmt.Sprintf("%x", sha256.Sum256([]byte(b.String())))
+		"SELECT * FROM activite ORDER BY id")
+	return fmt.Sprintf("%x", sha256.Sum256([]byte(dump)))
 }
 
 func gz(data []byte) []byte {

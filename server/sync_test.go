@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -22,36 +21,9 @@ const password = "mot-de-passe-de-test"
 // tableDump is a canonical text of the synced tables of a database.
 func tableDump(t *testing.T, db *sql.DB) string {
 	t.Helper()
-	var b strings.Builder
-	for _, q := range []string{
+	return relaistest.Dump(t, db,
 		"SELECT id, mediateur_id, type, date, duree, type_lieu, structure_id, commune, code_insee, autonomie, notes FROM activite ORDER BY id",
-		"SELECT id, nom, commune FROM structure ORDER BY id",
-	} {
-		rows, err := db.Query(q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			for _, v := range vals {
-				if bs, ok := v.([]byte); ok {
-					v = string(bs)
-				}
-				fmt.Fprintf(&b, "%v|", v)
-			}
-			b.WriteString("\n")
-		}
-		rows.Close()
-	}
-	return b.String()
+		"SELECT id, nom, commune FROM structure ORDER BY id")
 }
 
 func exec(t *testing.T, r *device.Replica, q string, args ...any) {

@@ -1,0 +1,68 @@
+package relaistest
+
+import (
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// Fataler is what the helpers need of *testing.T, *testing.B and
+// *rapid.T alike.
+type Fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// Rows runs a query and returns its column names and every row, with
+// text that SQLite hands back as bytes turned into strings.
+func Rows(t Fataler, db *sql.DB, query string, args ...any) ([]string, [][]any) {
+	t.Helper()
+	rows, err := db.Query(query, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	var out [][]any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		for i, v := range vals {
+			if b, ok := v.([]byte); ok {
+				vals[i] = string(b)
+			}
+		}
+		out = append(out, vals)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return cols, out
+}
+
+// Dump is a canonical text of what the queries return, one line per row,
+// each value with its Go type so that 45 and "45" differ. Two replicas
+// hold the same data exactly when their dumps are equal.
+func Dump(t Fataler, db *sql.DB, queries ...string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, q := range queries {
+		_, rows := Rows(t, db, q)
+		for _, row := range rows {
+			for _, v := range row {
+				fmt.Fprintf(&b, "%T:%v|", v, v)
+			}
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}

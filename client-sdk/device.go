@@ -79,6 +79,8 @@ type Replica struct {
 	syncMu sync.Mutex
 	// access is what is known of the access token's life (see auth.go).
 	access accessState
+	// prepared keeps the merge's statements prepared across pulled pages.
+	prepared *replica.Prepared
 }
 
 // Open creates or opens the replica at path: it applies the migrations,
@@ -129,6 +131,14 @@ func (r *Replica) reloadSchema(ctx context.Context) error {
 	if err := installTriggers(ctx, r.db.W, schema); err != nil {
 		return err
 	}
+	// After the triggers: a statement prepared on a domain table carries
+	// the table's triggers compiled in.
+	if r.prepared == nil {
+		r.prepared = replica.NewPrepared(r.db.W)
+	}
+	if err := r.prepared.Warm(ctx, schema); err != nil {
+		return err
+	}
 	return r.materialiseKeptAside(ctx)
 }
 
@@ -147,7 +157,13 @@ func (r *Replica) Schema() *syncproto.Schema { return r.schema }
 func (r *Replica) Path() string { return r.path }
 
 // Close closes the replica.
-func (r *Replica) Close() error { return r.db.Close() }
+func (r *Replica) Close() error {
+	perr := r.prepared.Close()
+	if err := r.db.Close(); err != nil {
+		return err
+	}
+	return perr
+}
 
 // Status is what a device knows of its sync state.
 type Status struct {

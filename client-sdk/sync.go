@@ -248,7 +248,7 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 				return fmt.Errorf("drop acknowledged batch: %w", err)
 			}
 		}
-		if _, err := replica.Apply(ctx, tx, r.schema, keep, replica.Options{}); err != nil {
+		if _, err := replica.Apply(ctx, tx, r.schema, keep, replica.Options{Prepared: r.prepared}); err != nil {
 			return err
 		}
 		var last int64

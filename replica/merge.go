@@ -24,6 +24,9 @@ type Options struct {
 	RecordConflicts bool
 	// Now stamps recorded conflicts; time.Now when nil.
 	Now func() time.Time
+	// Prepared, when set, holds statements already prepared on the
+	// writer connection, which Apply uses instead of preparing its own.
+	Prepared *Prepared
 }
 
 // Result says what applying a batch did.
@@ -61,9 +64,9 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	// ctx, and one Apply is bounded by the size of a batch or page.
 	ctx = context.WithoutCancel(ctx)
 	st := newStmts(tx)
+	st.pre = opt.Prepared
 	defer st.close()
-	put, err := st.prepare(ctx, `INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq`)
+	put, err := st.prepare(ctx, putCellSQL)
 	if err != nil {
 		return res, fmt.Errorf("merge: %w", err)
 	}
@@ -172,7 +175,7 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 func materialise(ctx context.Context, tx *sql.Tx, st *stmts, schema *syncproto.Schema, k rowKey, won map[string]any, deleted bool) error {
 	t := schema.Tables[k.table]
 	if deleted {
-		del, err := st.prepare(ctx, "DELETE FROM "+quote(t.Name)+" WHERE id = ?")
+		del, err := st.prepare(ctx, deleteSQL(t))
 		if err == nil {
 			_, err = del.ExecContext(ctx, k.pk)
 		}
@@ -211,8 +214,7 @@ func loadRows(ctx context.Context, st *stmts, changes []syncproto.Change) (map[r
 			pks[k.table] = append(pks[k.table], k.pk)
 		}
 	}
-	q, err := st.prepare(ctx, `SELECT pk, col, val, hlc, node FROM _cells
-		WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?))`)
+	q, err := st.prepare(ctx, loadRowsSQL)
 	if err != nil {
 		return nil, fmt.Errorf("merge: %w", err)
 	}
@@ -295,14 +297,20 @@ func isOne(v any) bool {
 // which on a device (capture and rule triggers) costs far more than
 // running it: each shape of statement is prepared once per Apply.
 type stmts struct {
-	tx *sql.Tx
-	m  map[string]*sql.Stmt
+	tx  *sql.Tx
+	pre *Prepared // statements prepared across transactions, if any
+	m   map[string]*sql.Stmt
 }
 
 func newStmts(tx *sql.Tx) *stmts { return &stmts{tx: tx, m: map[string]*sql.Stmt{}} }
 
 func (s *stmts) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 	if p, ok := s.m[query]; ok {
+		return p, nil
+	}
+	if parent := s.pre.lookup(query); parent != nil {
+		p := s.tx.StmtContext(ctx, parent)
+		s.m[query] = p
 		return p, nil
 	}
 	p, err := s.tx.PrepareContext(ctx, query)
@@ -348,16 +356,40 @@ func upsert(ctx context.Context, st *stmts, t *syncproto.Table, pk string, cols 
 		}
 	}
 	slices.Sort(names)
+	args := make([]any, 0, len(names)+1)
+	args = append(args, pk)
+	for _, n := range names {
+		args = append(args, cols[n])
+	}
+	q, err := st.prepare(ctx, upsertSQL(t, names))
+	if err == nil {
+		_, err = q.ExecContext(ctx, args...)
+	}
+	if err != nil {
+		return fmt.Errorf("merge: write row %s %s: %w", t.Name, pk, err)
+	}
+	return nil
+}
+
+// The statements Apply runs, as text: Prepared.Warm prepares the same.
+const (
+	putCellSQL = `INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq`
+	loadRowsSQL = `SELECT pk, col, val, hlc, node FROM _cells
+		WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?))`
+)
+
+func deleteSQL(t *syncproto.Table) string { return "DELETE FROM " + quote(t.Name) + " WHERE id = ?" }
+
+// upsertSQL writes the given columns (sorted) of one row of t.
+func upsertSQL(t *syncproto.Table, names []string) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
 	b.WriteString(quote(t.Name))
 	b.WriteString(" (id")
-	args := make([]any, 0, len(names)+1)
-	args = append(args, pk)
 	for _, n := range names {
 		b.WriteString(", ")
 		b.WriteString(quote(n))
-		args = append(args, cols[n])
 	}
 	b.WriteString(") VALUES (?")
 	b.WriteString(strings.Repeat(", ?", len(names)))
@@ -373,14 +405,7 @@ func upsert(ctx context.Context, st *stmts, t *syncproto.Table, pk string, cols 
 			b.WriteString(quote(n) + " = excluded." + quote(n))
 		}
 	}
-	q, err := st.prepare(ctx, b.String())
-	if err == nil {
-		_, err = q.ExecContext(ctx, args...)
-	}
-	if err != nil {
-		return fmt.Errorf("merge: write row %s %s: %w", t.Name, pk, err)
-	}
-	return nil
+	return b.String()
 }
 
 func recordConflict(ctx context.Context, tx *sql.Tx, cell syncproto.Cell, winVal any, win syncproto.Version, loseVal any, lose syncproto.Version, at time.Time) error {

@@ -71,14 +71,20 @@ func (r *Replica) restampPending(ctx context.Context, refusal *syncproto.Error) 
 		}
 		renamed := map[stamp]int64{}
 		for _, e := range entries {
-			clock = syncproto.Next(clock, 0, syncproto.FromTime(wall))
-			renamed[stamp{e.tbl, e.pk, e.col, e.hlc}] = int64(clock)
 			prev := e.prevHLC
 			if e.prevNod == r.node {
 				if n, ok := renamed[stamp{e.tbl, e.pk, e.col, prev}]; ok {
 					prev = n
 				}
 			}
+			// A write must stay above the version it overwrote, or the
+			// merge would let that version win back without a conflict
+			// (its prev matches) and the write would be lost in silence.
+			// The cells of pending writes are left out of the received
+			// maximum above, so their prev is taken into account here.
+			// Found by the reliability simulation (seed 500830).
+			clock = syncproto.Next(max(clock, syncproto.Timestamp(prev)), 0, syncproto.FromTime(wall))
+			renamed[stamp{e.tbl, e.pk, e.col, e.hlc}] = int64(clock)
 			if _, err := tx.ExecContext(ctx, "UPDATE _outbox SET hlc = ?, prev_hlc = ?, batch = NULL WHERE id = ?", int64(clock), prev, e.id); err != nil {
 				return fmt.Errorf("restamp: %w", err)
 			}

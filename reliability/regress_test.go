@@ -354,3 +354,70 @@ func TestReplayedClockAheadBatchAfterRestamp(t *testing.T) {
 		}
 	}
 }
+
+// Found by the simulation (seed 500830): a tablet whose clock ran beyond
+// the bound edits a cell it had received; once its date is set right,
+// its pending writes are stamped again, and the new stamp fell below the
+// version the edit overwrote (a colleague's, stamped a little ahead). The
+// merge then kept the colleague's value without a conflict, since the
+// edit's prev matched, and the tablet kept its own: a silent loss and a
+// divergence. The edit must win, everywhere.
+func TestRestampedWriteStaysAboveWhatItOverwrote(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{MaxClockAhead: time.Minute})
+	srv.AddUser(t, "a@relais.test", "admin", "mot-de-passe-a")
+	open := func(name string, skew time.Duration) *device.Replica {
+		r := relaistest.OpenDevice(t, name, device.Options{ClockSkew: skew, RetryFor: time.Second})
+		if err := r.Login(ctx, srv.URL, "a@relais.test", "mot-de-passe-a"); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a := open("a", 30*time.Second) // a little ahead, within the bound
+	b := open("b", 3*time.Minute)  // beyond it
+	id := uuid.Must(uuid.NewV7()).String()
+	if _, err := a.DB().ExecContext(ctx, "INSERT INTO activite (id, duree) VALUES (?, 30)", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.DB().ExecContext(ctx, "UPDATE activite SET commune = 'Laval' WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx); err != nil { // a pull alone is not refused
+		t.Fatal(err)
+	}
+	if _, err := b.DB().ExecContext(ctx, "UPDATE activite SET commune = 'Mayenne' WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sync(ctx); syncproto.CodeOf(err) != syncproto.CodeClockAhead {
+		t.Fatalf("b's write three minutes ahead was not refused: %v", err)
+	}
+	path := b.Path()
+	b.Close()
+	b, err := device.Open(ctx, path, device.Options{RetryFor: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if rep, err := b.Sync(ctx); err != nil || !rep.Restamped {
+		t.Fatalf("after the date is set right: %+v, %v", rep, err)
+	}
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var commune string
+	if err := srv.DB().R.QueryRowContext(ctx, "SELECT commune FROM activite WHERE id = ?", id).Scan(&commune); err != nil {
+		t.Fatal(err)
+	}
+	if commune != "Mayenne" {
+		t.Errorf("the server kept %q over b's later edit", commune)
+	}
+	_, want := dumpDB(t, srv.DB().R)
+	for name, r := range map[string]*device.Replica{"a": a, "b": b} {
+		if _, got := dumpDB(t, r.DB()); got != want {
+			t.Errorf("%s differs from the server: %s", name, sim.FirstDiff(want, got))
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/internal/sim"
 	"github.com/relais-numerique/relais/server"
@@ -413,6 +414,62 @@ func TestRestampedWriteStaysAboveWhatItOverwrote(t *testing.T) {
 	}
 	if commune != "Mayenne" {
 		t.Errorf("the server kept %q over b's later edit", commune)
+	}
+	_, want := dumpDB(t, srv.DB().R)
+	for name, r := range map[string]*device.Replica{"a": a, "b": b} {
+		if _, got := dumpDB(t, r.DB()); got != want {
+			t.Errorf("%s differs from the server: %s", name, sim.FirstDiff(want, got))
+		}
+	}
+}
+
+// The path behind campaign 6's seed 600150: a beneficiary is erased from
+// a device, then again by the server, then another device deletes and
+// re-creates the row under the same id (a new, identified record). Every
+// replica must end equal, with the re-created record.
+func TestErasedTwiceThenRecreated(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	srv.AddUser(t, "a@relais.test", "admin", "mot-de-passe-a")
+	a := srv.LoggedInDevice(t, "a", "a@relais.test", "mot-de-passe-a")
+	b := srv.LoggedInDevice(t, "b", "a@relais.test", "mot-de-passe-a")
+	all := []*device.Replica{a, b}
+	syncAll := func() {
+		t.Helper()
+		for _, r := range all {
+			if _, err := r.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	id := uuid.Must(uuid.NewV7()).String()
+	if _, err := a.DB().ExecContext(ctx, "INSERT INTO beneficiaire (id, prenom, nom) VALUES (?, 'Jeanne', 'Martin')", id); err != nil {
+		t.Fatal(err)
+	}
+	syncAll()
+	if err := domain.EraseOnDevice(ctx, a.DB(), id); err != nil {
+		t.Fatal(err)
+	}
+	syncAll()
+	if err := srv.EraseBeneficiaire(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	syncAll()
+	if _, err := b.DB().ExecContext(ctx, "DELETE FROM beneficiaire WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DB().ExecContext(ctx, "INSERT INTO beneficiaire (id, prenom, nom) VALUES (?, 'Paul', 'Durand')", id); err != nil {
+		t.Fatal(err)
+	}
+	syncAll()
+	syncAll()
+	var prenom string
+	var anonyme any
+	if err := srv.DB().R.QueryRowContext(ctx, "SELECT prenom, anonyme FROM beneficiaire WHERE id = ?", id).Scan(&prenom, &anonyme); err != nil {
+		t.Fatal(err)
+	}
+	if prenom != "Paul" || anonyme != nil {
+		t.Errorf("the re-created record is %q, anonyme %v", prenom, anonyme)
 	}
 	_, want := dumpDB(t, srv.DB().R)
 	for name, r := range map[string]*device.Replica{"a": a, "b": b} {

@@ -7,8 +7,8 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/google/uuid"
-
+	"github.com/relais-numerique/relais/demo"
+	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
@@ -99,24 +99,7 @@ func (g *gen) pick(s []string) string { return s[g.rng.IntN(len(s))] }
 
 // uuidAt makes a UUIDv7 for time t from the generator's bits, so that
 // keys sort by creation time like real ones and runs are repeatable.
-func (g *gen) uuidAt(t time.Time) string {
-	var b [16]byte
-	ms := uint64(t.UnixMilli())
-	for i := 0; i < 6; i++ {
-		b[i] = byte(ms >> (40 - 8*i))
-	}
-	r1, r2 := g.rng.Uint64(), g.rng.Uint64()
-	for i := 6; i < 16; i++ {
-		if i < 11 {
-			b[i] = byte(r1 >> (8 * (i - 6)))
-		} else {
-			b[i] = byte(r2 >> (8 * (i - 11)))
-		}
-	}
-	b[6] = b[6]&0x0f | 0x70
-	b[8] = b[8]&0x3f | 0x80
-	return uuid.UUID(b).String()
-}
+func (g *gen) uuidAt(t time.Time) string { return demo.UUIDv7At(g.rng, t) }
 
 // generate builds a département with the given number of activities, done
 // by the given conseillers (user ids), with one beneficiary per three
@@ -187,7 +170,7 @@ func (g *gen) beneficiaire(at time.Time, mediateur, node string) row {
 	v := map[string]any{
 		"mediateur_id": mediateur, "anonyme": int64(0), "annee_naissance": int64(year),
 		"commune": c.nom, "commune_code_postal": c.cp, "commune_code_insee": c.insee,
-		"genre": g.pick(genres), "tranche_age": trancheAge(at.Year() - year), "statut_social": g.pick(statuts),
+		"genre": g.pick(genres), "tranche_age": domain.TrancheAgeOf(year, at.Year()), "statut_social": g.pick(statuts),
 	}
 	if g.rng.IntN(3) == 0 {
 		v["anonyme"] = int64(1)
@@ -198,24 +181,6 @@ func (g *gen) beneficiaire(at time.Time, mediateur, node string) row {
 		}
 	}
 	return row{Table: "beneficiaire", ID: g.uuidAt(at), Values: v, Author: node, At: at}
-}
-
-func trancheAge(age int) string {
-	switch {
-	case age < 12:
-		return "moins_de_douze"
-	case age < 18:
-		return "douze_dix_huit"
-	case age < 25:
-		return "dix_huit_vingt_quatre"
-	case age < 40:
-		return "vingt_cinq_trente_neuf"
-	case age < 60:
-		return "quarante_cinquante_neuf"
-	case age < 70:
-		return "soixante_soixante_neuf"
-	}
-	return "soixante_dix_plus"
 }
 
 // activite draws one activity of mediateur (written on node) dated at;

@@ -22,8 +22,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server"
@@ -239,13 +240,18 @@ func newGen(opt Options, schema *syncproto.Schema) *gen {
 
 // uuidAt makes a UUIDv7 from the generator: the creation time in its
 // first 48 bits, as a device would, and seeded randomness in the rest.
-func (g *gen) uuidAt(t time.Time) string {
+func (g *gen) uuidAt(t time.Time) string { return UUIDv7At(g.rng, t) }
+
+// UUIDv7At makes a UUIDv7 for time t from rng: the creation time in its
+// first 48 bits, as a device would, and seeded randomness in the rest, so
+// generated keys sort by creation time like real ones and runs repeat.
+func UUIDv7At(rng *rand.Rand, t time.Time) string {
 	var b [16]byte
 	ms := uint64(t.UnixMilli())
 	for i := 0; i < 6; i++ {
 		b[i] = byte(ms >> (40 - 8*i))
 	}
-	r1, r2 := g.rng.Uint64(), g.rng.Uint64()
+	r1, r2 := rng.Uint64(), rng.Uint64()
 	for i := 6; i < 16; i++ {
 		if i < 11 {
 			b[i] = byte(r1 >> (8 * (i - 6)))
@@ -255,17 +261,7 @@ func (g *gen) uuidAt(t time.Time) string {
 	}
 	b[6] = 0x70 | b[6]&0x0f
 	b[8] = 0x80 | b[8]&0x3f
-	const hex = "0123456789abcdef"
-	var s strings.Builder
-	s.Grow(36)
-	for i, x := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			s.WriteByte('-')
-		}
-		s.WriteByte(hex[x>>4])
-		s.WriteByte(hex[x&0x0f])
-	}
-	return s.String()
+	return uuid.UUID(b).String()
 }
 
 func (g *gen) pick(s []string) string { return s[g.rng.IntN(len(s))] }

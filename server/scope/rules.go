@@ -24,6 +24,7 @@ package scope
 import (
 	"slices"
 
+	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -69,10 +70,8 @@ type teamRule struct {
 // médiateurs they coordinate. Tables not listed (appointments, with home
 // addresses; a coordinator's own activities) stay with their owner.
 var teamTables = map[string]teamRule{
-	"activite": {dateColumn: "date", hidden: []string{"notes"}},
-	"beneficiaire": {hidden: []string{
-		"prenom", "nom", "telephone", "email", "adresse", "notes",
-	}},
+	"activite":              {dateColumn: "date", hidden: []string{"notes"}},
+	"beneficiaire":          {hidden: domain.PersonalColumns},
 	"accompagnement":        {},
 	"participants_anonymes": {},
 }

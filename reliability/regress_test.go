@@ -82,23 +82,7 @@ func TestRefusedWriteIsUndoneLocally(t *testing.T) {
 	if _, err := a.DB().ExecContext(ctx, `INSERT INTO activite (id, duree, thematiques) VALUES (?, 30, '["email","aide_aux_demarches_administratives"]')`, id); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []*device.Replica{a, b} {
-		if _, err := r.Sync(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := a.DB().ExecContext(ctx, `UPDATE activite SET thematiques = '["email"]' WHERE id = ?`, id); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.DB().ExecContext(ctx, `UPDATE activite SET precisions_demarche = 'dossier CAF' WHERE id = ?`, id); err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := b.Sync(ctx); err == nil || rep.Rejected != 1 {
-		t.Fatalf("b's write was not refused: %+v, %v", rep, err)
-	}
+	refuseConcurrentEdit(t, a, b, id)
 	if _, err := b.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -240,23 +224,7 @@ func TestReplayedRefusedBatchStaysRefused(t *testing.T) {
 	if _, err := a.DB().ExecContext(ctx, withTheme, id); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []*device.Replica{a, b} {
-		if _, err := r.Sync(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := a.DB().ExecContext(ctx, `UPDATE activite SET thematiques = '["email"]' WHERE id = ?`, id); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.DB().ExecContext(ctx, `UPDATE activite SET precisions_demarche = 'dossier CAF' WHERE id = ?`, id); err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := b.Sync(ctx); err == nil || rep.Rejected != 1 {
-		t.Fatalf("b's write was not refused: %+v, %v", rep, err)
-	}
+	refuseConcurrentEdit(t, a, b, id)
 	refused := rec.last()
 	// The theme comes back; then the network delivers b's old request.
 	if _, err := a.DB().ExecContext(ctx, withTheme, id); err != nil {
@@ -476,5 +444,31 @@ func TestErasedTwiceThenRecreated(t *testing.T) {
 		if _, got := dumpDB(t, r.DB()); got != want {
 			t.Errorf("%s differs from the server: %s", name, sim.FirstDiff(want, got))
 		}
+	}
+}
+
+// refuseConcurrentEdit makes b's edit of activity id refused by a rule:
+// both devices hold the activity with the administrative theme; a drops
+// the theme and syncs; b, unaware, fills precisions_demarche, which is
+// allowed only with that theme, and its batch is refused.
+func refuseConcurrentEdit(t *testing.T, a, b *device.Replica, id string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, r := range []*device.Replica{a, b} {
+		if _, err := r.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.DB().ExecContext(ctx, `UPDATE activite SET thematiques = '["email"]' WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.DB().ExecContext(ctx, `UPDATE activite SET precisions_demarche = 'dossier CAF' WHERE id = ?`, id); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := b.Sync(ctx); err == nil || rep.Rejected != 1 {
+		t.Fatalf("b's write was not refused: %+v, %v", rep, err)
 	}
 }

@@ -140,12 +140,7 @@ func TestNameWrittenToErasedDeletedBeneficiary(t *testing.T) {
 			}
 		}
 	}
-	_, want := dumpDB(t, srv.DB().R)
-	for name, r := range map[string]*device.Replica{"a": a, "b": b} {
-		if _, got := dumpDB(t, r.DB()); got != want {
-			t.Errorf("%s differs from the server: %s", name, sim.FirstDiff(want, got))
-		}
-	}
+	sameAsServer(t, srv, map[string]*device.Replica{"a": a, "b": b})
 	var n int
 	if err := srv.DB().R.QueryRowContext(ctx, `SELECT COUNT(*) FROM _cells WHERE tbl = 'beneficiaire' AND pk = ? AND col IN ('prenom', 'nom') AND val IS NOT NULL`, id).Scan(&n); err != nil {
 		t.Fatal(err)
@@ -316,12 +311,7 @@ func TestReplayedClockAheadBatchAfterRestamp(t *testing.T) {
 	if duree != 60 {
 		t.Errorf("the replayed request (answered %d) brought back duree %d over the newer 60", status, duree)
 	}
-	_, want := dumpDB(t, srv.DB().R)
-	for name, r := range map[string]*device.Replica{"a": a, "b": b} {
-		if _, got := dumpDB(t, r.DB()); got != want {
-			t.Errorf("%s differs from the server: %s", name, sim.FirstDiff(want, got))
-		}
-	}
+	sameAsServer(t, srv, map[string]*device.Replica{"a": a, "b": b})
 }
 
 // Found by the simulation (seed 500830): a tablet whose clock ran beyond
@@ -383,12 +373,7 @@ func TestRestampedWriteStaysAboveWhatItOverwrote(t *testing.T) {
 	if commune != "Mayenne" {
 		t.Errorf("the server kept %q over b's later edit", commune)
 	}
-	_, want := dumpDB(t, srv.DB().R)
-	for name, r := range map[string]*device.Replica{"a": a, "b": b} {
-		if _, got := dumpDB(t, r.DB()); got != want {
-			t.Errorf("%s differs from the server: %s", name, sim.FirstDiff(want, got))
-		}
-	}
+	sameAsServer(t, srv, map[string]*device.Replica{"a": a, "b": b})
 }
 
 // The path behind campaign 6's seed 600150: a beneficiary is erased from
@@ -439,12 +424,7 @@ func TestErasedTwiceThenRecreated(t *testing.T) {
 	if prenom != "Paul" || anonyme != nil {
 		t.Errorf("the re-created record is %q, anonyme %v", prenom, anonyme)
 	}
-	_, want := dumpDB(t, srv.DB().R)
-	for name, r := range map[string]*device.Replica{"a": a, "b": b} {
-		if _, got := dumpDB(t, r.DB()); got != want {
-			t.Errorf("%s differs from the server: %s", name, sim.FirstDiff(want, got))
-		}
-	}
+	sameAsServer(t, srv, map[string]*device.Replica{"a": a, "b": b})
 }
 
 // refuseConcurrentEdit makes b's edit of activity id refused by a rule:
@@ -470,5 +450,16 @@ func refuseConcurrentEdit(t *testing.T, a, b *device.Replica, id string) {
 	}
 	if rep, err := b.Sync(ctx); err == nil || rep.Rejected != 1 {
 		t.Fatalf("b's write was not refused: %+v, %v", rep, err)
+	}
+}
+
+// sameAsServer checks that every device holds exactly the server's data.
+func sameAsServer(t *testing.T, srv *relaistest.Server, devices map[string]*device.Replica) {
+	t.Helper()
+	_, want := dumpDB(t, srv.DB().R)
+	for name, r := range devices {
+		if _, got := dumpDB(t, r.DB()); got != want {
+			t.Errorf("%s differs from the server: %s", name, sim.FirstDiff(want, got))
+		}
 	}
 }

@@ -1,28 +1,20 @@
 package device
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/google/uuid"
-	"github.com/klauspost/compress/gzip"
 
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
-
-// maxAnswer bounds what the device reads of one answer.
-const maxAnswer = 256 << 20
 
 // Login enrols this device on the server under the user's account and
 // keeps the token it gets.
@@ -313,100 +305,4 @@ func (r *Replica) handleFailure(ctx context.Context, batch *syncproto.Batch, err
 		return errors.Join(err, dberr)
 	}
 	return err
-}
-
-// exchange posts one request, gzip-compressed, retrying with exponential
-// backoff and jitter on network errors and 5xx answers. It returns the
-// bytes sent and received on the wire.
-func (r *Replica) exchange(ctx context.Context, url, token string, body []byte, into any) (up, down int64, err error) {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write(body); err != nil {
-		return 0, 0, fmt.Errorf("sync: compress: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return 0, 0, fmt.Errorf("sync: compress: %w", err)
-	}
-	payload := buf.Bytes()
-	op := func() error {
-		n, err := r.send(ctx, url, token, payload, true, into)
-		up += int64(len(payload))
-		down += n
-		return err
-	}
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 500 * time.Millisecond
-	bo.MaxInterval = 30 * time.Second
-	bo.MaxElapsedTime = r.opts.RetryFor
-	err = backoff.Retry(op, backoff.WithContext(bo, ctx))
-	return up, down, err
-}
-
-// post sends an uncompressed request once (logins are small and must not
-// be retried blindly).
-func (r *Replica) post(ctx context.Context, url, token string, body []byte, into any) error {
-	_, err := r.send(ctx, url, token, body, false, into)
-	var perm *backoff.PermanentError
-	if errors.As(err, &perm) {
-		return perm.Err
-	}
-	return err
-}
-
-// send makes one HTTP request. Errors worth retrying are returned plain;
-// others are wrapped as permanent so the backoff stops.
-func (r *Replica) send(ctx context.Context, url, token string, payload []byte, gz bool, into any) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
-	if err != nil {
-		return 0, backoff.Permanent(fmt.Errorf("sync: %w", err))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept-Encoding", "gzip")
-	if gz {
-		req.Header.Set("Content-Encoding", "gzip")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := r.opts.HTTPClient.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return 0, backoff.Permanent(ctx.Err())
-		}
-		return 0, fmt.Errorf("sync: server unreachable: %w", err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(res.Body, maxAnswer))
-	n := int64(len(raw))
-	if err != nil {
-		return n, fmt.Errorf("sync: answer cut: %w", err)
-	}
-	if res.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return n, fmt.Errorf("sync: answer is not valid gzip: %w", err)
-		}
-		raw, err = io.ReadAll(io.LimitReader(zr, maxAnswer))
-		if err != nil {
-			return n, fmt.Errorf("sync: answer is not valid gzip: %w", err)
-		}
-	}
-	if res.StatusCode >= 500 {
-		return n, syncproto.DecodeError(res.StatusCode, raw)
-	}
-	if res.StatusCode != http.StatusOK {
-		return n, backoff.Permanent(syncproto.DecodeError(res.StatusCode, raw))
-	}
-	if resp, ok := into.(*syncproto.SyncResponse); ok {
-		dec, err := syncproto.DecodeResponse(raw)
-		if err != nil {
-			return n, fmt.Errorf("sync: %w", err)
-		}
-		*resp = *dec
-		return n, nil
-	}
-	if err := json.Unmarshal(raw, into); err != nil {
-		return n, fmt.Errorf("sync: unreadable answer: %w", err)
-	}
-	return n, nil
 }

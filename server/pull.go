@@ -78,3 +78,10 @@ func (s *Server) reannounce(ctx context.Context, tx *sql.Tx, changes []syncproto
 	}
 	return s.scopeRules().Reannounce(ctx, tx, w, res.Seq-int64(res.Won))
 }
+
+// applyOptions are the merge options of every write the server makes:
+// sequence numbers for pulls, the conflict log, and owner tags on the
+// cells of owned tables (which pullPage reads by).
+func (s *Server) applyOptions() replica.Options {
+	return replica.Options{AssignSeq: true, RecordConflicts: true, Now: s.cfg.Now, Owners: s.scopeRules().OwnerColumns()}
+}

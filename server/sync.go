@@ -130,7 +130,7 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 		if err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}
-		res, err := replica.Apply(ctx, tx, schema, b.Changes, replica.Options{AssignSeq: true, RecordConflicts: true, Now: s.cfg.Now})
+		res, err := replica.Apply(ctx, tx, schema, b.Changes, s.applyOptions())
 		if err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}

@@ -23,7 +23,7 @@ func (s *Server) WriteRow(ctx context.Context, table, pk string, values map[stri
 func (s *Server) WriteRowTx(ctx context.Context, tx *sql.Tx, table, pk string, values map[string]any) error {
 	ver := syncproto.Version{HLC: s.clock.Now(), Node: s.node}
 	res, err := replica.Write(ctx, tx, s.Schema(), ver, table, pk, values,
-		replica.Options{AssignSeq: true, RecordConflicts: true, Now: s.cfg.Now})
+		s.applyOptions())
 	if err != nil {
 		return err
 	}

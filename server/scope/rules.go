@@ -120,3 +120,16 @@ func NewRules(schema *syncproto.Schema) *Rules {
 }
 
 func (r *Rules) policy(table string) policy { return r.tables[table] }
+
+// OwnerColumns maps each owned table to its owner column, for the merge
+// to tag cells with their row's owner (replica.Options.Owners): the tags
+// are what lets a pull read one person's cells by index.
+func (r *Rules) OwnerColumns() map[string]string {
+	out := map[string]string{}
+	for name, p := range r.tables {
+		if p.kind == kindOwned {
+			out[name] = OwnerColumn
+		}
+	}
+	return out
+}

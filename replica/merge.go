@@ -27,6 +27,12 @@ type Options struct {
 	// Prepared, when set, holds statements already prepared on the
 	// writer connection, which Apply uses instead of preparing its own.
 	Prepared *Prepared
+	// Owners names, for each table whose rows belong to someone, the
+	// column holding the owner. Every cell written to such a row is
+	// tagged with the row's owner (the owner column of _cells), so that a
+	// pull can read one person's cells by index (see ReadOwned). The
+	// server sets it; devices, which serve no pulls, leave it nil.
+	Owners map[string]string
 }
 
 // Result says what applying a batch did.
@@ -95,6 +101,7 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 			fresh[k] = true
 		}
 	}
+	owners, retag := rowOwners(changes, heldRows, fresh, opt.Owners)
 
 	for i := range changes {
 		c := &changes[i]
@@ -125,7 +132,7 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 			seq++
 			seqArg = seq
 		}
-		if _, err := put.ExecContext(ctx, c.Table, c.PK, c.Column, val, int64(c.Version.HLC), c.Version.Node, seqArg); err != nil {
+		if _, err := put.ExecContext(ctx, c.Table, c.PK, c.Column, val, int64(c.Version.HLC), c.Version.Node, seqArg, owners[k]); err != nil {
 			return res, fmt.Errorf("merge: write cell %s.%s: %w", c.Table, c.Column, err)
 		}
 		cells[c.Column] = heldCell{val: val, ver: c.Version}
@@ -149,6 +156,11 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 		cols[c.Column] = val
 	}
 
+	for _, k := range retag {
+		if err := tagRow(ctx, st, k, owners[k]); err != nil {
+			return res, err
+		}
+	}
 	for _, k := range order {
 		tomb := heldRows[k][syncproto.DeletedColumn]
 		won := dirty[k]
@@ -193,6 +205,109 @@ func materialise(ctx context.Context, tx *sql.Tx, st *stmts, schema *syncproto.S
 		cols = all
 	}
 	return upsert(ctx, st, t, k.pk, cols)
+}
+
+// rowOwners works out the owner each touched row of an owned table will
+// have once the batch is merged: the owner cell as held, or the newest
+// one the batch brings if it beats it (the same rule as every cell). It
+// also lists the rows, already held, whose owner the batch changes: their
+// older cells must be tagged again. Rows of tables with no owner, or
+// without an owner cell, get no tag (nil).
+func rowOwners(changes []syncproto.Change, held map[rowKey]map[string]heldCell, fresh map[rowKey]bool, ownerCols map[string]string) (map[rowKey]any, []rowKey) {
+	if len(ownerCols) == 0 {
+		return nil, nil
+	}
+	type owner struct {
+		val    any
+		ver    syncproto.Version
+		exists bool
+	}
+	final := map[rowKey]*owner{}
+	var order []rowKey
+	for i := range changes {
+		c := &changes[i]
+		col, owned := ownerCols[c.Table]
+		if !owned {
+			continue
+		}
+		k := rowKey{c.Table, c.PK}
+		o := final[k]
+		if o == nil {
+			h, exists := held[k][col]
+			o = &owner{val: h.val, ver: h.ver, exists: exists}
+			final[k] = o
+			order = append(order, k)
+		}
+		if c.Column == col && (!o.exists || c.Version.Beats(o.ver)) {
+			o.val, o.ver, o.exists = plain(c.Value), c.Version, true
+		}
+	}
+	tags := make(map[rowKey]any, len(final))
+	var retag []rowKey
+	for _, k := range order {
+		o := final[k]
+		tag := ownerTag(o.val)
+		tags[k] = tag
+		if fresh[k] {
+			continue
+		}
+		h := held[k][ownerCols[k.table]]
+		if ownerTag(h.val) != tag {
+			retag = append(retag, k)
+		}
+	}
+	return tags, retag
+}
+
+// ownerTag is the text a row's owner is tagged with, nil for none: owners
+// are compared as text by the scope rules, whatever type was written.
+func ownerTag(v any) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+// tagRow sets the owner tag of every cell held for one row; the cells the
+// batch wrote have it already.
+func tagRow(ctx context.Context, st *stmts, k rowKey, tag any) error {
+	q, err := st.prepare(ctx, tagRowSQL)
+	if err == nil {
+		_, err = q.ExecContext(ctx, tag, k.table, k.pk, tag)
+	}
+	if err != nil {
+		return fmt.Errorf("merge: tag owner of %s %s: %w", k.table, k.pk, err)
+	}
+	return nil
+}
+
+// TagOwners tags with their row's owner, read from its ownerCol cell,
+// the cells of table that have a sequence number and no tag: cells written
+// before tags existed, or by a writer that did not pass Options.Owners
+// (the demo generator's bulk load). It starts from the untagged cells, by
+// the owner index, so that it costs nothing once every cell is tagged.
+// It returns the number of cells tagged.
+func TagOwners(ctx context.Context, tx *sql.Tx, table, ownerCol string) (int64, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE _cells SET owner = o.tag
+		FROM (SELECT u.pk, CAST(oc.val AS TEXT) AS tag
+			FROM (SELECT DISTINCT pk FROM _cells WHERE owner IS NULL AND seq IS NOT NULL AND tbl = ?1) AS u
+			CROSS JOIN _cells AS oc ON oc.tbl = ?1 AND oc.pk = u.pk AND oc.col = ?2
+			WHERE oc.val IS NOT NULL) AS o
+		WHERE _cells.tbl = ?1 AND _cells.pk = o.pk AND _cells.owner IS NULL`, table, ownerCol)
+	if err != nil {
+		return 0, fmt.Errorf("tag owners of %s: %w", table, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("tag owners of %s: %w", table, err)
+	}
+	return n, nil
 }
 
 // heldCell is a cell's value and version as the replica holds it.
@@ -373,8 +488,9 @@ func upsert(ctx context.Context, st *stmts, t *syncproto.Table, pk string, cols 
 
 // The statements Apply runs, as text: Prepared.Warm prepares the same.
 const (
-	putCellSQL = `INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq`
+	putCellSQL = `INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq, owner = excluded.owner`
+	tagRowSQL = `UPDATE _cells SET owner = ? WHERE tbl = ? AND pk = ? AND owner IS NOT ?`
 	loadRowsSQL = `SELECT pk, col, val, hlc, node FROM _cells
 		WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?))`
 )

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/relais-numerique/relais/syncproto"
 )
@@ -51,7 +52,7 @@ type Violation struct {
 // primary keys) and returns those broken, in a stable order. Rows that
 // do not exist (deleted, or not created yet) break nothing.
 func Violations(ctx context.Context, q Querier, schema *syncproto.Schema, rows map[string][]string) ([]Violation, error) {
-	applicable := RulesFor(schema)
+	checks := checksOf(schema)
 	tables := make([]string, 0, len(rows))
 	for t := range rows {
 		tables = append(tables, t)
@@ -59,26 +60,20 @@ func Violations(ctx context.Context, q Querier, schema *syncproto.Schema, rows m
 	slices.Sort(tables)
 	var out []Violation
 	for _, t := range tables {
-		rules := applicable[t]
-		if len(rules) == 0 || len(rows[t]) == 0 {
+		tc, ok := checks[t]
+		if !ok || len(rows[t]) == 0 {
 			continue
 		}
 		keys, err := json.Marshal(rows[t])
 		if err != nil {
 			return nil, fmt.Errorf("check rules on %s: %w", t, err)
 		}
-		var b strings.Builder
-		b.WriteString("SELECT id")
-		for _, r := range rules {
-			b.WriteString(", COALESCE((" + r.SQL("r") + "), 0) != 0")
-		}
-		b.WriteString(` FROM "` + t + `" AS r WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`)
-		res, err := q.QueryContext(ctx, b.String(), string(keys))
+		res, err := q.QueryContext(ctx, tc.query, string(keys))
 		if err != nil {
 			return nil, fmt.Errorf("check rules on %s: %w", t, err)
 		}
-		flags := make([]bool, len(rules))
-		dest := make([]any, len(rules)+1)
+		flags := make([]bool, len(tc.rules))
+		dest := make([]any, len(tc.rules)+1)
 		var id string
 		dest[0] = &id
 		for i := range flags {
@@ -91,7 +86,7 @@ func Violations(ctx context.Context, q Querier, schema *syncproto.Schema, rows m
 			}
 			for i, broken := range flags {
 				if broken {
-					out = append(out, Violation{Rule: rules[i], Table: t, PK: id})
+					out = append(out, Violation{Rule: tc.rules[i], Table: t, PK: id})
 				}
 			}
 		}
@@ -103,6 +98,58 @@ func Violations(ctx context.Context, q Querier, schema *syncproto.Schema, rows m
 		}
 	}
 	return out, nil
+}
+
+// tableCheck is what judging rows of one table takes: the rules that
+// apply to it and the one query that evaluates them all on a list of
+// rows (their ids as a JSON array, the query's only argument).
+type tableCheck struct {
+	rules []Rule
+	query string
+}
+
+// schemaChecks are the table checks of one schema.
+type schemaChecks struct {
+	schema *syncproto.Schema
+	tables map[string]tableCheck
+}
+
+// lastChecks holds the checks of the schema last asked for. Building
+// them (every rule's SQL, and its columns found by regular expression)
+// cost a pushed batch more than running them; a server has one schema
+// at a time, and a Schema is not changed once loaded (a reload makes a
+// new one), so its pointer identifies it.
+var lastChecks atomic.Pointer[schemaChecks]
+
+func checksOf(schema *syncproto.Schema) map[string]tableCheck {
+	if c := lastChecks.Load(); c != nil && c.schema == schema {
+		return c.tables
+	}
+	c := &schemaChecks{schema: schema, tables: map[string]tableCheck{}}
+	for t, rules := range RulesFor(schema) {
+		var b strings.Builder
+		b.WriteString("SELECT id")
+		for _, r := range rules {
+			b.WriteString(", COALESCE((" + r.SQL("r") + "), 0) != 0")
+		}
+		b.WriteString(` FROM "` + t + `" AS r WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id`)
+		c.tables[t] = tableCheck{rules: rules, query: b.String()}
+	}
+	lastChecks.Store(c)
+	return c.tables
+}
+
+// CheckQueries returns the text of every query Violations (and so
+// BeforeApply and AfterApply) may run on a database of this schema, in a
+// stable order, so that a caller can keep them prepared.
+func CheckQueries(schema *syncproto.Schema) []string {
+	checks := checksOf(schema)
+	out := make([]string, 0, len(checks))
+	for _, tc := range checks {
+		out = append(out, tc.query)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Check is the server's rule check around one pushed batch: BeforeApply

@@ -113,6 +113,8 @@ type Server struct {
 
 	schemaMu sync.RWMutex
 	schema   *syncproto.Schema
+
+	stmts pushStatements // the push path's statements, kept prepared (prepared.go)
 }
 
 // DBPath is where the server keeps its database inside the data directory.

@@ -12,6 +12,7 @@ import (
 	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -104,9 +105,15 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 			return err
 		}
 	}
-	err := s.db.Write(ctx, func(tx *sql.Tx) error {
+	if err := s.stmts.warm(ctx, s.db.W, schema); err != nil {
+		return err
+	}
+	opts := s.applyOptions()
+	opts.Prepared = s.stmts.mergeStatements()
+	err := s.db.Write(ctx, func(wtx *sql.Tx) error {
+		tx := s.stmts.in(wtx)
 		var stored string
-		err := tx.QueryRowContext(ctx, "SELECT response FROM _batches WHERE device_id = ? AND id = ?", p.DeviceID, b.ID).Scan(&stored)
+		err := tx.QueryRowContext(ctx, batchAnswerSQL, p.DeviceID, b.ID).Scan(&stored)
 		if err == nil {
 			var rec batchRecord
 			if err := json.Unmarshal([]byte(stored), &rec); err != nil {
@@ -130,16 +137,16 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 		if err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}
-		res, err := replica.Apply(ctx, tx, schema, b.Changes, s.applyOptions())
+		res, err := replica.Apply(ctx, wtx, schema, b.Changes, opts)
 		if err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}
 		if err := rules.AfterApply(ctx, tx, func(table, pk string, values map[string]any) error {
-			return s.WriteRowTx(ctx, tx, table, pk, values)
+			return s.WriteRowTx(ctx, wtx, table, pk, values)
 		}); err != nil {
 			return err
 		}
-		if err := s.reannounce(ctx, tx, b.Changes, res); err != nil {
+		if err := s.reannounce(ctx, wtx, b.Changes, res); err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}
 		rec := batchRecord{Applied: res.Won, Conflicts: res.Conflicts}
@@ -147,11 +154,11 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 		if err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO _batches (device_id, id, received_at, response) VALUES (?, ?, ?, ?)",
+		if _, err := tx.ExecContext(ctx, batchRecordSQL,
 			p.DeviceID, b.ID, s.cfg.Now().UnixMilli(), string(data)); err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}
-		if err := replica.SaveClock(ctx, tx, s.clock.Last()); err != nil {
+		if err := replica.SaveClock(ctx, wtx, s.clock.Last()); err != nil {
 			return err
 		}
 		resp.Applied, resp.Conflicts = rec.Applied, rec.Conflicts
@@ -166,7 +173,7 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 
 // checkScope refuses a batch that writes rows outside the sender's scope
 // (see package scope), whole, before anything is written.
-func (s *Server) checkScope(ctx context.Context, tx *sql.Tx, p auth.Principal, changes []syncproto.Change) error {
+func (s *Server) checkScope(ctx context.Context, tx scope.Queryer, p auth.Principal, changes []syncproto.Change) error {
 	return s.scopeRules().CheckPush(ctx, tx, who(p), changes)
 }
 
@@ -228,9 +235,9 @@ func (s *Server) recordRefusal(ctx context.Context, p auth.Principal, b *syncpro
 // (see recordRefusal). A clock_ahead refusal carries the server's time as
 // it is now, which is what a device compares its own clock with before
 // stamping its writes again.
-func (s *Server) refusedBefore(ctx context.Context, tx *sql.Tx, p auth.Principal, b *syncproto.Batch) error {
+func (s *Server) refusedBefore(ctx context.Context, tx *preparedTx, p auth.Principal, b *syncproto.Batch) error {
 	var stored string
-	err := tx.QueryRowContext(ctx, "SELECT error FROM _refused_batches WHERE device_id = ? AND id = ?", p.DeviceID, b.ID).Scan(&stored)
+	err := tx.QueryRowContext(ctx, batchRefusedSQL, p.DeviceID, b.ID).Scan(&stored)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}

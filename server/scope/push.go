@@ -2,6 +2,7 @@ package scope
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/relais-numerique/relais/syncproto"
@@ -86,35 +87,41 @@ func (r *Rules) CheckPush(ctx context.Context, q Queryer, who Who, changes []syn
 
 type heldRow struct{ owner string }
 
+// heldRowsSQL reads, for a table and a JSON array of primary keys, the
+// owner cell of each row the server holds any cell of. Its text does not
+// depend on the batch, so that the server can keep it prepared
+// (PushQueries); the keys go in as one JSON argument rather than a list
+// of placeholders, whose length would make every batch's text new.
+const heldRowsSQL = `SELECT pk, MAX(CASE WHEN col = ? THEN val END) FROM _cells
+	WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?)) GROUP BY pk`
+
+// PushQueries returns the text of the queries CheckPush runs, so that a
+// caller can keep them prepared.
+func PushQueries() []string { return []string{heldRowsSQL} }
+
 // heldRows reads, for the rows of a table the server already has any cell
 // of, the owner it holds ("" when that cell is missing or NULL).
 func heldRows(ctx context.Context, q Queryer, table string, pks []string) (map[string]heldRow, error) {
+	keys, err := json.Marshal(pks)
+	if err != nil {
+		return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)
+	}
+	rows, err := q.QueryContext(ctx, heldRowsSQL, OwnerColumn, table, string(keys))
+	if err != nil {
+		return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)
+	}
+	defer rows.Close()
 	out := make(map[string]heldRow, len(pks))
-	for start := 0; start < len(pks); start += lookupChunk {
-		chunk := pks[start:min(start+lookupChunk, len(pks))]
-		args := make([]any, 0, 2+len(chunk))
-		args = append(args, OwnerColumn, table)
-		for _, pk := range chunk {
-			args = append(args, pk)
-		}
-		rows, err := q.QueryContext(ctx, "SELECT pk, MAX(CASE WHEN col = ? THEN val END) FROM _cells WHERE tbl = ? AND pk IN ("+
-			placeholders(len(chunk))+") GROUP BY pk", args...)
-		if err != nil {
+	for rows.Next() {
+		var pk string
+		var owner any
+		if err := rows.Scan(&pk, &owner); err != nil {
 			return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)
 		}
-		for rows.Next() {
-			var pk string
-			var owner any
-			if err := rows.Scan(&pk, &owner); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)
-			}
-			out[pk] = heldRow{owner: text(owner)}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)
-		}
+		out[pk] = heldRow{owner: text(owner)}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)
 	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/relais-numerique/relais/demo"
 	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -291,7 +292,7 @@ func seed(ctx context.Context, w *sql.DB, rows []row) error {
 		if err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
-		if _, err := replica.Apply(ctx, tx, schema, part, replica.Options{AssignSeq: true}); err != nil {
+		if _, err := replica.Apply(ctx, tx, schema, part, replica.Options{AssignSeq: true, Owners: scope.NewRules(schema).OwnerColumns()}); err != nil {
 			_ = tx.Rollback()
 			return fmt.Errorf("seed: %w", err)
 		}

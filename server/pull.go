@@ -24,7 +24,10 @@ func who(p auth.Principal) scope.Who { return scope.Who{UserID: p.UserID, Role: 
 const maxScanPages = 16
 
 // pullPage reads the cells above cursor that the principal may receive,
-// in sequence order. It reads further pages while the answer is less
+// in sequence order. Only the cells of the rows owned by the principal or
+// the people they follow, and the untagged ones (reference and team
+// tables), are read, by the owner index; the view's filter then decides
+// on each of them as before. It reads further pages while the answer is less
 // than half full, so that a device seeing few of the cells does not pay
 // a round trip per mostly-empty page. Everything is read in one read
 // transaction, so rows' owners are judged on the state the cells came
@@ -44,11 +47,15 @@ func (s *Server) pullPage(ctx context.Context, p auth.Principal, cursor int64, l
 		return out, err
 	}
 	for range maxScanPages {
-		page, err := replica.ReadPage(ctx, tx, out.Cursor, limit-len(out.Changes), func(c *syncproto.Change) bool {
-			// A device already holds what it wrote; sending it back would
-			// only cost bytes on a slow link.
-			return resync || c.Version.Node != p.DeviceID
-		})
+		// A device already holds what it wrote; sending it back would
+		// only cost bytes on a slow link.
+		notOwn := func(c *syncproto.Change) bool { return resync || c.Version.Node != p.DeviceID }
+		var page replica.Page
+		if view.All() {
+			page, err = replica.ReadPage(ctx, tx, out.Cursor, limit-len(out.Changes), notOwn)
+		} else {
+			page, err = replica.ReadOwned(ctx, tx, out.Cursor, limit-len(out.Changes), view.Owners(), notOwn)
+		}
 		if err != nil {
 			return out, err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/store"
 	"github.com/relais-numerique/relais/syncproto"
 )
@@ -139,7 +140,35 @@ func OpenDB(ctx context.Context, dataDir string) (*store.DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := tagOwners(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
+}
+
+// tagOwners tags with their row's owner the cells that lack the tag pulls
+// read by: all of them the first time a database written before tags
+// existed is opened, and afterwards none, or the few a bulk writer left.
+func tagOwners(ctx context.Context, db *store.DB) error {
+	schema, err := replica.LoadSchema(ctx, db.R)
+	if err != nil {
+		return err
+	}
+	tx, err := db.W.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("tag owners: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	for table, col := range scope.NewRules(schema).OwnerColumns() {
+		if _, err := replica.TagOwners(ctx, tx, table, col); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("tag owners: %w", err)
+	}
+	return nil
 }
 
 // New opens the data directory and builds the server.

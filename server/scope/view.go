@@ -81,6 +81,18 @@ func (r *Rules) Load(ctx context.Context, q Queryer, who Who) (*View, error) {
 	return v, nil
 }
 
+// Owners lists whose cells the principal's pull reads (see
+// replica.ReadOwned): their own, those of the people they coordinate, and
+// "" for cells of rows with no owner (reference and team tables). Every
+// cell the view keeps is among them; the filter still decides on each.
+func (v *View) Owners() []string {
+	out := []string{"", v.who.UserID}
+	for m := range v.team {
+		out = append(out, m)
+	}
+	return out
+}
+
 // All reports whether the view sees every row (an administrator).
 func (v *View) All() bool { return v.all }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -69,6 +70,12 @@ func (r *Replica) send(ctx context.Context, url, token string, payload []byte, g
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept-Encoding", "gzip")
+	if _, ok := into.(*syncproto.SyncResponse); ok {
+		// The column form of an answer is a third smaller on the wire
+		// and cheaper to decode than JSON; JSON stays acceptable, for a
+		// server that does not speak it yet.
+		req.Header.Set("Accept", syncproto.MediaTypeColumns+", application/json")
+	}
 	if gz {
 		req.Header.Set("Content-Encoding", "gzip")
 	}
@@ -105,7 +112,11 @@ func (r *Replica) send(ctx context.Context, url, token string, payload []byte, g
 		return n, backoff.Permanent(syncproto.DecodeError(res.StatusCode, raw))
 	}
 	if resp, ok := into.(*syncproto.SyncResponse); ok {
-		dec, err := syncproto.DecodeResponse(raw)
+		decode := syncproto.DecodeResponse
+		if mediaType(res.Header.Get("Content-Type")) == syncproto.MediaTypeColumns {
+			decode = syncproto.DecodeResponseColumns
+		}
+		dec, err := decode(raw)
 		if err != nil {
 			return n, fmt.Errorf("sync: %w", err)
 		}
@@ -116,4 +127,10 @@ func (r *Replica) send(ctx context.Context, url, token string, payload []byte, g
 		return n, fmt.Errorf("sync: unreadable answer: %w", err)
 	}
 	return n, nil
+}
+
+// mediaType is a Content-Type without its parameters, in lower case.
+func mediaType(contentType string) string {
+	t, _, _ := strings.Cut(contentType, ";")
+	return strings.ToLower(strings.TrimSpace(t))
 }

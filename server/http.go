@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/klauspost/compress/gzip"
@@ -72,19 +73,33 @@ func (s *Server) body(c *fiber.Ctx) ([]byte, error) {
 	return DecodeBody(c.Get(fiber.HeaderContentEncoding), c.Request().Body(), int64(s.cfg.BodyLimit)*int64(s.cfg.DecompressRatio))
 }
 
-// reply writes v as JSON, gzip-compressed when the client accepts it.
+// reply writes v as JSON, gzip-compressed when the client accepts it. An
+// exchange answer goes in the column form instead when the device asks
+// for it in its Accept header (syncproto.MediaTypeColumns); a device that
+// does not ask gets the JSON answer it has always had.
 func reply(c *fiber.Ctx, v any) error {
-	data, err := json.Marshal(v)
+	var data []byte
+	var err error
+	ctype := fiber.MIMEApplicationJSON
+	if resp, ok := v.(*syncproto.SyncResponse); ok && syncproto.AcceptsColumns(c.Get(fiber.HeaderAccept)) {
+		data, err = syncproto.EncodeResponseColumns(resp)
+		ctype = syncproto.MediaTypeColumns
+	} else {
+		data, err = json.Marshal(v)
+	}
 	if err != nil {
 		return fmt.Errorf("encode answer: %w", err)
 	}
-	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+	c.Set(fiber.HeaderContentType, ctype)
+	c.Set(fiber.HeaderVary, "Accept, Accept-Encoding")
 	if !strings.Contains(c.Get(fiber.HeaderAcceptEncoding), "gzip") || len(data) < 256 {
 		return c.Send(data)
 	}
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
 	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression) // the level is valid
+	buf.Grow(len(data) / 3)
+	zw.Reset(&buf)
 	if _, err := zw.Write(data); err != nil {
 		return fmt.Errorf("compress answer: %w", err)
 	}
@@ -94,6 +109,15 @@ func reply(c *fiber.Ctx, v any) error {
 	c.Set(fiber.HeaderContentEncoding, "gzip")
 	return c.Send(buf.Bytes())
 }
+
+// gzipWriters keeps level-9 writers between answers: each holds about a
+// megabyte of tables, which allocating per answer made the garbage
+// collector's busiest customer. Level 9 on purpose (BENCHMARKS.md: rural
+// links, not the server's CPU, are the bottleneck).
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestCompression) // the level is valid
+	return zw
+}}
 
 type principalKey struct{}
 

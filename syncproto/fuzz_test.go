@@ -135,3 +135,42 @@ func FuzzClock(f *testing.F) {
 }
 
 const defaultFuzzOffset = 5 * time.Minute
+
+// FuzzDecodeResponseColumns: the column form of an answer, read on a
+// device from the network. Whatever the bytes: an answer or a
+// malformed_body error, never a panic, never more cells than a page and
+// a batch may hold; and an accepted answer, written again, reads back
+// to the same answer.
+func FuzzDecodeResponseColumns(f *testing.F) {
+	f.Add(columnsSample(f))
+	f.Add([]byte("RC\x01\x02{}\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Add([]byte("RC\x01"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		resp, err := DecodeResponseColumns(body)
+		if err != nil {
+			if CodeOf(err) != CodeMalformedBody {
+				t.Fatalf("error without malformed_body: %v", err)
+			}
+			return
+		}
+		if len(resp.Changes) > MaxBatchChanges+MaxPageLimit {
+			t.Fatalf("accepted %d cells", len(resp.Changes))
+		}
+		again, err := EncodeResponseColumns(resp)
+		if err != nil {
+			t.Fatalf("accepted an answer it cannot encode: %v", err)
+		}
+		back, err := DecodeResponseColumns(again)
+		if err != nil {
+			t.Fatalf("re-encoded answer refused: %v", err)
+		}
+		if !sameChanges(back.Changes, resp.Changes) {
+			t.Fatalf("round trip changed the changes:\n%#v\n%#v", resp.Changes, back.Changes)
+		}
+		// The schema gate must take whatever the decoder gives.
+		s := testSchema()
+		for i := range resp.Changes {
+			_ = s.Check(&resp.Changes[i])
+		}
+	})
+}

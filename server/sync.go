@@ -128,7 +128,8 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 		if err := s.refusedBefore(ctx, tx, p, b); err != nil {
 			return err
 		}
-		if err := s.checkScope(ctx, tx, p, b.Changes); err != nil {
+		held, err := s.checkScope(ctx, tx, p, b.Changes)
+		if err != nil {
 			return err
 		}
 		// The domain's rules: a batch that makes a valid row invalid is
@@ -146,7 +147,7 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 		}); err != nil {
 			return err
 		}
-		if err := s.reannounce(ctx, wtx, b.Changes, res); err != nil {
+		if err := s.reannounce(ctx, wtx, onHeldRows(b.Changes, held), res); err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}
 		rec := batchRecord{Applied: res.Won, Conflicts: res.Conflicts}
@@ -172,9 +173,30 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 }
 
 // checkScope refuses a batch that writes rows outside the sender's scope
-// (see package scope), whole, before anything is written.
-func (s *Server) checkScope(ctx context.Context, tx scope.Queryer, p auth.Principal, changes []syncproto.Change) error {
-	return s.scopeRules().CheckPush(ctx, tx, who(p), changes)
+// (see package scope), whole, before anything is written. It returns the
+// rows of the batch the server already held, or nil when the check did
+// not read them.
+func (s *Server) checkScope(ctx context.Context, tx scope.Queryer, p auth.Principal, changes []syncproto.Change) (scope.HeldRows, error) {
+	return s.scopeRules().CheckPushRows(ctx, tx, who(p), changes)
+}
+
+// onHeldRows returns the changes to rows the server held before the
+// batch, or all of them when held is nil (not known). Only those can need
+// re-announcing: re-announcing renumbers the cells a row had before the
+// write, and a row new in this batch has none. A batch of new activities
+// is the common push, and re-announcing its rows for nothing cost a
+// twentieth of the server's CPU in an ingest.
+func onHeldRows(changes []syncproto.Change, held scope.HeldRows) []syncproto.Change {
+	if held == nil {
+		return changes
+	}
+	var out []syncproto.Change
+	for _, c := range changes {
+		if held[[2]string{c.Table, c.PK}] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // noteDevice records what coordinators see of a device in the fleet.

@@ -14,8 +14,23 @@ import (
 // data. The batch is judged whole, before anything is written, against
 // the rows as the server holds them (q inside the push's transaction).
 func (r *Rules) CheckPush(ctx context.Context, q Queryer, who Who, changes []syncproto.Change) error {
+	_, err := r.CheckPushRows(ctx, q, who, changes)
+	return err
+}
+
+// HeldRows names the rows of a batch of which the server held at least
+// one cell before the batch, by (table, primary key).
+type HeldRows map[[2]string]bool
+
+// CheckPushRows is CheckPush, and also returns, when the batch is
+// allowed, which of its rows the server already held: reading them is
+// part of the check, and the push uses the answer to skip work that only
+// rows written before can need (see Reannounce). It returns nil rows,
+// meaning "not read", when the check needed no read (an administrator,
+// an empty batch).
+func (r *Rules) CheckPushRows(ctx context.Context, q Queryer, who Who, changes []syncproto.Change) (HeldRows, error) {
 	if who.Role == RoleAdmin || len(changes) == 0 {
-		return nil
+		return nil, nil
 	}
 	type rowState struct {
 		first    int    // index of the row's first change, for the error
@@ -34,7 +49,7 @@ func (r *Rules) CheckPush(ctx context.Context, q Queryer, who Who, changes []syn
 			case kindStructure, kindCoordination, kindEnActivite:
 				what = "reference and team data"
 			}
-			return syncproto.Errorf(syncproto.CodeForbiddenScope,
+			return nil, syncproto.Errorf(syncproto.CodeForbiddenScope,
 				"change %d writes %s %s: %s is managed by administrators", i, c.Table, c.PK, what).
 				With("index", i).With("table", c.Table).With("pk", c.PK)
 		}
@@ -59,7 +74,7 @@ func (r *Rules) CheckPush(ctx context.Context, q Queryer, who Who, changes []syn
 	for table, pks := range byTable {
 		m, err := heldRows(ctx, q, table, pks)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for pk, h := range m {
 			held[[2]string{table, pk}] = h
@@ -75,14 +90,18 @@ func (r *Rules) CheckPush(ctx context.Context, q Queryer, who Who, changes []syn
 		}
 		switch {
 		case exists && h.owner != me:
-			return refuse("the row belongs to someone else")
+			return nil, refuse("the row belongs to someone else")
 		case st.hasOwner && st.owner != me:
-			return refuse("a row cannot be handed to someone else; " + OwnerColumn + " must stay your user id")
+			return nil, refuse("a row cannot be handed to someone else; " + OwnerColumn + " must stay your user id")
 		case !exists && !st.hasOwner:
-			return refuse("a new row must name its owner: set " + OwnerColumn + " to your user id")
+			return nil, refuse("a new row must name its owner: set " + OwnerColumn + " to your user id")
 		}
 	}
-	return nil
+	out := make(HeldRows, len(held))
+	for k := range held {
+		out[k] = true
+	}
+	return out, nil
 }
 
 type heldRow struct{ owner string }

@@ -74,8 +74,20 @@ func (r *Replica) exchangeAuthed(ctx context.Context, server string, token *stri
 		refreshed = true
 	}
 	up, down, err = r.exchange(ctx, server+"/v1/sync", *token, body, into)
+	if refreshed {
+		return up, down, err
+	}
+	return r.retryRefusedToken(ctx, server, token, body, into, up, down, err)
+}
+
+// retryRefusedToken finishes an exchange sent with *token: when the
+// server refused the token, it refreshes it once and sends body again;
+// any other outcome is returned as it came. The pipelined pull (sync.go)
+// calls it once its request is back, so that the token is only ever
+// refreshed and written by the goroutine running Sync.
+func (r *Replica) retryRefusedToken(ctx context.Context, server string, token *string, body []byte, into any, up, down int64, err error) (int64, int64, error) {
 	code := syncproto.CodeOf(err)
-	if refreshed || (code != syncproto.CodeTokenExpired && code != syncproto.CodeUnauthorized) {
+	if code != syncproto.CodeTokenExpired && code != syncproto.CodeUnauthorized {
 		return up, down, err
 	}
 	if *token, err = r.refreshLocked(ctx, server); err != nil {

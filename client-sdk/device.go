@@ -30,7 +30,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// BatchSize is the number of outbox entries pushed per exchange.
 	BatchSize int
-	// PageLimit is the number of cells asked for per pulled page.
+	// PageLimit is the number of cells asked for per pulled page. Zero
+	// lets the page size follow the link (see pageSizer): pages start at
+	// syncproto.DefaultPageLimit and grow while they arrive quickly.
 	PageLimit int
 	// MaxExchanges bounds one Sync, so a server that always says "more"
 	// cannot keep a device busy forever.
@@ -53,9 +55,6 @@ func (o *Options) defaults() {
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = 1000
-	}
-	if o.PageLimit == 0 {
-		o.PageLimit = syncproto.DefaultPageLimit
 	}
 	if o.MaxExchanges == 0 {
 		o.MaxExchanges = 100000

@@ -62,6 +62,15 @@ type Report struct {
 // its cursor in one transaction, and outbox entries leave only once
 // acknowledged, so an interrupted Sync loses nothing and resumes where it
 // stopped.
+//
+// A long pull is pipelined: when an answer says there is more and the
+// request it answers pushed nothing, the request for the next page is
+// sent before this page is applied, so that the server reads and encodes
+// page n+1 while the device writes page n (see pullAhead). At most one
+// request is in flight. Its cursor is the one the page being applied
+// will persist, and nothing of its answer is kept unless that page was
+// committed first: if applying fails, the answer is dropped and the next
+// Sync asks again from the cursor on disk.
 func (r *Replica) Sync(ctx context.Context) (Report, error) {
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
@@ -70,30 +79,32 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	pages := newPageSizer(r.opts.PageLimit)
+	var ahead *pullAhead // a pull sent while the previous page was applied
+	var built *request   // a request built before the previous page was applied, not sent
 	for rep.Exchanges < r.opts.MaxExchanges {
-		batch, pending, err := r.nextBatch(ctx)
-		if err != nil {
-			return rep, err
-		}
-		req := syncproto.SyncRequest{
-			Push: batch, Cursor: cursor, Limit: r.opts.PageLimit,
-			Pending: pending, AppVersion: r.opts.AppVersion,
-		}
-		if req.Resync, err = r.resyncing(ctx); err != nil {
-			return rep, err
-		}
-		if req.Clock, err = r.clock(ctx); err != nil {
-			return rep, err
-		}
-		if req.SchemaVersion, err = migrations.Version(ctx, r.db.W, migrations.Domain); err != nil {
-			return rep, err
-		}
-		body, err := json.Marshal(req)
-		if err != nil {
-			return rep, fmt.Errorf("sync: encode request: %w", err)
-		}
+		var req *request
 		var resp syncproto.SyncResponse
-		up, down, err := r.exchangeAuthed(ctx, server, &token, body, &resp)
+		var up, down int64
+		var took time.Duration
+		if ahead != nil {
+			req = ahead.req
+			up, down, took, err = ahead.wait()
+			ahead = nil
+			resp = req.resp
+			up, down, err = r.retryRefusedToken(ctx, server, &token, req.body, &resp, up, down, err)
+		} else {
+			req, built = built, nil
+			if req == nil {
+				if req, err = r.buildRequest(ctx, cursor, pages.limit); err != nil {
+					return rep, err
+				}
+			}
+			start := time.Now()
+			up, down, err = r.exchangeAuthed(ctx, server, &token, req.body, &resp)
+			took = time.Since(start)
+		}
+		batch, pending := req.batch, req.pending
 		rep.BytesUp += up
 		rep.BytesDown += down
 		rep.Exchanges++
@@ -110,7 +121,33 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 		if err != nil {
 			return rep, r.handleFailure(ctx, batch, err, &rep)
 		}
+		pages.observe(resp.More, took)
+		// Only after a request that pushed nothing: one that pushed has
+		// its batch still in the outbox until applyAnswer drops it, and
+		// the next request must not be cut from an outbox in that state.
+		if batch == nil && resp.More && rep.Exchanges < r.opts.MaxExchanges {
+			next, err := r.buildRequest(ctx, resp.Cursor, pages.limit)
+			if err != nil {
+				return rep, err
+			}
+			// A write made by the application during the exchange goes
+			// out with the next request, after this page, as it would
+			// have without pipelining; so does a token known to have
+			// expired, which exchangeAuthed refreshes before sending.
+			if next.batch == nil && !r.access.stale() {
+				ahead = r.pullAhead(ctx, server, token, next)
+			} else {
+				built = next
+			}
+		}
 		if err := r.applyAnswer(ctx, batch, &resp); err != nil {
+			if ahead != nil {
+				// It went out: its bytes count, its answer does not.
+				u, d, _, _ := ahead.drop()
+				rep.BytesUp += u
+				rep.BytesDown += d
+				rep.Exchanges++
+			}
 			return rep, err
 		}
 		if batch != nil && resp.Ack == batch.ID {
@@ -125,6 +162,124 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 		}
 	}
 	return rep, fmt.Errorf("sync: stopped after %d exchanges; run it again to continue", rep.Exchanges)
+}
+
+// pageSizer chooses how many cells each pull asks for, unless
+// Options.PageLimit fixes it. Fewer, larger pages cost fewer exchanges
+// and fewer durable commits on the device (an initial sync of 10,000
+// activities: a quarter less device CPU and a quarter fewer bytes with
+// pages of 10,000 cells than of 2,000), but on a weak link a connection
+// cut mid-answer loses the whole page, and the larger the page the more
+// likely the cut. So pages start at the default size and double, up to
+// the server's cap, while full pages come back within growWithin; an
+// exchange slower than shrinkAfter (a slow link, or one that needed
+// retries) halves them again, never below the default. Only speed
+// depends on this: any page size gives the same data.
+type pageSizer struct {
+	fixed bool
+	limit int
+}
+
+const (
+	growWithin  = 500 * time.Millisecond
+	shrinkAfter = 2 * time.Second
+)
+
+func newPageSizer(fixed int) pageSizer {
+	if fixed > 0 {
+		return pageSizer{fixed: true, limit: fixed}
+	}
+	return pageSizer{limit: syncproto.DefaultPageLimit}
+}
+
+// observe adjusts the size after an exchange that took took; full says
+// the server had more than the page held.
+func (p *pageSizer) observe(full bool, took time.Duration) {
+	switch {
+	case p.fixed:
+	case full && took < growWithin:
+		p.limit = min(2*p.limit, syncproto.MaxPageLimit)
+	case took > shrinkAfter:
+		p.limit = max(p.limit/2, syncproto.DefaultPageLimit)
+	}
+}
+
+// request is one exchange's request, encoded, with what it pushes.
+type request struct {
+	batch   *syncproto.Batch
+	pending int // outbox entries when it was built, batch included
+	body    []byte
+	// resp receives the answer of a request sent ahead (see pullAhead).
+	resp syncproto.SyncResponse
+}
+
+// buildRequest cuts the next batch from the outbox and encodes the
+// request asking for the page after cursor. It ticks the replica's clock,
+// so it runs on the writer, never while a page is being applied.
+func (r *Replica) buildRequest(ctx context.Context, cursor int64, limit int) (*request, error) {
+	batch, pending, err := r.nextBatch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req := syncproto.SyncRequest{
+		Push: batch, Cursor: cursor, Limit: limit,
+		Pending: pending, AppVersion: r.opts.AppVersion,
+	}
+	if req.Resync, err = r.resyncing(ctx); err != nil {
+		return nil, err
+	}
+	if req.Clock, err = r.clock(ctx); err != nil {
+		return nil, err
+	}
+	if req.SchemaVersion, err = migrations.Version(ctx, r.db.W, migrations.Domain); err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("sync: encode request: %w", err)
+	}
+	return &request{batch: batch, pending: pending, body: body}, nil
+}
+
+// pullAhead is a pull request on its way while the page before it is
+// applied. Its goroutine only sends, retries on network errors and
+// decodes: it touches neither the database nor the token, which stay
+// with the goroutine running Sync (a refused token is refreshed there,
+// by retryRefusedToken, once the answer is back).
+type pullAhead struct {
+	req      *request
+	up, down int64
+	took     time.Duration
+	err      error
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+func (r *Replica) pullAhead(ctx context.Context, server, token string, req *request) *pullAhead {
+	actx, cancel := context.WithCancel(ctx)
+	a := &pullAhead{req: req, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		start := time.Now()
+		a.up, a.down, a.err = r.exchange(actx, server+"/v1/sync", token, req.body, &req.resp)
+		a.took = time.Since(start)
+	}()
+	return a
+}
+
+// wait returns the exchange's outcome once it is over; the answer is in
+// a.req.resp.
+func (a *pullAhead) wait() (up, down int64, took time.Duration, err error) {
+	<-a.done
+	a.cancel()
+	return a.up, a.down, a.took, a.err
+}
+
+// drop abandons the exchange (its answer is not needed any more) and
+// waits for its goroutine to end.
+func (a *pullAhead) drop() (up, down int64, took time.Duration, err error) {
+	a.cancel()
+	return a.wait()
 }
 
 func (r *Replica) link(ctx context.Context) (server, token string, cursor int64, err error) {

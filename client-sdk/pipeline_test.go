@@ -1,0 +1,242 @@
+package device_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/internal/relaistest"
+	"github.com/relais-numerique/relais/internal/sim"
+	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/server"
+)
+
+// faultyLink is the puller's HTTP transport: it counts the sync requests
+// and, while armed, calls fault on each one from the n-th on.
+type faultyLink struct {
+	mu    sync.Mutex
+	n     int
+	armed bool
+	sent  int
+	fault func(req *http.Request) (*http.Response, error)
+}
+
+func (l *faultyLink) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !strings.HasSuffix(req.URL.Path, "/v1/sync") {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	l.mu.Lock()
+	l.sent++
+	hit := l.armed && l.sent >= l.n
+	l.mu.Unlock()
+	if hit {
+		return l.fault(req)
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+func (l *faultyLink) disarm() {
+	l.mu.Lock()
+	l.armed = false
+	l.mu.Unlock()
+}
+
+// TestPipelinedPullInterrupted interrupts a many-page pull (where each
+// next page is requested while the previous one is applied) in the
+// ways a tablet meets: the application gives up, the server goes away,
+// answers are lost on the way back, a page fails to apply. The next Sync
+// must resume from what was committed and end with exactly the server's
+// data.
+func TestPipelinedPullInterrupted(t *testing.T) {
+	const rows, pageLimit, failAt = 120, 40, 6
+	errCut := errors.New("link cut by the test")
+	cases := []struct {
+		name string
+		// fault is what the puller's link does to sync requests from the
+		// failAt-th on during the first Sync; cancel cancels that Sync.
+		fault func(req *http.Request, cancel context.CancelFunc) (*http.Response, error)
+		// failApply, when set, makes applying the page holding this
+		// cell's row fail, through a trigger on the puller's _cells.
+		failApply bool
+	}{
+		{
+			name: "context cancelled",
+			fault: func(req *http.Request, cancel context.CancelFunc) (*http.Response, error) {
+				cancel()
+				return nil, context.Canceled
+			},
+		},
+		{
+			name: "server unreachable",
+			fault: func(req *http.Request, cancel context.CancelFunc) (*http.Response, error) {
+				return nil, errCut
+			},
+		},
+		{
+			name: "answers lost",
+			fault: func(req *http.Request, cancel context.CancelFunc) (*http.Response, error) {
+				res, err := http.DefaultTransport.RoundTrip(req)
+				if err == nil {
+					res.Body.Close() // the server did the work; the device never hears of it
+				}
+				return nil, errCut
+			},
+		},
+		{name: "page fails to apply", failApply: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			srv := relaistest.StartServer(t, server.Config{})
+			srv.AddUser(t, "a@example.fr", "admin", "motdepasse1")
+			writer := srv.LoggedInDevice(t, "writer", "a@example.fr", "motdepasse1")
+			var ids []string
+			for i := range rows {
+				id := uuid.Must(uuid.NewV7()).String()
+				ids = append(ids, id)
+				if _, err := writer.DB().ExecContext(ctx, "INSERT INTO activite (id, type, duree, commune, notes) VALUES (?, 'individuel', ?, ?, ?)",
+					id, 30+i%60, fmt.Sprintf("Commune %d", i%7), fmt.Sprintf("visite %d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := writer.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			syncCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			link := &faultyLink{n: failAt, armed: tc.fault != nil}
+			if tc.fault != nil {
+				link.fault = func(req *http.Request) (*http.Response, error) { return tc.fault(req, cancel) }
+			}
+			puller := relaistest.OpenDevice(t, "puller", device.Options{
+				HTTPClient: &http.Client{Transport: link, Timeout: 30 * time.Second},
+				PageLimit:  pageLimit,
+				RetryFor:   200 * time.Millisecond,
+			})
+			if err := puller.Login(ctx, srv.URL, "a@example.fr", "motdepasse1"); err != nil {
+				t.Fatal(err)
+			}
+			if tc.failApply {
+				// A row written in the middle of the pull.
+				if _, err := puller.DB().ExecContext(ctx, fmt.Sprintf(`CREATE TRIGGER test_fail_apply BEFORE INSERT ON _cells
+					WHEN NEW.pk = '%s' BEGIN SELECT RAISE(ABORT, 'injected failure'); END`, ids[rows/2])); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			rep, err := puller.Sync(syncCtx)
+			if err == nil {
+				t.Fatalf("the first sync was not interrupted: %+v", rep)
+			}
+			st, serr := puller.Status(ctx)
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			if st.Cursor == 0 {
+				t.Fatalf("no page was committed before the interruption (%v, %+v)", err, rep)
+			}
+			held := countCells(t, puller)
+			if rep.Pulled != held {
+				t.Errorf("report says %d cells pulled, the replica holds %d", rep.Pulled, held)
+			}
+
+			link.disarm()
+			if tc.failApply {
+				if _, err := puller.DB().ExecContext(ctx, "DROP TRIGGER test_fail_apply"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep2, err := puller.Sync(ctx)
+			if err != nil {
+				t.Fatalf("resumed sync: %v", err)
+			}
+			if got := countCells(t, puller); rep.Pulled+rep2.Pulled < got {
+				t.Errorf("the two syncs report %d+%d cells pulled, the replica holds %d", rep.Pulled, rep2.Pulled, got)
+			}
+			sameData(t, srv, puller)
+		})
+	}
+}
+
+// TestPipelinedPullReport checks that an uninterrupted pull of many pages
+// reports one exchange per page and every cell once, and ends with the
+// server's data.
+func TestPipelinedPullReport(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	srv.AddUser(t, "a@example.fr", "admin", "motdepasse1")
+	writer := srv.LoggedInDevice(t, "writer", "a@example.fr", "motdepasse1")
+	for i := range 50 {
+		if _, err := writer.DB().ExecContext(ctx, "INSERT INTO activite (id, type, duree) VALUES (?, 'individuel', ?)",
+			uuid.Must(uuid.NewV7()).String(), 30+i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := writer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	link := &faultyLink{}
+	const pageLimit = 13
+	puller := relaistest.OpenDevice(t, "puller", device.Options{HTTPClient: &http.Client{Transport: link}, PageLimit: pageLimit})
+	if err := puller.Login(ctx, srv.URL, "a@example.fr", "motdepasse1"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := puller.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := countCells(t, puller)
+	if rep.Pulled != held {
+		t.Errorf("report says %d cells pulled, the replica holds %d", rep.Pulled, held)
+	}
+	if pages := (held + pageLimit - 1) / pageLimit; rep.Exchanges < pages || rep.Exchanges > pages+1 {
+		t.Errorf("%d exchanges for %d cells in pages of %d", rep.Exchanges, held, pageLimit)
+	}
+	if rep.Exchanges != link.sent {
+		t.Errorf("report says %d exchanges, the link carried %d sync requests", rep.Exchanges, link.sent)
+	}
+	if rep.BytesUp == 0 || rep.BytesDown == 0 {
+		t.Errorf("bytes not counted: %+v", rep)
+	}
+	sameData(t, srv, puller)
+}
+
+func countCells(t *testing.T, r *device.Replica) int {
+	t.Helper()
+	var n int
+	if err := r.DB().QueryRow("SELECT COUNT(*) FROM _cells").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// sameData fails the test unless the device holds exactly the server's
+// rows and cell versions.
+func sameData(t *testing.T, srv *relaistest.Server, r *device.Replica) {
+	t.Helper()
+	ctx := context.Background()
+	schema, err := replica.LoadSchema(ctx, srv.DB().R)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want, err := sim.Dump(ctx, srv.DB().R, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, got, err := sim.Dump(ctx, r.DB(), schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("the device differs from the server: %s", sim.FirstDiff(want, got))
+	}
+}

@@ -124,12 +124,13 @@ func ReadOwned(ctx context.Context, q Queryer, cursor int64, limit int, owners [
 	}
 	// Each owner's cells are fetched a chunk at a time, so that a
 	// coordinator following many people reads about a page in all, not a
-	// page per person.
+	// page per person; a stream that runs dry doubles its next chunk, so
+	// that the few people who wrote most of a page cost few queries.
 	chunk := min(limit+1, max(64, limit/len(owners)+1))
 	h := make(streamHeap, 0, len(owners))
 	for _, o := range slices.Compact(slices.Sorted(slices.Values(owners))) {
-		s := &ownerStream{owner: o, after: cursor}
-		if err := s.fill(ctx, q, chunk); err != nil {
+		s := &ownerStream{owner: o, after: cursor, chunk: chunk, max: limit + 1}
+		if err := s.fill(ctx, q); err != nil {
 			return p, err
 		}
 		if len(s.buf) > 0 {
@@ -152,7 +153,7 @@ func ReadOwned(ctx context.Context, q Queryer, cursor int64, limit int, owners [
 			p.Changes = append(p.Changes, c.Change)
 		}
 		if len(s.buf) == 0 && !s.done {
-			if err := s.fill(ctx, q, chunk); err != nil {
+			if err := s.fill(ctx, q); err != nil {
 				return p, err
 			}
 		}
@@ -177,9 +178,13 @@ type ownerStream struct {
 	after int64 // the last sequence number fetched
 	buf   []seqChange
 	done  bool // the last fetch came back short: nothing more
+	chunk int  // rows to fetch next, doubling up to max
+	max   int
 }
 
-func (s *ownerStream) fill(ctx context.Context, q Queryer, chunk int) error {
+func (s *ownerStream) fill(ctx context.Context, q Queryer) error {
+	chunk := s.chunk
+	s.chunk = min(2*s.chunk, s.max)
 	query := `SELECT tbl, pk, col, val, hlc, node, seq FROM _cells WHERE owner = ? AND seq > ? ORDER BY seq LIMIT ?`
 	args := []any{s.owner, s.after, chunk}
 	if s.owner == "" {

@@ -402,3 +402,29 @@ func TestRoleIsReadFromTheDatabase(t *testing.T) {
 		t.Fatalf("a demoted admin's token writes reference data: %d %s", status, code)
 	}
 }
+
+// TestHandedOverRowReachesItsNewOwner: an administrator reassigns A's
+// beneficiary to B. B's device, whose cursor is past every cell of the
+// row, must receive the whole row: pulls read by owner, so the row's
+// older cells must follow their new owner.
+func TestHandedOverRowReachesItsNewOwner(t *testing.T) {
+	t.Parallel()
+	tm := newTeam(t)
+	syncOK(t, tm.rb)
+	if n := countIn(t, tm.rb, "SELECT COUNT(*) FROM beneficiaire WHERE id = ?", tm.benA); n != 0 {
+		t.Fatal("B holds A's beneficiary before the handover")
+	}
+	must(t, tm.srv.WriteRow(context.Background(), "beneficiaire", tm.benA, map[string]any{"mediateur_id": tm.b.ID}))
+	syncOK(t, tm.rb)
+	if n := countIn(t, tm.rb, "SELECT COUNT(*) FROM beneficiaire WHERE id = ? AND mediateur_id = ? AND prenom = 'Josiane' AND annee_naissance = 1948", tm.benA, tm.b.ID); n != 1 {
+		t.Error("after the handover B does not hold the whole beneficiary")
+	}
+	// A keeps the device's copy (retraction is not implemented) but
+	// receives no new cells of the row.
+	syncOK(t, tm.ra)
+	must(t, tm.srv.WriteRow(context.Background(), "beneficiaire", tm.benA, map[string]any{"commune": "Mayenne"}))
+	syncOK(t, tm.ra)
+	if n := countIn(t, tm.ra, "SELECT COUNT(*) FROM beneficiaire WHERE id = ? AND commune = 'Mayenne'", tm.benA); n != 0 {
+		t.Error("A still receives the beneficiary's new cells after it was handed to B")
+	}
+}

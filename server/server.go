@@ -115,7 +115,8 @@ type Server struct {
 	schemaMu sync.RWMutex
 	schema   *syncproto.Schema
 
-	stmts pushStatements // the push path's statements, kept prepared (prepared.go)
+	stmts  pushStatements // the push path's statements, kept prepared (prepared.go)
+	writes *groupWriter   // exchanges' writes, committed in groups (groupwrite.go)
 }
 
 // DBPath is where the server keeps its database inside the data directory.
@@ -183,6 +184,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
+	s.writes = newGroupWriter(db.W, maxGroupWrites)
 	s.app = s.routes()
 	return s, nil
 }
@@ -244,8 +246,18 @@ func (s *Server) Serve(ctx context.Context, addr string) error {
 	return nil
 }
 
-// Close releases the database.
-func (s *Server) Close() error { return s.db.Close() }
+// maxGroupWrites bounds the exchanges committed together, so that one
+// group's transaction stays short (a push is at most a few thousand
+// cells).
+const maxGroupWrites = 64
+
+// Close finishes the writes under way and releases the database.
+func (s *Server) Close() error {
+	if s.writes != nil {
+		s.writes.Close()
+	}
+	return s.db.Close()
+}
 
 // fail writes a protocol error with the HTTP status its code implies.
 func fail(c *fiber.Ctx, err error) error {

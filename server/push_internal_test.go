@@ -183,3 +183,30 @@ func TestOnHeldRows(t *testing.T) {
 		})
 	}
 }
+
+// The pull after a push starts past the batch only when the device's
+// cursor is right below the batch's cells and the pull is not a resync.
+func TestPullFrom(t *testing.T) {
+	cases := []struct {
+		name   string
+		cursor int64
+		resync bool
+		own    seqRange
+		want   int64
+	}{
+		{"no batch applied", 40, false, seqRange{}, 40},
+		{"caught up", 40, false, seqRange{from: 40, to: 1040}, 1040},
+		{"behind", 39, false, seqRange{from: 40, to: 1040}, 39},
+		{"cursor from elsewhere", 2000, false, seqRange{from: 40, to: 1040}, 2000},
+		{"resync", 40, true, seqRange{from: 40, to: 1040}, 40},
+		{"nothing won", 40, false, seqRange{from: 40, to: 40}, 40},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req := &syncproto.SyncRequest{Cursor: c.cursor, Resync: c.resync}
+			if got := pullFrom(req, c.own); got != c.want {
+				t.Fatalf("pull from %d, want %d", got, c.want)
+			}
+		})
+	}
+}

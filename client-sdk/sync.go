@@ -421,6 +421,11 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 	if err != nil {
 		return fmt.Errorf("sync: apply answer: %w", err)
 	}
+	// Statements this page had to prepare in its transaction are kept
+	// prepared for the next pages. A failure here costs only speed: the
+	// next transaction prepares them again, and reports any error that
+	// is real.
+	_ = r.prepared.Learn(ctx)
 	return nil
 }
 

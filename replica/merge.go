@@ -72,10 +72,7 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	st := newStmts(tx)
 	st.pre = opt.Prepared
 	defer st.close()
-	put, err := st.prepare(ctx, putCellSQL)
-	if err != nil {
-		return res, fmt.Errorf("merge: %w", err)
-	}
+	cells := &cellWriter{st: st}
 
 	var seq int64
 	if opt.AssignSeq {
@@ -107,22 +104,22 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 		c := &changes[i]
 		val := plain(c.Value)
 		k := rowKey{c.Table, c.PK}
-		cells := heldRows[k]
-		h, exists := cells[c.Column]
-		heldVal, held := h.val, h.ver
+		held := heldRows[k]
+		h, exists := held[c.Column]
+		heldVal, heldVer := h.val, h.ver
 
-		if exists && syncproto.Compare(c.Version, held) == 0 {
+		if exists && syncproto.Compare(c.Version, heldVer) == 0 {
 			res.Duplicates++
 			continue
 		}
-		concurrent := exists && syncproto.Compare(c.Prev, held) != 0
-		if exists && !c.Version.Beats(held) {
+		concurrent := exists && syncproto.Compare(c.Prev, heldVer) != 0
+		if exists && !c.Version.Beats(heldVer) {
 			res.Lost++
 			if concurrent && opt.RecordConflicts {
-				if err := recordConflict(ctx, tx, c.Cell(), heldVal, held, val, c.Version, now()); err != nil {
+				if err := recordConflict(ctx, tx, c.Cell(), heldVal, heldVer, val, c.Version, now()); err != nil {
 					return res, err
 				}
-				res.Conflicts = append(res.Conflicts, syncproto.ConflictReport{Cell: c.Cell(), Winner: held, Loser: c.Version})
+				res.Conflicts = append(res.Conflicts, syncproto.ConflictReport{Cell: c.Cell(), Winner: heldVer, Loser: c.Version})
 			}
 			continue
 		}
@@ -132,16 +129,16 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 			seq++
 			seqArg = seq
 		}
-		if _, err := put.ExecContext(ctx, c.Table, c.PK, c.Column, val, int64(c.Version.HLC), c.Version.Node, seqArg, owners[k]); err != nil {
-			return res, fmt.Errorf("merge: write cell %s.%s: %w", c.Table, c.Column, err)
+		if err := cells.add(ctx, c, val, seqArg, owners[k]); err != nil {
+			return res, err
 		}
-		cells[c.Column] = heldCell{val: val, ver: c.Version}
+		held[c.Column] = heldCell{val: val, ver: c.Version}
 		res.Won++
 		if concurrent && opt.RecordConflicts {
-			if err := recordConflict(ctx, tx, c.Cell(), val, c.Version, heldVal, held, now()); err != nil {
+			if err := recordConflict(ctx, tx, c.Cell(), val, c.Version, heldVal, heldVer, now()); err != nil {
 				return res, err
 			}
-			res.Conflicts = append(res.Conflicts, syncproto.ConflictReport{Cell: c.Cell(), Winner: c.Version, Loser: held})
+			res.Conflicts = append(res.Conflicts, syncproto.ConflictReport{Cell: c.Cell(), Winner: c.Version, Loser: heldVer})
 		}
 		if _, known := schema.ColumnType(c.Table, c.Column); !known {
 			res.KeptAside++
@@ -155,21 +152,41 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 		}
 		cols[c.Column] = val
 	}
+	// What follows reads or tags cells in _cells: every winning cell must
+	// be written first.
+	if err := cells.flush(ctx); err != nil {
+		return res, err
+	}
 
 	for _, k := range retag {
 		if err := tagRow(ctx, st, k, owners[k]); err != nil {
 			return res, err
 		}
 	}
+	newRows := &rowWriter{st: st}
 	for _, k := range order {
 		tomb := heldRows[k][syncproto.DeletedColumn]
 		won := dirty[k]
 		if fresh[k] {
 			won = wholeRow(schema.Tables[k.table], won)
+			// A new row, neither deleted nor re-created, is written
+			// with the table's other new rows, a chunk at a time. Each
+			// domain row is written once per Apply and nothing in
+			// between reads it, so the order rows are written in does
+			// not matter.
+			if _, recreated := won[syncproto.DeletedColumn]; !recreated && !isOne(tomb.val) {
+				if err := newRows.add(ctx, schema.Tables[k.table], k.pk, won); err != nil {
+					return res, err
+				}
+				continue
+			}
 		}
 		if err := materialise(ctx, tx, st, schema, k, won, isOne(tomb.val)); err != nil {
 			return res, err
 		}
+	}
+	if err := newRows.flushAll(ctx); err != nil {
+		return res, err
 	}
 	if opt.AssignSeq {
 		if _, err := tx.ExecContext(ctx, "UPDATE _replica SET seq = ? WHERE id = 1", seq); err != nil {
@@ -486,11 +503,183 @@ func upsert(ctx context.Context, st *stmts, t *syncproto.Table, pk string, cols 
 	return nil
 }
 
+// Winning cells and new rows are written with multi-row statements, a
+// chunk at a time: through database/sql and cgo, each statement run costs
+// a few microseconds before SQLite does any work, more than inserting one
+// cell. Each chunk size is one statement text, prepared once (kept across
+// transactions by Prepared); a remainder smaller than the smallest size
+// above one goes a row at a time.
+var (
+	cellChunks = []int{128, 16, 1}
+	rowChunks  = []int{32, 8, 1}
+)
+
+// cellWriter buffers winning cells, in the order they won, and writes
+// them in chunks. A cell may win twice in one batch: its two rows are in
+// the same statement or in successive ones, in order, and SQLite applies
+// the rows of an INSERT one after the other, so the later one is held,
+// with its seq, as when each was written on its own.
+type cellWriter struct {
+	st    *stmts
+	args  []any
+	first []syncproto.Cell // each buffered cell, to name it in an error
+}
+
+const cellArgs = 8
+
+func (w *cellWriter) add(ctx context.Context, c *syncproto.Change, val, seq, owner any) error {
+	w.args = append(w.args, c.Table, c.PK, c.Column, val, int64(c.Version.HLC), c.Version.Node, seq, owner)
+	w.first = append(w.first, c.Cell())
+	if len(w.first) < cellChunks[0] {
+		return nil
+	}
+	return w.flush(ctx)
+}
+
+func (w *cellWriter) flush(ctx context.Context) error {
+	for len(w.first) > 0 {
+		n := chunkFor(cellChunks, len(w.first))
+		q, err := w.st.prepare(ctx, putCellsSQL(n))
+		if err == nil {
+			_, err = q.ExecContext(ctx, w.args[:n*cellArgs]...)
+		}
+		if err != nil {
+			c := w.first[0]
+			return fmt.Errorf("merge: write %d cells from %s.%s of %s: %w", n, c.Table, c.Column, c.PK, err)
+		}
+		w.args = w.args[n*cellArgs:]
+		w.first = w.first[n:]
+	}
+	w.args, w.first = w.args[:0], w.first[:0]
+	return nil
+}
+
+// chunkFor is the largest chunk size not above n.
+func chunkFor(sizes []int, n int) int {
+	for _, s := range sizes {
+		if s <= n {
+			return s
+		}
+	}
+	return 1
+}
+
+// rowWriter buffers rows new to the replica, each with every column of
+// its table (see wholeRow), and writes them per table in chunks.
+type rowWriter struct {
+	st     *stmts
+	tables []*syncproto.Table // in first-buffered order
+	rows   map[string]*rowBuf
+}
+
+type rowBuf struct {
+	names []string // the table's columns, sorted
+	args  []any
+	pks   []string
+}
+
+func (w *rowWriter) add(ctx context.Context, t *syncproto.Table, pk string, cols map[string]any) error {
+	if w.rows == nil {
+		w.rows = map[string]*rowBuf{}
+	}
+	b := w.rows[t.Name]
+	if b == nil {
+		b = &rowBuf{names: t.ColumnNames()}
+		w.rows[t.Name] = b
+		w.tables = append(w.tables, t)
+	}
+	b.args = append(b.args, pk)
+	for _, c := range b.names {
+		b.args = append(b.args, cols[c])
+	}
+	b.pks = append(b.pks, pk)
+	if len(b.pks) < rowChunks[0] {
+		return nil
+	}
+	return w.flush(ctx, t, b)
+}
+
+func (w *rowWriter) flush(ctx context.Context, t *syncproto.Table, b *rowBuf) error {
+	per := len(b.names) + 1
+	for len(b.pks) > 0 {
+		n := chunkFor(rowChunks, len(b.pks))
+		q, err := w.st.prepare(ctx, newRowsSQL(t, b.names, n))
+		if err == nil {
+			_, err = q.ExecContext(ctx, b.args[:n*per]...)
+		}
+		if err != nil {
+			return fmt.Errorf("merge: write %d new rows of %s from %s: %w", n, t.Name, b.pks[0], err)
+		}
+		b.args = b.args[n*per:]
+		b.pks = b.pks[n:]
+	}
+	b.args, b.pks = b.args[:0], b.pks[:0]
+	return nil
+}
+
+func (w *rowWriter) flushAll(ctx context.Context) error {
+	for _, t := range w.tables {
+		if err := w.flush(ctx, t, w.rows[t.Name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putCellsSQL writes n cells; putCellSQL is its text for one.
+func putCellsSQL(n int) string {
+	if q, ok := putCellsTexts[n]; ok {
+		return q
+	}
+	return multiRow(putCellSQL, "(?, ?, ?, ?, ?, ?, ?, ?)", n)
+}
+
+// putCellsTexts holds the texts of the chunk sizes, built once: each
+// chunk's statement is looked up by its text.
+var putCellsTexts = func() map[int]string {
+	m := map[int]string{1: putCellSQL}
+	for _, n := range cellChunks {
+		if n > 1 {
+			m[n] = multiRow(putCellSQL, "(?, ?, ?, ?, ?, ?, ?, ?)", n)
+		}
+	}
+	return m
+}()
+
+// newRowsSQL writes n new rows of t, every column given (names sorted):
+// the text of upsertSQL with n rows of values.
+func newRowsSQL(t *syncproto.Table, names []string, n int) string {
+	one := upsertSQL(t, names)
+	if n == 1 {
+		return one
+	}
+	return multiRow(one, "(?"+strings.Repeat(", ?", len(names))+")", n)
+}
+
+// multiRow repeats the first VALUES tuple of a single-row INSERT n times.
+func multiRow(single, tuple string, n int) string {
+	i := strings.Index(single, tuple)
+	if i < 0 {
+		panic("replica: no values tuple in " + single)
+	}
+	var b strings.Builder
+	b.Grow(len(single) + (n-1)*(len(tuple)+2))
+	b.WriteString(single[:i])
+	for j := range n {
+		if j > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(tuple)
+	}
+	b.WriteString(single[i+len(tuple):])
+	return b.String()
+}
+
 // The statements Apply runs, as text: Prepared.Warm prepares the same.
 const (
 	putCellSQL = `INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq, owner = excluded.owner`
-	tagRowSQL = `UPDATE _cells SET owner = ? WHERE tbl = ? AND pk = ? AND owner IS NOT ?`
+	tagRowSQL   = `UPDATE _cells SET owner = ? WHERE tbl = ? AND pk = ? AND owner IS NOT ?`
 	loadRowsSQL = `SELECT pk, col, val, hlc, node FROM _cells
 		WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?))`
 )

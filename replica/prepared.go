@@ -26,7 +26,18 @@ type Prepared struct {
 	db *sql.DB
 	mu sync.Mutex
 	m  map[string]*sql.Stmt
+	// missed holds the texts Apply had to prepare in its transaction
+	// because they were not here (a row's shape of changed columns, on
+	// a row the replica already held); Learn prepares them for the next
+	// transactions.
+	missed  map[string]bool
+	learned int
 }
+
+// maxLearned bounds the statements Learn keeps: each holds its table's
+// triggers compiled in, and the shapes of changed columns are many in
+// theory, few in practice (an application edits a form's few fields).
+const maxLearned = 64
 
 // NewPrepared returns an empty set of statements for the writer db.
 func NewPrepared(db *sql.DB) *Prepared {
@@ -34,14 +45,21 @@ func NewPrepared(db *sql.DB) *Prepared {
 }
 
 // Warm prepares the statements Apply uses for every batch of this schema:
-// writing a cell, reading the held cells of rows, and for each table
-// writing a new row and deleting one. Call it outside any transaction,
+// writing cells (one chunk size each), reading the held cells of rows,
+// and for each table writing new rows (one chunk size each) and deleting
+// one. Call it outside any transaction,
 // again after the schema changed.
 func (p *Prepared) Warm(ctx context.Context, schema *syncproto.Schema) error {
-	queries := []string{putCellSQL, loadRowsSQL}
+	queries := []string{loadRowsSQL}
+	for _, n := range cellChunks {
+		queries = append(queries, putCellsSQL(n))
+	}
 	for _, name := range schema.TableNames() {
 		t := schema.Tables[name]
-		queries = append(queries, upsertSQL(t, t.ColumnNames()), deleteSQL(t))
+		for _, n := range rowChunks {
+			queries = append(queries, newRowsSQL(t, t.ColumnNames(), n))
+		}
+		queries = append(queries, deleteSQL(t))
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -64,7 +82,41 @@ func (p *Prepared) lookup(query string) *sql.Stmt {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.m[query]
+	st := p.m[query]
+	if st == nil && p.learned+len(p.missed) < maxLearned {
+		if p.missed == nil {
+			p.missed = map[string]bool{}
+		}
+		p.missed[query] = true
+	}
+	return st
+}
+
+// Learn prepares the statements the last transactions had to prepare
+// for themselves, so that the next ones find them here. Like Warm, it
+// runs outside any transaction. Preparing an upsert on a device's
+// domain table costs far more than running it, and a replica receiving
+// edits (a device back from a month away) meets the same few shapes of
+// changed columns page after page.
+func (p *Prepared) Learn(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for q := range p.missed {
+		delete(p.missed, q)
+		if _, ok := p.m[q]; ok {
+			continue
+		}
+		st, err := p.db.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare merge statements: %w", err)
+		}
+		p.m[q] = st
+		p.learned++
+	}
+	return nil
 }
 
 // Close releases the statements.

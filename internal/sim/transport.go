@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 
 	"github.com/klauspost/compress/gzip"
@@ -177,7 +178,11 @@ func (w *World) observe(d *Device, cr capturedRequest, res *http.Response, raw [
 		w.violate("server answered %s with undecodable gzip: %v", d.name, err)
 		return
 	}
-	ans, err := syncproto.DecodeResponse(ansBody)
+	decode := syncproto.DecodeResponse
+	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt == syncproto.MediaTypeColumns {
+		decode = syncproto.DecodeResponseColumns
+	}
+	ans, err := decode(ansBody)
 	if err != nil {
 		w.violate("server answered %s with an invalid exchange: %v", d.name, err)
 		return

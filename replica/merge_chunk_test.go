@@ -1,0 +1,104 @@
+package replica_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/relais-numerique/relais/internal/relaistest"
+	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// manyRowIDs are enough rows for a batch to fill the merge's multi-row
+// chunks (cellChunks, rowChunks) several times over.
+var manyRowIDs = func() []string {
+	ids := make([]string, 60)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("0192f1a0-0000-7000-8000-%012d", i)
+	}
+	return ids
+}()
+
+func genChangeMany(t *rapid.T) syncproto.Change {
+	c := genChange(t)
+	c.PK = rapid.SampledFrom(manyRowIDs).Draw(t, "pk")
+	return c
+}
+
+// TestApplyChunkedSameAsOneByOne: a large batch, written with multi-row
+// statements (the same cell possibly twice in one statement, new rows
+// and held rows, tombstones, re-creations), leaves exactly the state and
+// the counts that applying its changes one at a time does, on the
+// server's options (sequence numbers, conflicts, owners) as on a
+// device's.
+func TestApplyChunkedSameAsOneByOne(t *testing.T) {
+	cases := []struct {
+		name string
+		opt  replica.Options
+	}{
+		{"device", replica.Options{}},
+		{"server", replica.Options{AssignSeq: true, RecordConflicts: true, Owners: map[string]string{"activite": "type"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rapid.Check(t, func(rt *rapid.T) {
+				dir, err := os.MkdirTemp("", "relais-chunk-*")
+				if err != nil {
+					rt.Fatal(err)
+				}
+				defer os.RemoveAll(dir)
+				whole, schema := openReplica(rt, dir, "whole")
+				defer whole.Close()
+				single, _ := openReplica(rt, dir, "single")
+				defer single.Close()
+				// Some rows held before, so that the batch meets both new
+				// rows and rows to update.
+				before := rapid.SliceOfN(rapid.Custom(genChangeMany), 0, 40).Draw(rt, "before")
+				batch := rapid.SliceOfN(rapid.Custom(genChangeMany), 100, 400).Draw(rt, "batch")
+				for _, db := range []*store.DB{whole, single} {
+					if len(before) > 0 {
+						apply(rt, db, schema, before, tc.opt)
+					}
+				}
+				got := apply(rt, whole, schema, batch, tc.opt)
+				// One Apply per change, in one transaction: a commit each
+				// would make the test slow for nothing.
+				var want replica.Result
+				err = single.Write(context.Background(), func(tx *sql.Tx) error {
+					for _, c := range batch {
+						r, err := replica.Apply(context.Background(), tx, schema, []syncproto.Change{c}, tc.opt)
+						if err != nil {
+							return err
+						}
+						want.Won += r.Won
+						want.Lost += r.Lost
+						want.Duplicates += r.Duplicates
+						want.KeptAside += r.KeptAside
+						want.Conflicts = append(want.Conflicts, r.Conflicts...)
+					}
+					return nil
+				})
+				if err != nil {
+					rt.Fatal(err)
+				}
+				if got.Won != want.Won || got.Lost != want.Lost || got.Duplicates != want.Duplicates || len(got.Conflicts) != len(want.Conflicts) {
+					rt.Fatalf("counts differ: whole batch %+v, one by one %+v", got, want)
+				}
+				queries := []string{
+					"SELECT id, type, duree, notes FROM activite ORDER BY id",
+					"SELECT tbl, pk, col, val, hlc, node, seq, owner FROM _cells ORDER BY tbl, pk, col",
+					"SELECT tbl, pk, col, winner_val, winner_hlc, winner_node, loser_val, loser_hlc, loser_node FROM _conflicts ORDER BY tbl, pk, col, loser_hlc, loser_node",
+				}
+				if a, b := relaistest.Dump(rt, whole.W, queries...), relaistest.Dump(rt, single.W, queries...); a != b {
+					rt.Fatalf("states differ:\n%s\n---\n%s", a, b)
+				}
+			})
+		})
+	}
+}

@@ -44,7 +44,8 @@ const MediaTypeColumns = "application/vnd.relais.columns"
 //     bytes;
 //   - hlc readings are differences from the previous group's, as in rows.
 //
-// The result is then compressed (zstd where the device accepts it).
+// The result is then gzip-compressed like any answer (zstd was measured
+// and gave nothing more on this form).
 //
 // Layout, every integer a varint (zigzag where signed):
 //

@@ -147,7 +147,8 @@ func generate(seed uint64, activities int, end time.Time, conseillers []string) 
 		}
 	}
 	for i := range activities {
-		at := start.Add(span * time.Duration(i) / time.Duration(activities))
+		// Divide first: the span in nanoseconds times i overflows int64.
+		at := start.Add(span / time.Duration(activities) * time.Duration(i))
 		k := g.rng.IntN(nc)
 		a := g.activite(at, d.Conseillers[k], d.Nodes[k], d.Structures)
 		d.Activites = append(d.Activites, a)

@@ -72,7 +72,10 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	st := newStmts(tx)
 	st.pre = opt.Prepared
 	defer st.close()
-	cells := &cellWriter{st: st}
+	// A replica that neither numbers cells for pulls nor tags their owner
+	// (a device) writes them without those two columns: every argument
+	// bound costs a call through cgo, and they would all be NULL.
+	cells := &cellWriter{st: st, untagged: !opt.AssignSeq && len(opt.Owners) == 0}
 
 	var seq int64
 	if opt.AssignSeq {
@@ -520,15 +523,20 @@ var (
 // the rows of an INSERT one after the other, so the later one is held,
 // with its seq, as when each was written on its own.
 type cellWriter struct {
-	st    *stmts
-	args  []any
-	first []syncproto.Cell // each buffered cell, to name it in an error
+	st *stmts
+	// untagged cells are written with putUntaggedSQL: seq and owner are
+	// always NULL, and add is given nil for both.
+	untagged bool
+	args     []any
+	first    []syncproto.Cell // each buffered cell, to name it in an error
 }
 
-const cellArgs = 8
-
 func (w *cellWriter) add(ctx context.Context, c *syncproto.Change, val, seq, owner any) error {
-	w.args = append(w.args, c.Table, c.PK, c.Column, val, int64(c.Version.HLC), c.Version.Node, seq, owner)
+	if w.untagged {
+		w.args = append(w.args, c.Table, c.PK, c.Column, val, int64(c.Version.HLC), c.Version.Node)
+	} else {
+		w.args = append(w.args, c.Table, c.PK, c.Column, val, int64(c.Version.HLC), c.Version.Node, seq, owner)
+	}
 	w.first = append(w.first, c.Cell())
 	if len(w.first) < cellChunks[0] {
 		return nil
@@ -537,17 +545,21 @@ func (w *cellWriter) add(ctx context.Context, c *syncproto.Change, val, seq, own
 }
 
 func (w *cellWriter) flush(ctx context.Context) error {
+	per := taggedArgs
+	if w.untagged {
+		per = untaggedArgs
+	}
 	for len(w.first) > 0 {
 		n := chunkFor(cellChunks, len(w.first))
-		q, err := w.st.prepare(ctx, putCellsSQL(n))
+		q, err := w.st.prepare(ctx, putCellsSQL(n, w.untagged))
 		if err == nil {
-			_, err = q.ExecContext(ctx, w.args[:n*cellArgs]...)
+			_, err = q.ExecContext(ctx, w.args[:n*per]...)
 		}
 		if err != nil {
 			c := w.first[0]
 			return fmt.Errorf("merge: write %d cells from %s.%s of %s: %w", n, c.Table, c.Column, c.PK, err)
 		}
-		w.args = w.args[n*cellArgs:]
+		w.args = w.args[n*per:]
 		w.first = w.first[n:]
 	}
 	w.args, w.first = w.args[:0], w.first[:0]
@@ -626,25 +638,45 @@ func (w *rowWriter) flushAll(ctx context.Context) error {
 	return nil
 }
 
-// putCellsSQL writes n cells; putCellSQL is its text for one.
-func putCellsSQL(n int) string {
-	if q, ok := putCellsTexts[n]; ok {
+// putCellsSQL writes n cells, with putCellSQL, or with putUntaggedSQL
+// when untagged.
+func putCellsSQL(n int, untagged bool) string {
+	texts := putCellsTexts
+	if untagged {
+		texts = putUntaggedTexts
+	}
+	if q, ok := texts[n]; ok {
 		return q
 	}
-	return multiRow(putCellSQL, "(?, ?, ?, ?, ?, ?, ?, ?)", n)
+	if untagged {
+		return multiRow(putUntaggedSQL, untaggedTuple, n)
+	}
+	return multiRow(putCellSQL, taggedTuple, n)
 }
 
-// putCellsTexts holds the texts of the chunk sizes, built once: each
-// chunk's statement is looked up by its text.
-var putCellsTexts = func() map[int]string {
-	m := map[int]string{1: putCellSQL}
+const (
+	taggedArgs    = 8
+	taggedTuple   = "(?, ?, ?, ?, ?, ?, ?, ?)"
+	untaggedArgs  = 6
+	untaggedTuple = "(?, ?, ?, ?, ?, ?)"
+)
+
+// putCellsTexts and putUntaggedTexts hold the texts of the chunk sizes,
+// built once: each chunk's statement is looked up by its text.
+var (
+	putCellsTexts    = chunkTexts(putCellSQL, taggedTuple)
+	putUntaggedTexts = chunkTexts(putUntaggedSQL, untaggedTuple)
+)
+
+func chunkTexts(single, tuple string) map[int]string {
+	m := map[int]string{1: single}
 	for _, n := range cellChunks {
 		if n > 1 {
-			m[n] = multiRow(putCellSQL, "(?, ?, ?, ?, ?, ?, ?, ?)", n)
+			m[n] = multiRow(single, tuple, n)
 		}
 	}
 	return m
-}()
+}
 
 // newRowsSQL writes n new rows of t, every column given (names sorted):
 // the text of upsertSQL with n rows of values.
@@ -679,6 +711,9 @@ func multiRow(single, tuple string, n int) string {
 const (
 	putCellSQL = `INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq, owner = excluded.owner`
+	// putUntaggedSQL is putCellSQL with seq and owner NULL, as literals.
+	putUntaggedSQL = `INSERT INTO _cells (tbl, pk, col, val, hlc, node) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node, seq = NULL, owner = NULL`
 	tagRowSQL   = `UPDATE _cells SET owner = ? WHERE tbl = ? AND pk = ? AND owner IS NOT ?`
 	loadRowsSQL = `SELECT pk, col, val, hlc, node FROM _cells
 		WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?))`

@@ -102,3 +102,45 @@ func TestApplyChunkedSameAsOneByOne(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyUntaggedSameAsTagged: a device writes cells with a statement
+// that leaves seq and owner out (they would be bound as NULL, one cgo
+// call each). It must leave exactly the state the statement binding them
+// as NULL does, including on cells held before with a sequence number and
+// an owner (written with the server's options), which both clear. The
+// tagged side is forced by naming an owner column for a table the batches
+// never touch: every owner it binds is then NULL, and so is every seq.
+func TestApplyUntaggedSameAsTagged(t *testing.T) {
+	server := replica.Options{AssignSeq: true, Owners: map[string]string{"activite": "type"}}
+	tagged := replica.Options{Owners: map[string]string{"no_such_table": "owner"}}
+	rapid.Check(t, func(rt *rapid.T) {
+		dir, err := os.MkdirTemp("", "relais-untagged-*")
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		untaggedDB, schema := openReplica(rt, dir, "untagged")
+		defer untaggedDB.Close()
+		taggedDB, _ := openReplica(rt, dir, "tagged")
+		defer taggedDB.Close()
+		before := rapid.SliceOfN(rapid.Custom(genChangeMany), 0, 60).Draw(rt, "before")
+		batch := rapid.SliceOfN(rapid.Custom(genChangeMany), 1, 400).Draw(rt, "batch")
+		for _, db := range []*store.DB{untaggedDB, taggedDB} {
+			if len(before) > 0 {
+				apply(rt, db, schema, before, server)
+			}
+		}
+		got := apply(rt, untaggedDB, schema, batch, replica.Options{})
+		want := apply(rt, taggedDB, schema, batch, tagged)
+		if got.Won != want.Won || got.Lost != want.Lost || got.Duplicates != want.Duplicates || got.KeptAside != want.KeptAside {
+			rt.Fatalf("counts differ: untagged %+v, tagged %+v", got, want)
+		}
+		queries := []string{
+			"SELECT id, type, duree, notes FROM activite ORDER BY id",
+			"SELECT tbl, pk, col, val, typeof(val), hlc, node, seq, owner FROM _cells ORDER BY tbl, pk, col",
+		}
+		if a, b := relaistest.Dump(rt, untaggedDB.W, queries...), relaistest.Dump(rt, taggedDB.W, queries...); a != b {
+			rt.Fatalf("states differ:\n%s\n---\n%s", a, b)
+		}
+	})
+}

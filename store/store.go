@@ -12,11 +12,12 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"net/url"
 	"runtime"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3"
 )
 
 // DB is a SQLite database opened as a writer and a reader pool.
@@ -36,6 +37,20 @@ type Options struct {
 	// SecureDelete overwrites freed pages, so that deleted personal data
 	// does not linger in the file.
 	SecureDelete bool
+	// CacheKiB sizes the writer connection's page cache, in KiB (SQLite's
+	// default, 2 MiB, when zero). A replica's cells are keyed by random
+	// UUIDs, so a merge that writes many rows touches B-tree pages all
+	// over the file: with a cache smaller than the working set, each
+	// touched page is read again from the OS and its neighbours evicted.
+	CacheKiB int
+	// WALAutocheckpoint is the size, in pages, the WAL may reach before a
+	// commit on the writer copies it back into the database (SQLite's
+	// default, 1000 pages, when zero). A long run of large transactions
+	// on random keys (a device's initial sync) dirties the same B-tree
+	// pages commit after commit: checkpointing less often copies each of
+	// them once for several commits instead of once per commit. The WAL
+	// file keeps the largest size it reached.
+	WALAutocheckpoint int
 }
 
 // Open opens (creating if needed) the database at path.
@@ -50,11 +65,16 @@ func Open(path string, opt Options) (*DB, error) {
 	}
 	wq := cloneValues(q)
 	wq.Set("_txlock", "immediate")
-	// The DSN must start with "file:" or go-sqlite3 ignores mode=ro.
-	w, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?"+wq.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+	if opt.CacheKiB > 0 {
+		// A negative cache_size is in KiB rather than pages.
+		wq.Set("_cache_size", fmt.Sprint(-opt.CacheKiB))
 	}
+	// The DSN must start with "file:" or go-sqlite3 ignores mode=ro.
+	var setup []string
+	if opt.WALAutocheckpoint > 0 {
+		setup = append(setup, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", opt.WALAutocheckpoint))
+	}
+	w := sql.OpenDB(&connector{dsn: "file:" + escapePath(path) + "?" + wq.Encode(), setup: setup})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
@@ -77,6 +97,30 @@ func Open(path string, opt Options) (*DB, error) {
 	r.SetMaxIdleConns(n)
 	return &DB{Path: path, W: w, R: r}, nil
 }
+
+// connector opens go-sqlite3 connections and runs setup on each, for the
+// settings its DSN cannot carry: database/sql may replace a connection it
+// found broken, and the new one must be set up like the first.
+type connector struct {
+	dsn   string
+	setup []string
+}
+
+func (c *connector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := c.Driver().Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range c.setup {
+		if _, err := conn.(*sqlite3.SQLiteConn).Exec(q, nil); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return conn, nil
+}
+
+func (c *connector) Driver() driver.Driver { return &sqlite3.SQLiteDriver{} }
 
 // Close closes both pools.
 func (db *DB) Close() error {

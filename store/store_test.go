@@ -1,0 +1,57 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+)
+
+// TestWriterSettings: the writer's cache and checkpoint settings hold on
+// its first connection and on any connection database/sql opens later
+// (after it dropped one it found broken), and SQLite's defaults hold
+// when they are not set.
+func TestWriterSettings(t *testing.T) {
+	cases := []struct {
+		name           string
+		opt            Options
+		wantCache      int64 // PRAGMA cache_size: pages, or KiB when negative
+		wantCheckpoint int64
+	}{
+		{"defaults", Options{}, -2000, 1000},
+		{"device", Options{CacheKiB: 65536, WALAutocheckpoint: 10000}, -65536, 10000},
+		{"cache only", Options{CacheKiB: 4096}, -4096, 1000},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := Open(filepath.Join(t.TempDir(), "s.db"), tc.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			for round := range 2 {
+				var cache, checkpoint int64
+				if err := db.W.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.W.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&checkpoint); err != nil {
+					t.Fatal(err)
+				}
+				if cache != tc.wantCache || checkpoint != tc.wantCheckpoint {
+					t.Fatalf("connection %d: cache_size %d, wal_autocheckpoint %d; want %d, %d",
+						round+1, cache, checkpoint, tc.wantCache, tc.wantCheckpoint)
+				}
+				// Closes the idle connection: the next query opens another.
+				db.W.SetMaxIdleConns(0)
+				db.W.SetMaxIdleConns(1)
+			}
+			var mode string
+			if err := db.W.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&mode); err != nil {
+				t.Fatal(err)
+			}
+			if mode != "2" { // FULL: the settings above must not weaken durability
+				t.Fatalf("synchronous = %s, want 2 (FULL)", mode)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/relais-numerique/relais/syncproto"
@@ -15,6 +16,9 @@ import (
 // Page is one page of cells read by sequence number.
 type Page struct {
 	Changes []syncproto.Change
+	// Owners holds, for ReadOwned, the owner tag of each cell of Changes
+	// ("" for untagged cells): the owner of its row when it has one.
+	Owners []string
 	// Cursor is the sequence number to resume after.
 	Cursor int64
 	More   bool
@@ -116,20 +120,28 @@ func SaveClock(ctx context.Context, tx *sql.Tx, t syncproto.Timestamp) error {
 // what that device may receive, not every cell the fleet wrote since its
 // cursor. Limit and cursor mean what they mean for ReadPage, over the
 // merged cells: every tagged cell with a sequence up to the returned
-// cursor has been read.
+// cursor has been read. Page.Owners gives each kept cell's tag.
 func ReadOwned(ctx context.Context, q Queryer, cursor int64, limit int, owners []string, keep CellFilter) (Page, error) {
 	p := Page{Cursor: cursor}
 	if limit <= 0 || len(owners) == 0 {
 		return p, nil
 	}
-	// Each owner's cells are fetched a chunk at a time, so that a
-	// coordinator following many people reads about a page in all, not a
-	// page per person; a stream that runs dry doubles its next chunk, so
-	// that the few people who wrote most of a page cost few queries.
-	chunk := min(limit+1, max(64, limit/len(owners)+1))
-	h := make(streamHeap, 0, len(owners))
-	for _, o := range slices.Compact(slices.Sorted(slices.Values(owners))) {
-		s := &ownerStream{owner: o, after: cursor, chunk: chunk, max: limit + 1}
+	owners = slices.Compact(slices.Sorted(slices.Values(owners)))
+	// SQLite merges the owners' index ranges itself (one compound select
+	// ordered by seq, see ownerStream.fill), so that a page reads the
+	// cells it returns and no more: merging per-owner chunks here read
+	// about 2.4 times the cells a coordinator's page kept, and ran a
+	// query per chunk. Only past ownersPerQuery owners are several such
+	// streams merged here, each fetching a chunk at a time; a stream that
+	// runs dry doubles its next chunk.
+	groups := (len(owners) + ownersPerQuery - 1) / ownersPerQuery
+	chunk := limit + 1
+	if groups > 1 {
+		chunk = min(limit+1, max(64, limit/groups+1))
+	}
+	h := make(streamHeap, 0, groups)
+	for g := range slices.Chunk(owners, ownersPerQuery) {
+		s := &ownerStream{owners: g, after: cursor, chunk: chunk, max: limit + 1}
 		if err := s.fill(ctx, q); err != nil {
 			return p, err
 		}
@@ -145,19 +157,20 @@ func ReadOwned(ctx context.Context, q Queryer, cursor int64, limit int, owners [
 			break
 		}
 		s := h[0]
-		c := s.buf[0]
-		s.buf = s.buf[1:]
+		c := &s.buf[s.next]
+		s.next++
 		n++
 		p.Cursor = c.seq
 		if keep == nil || keep(&c.Change) {
 			p.Changes = append(p.Changes, c.Change)
+			p.Owners = append(p.Owners, c.owner)
 		}
-		if len(s.buf) == 0 && !s.done {
+		if s.next == len(s.buf) && !s.done {
 			if err := s.fill(ctx, q); err != nil {
 				return p, err
 			}
 		}
-		if len(s.buf) == 0 {
+		if s.next == len(s.buf) {
 			heap.Pop(&h)
 		} else {
 			heap.Fix(&h, 0)
@@ -166,62 +179,113 @@ func ReadOwned(ctx context.Context, q Queryer, cursor int64, limit int, owners [
 	return p, nil
 }
 
+// ownersPerQuery bounds the arms of one compound select, well under
+// SQLite's limit (SQLITE_MAX_COMPOUND_SELECT, 500 by default) and what a
+// coordinator's team needs.
+var ownersPerQuery = 64 // a variable for tests to exercise several streams
+
 type seqChange struct {
 	syncproto.Change
-	seq int64
+	seq   int64
+	owner string
 }
 
-// ownerStream is one owner's cells above a sequence number, read ahead by
-// chunks.
+// ownerStream is some owners' cells above a sequence number, in sequence
+// order, read ahead by chunks.
 type ownerStream struct {
-	owner string
-	after int64 // the last sequence number fetched
-	buf   []seqChange
-	done  bool // the last fetch came back short: nothing more
-	chunk int  // rows to fetch next, doubling up to max
-	max   int
+	owners []string
+	after  int64 // the last sequence number fetched
+	buf    []seqChange
+	next   int  // the first cell of buf not yet merged
+	done   bool // the last fetch came back short: nothing more
+	chunk  int  // rows to fetch next, doubling up to max
+	max    int
+}
+
+// ownersQuery merges the cells of owners in sequence order: SQLite runs a
+// compound select ordered by a column every arm reads in index order as a
+// merge of the arms, reading each only as far as the LIMIT needs. ?1 is
+// the cursor, then come the owners other than "" (whose arm reads the
+// untagged cells, by the same index), then the limit.
+func ownersQuery(owners []string) string {
+	var b strings.Builder
+	n := 1
+	for i, o := range owners {
+		if i > 0 {
+			b.WriteString(" UNION ALL ")
+		}
+		if o == "" {
+			b.WriteString(`SELECT tbl, pk, col, val, hlc, node, seq, '' FROM _cells WHERE owner IS NULL AND seq > ?1`)
+			continue
+		}
+		n++
+		fmt.Fprintf(&b, `SELECT tbl, pk, col, val, hlc, node, seq, owner FROM _cells WHERE owner = ?%d AND seq > ?1`, n)
+	}
+	fmt.Fprintf(&b, " ORDER BY 7 LIMIT ?%d", n+1)
+	return b.String()
 }
 
 func (s *ownerStream) fill(ctx context.Context, q Queryer) error {
 	chunk := s.chunk
 	s.chunk = min(2*s.chunk, s.max)
-	query := `SELECT tbl, pk, col, val, hlc, node, seq FROM _cells WHERE owner = ? AND seq > ? ORDER BY seq LIMIT ?`
-	args := []any{s.owner, s.after, chunk}
-	if s.owner == "" {
-		query = `SELECT tbl, pk, col, val, hlc, node, seq FROM _cells WHERE owner IS NULL AND seq > ? ORDER BY seq LIMIT ?`
-		args = args[1:]
+	args := make([]any, 0, len(s.owners)+2)
+	args = append(args, s.after)
+	for _, o := range s.owners {
+		if o != "" {
+			args = append(args, o)
+		}
 	}
-	rows, err := q.QueryContext(ctx, query, args...)
+	args = append(args, chunk)
+	rows, err := q.QueryContext(ctx, ownersQuery(s.owners), args...)
 	if err != nil {
-		return fmt.Errorf("read cells of %q after %d: %w", s.owner, s.after, err)
+		return fmt.Errorf("read cells of %d owners after %d: %w", len(s.owners), s.after, err)
 	}
 	defer rows.Close()
-	s.buf = s.buf[:0]
+	s.buf, s.next = s.buf[:0], 0
+	var in interner
 	for rows.Next() {
-		var c seqChange
+		s.buf = append(s.buf, seqChange{})
+		c := &s.buf[len(s.buf)-1]
 		var hlc int64
-		if err := rows.Scan(&c.Table, &c.PK, &c.Column, &c.Value, &hlc, &c.Version.Node, &c.seq); err != nil {
-			return fmt.Errorf("read cells of %q after %d: %w", s.owner, s.after, err)
+		if err := rows.Scan(&c.Table, &c.PK, &c.Column, &c.Value, &hlc, &c.Version.Node, &c.seq, &c.owner); err != nil {
+			return fmt.Errorf("read cells of %d owners after %d: %w", len(s.owners), s.after, err)
 		}
 		c.Version.HLC = syncproto.Timestamp(hlc)
 		if b, ok := c.Value.([]byte); ok {
 			c.Value = string(b)
 		}
-		s.buf = append(s.buf, c)
+		c.Table, c.Column, c.Version.Node, c.owner = in.get(c.Table), in.get(c.Column), in.get(c.Version.Node), in.get(c.owner)
 		s.after = c.seq
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read cells of %q after %d: %w", s.owner, s.after, err)
+		return fmt.Errorf("read cells of %d owners after %d: %w", len(s.owners), s.after, err)
 	}
 	s.done = len(s.buf) < chunk
 	return nil
+}
+
+// interner shares one copy of the strings a page repeats on every cell
+// (tables, columns, nodes, owners): the driver allocates each anew, and
+// a page of ten thousand cells would otherwise keep forty thousand small
+// strings alive until it is encoded.
+type interner map[string]string
+
+func (in *interner) get(s string) string {
+	if *in == nil {
+		*in = make(interner, 64)
+	}
+	if v, ok := (*in)[s]; ok {
+		return v
+	}
+	(*in)[s] = s
+	return s
 }
 
 // streamHeap orders streams by the sequence number of their next cell.
 type streamHeap []*ownerStream
 
 func (h streamHeap) Len() int           { return len(h) }
-func (h streamHeap) Less(i, j int) bool { return h[i].buf[0].seq < h[j].buf[0].seq }
+func (h streamHeap) Less(i, j int) bool { return h[i].buf[h[i].next].seq < h[j].buf[h[j].next].seq }
 func (h streamHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *streamHeap) Push(x any)        { *h = append(*h, x.(*ownerStream)) }
 func (h *streamHeap) Pop() any {

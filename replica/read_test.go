@@ -16,8 +16,10 @@ import (
 // TestReadOwnedProperty checks the owner index against a plain scan: for
 // any writes (owner changes included) and any set of owners, paging
 // through ReadOwned gives exactly the cells a full scan by sequence gives
-// for those owners, in the same order, and every cell carries its row's
-// current owner as tag.
+// for those owners, in the same order, with the tag each was read by, and
+// every cell carries its row's current owner as tag. perQuery varies how
+// many owners SQLite merges in one query, so that the merge of several
+// such streams is exercised too.
 func TestReadOwnedProperty(t *testing.T) {
 	owners := map[string]string{"activite": "mediateur_id"}
 	people := []string{"ana", "ben", "chloe"}
@@ -60,6 +62,7 @@ func TestReadOwnedProperty(t *testing.T) {
 
 		want := rapid.SliceOfDistinct(rapid.SampledFrom(append([]string{""}, people...)), func(s string) string { return s }).Draw(rt, "readers")
 		limit := rapid.IntRange(1, 9).Draw(rt, "limit")
+		defer replica.SetOwnersPerQuery(rapid.IntRange(1, 4).Draw(rt, "perQuery"))()
 		expected := scanOwned(rt, db.R, want)
 		var got []string
 		cursor := int64(0)
@@ -74,8 +77,11 @@ func TestReadOwnedProperty(t *testing.T) {
 			if len(p.Changes) > limit {
 				rt.Fatalf("page of %d cells, limit %d", len(p.Changes), limit)
 			}
-			for _, c := range p.Changes {
-				got = append(got, c.Table+"/"+c.PK+"/"+c.Column)
+			if len(p.Owners) != len(p.Changes) {
+				rt.Fatalf("%d owners for %d cells", len(p.Owners), len(p.Changes))
+			}
+			for i, c := range p.Changes {
+				got = append(got, c.Table+"/"+c.PK+"/"+c.Column+"@"+p.Owners[i])
 			}
 			if p.Cursor < cursor {
 				rt.Fatalf("cursor went back from %d to %d", cursor, p.Cursor)
@@ -92,7 +98,7 @@ func TestReadOwnedProperty(t *testing.T) {
 }
 
 // scanOwned is the reference: every cell in sequence order, kept when its
-// tag (NULL as "") is among owners.
+// tag (NULL as "") is among owners, written table/pk/column@tag.
 func scanOwned(t tester, q *sql.DB, owners []string) []string {
 	rows, err := q.Query("SELECT tbl, pk, col, COALESCE(owner, '') FROM _cells WHERE seq IS NOT NULL ORDER BY seq")
 	if err != nil {
@@ -106,7 +112,7 @@ func scanOwned(t tester, q *sql.DB, owners []string) []string {
 			t.Fatal(err)
 		}
 		if slices.Contains(owners, owner) {
-			out = append(out, tbl+"/"+pk+"/"+col)
+			out = append(out, tbl+"/"+pk+"/"+col+"@"+owner)
 		}
 	}
 	if err := rows.Err(); err != nil {

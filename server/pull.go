@@ -59,7 +59,7 @@ func (s *Server) pullPage(ctx context.Context, p auth.Principal, cursor int64, l
 		if err != nil {
 			return out, err
 		}
-		kept, err := view.Filter(ctx, tx, page.Changes)
+		kept, err := view.Filter(ctx, tx, page.Changes, page.Owners)
 		if err != nil {
 			return out, err
 		}

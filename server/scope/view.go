@@ -100,26 +100,54 @@ func (v *View) All() bool { return v.all }
 // order. Cells are dropped whole, never blanked: a personal column a
 // coordinator may not see is not sent at all. q must see the cells the
 // changes were read from (the same read transaction, ideally).
-func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change) ([]syncproto.Change, error) {
+//
+// owners, when not nil, holds each change's owner tag as
+// replica.ReadOwned returns it: the merge keeps it equal to the row's
+// owner cell in the same transaction, so a tagged cell's owner needs no
+// lookup, and an activity's date none either when the page holds it (it
+// is read from the same state). Untagged cells of owned tables (a bulk
+// writer's, not tagged yet) and the team tables are decided on the cells
+// read back from _cells, as they all were before tags.
+func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change, owners []string) ([]syncproto.Change, error) {
 	if v.all || len(changes) == 0 {
 		return changes, nil
 	}
-	// The columns to read per table to decide on its rows.
-	need := map[string][]string{}
-	rowsOf := map[string][]string{}
-	seen := map[[2]string]bool{}
+	if owners != nil && len(owners) != len(changes) {
+		return nil, fmt.Errorf("scope: %d owner tags for %d cells", len(owners), len(changes))
+	}
+	tagOf := func(i int) string {
+		if owners == nil {
+			return ""
+		}
+		return owners[i]
+	}
+	// The dates the page itself holds, for the tagged rows of team
+	// members in date-windowed tables.
+	dates := map[rowKey]string{}
 	for i := range changes {
 		c := &changes[i]
-		cols := v.decisionColumns(c.Table)
-		if cols == nil {
+		p := v.rules.policy(c.Table)
+		if p.kind != kindOwned || p.team == nil || p.team.dateColumn == "" || c.Column != p.team.dateColumn {
 			continue
 		}
-		need[c.Table] = cols
-		k := [2]string{c.Table, c.PK}
-		if !seen[k] {
-			seen[k] = true
-			rowsOf[c.Table] = append(rowsOf[c.Table], c.PK)
+		if _, coordinated := v.team[tagOf(i)]; coordinated {
+			dates[rowKey{c.Table, c.PK}] = text(c.Value)
 		}
+	}
+	// The columns to read back per table, and the rows to read them for.
+	need := map[string][]string{}
+	rowsOf := map[string][]string{}
+	seen := map[rowKey]bool{}
+	for i := range changes {
+		c := &changes[i]
+		k := rowKey{c.Table, c.PK}
+		cols := v.lookupColumns(c, k, tagOf(i), dates)
+		if cols == nil || seen[k] {
+			continue
+		}
+		seen[k] = true
+		need[c.Table] = cols
+		rowsOf[c.Table] = append(rowsOf[c.Table], c.PK)
 	}
 	vals := map[string]map[string]map[string]string{}
 	for table, pks := range rowsOf {
@@ -132,11 +160,55 @@ func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change
 	out := changes[:0:0]
 	for i := range changes {
 		c := &changes[i]
-		if v.keep(c, vals[c.Table][c.PK]) {
+		row := vals[c.Table][c.PK]
+		if tag := tagOf(i); tag != "" && v.rules.policy(c.Table).kind == kindOwned {
+			k := rowKey{c.Table, c.PK}
+			d, inPage := dates[k]
+			if !inPage {
+				d = row[v.rules.policy(c.Table).dateColumn()]
+			}
+			if v.keepOwned(c, tag, d) {
+				out = append(out, *c)
+			}
+			continue
+		}
+		if v.keep(c, row) {
 			out = append(out, *c)
 		}
 	}
 	return out, nil
+}
+
+type rowKey struct{ table, pk string }
+
+// lookupColumns are the cells of c's row to read back from _cells to
+// decide on it; nil when none is needed. A tagged cell of an owned table
+// needs at most its row's date, and only when the row belongs to a team
+// member and the page did not bring the date along.
+func (v *View) lookupColumns(c *syncproto.Change, k rowKey, tag string, dates map[rowKey]string) []string {
+	p := v.rules.policy(c.Table)
+	if p.kind != kindOwned || tag == "" {
+		return v.decisionColumns(c.Table)
+	}
+	if tag == v.who.UserID || p.dateColumn() == "" {
+		return nil
+	}
+	if _, coordinated := v.team[tag]; !coordinated {
+		return nil
+	}
+	if _, inPage := dates[k]; inPage {
+		return nil
+	}
+	return []string{p.team.dateColumn}
+}
+
+// dateColumn is the column that dates a row for coordinators, "" when
+// the table is not date-windowed.
+func (p policy) dateColumn() string {
+	if p.team == nil {
+		return ""
+	}
+	return p.team.dateColumn
 }
 
 // decisionColumns are the cells of a row that decide whether a principal
@@ -162,27 +234,7 @@ func (v *View) keep(c *syncproto.Change, row map[string]string) bool {
 	me := v.who.UserID
 	switch p.kind {
 	case kindOwned:
-		owner := row[OwnerColumn]
-		if owner == me {
-			return true
-		}
-		windows, coordinated := v.team[owner]
-		if !coordinated || p.team == nil || slices.Contains(p.team.hidden, c.Column) {
-			return false
-		}
-		if p.team.dateColumn == "" {
-			return true
-		}
-		d := day(row[p.team.dateColumn])
-		if d == "" {
-			return false
-		}
-		for _, w := range windows {
-			if w.holds(d) {
-				return true
-			}
-		}
-		return false
+		return v.keepOwned(c, row[OwnerColumn], row[p.dateColumn()])
 	case kindCoordination:
 		return row["coordinateur_id"] == me || row["mediateur_id"] == me
 	case kindEnActivite:
@@ -191,6 +243,32 @@ func (v *View) keep(c *syncproto.Change, row map[string]string) bool {
 		return m == me || coordinated
 	case kindStructure:
 		return v.structures[c.PK]
+	}
+	return false
+}
+
+// keepOwned decides on a cell of an owned table whose row has owner and
+// is dated date (used only for a date-windowed table).
+func (v *View) keepOwned(c *syncproto.Change, owner, date string) bool {
+	if owner == v.who.UserID {
+		return true
+	}
+	p := v.rules.policy(c.Table)
+	windows, coordinated := v.team[owner]
+	if !coordinated || p.team == nil || slices.Contains(p.team.hidden, c.Column) {
+		return false
+	}
+	if p.team.dateColumn == "" {
+		return true
+	}
+	d := day(date)
+	if d == "" {
+		return false
+	}
+	for _, w := range windows {
+		if w.holds(d) {
+			return true
+		}
 	}
 	return false
 }

@@ -150,6 +150,15 @@ func ReadOwned(ctx context.Context, q Queryer, cursor int64, limit int, owners [
 		}
 	}
 	heap.Init(&h)
+	// Sized for what the first fills brought (all of the page when one
+	// query reads it): growing a page of ten thousand cells by appends
+	// copied it over and over.
+	held := 0
+	for _, s := range h {
+		held += len(s.buf)
+	}
+	p.Changes = make([]syncproto.Change, 0, min(limit, held))
+	p.Owners = make([]string, 0, min(limit, held))
 	n := 0
 	for h.Len() > 0 {
 		if n == limit {
@@ -241,6 +250,9 @@ func (s *ownerStream) fill(ctx context.Context, q Queryer) error {
 		return fmt.Errorf("read cells of %d owners after %d: %w", len(s.owners), s.after, err)
 	}
 	defer rows.Close()
+	if cap(s.buf) < chunk {
+		s.buf = make([]seqChange, 0, chunk)
+	}
 	s.buf, s.next = s.buf[:0], 0
 	var in interner
 	for rows.Next() {

@@ -63,7 +63,11 @@ func (s *Server) pullPage(ctx context.Context, p auth.Principal, cursor int64, l
 		if err != nil {
 			return out, err
 		}
-		out.Changes = append(out.Changes, kept...)
+		if out.Changes == nil {
+			out.Changes = kept // most exchanges read one page: no copy
+		} else {
+			out.Changes = append(out.Changes, kept...)
+		}
 		out.Cursor, out.More = page.Cursor, page.More
 		if !page.More || len(out.Changes) >= limit/2 {
 			break

@@ -99,7 +99,9 @@ func (v *View) All() bool { return v.all }
 // Filter returns the cells of changes the principal may receive, in
 // order. Cells are dropped whole, never blanked: a personal column a
 // coordinator may not see is not sent at all. q must see the cells the
-// changes were read from (the same read transaction, ideally).
+// changes were read from (the same read transaction, ideally). The kept
+// cells are moved to the front of changes, whose array the result shares:
+// a page is filtered once, and copying it was a tenth of a pull's CPU.
 //
 // owners, when not nil, holds each change's owner tag as
 // replica.ReadOwned returns it: the merge keeps it equal to the row's
@@ -157,7 +159,7 @@ func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change
 		}
 		vals[table] = m
 	}
-	out := changes[:0:0]
+	out := changes[:0]
 	for i := range changes {
 		c := &changes[i]
 		row := vals[c.Table][c.PK]

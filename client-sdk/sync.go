@@ -307,7 +307,11 @@ func (r *Replica) nextBatch(ctx context.Context) (*syncproto.Batch, int, error) 
 	var pending int
 	err := r.db.Write(ctx, func(tx *sql.Tx) error {
 		var id string
-		err := tx.QueryRowContext(ctx, "SELECT batch FROM _outbox WHERE batch IS NOT NULL ORDER BY id LIMIT 1").Scan(&id)
+		// A batch already cut is sent again until acknowledged. Ordered
+		// by batch id (UUIDv7: the order batches were cut in), which the
+		// batch index serves; ordered by entry id, SQLite walked the
+		// whole outbox for every batch of a large backlog.
+		err := tx.QueryRowContext(ctx, "SELECT batch FROM _outbox WHERE batch IS NOT NULL ORDER BY batch LIMIT 1").Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			id = uuid.Must(uuid.NewV7()).String()
 			res, err := tx.ExecContext(ctx, `UPDATE _outbox SET batch = ? WHERE id IN

@@ -148,7 +148,14 @@ func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change
 			continue
 		}
 		seen[k] = true
-		need[c.Table] = cols
+		// One query per table reads the same columns for all its rows:
+		// the union of what each needs (an untagged row its owner, a
+		// tagged one its date only).
+		for _, col := range cols {
+			if !slices.Contains(need[c.Table], col) {
+				need[c.Table] = append(need[c.Table], col)
+			}
+		}
 		rowsOf[c.Table] = append(rowsOf[c.Table], c.PK)
 	}
 	vals := map[string]map[string]map[string]string{}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -15,12 +16,15 @@ import (
 // INSERTs: a million cells take seconds instead of a minute of one
 // statement per cell. It is only correct for rows no replica holds yet,
 // which is why Generate first checks that the data is not there already;
-// a test compares its result with replica.Apply's, cell for cell.
+// a test compares its result with replica.Apply's, cell for cell, owner
+// tags included (a running server's pulls read by them: untagged demo
+// rows would reach no conseiller until the server restarted).
 type bulk struct {
 	ctx    context.Context
 	tx     *sql.Tx
 	schema *syncproto.Schema
 	seq    int64
+	owners map[string]string // owned table → owner column (scope rules)
 
 	cellArgs []any
 	rows     map[string]*rowBuf
@@ -34,12 +38,14 @@ type rowBuf struct {
 }
 
 const (
-	cellsPerInsert = 128 // 7 parameters each: far below SQLite's limit
+	cellsPerInsert = 128 // cellWidth parameters each: far below SQLite's limit
+	cellWidth      = 8
 	rowsPerInsert  = 64  // up to ~25 columns each
 )
 
 func newBulk(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema) (*bulk, error) {
-	b := &bulk{ctx: ctx, tx: tx, schema: schema, rows: map[string]*rowBuf{}, stmts: map[string]*sql.Stmt{}}
+	b := &bulk{ctx: ctx, tx: tx, schema: schema, rows: map[string]*rowBuf{}, stmts: map[string]*sql.Stmt{},
+		owners: scope.NewRules(schema).OwnerColumns()}
 	if err := tx.QueryRowContext(ctx, "SELECT seq FROM _replica WHERE id = 1").Scan(&b.seq); err != nil {
 		return nil, fmt.Errorf("read sequence: %w", err)
 	}
@@ -55,16 +61,24 @@ func (b *bulk) add(table, pk string, changes []syncproto.Change) error {
 	}
 	vals := make(map[string]any, len(changes))
 	for _, c := range changes {
-		b.seq++
-		b.cellArgs = append(b.cellArgs, c.Table, c.PK, c.Column, c.Value, int64(c.Version.HLC), c.Version.Node, b.seq)
 		vals[c.Column] = c.Value
+	}
+	var owner any
+	if col, owned := b.owners[table]; owned {
+		if o, ok := vals[col].(string); ok {
+			owner = o
+		}
+	}
+	for _, c := range changes {
+		b.seq++
+		b.cellArgs = append(b.cellArgs, c.Table, c.PK, c.Column, c.Value, int64(c.Version.HLC), c.Version.Node, b.seq, owner)
 	}
 	rb.args = append(rb.args, pk)
 	for _, col := range rb.cols {
 		rb.args = append(rb.args, vals[col])
 	}
 	rb.n++
-	if len(b.cellArgs) >= cellsPerInsert*7 {
+	if len(b.cellArgs) >= cellsPerInsert*cellWidth {
 		if err := b.flushCells(false); err != nil {
 			return err
 		}
@@ -93,17 +107,17 @@ func values(rows, cols int) string {
 }
 
 func (b *bulk) flushCells(all bool) error {
-	for len(b.cellArgs) >= cellsPerInsert*7 || (all && len(b.cellArgs) > 0) {
-		n := min(len(b.cellArgs)/7, cellsPerInsert)
-		q := "INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq) VALUES " + values(n, 7)
+	for len(b.cellArgs) >= cellsPerInsert*cellWidth || (all && len(b.cellArgs) > 0) {
+		n := min(len(b.cellArgs)/cellWidth, cellsPerInsert)
+		q := "INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq, owner) VALUES " + values(n, cellWidth)
 		s, err := b.stmt(fmt.Sprintf("cells/%d", n), q)
 		if err != nil {
 			return fmt.Errorf("write cells: %w", err)
 		}
-		if _, err := s.ExecContext(b.ctx, b.cellArgs[:n*7]...); err != nil {
+		if _, err := s.ExecContext(b.ctx, b.cellArgs[:n*cellWidth]...); err != nil {
 			return fmt.Errorf("write cells: %w", err)
 		}
-		b.cellArgs = b.cellArgs[n*7:]
+		b.cellArgs = b.cellArgs[n*cellWidth:]
 	}
 	return nil
 }

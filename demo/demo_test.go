@@ -35,7 +35,7 @@ func digest(t *testing.T, db *store.DB) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	queries := map[string]string{"_cells": "SELECT tbl, pk, col, quote(val), hlc, node, seq FROM _cells ORDER BY tbl, pk, col"}
+	queries := map[string]string{"_cells": "SELECT tbl, pk, col, quote(val), hlc, node, seq, owner FROM _cells ORDER BY tbl, pk, col"}
 	for _, name := range schema.TableNames() {
 		queries[name] = `SELECT * FROM "` + name + `" ORDER BY id`
 	}

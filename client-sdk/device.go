@@ -28,10 +28,12 @@ import (
 type Options struct {
 	// HTTPClient sends exchanges; its Timeout bounds one exchange.
 	HTTPClient *http.Client
-	// BatchSize is the number of outbox entries pushed per exchange.
+	// BatchSize is the number of outbox entries pushed per exchange. Zero
+	// lets it follow the link (see sizer): batches start at 1,000 entries
+	// and grow, up to 4,000, while they are acknowledged quickly.
 	BatchSize int
 	// PageLimit is the number of cells asked for per pulled page. Zero
-	// lets the page size follow the link (see pageSizer): pages start at
+	// lets the page size follow the link (see sizer): pages start at
 	// syncproto.DefaultPageLimit and grow while they arrive quickly.
 	PageLimit int
 	// MaxExchanges bounds one Sync, so a server that always says "more"
@@ -52,9 +54,6 @@ type Options struct {
 func (o *Options) defaults() {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 60 * time.Second}
-	}
-	if o.BatchSize == 0 {
-		o.BatchSize = 1000
 	}
 	if o.MaxExchanges == 0 {
 		o.MaxExchanges = 100000

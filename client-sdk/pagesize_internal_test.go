@@ -42,3 +42,37 @@ func TestPageSizer(t *testing.T) {
 		})
 	}
 }
+
+func TestBatchSizer(t *testing.T) {
+	fast, slow := 10*time.Millisecond, 5*time.Second
+	cases := []struct {
+		name  string
+		fixed int
+		full  []bool
+		took  []time.Duration
+		want  []int
+	}{
+		{"fixed by the application", 7, []bool{true, true}, []time.Duration{fast, slow}, []int{7, 7}},
+		{"grows while a backlog goes out fast, up to the most", 0,
+			[]bool{true, true, true, true}, []time.Duration{fast, fast, fast, fast},
+			[]int{2 * defaultBatch, 4 * defaultBatch, maxBatch, maxBatch}},
+		{"the last batch of a backlog does not grow it", 0, []bool{false}, []time.Duration{fast}, []int{defaultBatch}},
+		{"a slow link halves it, never below the least", 0,
+			[]bool{true, true, true, true}, []time.Duration{fast, slow, slow, slow},
+			[]int{2 * defaultBatch, defaultBatch, defaultBatch, defaultBatch}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBatchSizer(tc.fixed)
+			for i := range tc.full {
+				b.observe(tc.full[i], tc.took[i])
+				if b.limit != tc.want[i] {
+					t.Fatalf("step %d: limit %d, want %d", i, b.limit, tc.want[i])
+				}
+			}
+		})
+	}
+	if maxBatch+100 > syncproto.MaxBatchChanges {
+		t.Fatalf("an adaptive batch of %d, extended to whole rows, could pass the protocol's %d", maxBatch, syncproto.MaxBatchChanges)
+	}
+}

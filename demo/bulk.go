@@ -40,7 +40,7 @@ type rowBuf struct {
 const (
 	cellsPerInsert = 128 // cellWidth parameters each: far below SQLite's limit
 	cellWidth      = 8
-	rowsPerInsert  = 64  // up to ~25 columns each
+	rowsPerInsert  = 64 // up to ~25 columns each
 )
 
 func newBulk(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema) (*bulk, error) {

@@ -279,19 +279,14 @@ func rowOwners(changes []syncproto.Change, held map[rowKey]map[string]heldCell, 
 	return tags, retag
 }
 
-// ownerTag is the text a row's owner is tagged with, nil for none: owners
-// are compared as text by the scope rules, whatever type was written.
+// ownerTag is the text a row's owner is tagged with (see
+// syncproto.ValueText, which the scope rules compare owners by), nil for
+// none.
 func ownerTag(v any) any {
-	switch x := v.(type) {
-	case nil:
+	if v == nil {
 		return nil
-	case string:
-		return x
-	case []byte:
-		return string(x)
-	default:
-		return fmt.Sprint(x)
 	}
+	return syncproto.ValueText(v)
 }
 
 // tagRow sets the owner tag of every cell held for one row; the cells the

@@ -65,16 +65,25 @@ func (p *Prepared) Warm(ctx context.Context, schema *syncproto.Schema) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, q := range queries {
-		if _, ok := p.m[q]; ok {
-			continue
+		if _, err := p.prepareLocked(ctx, q); err != nil {
+			return err
 		}
-		st, err := p.db.PrepareContext(ctx, q)
-		if err != nil {
-			return fmt.Errorf("prepare merge statements: %w", err)
-		}
-		p.m[q] = st
 	}
 	return nil
+}
+
+// prepareLocked prepares query unless it is held already, and reports
+// whether it did. p.mu must be held.
+func (p *Prepared) prepareLocked(ctx context.Context, query string) (bool, error) {
+	if _, ok := p.m[query]; ok {
+		return false, nil
+	}
+	st, err := p.db.PrepareContext(ctx, query)
+	if err != nil {
+		return false, fmt.Errorf("prepare merge statements: %w", err)
+	}
+	p.m[query] = st
+	return true, nil
 }
 
 func (p *Prepared) lookup(query string) *sql.Stmt {
@@ -107,15 +116,13 @@ func (p *Prepared) Learn(ctx context.Context) error {
 	defer p.mu.Unlock()
 	for q := range p.missed {
 		delete(p.missed, q)
-		if _, ok := p.m[q]; ok {
-			continue
-		}
-		st, err := p.db.PrepareContext(ctx, q)
+		prepared, err := p.prepareLocked(ctx, q)
 		if err != nil {
-			return fmt.Errorf("prepare merge statements: %w", err)
+			return err
 		}
-		p.m[q] = st
-		p.learned++
+		if prepared {
+			p.learned++
+		}
 	}
 	return nil
 }

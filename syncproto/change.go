@@ -1,5 +1,7 @@
 package syncproto
 
+import "fmt"
+
 // DeletedColumn is the name of a row's tombstone cell. Writing 1 to it
 // deletes the row, writing 0 re-creates it; because it is an ordinary cell,
 // a delete and a concurrent edit are ordered by the same LWW rule as any
@@ -95,3 +97,20 @@ const (
 	MaxTextBytes     = 32 << 10
 	MaxNodeBytes     = 64
 )
+
+// ValueText renders a cell value as the text that ids, owners and days
+// are compared by ("" for NULL), whatever type was written: the scope
+// rules compare owners this way, and the owner tags the merge writes on
+// cells must say the same.
+func ValueText(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	default:
+		return fmt.Sprint(x)
+	}
+}

@@ -147,21 +147,14 @@ func DecodeResponseColumns(data []byte) (*SyncResponse, error) {
 type responseHead SyncResponse
 
 func (h *responseHead) UnmarshalJSON(data []byte) error {
-	type plain SyncResponse
-	var w struct {
-		plain
-		Changes json.RawMessage `json:"changes"`
-		Rows    json.RawMessage `json:"rows"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&w); err != nil {
+	head, wire, err := decodeAnswerJSON(data)
+	if err != nil {
 		return err
 	}
-	if w.Changes != nil || w.Rows != nil {
+	if wire.Changes != nil || wire.Rows != nil {
 		return errors.New("changes belong in the columns, not in the head")
 	}
-	*h = responseHead(w.plain)
+	*h = responseHead(head)
 	return nil
 }
 
@@ -527,16 +520,11 @@ func (r *byteReader) uvarint() (uint64, error) {
 	return v, nil
 }
 
+// varint reads a signed varint: encoding/binary's is the zigzag form of
+// an unsigned one.
 func (r *byteReader) varint() (int64, error) {
-	v, n := binary.Varint(r.b[r.off:])
-	if n <= 0 {
-		if n == 0 {
-			return 0, errShort
-		}
-		return 0, errors.New("varint overflows 64 bits")
-	}
-	r.off += n
-	return v, nil
+	u, err := r.uvarint()
+	return unzigzag(u), err
 }
 
 // count reads a number of items that each take at least one more byte,

@@ -400,6 +400,22 @@ func (r SyncResponse) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads an answer in either form.
 func (r *SyncResponse) UnmarshalJSON(data []byte) error {
+	head, wire, err := decodeAnswerJSON(data)
+	if err != nil {
+		return err
+	}
+	changes, err := wire.decode()
+	if err != nil {
+		return err
+	}
+	*r = head
+	r.Changes = changes
+	return nil
+}
+
+// decodeAnswerJSON reads an answer's fields, leaving its changes, in
+// either form, undecoded. Numbers stay json.Number.
+func decodeAnswerJSON(data []byte) (SyncResponse, wireChanges, error) {
 	type plain SyncResponse
 	// Fields at the top level hide plain's "changes", so it arrives raw.
 	var w struct {
@@ -410,13 +426,7 @@ func (r *SyncResponse) UnmarshalJSON(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(&w); err != nil {
-		return err
+		return SyncResponse{}, wireChanges{}, err
 	}
-	changes, err := wireChanges{w.Changes, w.Rows}.decode()
-	if err != nil {
-		return err
-	}
-	*r = SyncResponse(w.plain)
-	r.Changes = changes
-	return nil
+	return SyncResponse(w.plain), wireChanges{w.Changes, w.Rows}, nil
 }

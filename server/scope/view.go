@@ -329,18 +329,7 @@ func lookup(ctx context.Context, q Queryer, table string, cols, pks []string) (m
 }
 
 // text renders a cell value for comparison with ids and days; NULL is "".
-func text(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case []byte:
-		return string(x)
-	default:
-		return fmt.Sprint(x)
-	}
-}
+func text(v any) string { return syncproto.ValueText(v) }
 
 // day keeps the date part of an ISO date or date-time, so that
 // '2026-03-01T10:00' compares with a coordination ending '2026-03-01'.

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/demo"
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/server/auth"

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"testing/fstest"
 
-	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/server"

@@ -16,7 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
-	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/server"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/demo"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server"

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/client-sdk/device"
 )
 
 // The device commands speak French: conseillers use them on the field to

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/server/auth"
 )

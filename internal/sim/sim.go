@@ -32,7 +32,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/syncproto"

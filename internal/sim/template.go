@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/server/auth"
 )

@@ -15,7 +15,7 @@ import (
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
-	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/syncproto"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/client-sdk/device"
 )
 
 // TestScreenshots renders the main pages in Chromium, on a team with a

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	device "github.com/relais-numerique/relais/client-sdk"
+	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/internal/relaistest"
 )
 

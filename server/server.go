@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -229,14 +231,28 @@ func (s *Server) Schema() *syncproto.Schema {
 }
 
 // Serve listens on addr until ctx is cancelled, then stops taking new
-// connections and lets in-flight exchanges finish.
+// connections and lets in-flight exchanges finish. The address is bound
+// before anything is logged, so a port already in use is the error Serve
+// returns, never a "listening" line followed by a failure.
 func (s *Server) Serve(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("address %s already in use — l'adresse %s est déjà utilisée par un autre programme: %w", addr, addr, err)
+	}
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return s.ServeListener(ctx, ln)
+}
+
+// ServeListener serves on ln (which it closes) until ctx is cancelled.
+func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.app.Listen(addr) }()
-	s.log.Info("relais server listening", "addr", addr, "data", s.cfg.DataDir)
+	go func() { errc <- s.app.Listener(ln) }()
+	s.log.Info("relais server listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir)
 	select {
 	case err := <-errc:
-		return fmt.Errorf("listen %s: %w", addr, err)
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down: finishing in-flight requests")

@@ -31,6 +31,13 @@ func runServe(ctx context.Context, args []string, e *env) error {
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
+	// One server per data directory, checked before the database is
+	// even opened; the lock lasts as long as this process.
+	lock, err := server.LockDataDir(*data)
+	if err != nil {
+		return err
+	}
+	defer lock.Release() //nolint:errcheck // the process exits next
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
 	srv, err := server.New(ctx, server.Config{DataDir: *data, MaxClockAhead: *ahead, Logger: log,
 		AccessTTL: *accessTTL, RefreshIdle: *refreshIdle, RefreshAbsolute: *refreshAbsolute})

@@ -20,6 +20,8 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"strconv"
+	"strings"
 
 	"github.com/pressly/goose/v3"
 )
@@ -80,4 +82,30 @@ func Version(ctx context.Context, db *sql.DB, set Set) (int64, error) {
 		return 0, fmt.Errorf("migration version of %s: %w", set, err)
 	}
 	return v.Int64, nil
+}
+
+// Latest returns the highest migration version embedded for a set: what
+// Version returns once the set is fully applied.
+func Latest(set Set) (int64, error) {
+	fsys, err := FS(set)
+	if err != nil {
+		return 0, fmt.Errorf("migrations %s: %w", set, err)
+	}
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return 0, fmt.Errorf("migrations %s: %w", set, err)
+	}
+	var latest int64
+	for _, e := range entries {
+		num, _, ok := strings.Cut(e.Name(), "_")
+		if !ok || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		v, err := strconv.ParseInt(num, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("migrations %s: file %s: %w", set, e.Name(), err)
+		}
+		latest = max(latest, v)
+	}
+	return latest, nil
 }

@@ -27,12 +27,8 @@ func (s *Server) routes() *fiber.App {
 		ErrorHandler: s.handleError,
 	})
 	app.Use(s.logRequests)
-	app.Get("/healthz", func(c *fiber.Ctx) error {
-		if err := s.db.R.PingContext(c.UserContext()); err != nil {
-			return fail(c, syncproto.Errorf(syncproto.CodeInternal, "database unavailable"))
-		}
-		return c.JSON(fiber.Map{"status": "ok"})
-	})
+	app.Get("/healthz", s.handleHealthz)
+	app.Get("/readyz", s.handleReadyz)
 	v1 := app.Group("/v1")
 	v1.Post("/auth/login", append(s.loginLimiters(), s.handleLogin)...)
 	v1.Post("/auth/refresh", s.handleRefresh)

@@ -58,6 +58,10 @@ type Config struct {
 	// cell with the same version, which every replica would then take for
 	// one write. Each admin run therefore writes under a node of its own.
 	Node string
+	// MinFreeDisk is the free space, in bytes, the data directory's disk
+	// must keep for /readyz to answer ready (DefaultMinFreeDisk when
+	// zero; no check when negative).
+	MinFreeDisk int64
 }
 
 func (c *Config) defaults() {
@@ -96,6 +100,9 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if c.MinFreeDisk == 0 {
+		c.MinFreeDisk = DefaultMinFreeDisk
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -140,5 +142,30 @@ func TestOneServerPerDataDirectory(t *testing.T) {
 	again := startServe(t, bin, freeAddr(t), "--data", data)
 	if !waitHealthy(again.url, 20*time.Second) {
 		t.Fatalf("server on the freed directory never became healthy; logs:\n%s", again.logs.String())
+	}
+}
+
+// The disk floor is set from the command line: above the free space,
+// /readyz answers 503 naming the disk while /healthz stays 200.
+func TestReadinessDiskFloorFlag(t *testing.T) {
+	bin := buildBinary(t)
+	srv := startServe(t, bin, freeAddr(t), "--data", filepath.Join(t.TempDir(), "data"), "--min-free-disk-mb", "1000000000000")
+	if !waitHealthy(srv.url, 20*time.Second) {
+		t.Fatalf("server never became healthy; logs:\n%s", srv.logs.String())
+	}
+	res, err := http.Get(srv.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var r struct {
+		Ready  bool              `json:"ready"`
+		Checks map[string]string `json:"checks"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusServiceUnavailable || r.Ready || !strings.Contains(r.Checks["disk"], "below the floor") {
+		t.Fatalf("/readyz with the floor above free space: %d %+v", res.StatusCode, r)
 	}
 }

@@ -28,6 +28,13 @@ func runServe(ctx context.Context, args []string, e *env) error {
 		"a refresh token unused this long no longer works (env RELAIS_REFRESH_IDLE)")
 	refreshAbsolute := fs.Duration("refresh-absolute", durationEnv(e, "RELAIS_REFRESH_ABSOLUTE", 365*24*time.Hour),
 		"a device must log in again this long after its login (env RELAIS_REFRESH_ABSOLUTE)")
+	minFree := fs.Int64("min-free-disk-mb", 256,
+		"/readyz answers 503 when the data directory's disk has less free space, in MiB; -1 turns the check off (env RELAIS_MIN_FREE_DISK_MB)")
+	if v := e.getenv("RELAIS_MIN_FREE_DISK_MB"); v != "" {
+		if err := fs.Set("min-free-disk-mb", v); err != nil {
+			return usagef("RELAIS_MIN_FREE_DISK_MB: %v", err)
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
@@ -40,7 +47,8 @@ func runServe(ctx context.Context, args []string, e *env) error {
 	defer lock.Release() //nolint:errcheck // the process exits next
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
 	srv, err := server.New(ctx, server.Config{DataDir: *data, MaxClockAhead: *ahead, Logger: log,
-		AccessTTL: *accessTTL, RefreshIdle: *refreshIdle, RefreshAbsolute: *refreshAbsolute})
+		AccessTTL: *accessTTL, RefreshIdle: *refreshIdle, RefreshAbsolute: *refreshAbsolute,
+		MinFreeDisk: diskFloor(*minFree)})
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
@@ -58,4 +66,13 @@ func durationEnv(e *env, name string, def time.Duration) time.Duration {
 		}
 	}
 	return def
+}
+
+// diskFloor turns the --min-free-disk-mb flag into bytes; -1 (any
+// negative value) turns the check off.
+func diskFloor(mib int64) int64 {
+	if mib < 0 {
+		return -1
+	}
+	return max(min(mib, 1<<40)<<20, 1) // 0 MiB is a floor of one byte, not the default
 }

@@ -66,37 +66,37 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.DataDir == "" {
-		c.DataDir = "relais-data"
+		c.DataDir = DefaultDataDir
 	}
 	if c.MaxClockAhead == 0 {
-		c.MaxClockAhead = 5 * time.Minute
+		c.MaxClockAhead = DefaultMaxClockAhead
 	}
 	if c.BodyLimit == 0 {
-		c.BodyLimit = 8 << 20
+		c.BodyLimit = DefaultBodyLimit
 	}
 	if c.DecompressRatio == 0 {
-		c.DecompressRatio = 4
+		c.DecompressRatio = DefaultDecompressRatio
 	}
 	if c.AccessTTL == 0 {
-		c.AccessTTL = 15 * time.Minute
+		c.AccessTTL = DefaultAccessTTL
 	}
 	if c.RefreshIdle == 0 {
-		c.RefreshIdle = 60 * 24 * time.Hour
+		c.RefreshIdle = DefaultRefreshIdle
 	}
 	if c.RefreshAbsolute == 0 {
-		c.RefreshAbsolute = 365 * 24 * time.Hour
+		c.RefreshAbsolute = DefaultRefreshAbsolute
 	}
 	if c.RefreshGrace == 0 {
-		c.RefreshGrace = 2 * time.Minute
+		c.RefreshGrace = DefaultRefreshGrace
 	}
 	if c.LoginFailuresPerAccount == 0 {
-		c.LoginFailuresPerAccount = 10
+		c.LoginFailuresPerAccount = DefaultLoginFailuresAccount
 	}
 	if c.LoginFailuresPerAddress == 0 {
-		c.LoginFailuresPerAddress = 50
+		c.LoginFailuresPerAddress = DefaultLoginFailuresAddress
 	}
 	if c.LoginWindow == 0 {
-		c.LoginWindow = 15 * time.Minute
+		c.LoginWindow = DefaultLoginWindow
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))

@@ -113,7 +113,7 @@ func (r *Replica) refreshLocked(ctx context.Context, server string) (string, err
 		return "", fmt.Errorf("refresh: read device state: %w", err)
 	}
 	if !rt.Valid || rt.String == "" {
-		return "", errNotLoggedIn
+		return "", ErrNotLoggedIn
 	}
 	body, err := json.Marshal(map[string]string{"refresh_token": rt.String, "device_id": r.node})
 	if err != nil {

@@ -297,4 +297,6 @@ func (r *Replica) applyLocal(ctx context.Context, fn func(tx *sql.Tx) error) err
 	})
 }
 
-var errNotLoggedIn = errors.New("this device is not logged in: run `relais device login` first")
+// ErrNotLoggedIn is what Sync returns before any Login, or after a
+// revocation erased the link to the account.
+var ErrNotLoggedIn = errors.New("this device is not logged in: run `relais device login` first")

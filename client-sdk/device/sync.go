@@ -312,7 +312,7 @@ func (r *Replica) link(ctx context.Context) (server, token string, cursor int64,
 		return "", "", 0, syncproto.Errorf(syncproto.CodeDeviceRevoked, "this device was revoked and its data erased")
 	}
 	if !s.Valid || !t.Valid || t.String == "" {
-		return "", "", 0, errNotLoggedIn
+		return "", "", 0, ErrNotLoggedIn
 	}
 	return s.String, t.String, cursor, nil
 }

@@ -44,8 +44,8 @@ func TestAdminAccessCommands(t *testing.T) {
 		code int
 		out  string
 	}{
-		{"coordination with dates", []string{"--coordinateur", "coord@exemple.fr", "--mediateur", "camille@exemple.fr", "--from", "2026-01-01", "--to", "2026-12-31"}, 0, "now coordinates"},
-		{"open coordination", []string{"--coordinateur", "coord@exemple.fr", "--mediateur", "camille@exemple.fr"}, 0, "open to open"},
+		{"coordination with dates", []string{"--coordinateur", "coord@exemple.fr", "--mediateur", "camille@exemple.fr", "--from", "2026-01-01", "--to", "2026-12-31"}, 0, "suit désormais"},
+		{"open coordination", []string{"--coordinateur", "coord@exemple.fr", "--mediateur", "camille@exemple.fr"}, 0, "sans limite de dates"},
 		{"not a date", []string{"--coordinateur", "coord@exemple.fr", "--mediateur", "camille@exemple.fr", "--from", "01/02/2026"}, 2, ""},
 		{"end before start", []string{"--coordinateur", "coord@exemple.fr", "--mediateur", "camille@exemple.fr", "--from", "2026-05-01", "--to", "2026-04-01"}, 2, ""},
 		{"a conseiller cannot coordinate", []string{"--coordinateur", "camille@exemple.fr", "--mediateur", "coord@exemple.fr"}, 1, ""},
@@ -71,7 +71,7 @@ func TestAdminAccessCommands(t *testing.T) {
 		t.Fatalf("no device id in status: %s", status)
 	}
 	list, _, code := cli(t, "", "admin", "device", "list", "--data", data, "--email", "camille@exemple.fr")
-	if code != 0 || !strings.Contains(list, id[1]) || !strings.Contains(list, "active") {
+	if code != 0 || !strings.Contains(list, id[1]) || !strings.Contains(list, "actif") {
 		t.Fatalf("device list: %s", list)
 	}
 	if _, errs, code := cli(t, "", "admin", "device", "revoke", "--data", data, "--id", id[1]); code != 0 {
@@ -80,10 +80,10 @@ func TestAdminAccessCommands(t *testing.T) {
 	if _, _, code := cli(t, "", "admin", "device", "revoke", "--data", data, "--id", "0192f1a0-0000-7000-8000-000000000009"); code != 1 {
 		t.Errorf("revoking an unknown device exited %d", code)
 	}
-	if list, _, _ := cli(t, "", "admin", "device", "list", "--data", data); !strings.Contains(list, "revoked") {
+	if list, _, _ := cli(t, "", "admin", "device", "list", "--data", data); !strings.Contains(list, "révoqué le") {
 		t.Errorf("device list after revocation: %s", list)
 	}
-	if _, errs, code := cli(t, "", "device", "sync", "--db", db); code != 1 || !strings.Contains(errs, "revoked") {
+	if _, errs, code := cli(t, "", "device", "sync", "--db", db); code != 1 || !strings.Contains(errs, "révoqué") {
 		t.Errorf("sync of the revoked device: exit %d, %s", code, errs)
 	}
 	if status, _, _ := cli(t, "", "device", "status", "--db", db); !strings.Contains(status, "RÉVOQUÉ") {

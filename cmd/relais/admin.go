@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -11,16 +10,10 @@ import (
 	"github.com/relais-numerique/relais/server/auth"
 )
 
-func init() {
-	register("admin user add", command{"create an account (password on stdin)", runUserAdd})
-}
-
 // adminFlags are the flags every admin command shares.
-func adminFlags(name string, e *env) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	data := fs.String("data", envOr(e, "RELAIS_DATA", "./relais-data"), "server data directory (env RELAIS_DATA)")
-	return fs, data
+func adminFlags(path string, e *env) (*flags, *string) {
+	fs := newFlags(path, e)
+	return fs, fs.text(setData)
 }
 
 // adminNode is the node id under which one admin run writes: its own, so
@@ -28,40 +21,36 @@ func adminFlags(name string, e *env) (*flag.FlagSet, *string) {
 // server.Config.Node).
 func adminNode() string { return "admin-" + uuid.NewString() }
 
-// openAccounts opens the server database; SQLite lets the admin commands
-// write while the server runs.
-func openAccounts(ctx context.Context, data string) (*auth.Accounts, func(), error) {
-	db, err := server.OpenDB(ctx, data)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &auth.Accounts{W: db.W, R: db.R}, func() { db.Close() }, nil
-}
-
 func runUserAdd(ctx context.Context, args []string, e *env) error {
 	fs, data := adminFlags("admin user add", e)
-	email := fs.String("email", "", "the account's e-mail address")
-	role := fs.String("role", "conseiller", "conseiller, coordinateur or admin")
-	stdin := fs.Bool("password-stdin", false, "read the password from stdin (required)")
-	if err := fs.Parse(args); err != nil {
-		return usagef("%v", err)
+	email := fs.String("email", "", "adresse e-mail du compte")
+	role := fs.String("role", auth.RoleConseiller, "conseiller, coordinateur ou admin")
+	stdin := fs.Bool("password-stdin", false, "lire le mot de passe sur l'entrée standard (obligatoire)")
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	if *email == "" || !*stdin {
-		return usagef("--email and --password-stdin are required")
+		return usagef("--email et --password-stdin sont obligatoires")
+	}
+	if !auth.ValidRole(*role) {
+		return usagef("rôle « %s » inconnu : conseiller, coordinateur ou admin", *role)
 	}
 	pw, err := readSecret(e.stdin)
 	if err != nil {
 		return err
 	}
-	acc, done, err := openAccounts(ctx, *data)
+	// Adding the first account is how a data directory starts, so this
+	// command, unlike the others, may create the database.
+	db, err := server.OpenDB(ctx, *data)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer db.Close()
+	acc := &auth.Accounts{W: db.W, R: db.R}
 	u, err := acc.AddUser(ctx, *email, *role, pw)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "created %s %s (id %s)\n", u.Role, u.Email, u.ID)
+	fmt.Fprintf(e.stdout, "Compte %s créé : %s (identifiant %s).\n", u.Email, u.Role, u.ID)
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -10,30 +9,25 @@ import (
 	"github.com/relais-numerique/relais/demo"
 )
 
-func init() {
-	register("demo", command{"fill a data directory with a realistic département (Mayenne)", runDemo})
-}
-
 func runDemo(ctx context.Context, args []string, e *env) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	data := fs.String("data", envOr(e, "RELAIS_DATA", "./relais-data"), "server data directory (env RELAIS_DATA)")
-	dep := fs.String("departement", "53", "département to describe (only 53, the Mayenne)")
-	seed := fs.Uint64("seed", 1, "seed: the same seed, size and end date give the same data")
-	size := fs.Int("size", demo.DefaultActivities, "number of activities to aim for over the two years")
-	until := fs.String("until", demo.DefaultUntil.Format(time.DateOnly), "end of the two years (YYYY-MM-DD, exclusive)")
-	if err := fs.Parse(args); err != nil {
-		return usagef("%v", err)
+	fs := newFlags("demo", e)
+	data := fs.text(setData)
+	dep := fs.String("departement", "53", "département décrit (seul 53, la Mayenne, existe)")
+	seed := fs.Uint64("seed", 1, "graine : même graine, même taille et même fin donnent les mêmes données")
+	size := fs.Int("size", demo.DefaultActivities, "nombre d'activités visé sur les deux ans")
+	until := fs.String("until", demo.DefaultUntil.Format(time.DateOnly), "fin des deux ans (AAAA-MM-JJ, exclue)")
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+		return usagef("argument inattendu « %s »", fs.Arg(0))
 	}
 	end, err := time.Parse(time.DateOnly, *until)
 	if err != nil {
-		return usagef("--until: %q is not a date YYYY-MM-DD", *until)
+		return usagef("--until : « %s » n'est pas une date AAAA-MM-JJ", *until)
 	}
 	if *size <= 0 {
-		return usagef("--size must be a positive number of activities")
+		return usagef("--size doit être un nombre d'activités positif")
 	}
 	sum, err := demo.GenerateDir(ctx, *data, demo.Options{Departement: *dep, Seed: *seed, Activities: *size, Until: end, Accounts: true})
 	if err != nil {

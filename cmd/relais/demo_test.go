@@ -61,7 +61,7 @@ func TestDemoThenRetentionThenADevice(t *testing.T) {
 	if _, errs, code := runIn(t, "admin", "beneficiaire", "erase", "--data", data, "--id", ben); code != 0 {
 		t.Fatalf("erase: %d %s", code, errs)
 	}
-	if _, errs, code := runIn(t, "admin", "beneficiaire", "erase", "--data", data, "--id", "0192a000-0000-7000-8000-00000000dead"); code != 1 || !strings.Contains(errs, "no beneficiaire") {
+	if _, errs, code := runIn(t, "admin", "beneficiaire", "erase", "--data", data, "--id", "0192a000-0000-7000-8000-00000000dead"); code != 1 || !strings.Contains(errs, "aucun bénéficiaire") {
 		t.Fatalf("erasing an unknown beneficiary: %d %s", code, errs)
 	}
 

@@ -2,88 +2,78 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
-	"io"
-	"log/slog"
 	"time"
 
+	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/domain"
+	"github.com/relais-numerique/relais/internal/fr"
 	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/server/auth"
 )
-
-func init() {
-	register("admin retention run", command{"anonymise beneficiaries not updated for a year (or --older-than)", runRetention})
-	register("admin beneficiaire erase", command{"erase (anonymise) one beneficiary on every replica", runErase})
-	register("device erase", command{"erase (anonymise) a beneficiary from this device; sent at the next sync", runDeviceErase})
-}
 
 func runDeviceErase(ctx context.Context, args []string, e *env) error {
 	fs, path := deviceFlags("device erase", e)
-	id := fs.String("id", "", "the beneficiary's id")
-	if err := fs.Parse(args); err != nil {
-		return usagef("%v", err)
+	id := fs.String("id", "", "identifiant du bénéficiaire")
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	if *id == "" {
-		return usagef("--id is required")
+		return usagef("--id est obligatoire : l'identifiant du bénéficiaire à effacer")
 	}
-	r, err := openReplica(ctx, *path)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	if err := domain.EraseOnDevice(ctx, r.DB(), *id); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "Bénéficiaire %s anonymisé sur cet appareil ; l'effacement partira à la prochaine synchronisation.\n", *id)
-	return nil
-}
-
-// openServer builds a server on the data directory without listening,
-// for commands that write as the server (through the merge engine, so
-// devices receive the writes at their next sync).
-func openServer(ctx context.Context, data string) (*server.Server, error) {
-	return server.New(ctx, server.Config{DataDir: data, Node: adminNode(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return withReplica(ctx, *path, func(r *device.Replica) error {
+		var n int
+		if err := r.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM beneficiaire WHERE id = ?", *id).Scan(&n); err != nil && err != sql.ErrNoRows {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("aucun bénéficiaire %s sur cet appareil", *id)
+		}
+		if err := domain.EraseOnDevice(ctx, r.DB(), *id); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "Bénéficiaire %s anonymisé sur cet appareil ; l'effacement partira à la prochaine synchronisation.\n", *id)
+		return nil
+	})
 }
 
 func runRetention(ctx context.Context, args []string, e *env) error {
 	fs, data := adminFlags("admin retention run", e)
-	age := fs.Duration("older-than", server.DefaultRetention, "anonymise beneficiaries with no write for this long")
-	if err := fs.Parse(args); err != nil {
-		return usagef("%v", err)
+	age := fs.Duration("older-than", server.DefaultRetention, "anonymiser les bénéficiaires sans mise à jour depuis cette durée")
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	if *age < time.Hour {
-		return usagef("--older-than must be at least an hour, not %s", *age)
+		return usagef("--older-than doit valoir au moins une heure, pas %s", *age)
 	}
-	srv, err := openServer(ctx, *data)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	n, err := srv.RunRetention(ctx, *age)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "%d bénéficiaire(s) sans mise à jour depuis %s anonymisé(s).\n", n, *age)
-	return nil
+	return withServer(ctx, *data, func(srv *server.Server) error {
+		n, err := srv.RunRetention(ctx, *age)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s bénéficiaire(s) sans mise à jour depuis %s anonymisé(s).\n", fr.Number(n), fr.Duration(*age))
+		return nil
+	})
 }
 
 func runErase(ctx context.Context, args []string, e *env) error {
 	fs, data := adminFlags("admin beneficiaire erase", e)
-	id := fs.String("id", "", "the beneficiary's id")
-	if err := fs.Parse(args); err != nil {
-		return usagef("%v", err)
+	id := fs.String("id", "", "identifiant du bénéficiaire")
+	if err := fs.parse(args); err != nil {
+		return err
 	}
 	if *id == "" {
-		return usagef("--id is required")
+		return usagef("--id est obligatoire : l'identifiant du bénéficiaire à effacer")
 	}
-	srv, err := openServer(ctx, *data)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	if err := srv.EraseBeneficiaire(ctx, *id); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "Bénéficiaire %s anonymisé : ses données personnelles disparaîtront de chaque appareil à sa prochaine synchronisation.\n", *id)
-	return nil
+	return withServer(ctx, *data, func(srv *server.Server) error {
+		if err := srv.EraseBeneficiaire(ctx, *id); err != nil {
+			if auth.IsNotFound(err) {
+				return fmt.Errorf("aucun bénéficiaire %s sur le serveur", *id)
+			}
+			return err
+		}
+		fmt.Fprintf(e.stdout, "Bénéficiaire %s anonymisé : ses données personnelles disparaîtront de chaque appareil à sa prochaine synchronisation.\n", *id)
+		return nil
+	})
 }

@@ -132,10 +132,8 @@ func TestErrorsAreOneSentence(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"device", "sql", "--db", filepath.Join(t.TempDir(), "x.db"), "SELEC nonsense"}, 1, "syntax error"},
-		{[]string{"device", "sync", "--db", filepath.Join(t.TempDir(), "y.db")}, 1, "not logged in"},
 		{[]string{"admin", "user", "add", "--data", t.TempDir(), "--email", "x@exemple.fr"}, 2, "--password-stdin"},
-		{[]string{"nonsense"}, 2, "usage"},
+		{[]string{"nonsense"}, 2, "commande inconnue « nonsense »"},
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer

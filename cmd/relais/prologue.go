@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/relais-numerique/relais/client-sdk/device"
+	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/store"
+)
+
+// The open-and-close prologues of the commands. Commands that only read
+// or change existing data refuse a missing database instead of creating
+// an empty one: a typo in --data or --db must not look like data loss.
+
+// needServerDB fails unless data holds a server database.
+func needServerDB(data string) error {
+	if _, err := os.Stat(server.DBPath(data)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("aucune base Relais dans « %s » : vérifiez --data (ou RELAIS_DATA)", data)
+		}
+		return fmt.Errorf("répertoire de données « %s » illisible : %w", data, err)
+	}
+	return nil
+}
+
+// withDB runs fn on the server database of an existing data directory.
+func withDB(ctx context.Context, data string, fn func(db *store.DB) error) error {
+	if err := needServerDB(data); err != nil {
+		return err
+	}
+	db, err := server.OpenDB(ctx, data)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return fn(db)
+}
+
+// withAccounts runs fn on the accounts of an existing data directory.
+func withAccounts(ctx context.Context, data string, fn func(acc *auth.Accounts) error) error {
+	return withDB(ctx, data, func(db *store.DB) error {
+		return fn(&auth.Accounts{W: db.W, R: db.R})
+	})
+}
+
+// withServer runs fn on a server built on an existing data directory,
+// without listening, for commands that write as the server (through the
+// merge engine, so devices receive the writes at their next sync). It
+// writes under a node of its own (see server.Config.Node).
+func withServer(ctx context.Context, data string, fn func(srv *server.Server) error) error {
+	if err := needServerDB(data); err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, server.Config{DataDir: data, Node: adminNode(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	return fn(srv)
+}
+
+// needReplica fails unless path holds a device's replica.
+func needReplica(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("aucun appareil dans le fichier « %s » : vérifiez --db (ou RELAIS_DB), ou inscrivez l'appareil avec « relais device login »", path)
+		}
+		return fmt.Errorf("fichier « %s » illisible : %w", path, err)
+	}
+	return nil
+}
+
+func openReplica(ctx context.Context, path string) (*device.Replica, error) {
+	return device.Open(ctx, path, device.Options{RetryFor: 30 * time.Second, AppVersion: "relais-cli"})
+}
+
+// withReplica runs fn on an existing replica.
+func withReplica(ctx context.Context, path string, fn func(r *device.Replica) error) error {
+	if err := needReplica(path); err != nil {
+		return err
+	}
+	r, err := openReplica(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return fn(r)
+}

@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/limiter"
 
 	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -128,22 +127,12 @@ func (s *Server) handleRevokeDevice(c *fiber.Ctx) error {
 	return reply(c, RevokeResponse{DeviceID: dev.ID, RevokedAt: now.UnixMilli()})
 }
 
+// mayRevoke asks the scope rules, as the dashboard does (one rule: see
+// scope.View.MayRevoke).
 func (s *Server) mayRevoke(ctx context.Context, p auth.Principal, dev auth.Device) (bool, error) {
-	switch {
-	case p.Role == auth.RoleAdmin || p.UserID == dev.UserID:
-		return true, nil
-	case p.Role != auth.RoleCoordinateur:
-		return false, nil
-	}
-	today := s.cfg.Now().UTC().Format("2006-01-02")
-	var one int
-	err := s.db.R.QueryRowContext(ctx, `SELECT 1 FROM coordination WHERE coordinateur_id = ? AND mediateur_id = ?
-		AND (fin IS NULL OR fin = '' OR substr(fin, 1, 10) >= ?) LIMIT 1`, p.UserID, dev.UserID, today).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
+	view, err := s.scopeRules().Load(ctx, s.db.R, who(p))
 	if err != nil {
-		return false, fmt.Errorf("revoke: read coordination: %w", err)
+		return false, fmt.Errorf("revoke: %w", err)
 	}
-	return true, nil
+	return view.MayRevoke(dev.UserID, scope.Today(s.cfg.Now())), nil
 }

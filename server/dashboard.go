@@ -17,7 +17,7 @@ func (s *Server) dashboardRoutes(app *fiber.App) {
 		DB:         s.db,
 		Accounts:   s.accounts,
 		Schema:     s.Schema,
-		WriteRowTx: s.WriteRowTx,
+		WriteRowAs: s.WriteRowAs,
 		Bearer: func(ctx context.Context, token string) (auth.Principal, error) {
 			claims, err := s.tokens.Verify(ctx, token)
 			if err != nil {

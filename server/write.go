@@ -3,8 +3,11 @@ package server
 import (
 	"context"
 	"database/sql"
+	"fmt"
 
+	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -44,3 +47,38 @@ func (s *Server) Node() string { return s.node }
 
 // Clock is the server's hybrid logical clock.
 func (s *Server) Clock() *syncproto.Clock { return s.clock }
+
+// WriteRowAs writes cells of one row as the server on behalf of a person
+// (a conflict resolved on the dashboard), inside tx. It is a write like
+// any pushed change and goes through the same checks: the values' types
+// (Schema.Check), the scope (scope.Rules.CheckResolution, the push's
+// check with a coordinator's one grant) and the domain's rules
+// (domain.BeforeApply and AfterApply, as in push). A refusal is a
+// *syncproto.Error (bad_value, forbidden_scope, invalid_row) and the
+// caller's transaction must roll back: nothing is stored.
+func (s *Server) WriteRowAs(ctx context.Context, tx *sql.Tx, w scope.Who, table, pk string, values map[string]any) error {
+	schema := s.Schema()
+	ver := syncproto.Version{HLC: s.clock.Now(), Node: s.node}
+	changes := make([]syncproto.Change, 0, len(values))
+	for col, val := range values {
+		ch := syncproto.Change{Table: table, PK: pk, Column: col, Value: val, Version: ver}
+		if err := schema.Check(&ch); err != nil {
+			return err
+		}
+		values[col] = ch.Value
+		changes = append(changes, ch)
+	}
+	if err := s.scopeRules().CheckResolution(ctx, tx, w, scope.Today(s.cfg.Now()), changes); err != nil {
+		return err
+	}
+	rules, err := domain.BeforeApply(ctx, tx, schema, changes)
+	if err != nil {
+		return fmt.Errorf("write %s %s: %w", table, pk, err)
+	}
+	if err := s.WriteRowTx(ctx, tx, table, pk, values); err != nil {
+		return err
+	}
+	return rules.AfterApply(ctx, tx, func(table, pk string, values map[string]any) error {
+		return s.WriteRowTx(ctx, tx, table, pk, values)
+	})
+}

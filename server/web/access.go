@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"time"
 
 	"github.com/relais-numerique/relais/server/auth"
 	syncscope "github.com/relais-numerique/relais/server/scope"
@@ -20,6 +19,12 @@ type Viewer struct {
 
 // Admin reports whether the viewer sees everything.
 func (v Viewer) Admin() bool { return v.Role == auth.RoleAdmin }
+
+// who is the viewer as the sync scopes know a principal.
+func (v Viewer) who() syncscope.Who { return syncscope.Who{UserID: v.UserID, Role: v.Role} }
+
+// rules are the sync scopes' rules for the current schema.
+func (h *Handler) rules() *syncscope.Rules { return syncscope.NewRules(h.d.Schema()) }
 
 // Coordinator reports whether the viewer coordinates a team.
 func (v Viewer) Coordinator() bool { return v.Role == auth.RoleCoordinateur }
@@ -52,6 +57,10 @@ type scope struct {
 	self    string
 	today   string   // "2006-01-02" in Paris, when the scope was read
 	members []Member // the viewer first, then the team, for non-admins
+	// view is the viewer's sync scope (nil for an administrator): what
+	// their pull would deliver and which writes they may make, decided
+	// by server/scope for the dashboard as for the devices.
+	view *syncscope.View
 }
 
 // sees reports whether the viewer may see records owned by userID now.
@@ -82,18 +91,19 @@ func (s scope) userIDs() []string {
 // coordinator sees themself and the médiateurs of their coordinations,
 // as the sync scopes read them (server/scope); anyone else themself.
 func (h *Handler) scopeOf(ctx context.Context, v Viewer) (scope, error) {
-	s := scope{self: v.UserID, today: h.d.Now().In(h.loc).Format(time.DateOnly),
+	s := scope{self: v.UserID, today: syncscope.Today(h.d.Now()),
 		members: []Member{{UserID: v.UserID, Email: v.Email}}}
 	if v.Admin() {
 		s.all = true
 		return s, nil
 	}
-	if !v.Coordinator() {
-		return s, nil
-	}
-	view, err := syncscope.NewRules(h.d.Schema()).Load(ctx, h.d.DB.R, syncscope.Who{UserID: v.UserID, Role: v.Role})
+	view, err := h.rules().Load(ctx, h.d.DB.R, v.who())
 	if err != nil {
 		return s, fmt.Errorf("read the team of %s: %w", v.UserID, err)
+	}
+	s.view = view
+	if !v.Coordinator() {
+		return s, nil
 	}
 	emails, err := h.userEmails(ctx)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
@@ -152,6 +153,7 @@ func (h *Handler) queryConflicts(ctx context.Context, v Viewer, sc scope, q stri
 		return nil, fmt.Errorf("read conflicts: %w", err)
 	}
 	defer rows.Close()
+	rules := h.rules()
 	var out []Conflict
 	for rows.Next() {
 		var c Conflict
@@ -163,7 +165,12 @@ func (h *Handler) queryConflicts(ctx context.Context, v Viewer, sc scope, q stri
 			&c.Winner.AuthorID, &c.Loser.AuthorID, &owner); err != nil {
 			return nil, fmt.Errorf("read conflicts: %w", err)
 		}
-		c.OwnerID = textOf(owner)
+		// Only in an owned table does mediateur_id name the row's owner;
+		// in the team tables it names the médiateur concerned, who does
+		// not own the row (only administrators write those).
+		if rules.Owned(c.Table) {
+			c.OwnerID = textOf(owner)
+		}
 		c.OwnerEmail = emails[c.OwnerID]
 		c.TableLabel, c.ColumnLabel = tableLabel(c.Table), columnLabel(c.Column)
 		c.DetectedAt = time.UnixMilli(detected)
@@ -195,17 +202,17 @@ func (h *Handler) queryConflicts(ctx context.Context, v Viewer, sc scope, q stri
 	return out, nil
 }
 
-// mayResolve: personal fields only by their owner; other fields by the
-// owner, their coordinator or an administrator; a record with no owner by
-// whoever may see one of its writers.
+// mayResolve follows the sync scopes' write rules (server/scope), as the
+// resolution itself does: an administrator resolves anything; the owner
+// of a row its fields; their coordinator, while coordinating them, the
+// fields a coordinator receives (not personal ones, not the owner); a
+// row of a team or reference table (coordination, structure...) only an
+// administrator.
 func (h *Handler) mayResolve(v Viewer, sc scope, c Conflict) bool {
-	if c.Personal {
-		return c.OwnerID == v.UserID
+	if sc.all {
+		return true
 	}
-	if c.OwnerID != "" {
-		return sc.sees(c.OwnerID)
-	}
-	return sc.sees(c.Winner.AuthorID) || sc.sees(c.Loser.AuthorID)
+	return sc.view != nil && sc.view.MayResolve(c.Table, c.Column, c.OwnerID, sc.today)
 }
 
 func (h *Handler) authorName(s *Side, emails map[string]string) string {
@@ -324,7 +331,8 @@ func (h *Handler) resolve(ctx context.Context, v Viewer, id int64, req ResolveRe
 	}
 	now := h.d.Now()
 	err = h.d.DB.Write(ctx, func(tx *sql.Tx) error {
-		if err := h.d.WriteRowTx(ctx, tx, c.Table, c.PK, map[string]any{c.Column: val}); err != nil {
+		// The same checks as a pushed change: a resolution is a write.
+		if err := h.d.WriteRowAs(ctx, tx, v.who(), c.Table, c.PK, map[string]any{c.Column: val}); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE _conflicts SET resolved_at = ?, resolved_by = ?, resolution = ?
@@ -336,14 +344,47 @@ func (h *Handler) resolve(ctx context.Context, v Viewer, id int64, req ResolveRe
 		return nil
 	})
 	if err != nil {
-		var pe *syncproto.Error
-		if errors.As(err, &pe) && pe.Code != syncproto.CodeInternal {
-			return c, badRequest("Cette valeur est refusée : " + pe.Message)
+		if ue := refusal(err); ue != nil {
+			h.d.Log.Info("conflict resolution refused", "conflict", id, "by", v.UserID, "code", syncproto.CodeOf(err))
+			return c, ue
 		}
 		return c, fmt.Errorf("resolve conflict %d: %w", id, err)
 	}
 	h.d.Log.Info("conflict resolved", "conflict", id, "by", v.UserID, "resolution", req.Choice)
-	return h.getConflict(ctx, v, id)
+	after, err := h.getConflict(ctx, v, id)
+	if err != nil {
+		// The write is committed: say so, even if the record has left
+		// what the viewer sees (an administrator moved it meanwhile).
+		c.Resolved, c.ResolvedAt, c.ResolvedBy, c.Resolution, c.CanResolve = true, now, v.Email, req.Choice, false
+		return c, nil
+	}
+	return after, nil
+}
+
+// refusal turns a write's refusal (a *syncproto.Error from the checks a
+// pushed change goes through) into a French message with the sync API's
+// code; nil for any other error.
+func refusal(err error) *userError {
+	var pe *syncproto.Error
+	if !errors.As(err, &pe) {
+		return nil
+	}
+	switch pe.Code {
+	case syncproto.CodeForbiddenScope:
+		return &userError{status: fiber.StatusForbidden, code: pe.Code,
+			msg: "Cette modification est refusée : vous ne pouvez pas écrire cette valeur sur cette fiche (elle ne vous est pas confiée, elle serait confiée à une autre personne, ou seuls les administrateurs la modifient)."}
+	case syncproto.CodeInvalidRow:
+		msg := "Cette valeur est refusée : elle ne respecte pas les règles de saisie."
+		if name, _ := pe.Details["rule"].(string); name != "" {
+			if r, ok := domain.RuleByName(name); ok {
+				msg = "Cette valeur est refusée : " + r.Message + "."
+			}
+		}
+		return &userError{status: fiber.StatusBadRequest, code: pe.Code, msg: msg}
+	case syncproto.CodeBadValue, syncproto.CodeBadChange, syncproto.CodeUnknownColumn, syncproto.CodeUnknownTable:
+		return &userError{status: fiber.StatusBadRequest, code: pe.Code, msg: "Cette valeur ne convient pas à ce champ."}
+	}
+	return nil
 }
 
 // parseValue reads a value typed by a person (a form sends text) or sent
@@ -436,8 +477,8 @@ func (h *Handler) conflictResolveForm(c *fiber.Ctx) error {
 	cf, err := h.resolve(c.UserContext(), viewer(c), id, req)
 	if err != nil {
 		var ue *userError
-		if errors.As(err, &ue) && ue.status == fiber.StatusBadRequest {
-			return h.render(c, fiber.StatusBadRequest, "conflit", pageData{Title: "Conflit n° " + strconv.FormatInt(id, 10),
+		if errors.As(err, &ue) && (ue.status == fiber.StatusBadRequest || ue.status == fiber.StatusForbidden) && cf.ID != 0 {
+			return h.render(c, ue.status, "conflit", pageData{Title: "Conflit n° " + strconv.FormatInt(id, 10),
 				Nav: "conflits", Error: ue.msg, Data: cf})
 		}
 		return h.pageError(c, err)

@@ -107,7 +107,7 @@ func (h *Handler) queryDevices(ctx context.Context, sc scope, silentDays int, q 
 		}
 		d.SilentDays = int(now.Sub(last) / (24 * time.Hour))
 		d.Silent = !d.Revoked && d.SilentDays >= silentDays
-		d.CanRevoke = !d.Revoked && sc.sees(d.OwnerID)
+		d.CanRevoke = !d.Revoked && (sc.all || sc.view.MayRevoke(d.OwnerID, sc.today))
 		out = append(out, d)
 	}
 	return out, rows.Err()

@@ -33,6 +33,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
 	"github.com/relais-numerique/relais/server/auth"
+	syncscope "github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/store"
 	"github.com/relais-numerique/relais/syncproto"
 )
@@ -49,10 +50,12 @@ type Deps struct {
 	DB       *store.DB
 	Accounts *auth.Accounts
 	Schema   func() *syncproto.Schema
-	// WriteRowTx writes cells as the server, with a fresh clock, through
-	// the merge engine (server.WriteRowTx): a resolution reaches every
-	// device at its next pull.
-	WriteRowTx func(ctx context.Context, tx *sql.Tx, table, pk string, values map[string]any) error
+	// WriteRowAs writes cells as the server on behalf of a person, with a
+	// fresh clock, through the merge engine (server.WriteRowAs): a
+	// resolution reaches every device at its next pull. It checks the
+	// write as a pushed change is checked (types, scope, the domain's
+	// rules) and answers a refusal with a *syncproto.Error.
+	WriteRowAs func(ctx context.Context, tx *sql.Tx, who syncscope.Who, table, pk string, values map[string]any) error
 	// Bearer checks an access token for API callers that are not browsers.
 	Bearer func(ctx context.Context, token string) (auth.Principal, error)
 	// RevokeDevice revokes a device on behalf of actorID; nil uses the

@@ -1,0 +1,286 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relais-numerique/relais/client-sdk/device"
+	"github.com/relais-numerique/relais/server/scope"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// The dashboard's share of the attack on a running server (issue 11):
+// each case is one failure found then, replayed against the real server
+// on loopback.
+
+// errorCode reads the code of an error body.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// serverCell reads one cell of a row as the server holds it.
+func serverCell(t *testing.T, w *world, table, pk, col string) any {
+	t.Helper()
+	var v any
+	if err := w.srv.DB().R.QueryRow("SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", table, pk, col).Scan(&v); err != nil {
+		t.Fatalf("read %s.%s of %s: %v", table, col, pk, err)
+	}
+	if b, ok := v.([]byte); ok {
+		return string(b)
+	}
+	return v
+}
+
+// Failure 4: a resolution with "other value" was written without the
+// scope and rule checks of a pushed change. A coordinator gave a
+// beneficiary to herself (and then pulled its name), a conseillère could
+// hand her row to a colleague, and duree = -99999 was stored. A
+// resolution is a write like any other now: each of these is refused with
+// a French message on the page and a clear JSON error, and nothing is
+// stored.
+func TestAttackResolutionMovesNoRowAndBreaksNoRule(t *testing.T) {
+	w := newWorld(t)
+	// Two administrators' tablets write the owner of Alice's beneficiary
+	// at once (the one that wins gives it back to Alice), and two of
+	// Alice's tablets the duration of her activity.
+	ownerConflict(t, w, "beneficiaire", w.aliceBen, w.bruno.ID, w.alice.ID)
+	concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "duree", 60, 90)
+
+	claire, alice := newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL)
+	claire.login("claire@exemple.fr")
+	alice.login("alice@exemple.fr")
+	owner, ok := findConflict(alice.conflicts(), "beneficiaire", "mediateur_id")
+	duree, ok2 := findConflict(alice.conflicts(), "activite", "duree")
+	if !ok || !ok2 {
+		t.Fatalf("the conflicts on the owner and the duration were not recorded: %+v", alice.conflicts())
+	}
+	before := storedCells(t, w)
+
+	attacks := []struct {
+		name   string
+		b      *browser
+		id     int64
+		value  any
+		status int
+		code   syncproto.Code
+		page   string // what the page says
+	}{
+		{"the coordinator takes the beneficiary", claire, owner.ID, w.claire.ID, http.StatusForbidden, syncproto.CodeForbidden, "Vous ne pouvez pas résoudre ce conflit"},
+		{"the coordinator hands the beneficiary to Bruno", claire, owner.ID, w.bruno.ID, http.StatusForbidden, syncproto.CodeForbidden, "Vous ne pouvez pas résoudre ce conflit"},
+		{"the conseillère hands her beneficiary to a colleague", alice, owner.ID, w.bruno.ID, http.StatusForbidden, syncproto.CodeForbiddenScope, "Cette modification est refusée"},
+		{"the conseillère leaves her beneficiary without owner", alice, owner.ID, nil, http.StatusForbidden, syncproto.CodeForbiddenScope, "Cette modification est refusée"},
+		{"the conseillère breaks the duration rule", alice, duree.ID, -99999, http.StatusBadRequest, syncproto.CodeInvalidRow, "la durée se compte en minutes"},
+		{"the coordinator breaks the duration rule", claire, duree.ID, -99999, http.StatusBadRequest, syncproto.CodeInvalidRow, "la durée se compte en minutes"},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			var e errorBody
+			if st := a.b.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", a.id), a.b.sessionCSRF(),
+				map[string]any{"choice": "other_value", "value": a.value}, &e); st != a.status || e.Error.Code != string(a.code) {
+				t.Errorf("JSON: status %d code %q (%s); want %d %s", st, e.Error.Code, e.Error.Message, a.status, a.code)
+			}
+			// The same through the page's form.
+			_, detail := a.b.get(fmt.Sprintf("/conflits/%d", a.id))
+			form := url.Values{"_csrf": {csrfIn(detail)}, "choix": {"other_value"}, "valeur": {fmt.Sprint(a.value)}}
+			if a.value == nil {
+				form.Set("valeur", "")
+			}
+			if st, body := a.b.post(fmt.Sprintf("/conflits/%d/resolution", a.id), form); st != a.status || !strings.Contains(body, a.page) {
+				t.Errorf("form: status %d, page without %q", st, a.page)
+			}
+			if after := storedCells(t, w); after != before {
+				t.Fatalf("a refused resolution changed the server's cells: %v -> %v", before, after)
+			}
+		})
+	}
+	if got := serverCell(t, w, "beneficiaire", w.aliceBen, "mediateur_id"); got != w.alice.ID {
+		t.Fatalf("the beneficiary now belongs to %v", got)
+	}
+	for _, c := range alice.conflicts() {
+		if c.Resolved {
+			t.Errorf("a refused resolution closed conflict %d", c.ID)
+		}
+	}
+	// The coordinator's pull carries no personal data of the beneficiary.
+	ct := w.srv.LoginHTTP(t, "claire@exemple.fr", pw, newID())
+	if _, wire := pullWire(t, w, ct.AccessToken); strings.Contains(wire, "Jeanne") || strings.Contains(wire, w.aliceName) {
+		t.Error("the beneficiary's name reached the coordinator")
+	}
+
+	// The controls: what the rules allow still goes through. The owner
+	// keeps her own id; the coordinator sets a valid duration.
+	var res conflictJSON
+	if st := alice.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", owner.ID), alice.sessionCSRF(),
+		map[string]any{"choice": "other_value", "value": w.alice.ID}, &res); st != http.StatusOK || !res.Resolved {
+		t.Errorf("the owner keeping her beneficiary: status %d", st)
+	}
+	if st := claire.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", duree.ID), claire.sessionCSRF(),
+		map[string]any{"choice": "other_value", "value": 75}, &res); st != http.StatusOK || !res.Resolved {
+		t.Errorf("the coordinator setting a valid duration: status %d", st)
+	}
+	if got := serverCell(t, w, "activite", w.aliceAct, "duree"); fmt.Sprint(got) != "75" {
+		t.Errorf("duree after the valid resolution: %v", got)
+	}
+}
+
+// Failure 5: the dashboard took mediateur_id for the owner in every
+// table, the team tables included, so a conseillère resolved a conflict
+// on her own coordination row and made her coordinator follow someone
+// else (the write committed although the answer was 404). Team tables are
+// written by administrators only, on the dashboard as at the wire.
+func TestAttackConseillerRewritesNoCoordination(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	var coord string
+	if err := w.srv.DB().R.QueryRowContext(ctx, "SELECT id FROM coordination WHERE mediateur_id = ?", w.alice.ID).Scan(&coord); err != nil {
+		t.Fatal(err)
+	}
+	// Two administrators' tablets edit Alice's coordination at once.
+	ownerConflict(t, w, "coordination", coord, w.bruno.ID, w.alice.ID)
+
+	alice := newBrowser(t, w.srv.URL)
+	alice.login("alice@exemple.fr")
+	c, ok := findConflict(alice.conflicts(), "coordination", "mediateur_id")
+	if !ok {
+		t.Fatal("Alice does not see the conflict on her coordination; the attack would prove nothing")
+	}
+	if c.CanResolve {
+		t.Error("the dashboard offers Alice to resolve a conflict on a coordination row")
+	}
+	before := storedCells(t, w)
+	var e errorBody
+	if st := alice.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", c.ID), alice.sessionCSRF(),
+		map[string]any{"choice": "other_value", "value": w.bruno.ID}, &e); st != http.StatusForbidden || e.Error.Code != string(syncproto.CodeForbidden) {
+		t.Errorf("JSON: status %d code %q; want 403 forbidden", st, e.Error.Code)
+	}
+	_, detail := alice.get(fmt.Sprintf("/conflits/%d", c.ID))
+	if st, body := alice.post(fmt.Sprintf("/conflits/%d/resolution", c.ID),
+		url.Values{"_csrf": {csrfIn(detail)}, "choix": {"other_value"}, "valeur": {w.bruno.ID}}); st != http.StatusForbidden ||
+		!strings.Contains(body, "Vous ne pouvez pas résoudre ce conflit") {
+		t.Errorf("form: status %d", st)
+	}
+	if storedCells(t, w) != before || serverCell(t, w, "coordination", coord, "mediateur_id") != w.alice.ID {
+		t.Fatal("a conseillère's resolution rewrote the coordination")
+	}
+	// An administrator may, and the answer says it is resolved even when
+	// the record leaves what they see (it does not here: they see all).
+	admin := newBrowser(t, w.srv.URL)
+	admin.login("admin@exemple.fr")
+	var res conflictJSON
+	if st := admin.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", c.ID), admin.sessionCSRF(),
+		map[string]any{"choice": "keep_winner"}, &res); st != http.StatusOK || !res.Resolved {
+		t.Errorf("the administrator resolving the coordination conflict: status %d", st)
+	}
+}
+
+// ownerConflict makes two administrators' tablets write mediateur_id of
+// a row at once, without syncing in between: the first writes loser, the
+// second (later, so it wins) passes through another value to winner, so
+// that each tablet's write is a change. The server records the conflict.
+func ownerConflict(t *testing.T, w *world, table, pk, loser, winner string) {
+	t.Helper()
+	ctx := context.Background()
+	w.srv.AddUser(t, "admin@exemple.fr", "admin", pw)
+	adm1 := w.srv.LoggedInDevice(t, "admin-1", "admin@exemple.fr", pw)
+	adm2 := w.srv.LoggedInDevice(t, "admin-2", "admin@exemple.fr", pw)
+	syncOK(t, adm1)
+	syncOK(t, adm2)
+	for _, s := range []struct {
+		r *device.Replica
+		v string
+	}{{adm1, loser}, {adm2, w.carole.ID}, {adm2, winner}} {
+		if _, err := s.r.DB().ExecContext(ctx, "UPDATE "+table+" SET mediateur_id = ? WHERE id = ?", s.v, pk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncOK(t, adm1)
+	syncOK(t, adm2)
+}
+
+// storedCells summarises the server's cells: any write changes it.
+func storedCells(t *testing.T, w *world) [2]int64 {
+	t.Helper()
+	var s [2]int64
+	if err := w.srv.DB().R.QueryRow("SELECT COUNT(*), COALESCE(SUM(seq), 0) FROM _cells").Scan(&s[0], &s[1]); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// pullWire pulls everything a token may see from cursor 0 and returns
+// the cells and the bytes that crossed the wire.
+func pullWire(t *testing.T, w *world, token string) ([]syncproto.Change, string) {
+	t.Helper()
+	var all []syncproto.Change
+	var wire strings.Builder
+	cursor := int64(0)
+	for range 100 {
+		status, raw := w.srv.PostJSON(t, "/v1/sync", token, map[string]any{"cursor": cursor, "limit": 200})
+		if status != http.StatusOK {
+			t.Fatalf("pull: %d %s", status, raw)
+		}
+		wire.Write(raw)
+		resp, err := syncproto.DecodeResponse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, resp.Changes...)
+		cursor = resp.Cursor
+		if !resp.More {
+			return all, wire.String()
+		}
+	}
+	t.Fatal("pull never ended")
+	return nil, ""
+}
+
+// Failure 8: a coordinator revoked (and so wiped) a device through
+// POST /v1/devices/{id}/revoke before the coordination started, which
+// the dashboard refused. Both ask one rule now.
+func TestAttackNoRevocationBeforeTheCoordinationStarts(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	eve := w.srv.AddUser(t, "eve@exemple.fr", "coordinateur", pw)
+	today := scope.Today(time.Now())
+	tomorrow := scope.Today(time.Now().Add(24 * time.Hour))
+	// Eve will coordinate Alice from tomorrow, and has coordinated Bruno
+	// since today.
+	if err := w.srv.WriteRow(ctx, "coordination", newID(), map[string]any{
+		"coordinateur_id": eve.ID, "mediateur_id": w.alice.ID, "debut": tomorrow}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.WriteRow(ctx, "coordination", newID(), map[string]any{
+		"coordinateur_id": eve.ID, "mediateur_id": w.bruno.ID, "debut": today}); err != nil {
+		t.Fatal(err)
+	}
+	brunoT := w.srv.LoggedInDevice(t, "bruno", "bruno@exemple.fr", pw)
+	syncOK(t, brunoT)
+	tok := w.srv.LoginHTTP(t, "eve@exemple.fr", pw, newID()).AccessToken
+
+	st, raw := w.srv.PostJSON(t, "/v1/devices/"+w.aliceA.Node()+"/revoke", tok, map[string]any{})
+	if st == http.StatusOK {
+		t.Errorf("the API let a coordinator revoke a device the day before the coordination starts: %s", raw)
+	}
+	eveB := newBrowser(t, w.srv.URL)
+	eveB.login("eve@exemple.fr")
+	if st := eveB.api("POST", "/v1/dashboard/devices/"+w.aliceA.Node()+"/revoke", eveB.sessionCSRF(), nil, nil); st == http.StatusOK {
+		t.Error("the dashboard let a coordinator revoke a device before the coordination starts")
+	}
+	syncOK(t, w.aliceA) // still enrolled, not wiped
+
+	// The control: from the coordination's first day, both allow it.
+	if st, raw := w.srv.PostJSON(t, "/v1/devices/"+brunoT.Node()+"/revoke", tok, map[string]any{}); st != http.StatusOK {
+		t.Errorf("revoking a device of a médiateur coordinated since today: %d %s", st, raw)
+	}
+	if _, err := brunoT.Sync(ctx); syncproto.CodeOf(err) != syncproto.CodeDeviceRevoked {
+		t.Errorf("the revoked device's next sync: %v", err)
+	}
+}

@@ -81,7 +81,7 @@ type timing struct {
 func (t timing) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	res, err := t.next.RoundTrip(req)
-	if err != nil || !strings.HasSuffix(req.URL.Path, "/v1/sync") {
+	if err != nil || !strings.HasSuffix(req.URL.Path, syncproto.PathSync) {
 		return res, err
 	}
 	res.Body = &timedBody{ReadCloser: res.Body, start: start, w: t.w}

@@ -167,12 +167,12 @@ func CheckQueries(schema *syncproto.Schema) []string {
 type Check struct {
 	schema *syncproto.Schema
 	rows   map[string][]string
-	index  map[[2]string]int
+	index  map[syncproto.RowKey]int
 	before map[string]bool
 	// erasing are the beneficiaries the batch anonymises; filled the
 	// beneficiary cells to which it writes a value (not NULL).
 	erasing []string
-	filled  map[[2]string]bool
+	filled  map[syncproto.Cell]bool
 }
 
 // WriteFunc writes cells of one row as the server itself (a fresh
@@ -184,15 +184,15 @@ func violationKey(v Violation) string { return v.Table + "\x00" + v.PK + "\x00" 
 // BeforeApply starts the check of a batch inside its transaction, before
 // replica.Apply.
 func BeforeApply(ctx context.Context, q Querier, schema *syncproto.Schema, changes []syncproto.Change) (*Check, error) {
-	c := &Check{schema: schema, rows: map[string][]string{}, index: map[[2]string]int{}, before: map[string]bool{}, filled: map[[2]string]bool{}}
+	c := &Check{schema: schema, rows: map[string][]string{}, index: map[syncproto.RowKey]int{}, before: map[string]bool{}, filled: map[syncproto.Cell]bool{}}
 	for i, ch := range changes {
 		if ch.Table == "beneficiaire" && ch.Column == "anonyme" && fmt.Sprint(ch.Value) == "1" {
 			c.erasing = append(c.erasing, ch.PK)
 		}
 		if ch.Table == "beneficiaire" && ch.Value != nil {
-			c.filled[[2]string{ch.PK, ch.Column}] = true
+			c.filled[ch.Cell()] = true
 		}
-		k := [2]string{ch.Table, ch.PK}
+		k := ch.Row()
 		if _, seen := c.index[k]; seen {
 			continue
 		}
@@ -235,7 +235,8 @@ func (c *Check) AfterApply(ctx context.Context, q Querier, write WriteFunc) erro
 			continue
 		}
 		return syncproto.Errorf(syncproto.CodeInvalidRow, "%s %s breaks rule %s: %s", v.Table, v.PK, v.Rule.Name, v.Rule.Message).
-			With("rule", v.Rule.Name).With("table", v.Table).With("pk", v.PK).With("index", c.index[[2]string{v.Table, v.PK}])
+			With(syncproto.DetailRule, v.Rule.Name).With(syncproto.DetailTable, v.Table).With(syncproto.DetailPK, v.PK).
+			With(syncproto.DetailIndex, c.index[syncproto.RowKey{Table: v.Table, PK: v.PK}])
 	}
 	if pks := c.rows["beneficiaire"]; len(pks) > 0 {
 		if err := ScrubConflicts(ctx, q, pks); err != nil {
@@ -301,7 +302,7 @@ func (c *Check) completeErasures(ctx context.Context, q Querier, write WriteFunc
 			rows.Close()
 			return fmt.Errorf("complete erasure: %w", err)
 		}
-		if live && c.filled[[2]string{pk, col}] {
+		if live && c.filled[syncproto.Cell{Table: "beneficiaire", PK: pk, Column: col}] {
 			continue // the batch's own value on a live row: the rules judge it
 		}
 		if left[pk] == nil {

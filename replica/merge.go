@@ -49,8 +49,6 @@ type Result struct {
 	Seq int64
 }
 
-type rowKey struct{ table, pk string }
-
 // Apply merges changes into the replica inside tx. Changes must already
 // have passed Schema.Check where the caller requires known columns (the
 // server does; a device keeps unknown columns aside). Apply is
@@ -85,8 +83,8 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	}
 
 	// Rows touched, in first-touched order, with the columns that won.
-	var order []rowKey
-	dirty := map[rowKey]map[string]any{}
+	var order []syncproto.RowKey
+	dirty := map[syncproto.RowKey]map[string]any{}
 	// The cells held for each row touched, read up front (a few queries
 	// per batch rather than one per cell) and kept current as changes win.
 	heldRows, err := loadRows(ctx, st, changes)
@@ -95,7 +93,7 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	}
 	// Rows that had no cell at all before this batch: they have no domain
 	// row either, so each is written whole with one statement per table.
-	fresh := map[rowKey]bool{}
+	fresh := map[syncproto.RowKey]bool{}
 	for k, cells := range heldRows {
 		if len(cells) == 0 {
 			fresh[k] = true
@@ -106,7 +104,7 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	for i := range changes {
 		c := &changes[i]
 		val := plain(c.Value)
-		k := rowKey{c.Table, c.PK}
+		k := c.Row()
 		held := heldRows[k]
 		h, exists := held[c.Column]
 		heldVal, heldVer := h.val, h.ver
@@ -171,14 +169,14 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 		tomb := heldRows[k][syncproto.DeletedColumn]
 		won := dirty[k]
 		if fresh[k] {
-			won = wholeRow(schema.Tables[k.table], won)
+			won = wholeRow(schema.Tables[k.Table], won)
 			// A new row, neither deleted nor re-created, is written
 			// with the table's other new rows, a chunk at a time. Each
 			// domain row is written once per Apply and nothing in
 			// between reads it, so the order rows are written in does
 			// not matter.
 			if _, recreated := won[syncproto.DeletedColumn]; !recreated && !isOne(tomb.val) {
-				if err := newRows.add(ctx, schema.Tables[k.table], k.pk, won); err != nil {
+				if err := newRows.add(ctx, schema.Tables[k.Table], k.PK, won); err != nil {
 					return res, err
 				}
 				continue
@@ -204,27 +202,27 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 // them won: deleted rows disappear, re-created rows are rebuilt from all
 // their cells, other rows get the winning columns. deleted is the row's
 // tombstone as held after the merge.
-func materialise(ctx context.Context, tx *sql.Tx, st *stmts, schema *syncproto.Schema, k rowKey, won map[string]any, deleted bool) error {
-	t := schema.Tables[k.table]
+func materialise(ctx context.Context, tx *sql.Tx, st *stmts, schema *syncproto.Schema, k syncproto.RowKey, won map[string]any, deleted bool) error {
+	t := schema.Tables[k.Table]
 	if deleted {
 		del, err := st.prepare(ctx, deleteSQL(t))
 		if err == nil {
-			_, err = del.ExecContext(ctx, k.pk)
+			_, err = del.ExecContext(ctx, k.PK)
 		}
 		if err != nil {
-			return fmt.Errorf("merge: delete %s %s: %w", k.table, k.pk, err)
+			return fmt.Errorf("merge: delete %s %s: %w", k.Table, k.PK, err)
 		}
 		return nil
 	}
 	cols := won
 	if _, recreated := won[syncproto.DeletedColumn]; recreated {
-		all, err := RowCells(ctx, tx, schema, k.table, k.pk)
+		all, err := RowCells(ctx, tx, schema, k.Table, k.PK)
 		if err != nil {
 			return err
 		}
 		cols = all
 	}
-	return upsert(ctx, st, t, k.pk, cols)
+	return upsert(ctx, st, t, k.PK, cols)
 }
 
 // rowOwners works out the owner each touched row of an owned table will
@@ -233,7 +231,7 @@ func materialise(ctx context.Context, tx *sql.Tx, st *stmts, schema *syncproto.S
 // also lists the rows, already held, whose owner the batch changes: their
 // older cells must be tagged again. Rows of tables with no owner, or
 // without an owner cell, get no tag (nil).
-func rowOwners(changes []syncproto.Change, held map[rowKey]map[string]heldCell, fresh map[rowKey]bool, ownerCols map[string]string) (map[rowKey]any, []rowKey) {
+func rowOwners(changes []syncproto.Change, held map[syncproto.RowKey]map[string]heldCell, fresh map[syncproto.RowKey]bool, ownerCols map[string]string) (map[syncproto.RowKey]any, []syncproto.RowKey) {
 	if len(ownerCols) == 0 {
 		return nil, nil
 	}
@@ -242,15 +240,15 @@ func rowOwners(changes []syncproto.Change, held map[rowKey]map[string]heldCell, 
 		ver    syncproto.Version
 		exists bool
 	}
-	final := map[rowKey]*owner{}
-	var order []rowKey
+	final := map[syncproto.RowKey]*owner{}
+	var order []syncproto.RowKey
 	for i := range changes {
 		c := &changes[i]
 		col, owned := ownerCols[c.Table]
 		if !owned {
 			continue
 		}
-		k := rowKey{c.Table, c.PK}
+		k := c.Row()
 		o := final[k]
 		if o == nil {
 			h, exists := held[k][col]
@@ -262,8 +260,8 @@ func rowOwners(changes []syncproto.Change, held map[rowKey]map[string]heldCell, 
 			o.val, o.ver, o.exists = plain(c.Value), c.Version, true
 		}
 	}
-	tags := make(map[rowKey]any, len(final))
-	var retag []rowKey
+	tags := make(map[syncproto.RowKey]any, len(final))
+	var retag []syncproto.RowKey
 	for _, k := range order {
 		o := final[k]
 		tag := ownerTag(o.val)
@@ -271,7 +269,7 @@ func rowOwners(changes []syncproto.Change, held map[rowKey]map[string]heldCell, 
 		if fresh[k] {
 			continue
 		}
-		h := held[k][ownerCols[k.table]]
+		h := held[k][ownerCols[k.Table]]
 		if ownerTag(h.val) != tag {
 			retag = append(retag, k)
 		}
@@ -291,13 +289,13 @@ func ownerTag(v any) any {
 
 // tagRow sets the owner tag of every cell held for one row; the cells the
 // batch wrote have it already.
-func tagRow(ctx context.Context, st *stmts, k rowKey, tag any) error {
+func tagRow(ctx context.Context, st *stmts, k syncproto.RowKey, tag any) error {
 	q, err := st.prepare(ctx, tagRowSQL)
 	if err == nil {
-		_, err = q.ExecContext(ctx, tag, k.table, k.pk, tag)
+		_, err = q.ExecContext(ctx, tag, k.Table, k.PK, tag)
 	}
 	if err != nil {
-		return fmt.Errorf("merge: tag owner of %s %s: %w", k.table, k.pk, err)
+		return fmt.Errorf("merge: tag owner of %s %s: %w", k.Table, k.PK, err)
 	}
 	return nil
 }
@@ -334,14 +332,14 @@ type heldCell struct {
 // loadRows reads every cell held for the rows the changes touch: one
 // query per table and few hundred rows. Every touched row gets a map,
 // empty when the replica holds none of its cells.
-func loadRows(ctx context.Context, st *stmts, changes []syncproto.Change) (map[rowKey]map[string]heldCell, error) {
-	held := map[rowKey]map[string]heldCell{}
+func loadRows(ctx context.Context, st *stmts, changes []syncproto.Change) (map[syncproto.RowKey]map[string]heldCell, error) {
+	held := map[syncproto.RowKey]map[string]heldCell{}
 	pks := map[string][]string{}
 	for i := range changes {
-		k := rowKey{changes[i].Table, changes[i].PK}
+		k := changes[i].Row()
 		if _, ok := held[k]; !ok {
 			held[k] = map[string]heldCell{}
-			pks[k.table] = append(pks[k.table], k.pk)
+			pks[k.Table] = append(pks[k.Table], k.PK)
 		}
 	}
 	q, err := st.prepare(ctx, loadRowsSQL)
@@ -365,7 +363,7 @@ func loadRows(ctx context.Context, st *stmts, changes []syncproto.Change) (map[r
 	return held, nil
 }
 
-func scanCells(ctx context.Context, q *sql.Stmt, table, list string, held map[rowKey]map[string]heldCell) error {
+func scanCells(ctx context.Context, q *sql.Stmt, table, list string, held map[syncproto.RowKey]map[string]heldCell) error {
 	rows, err := q.QueryContext(ctx, table, list)
 	if err != nil {
 		return fmt.Errorf("merge: read rows of %s: %w", table, err)
@@ -379,7 +377,7 @@ func scanCells(ctx context.Context, q *sql.Stmt, table, list string, held map[ro
 			return fmt.Errorf("merge: read rows of %s: %w", table, err)
 		}
 		h.ver.HLC = syncproto.Timestamp(hlc)
-		if cells, ok := held[rowKey{table, pk}]; ok {
+		if cells, ok := held[syncproto.RowKey{Table: table, PK: pk}]; ok {
 			cells[col] = h
 		}
 	}
@@ -785,5 +783,5 @@ func Rematerialise(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, ta
 	}
 	st := newStmts(tx)
 	defer st.close()
-	return materialise(ctx, tx, st, schema, rowKey{table, pk}, map[string]any{syncproto.DeletedColumn: nil}, tomb.Valid && tomb.Int64 == 1)
+	return materialise(ctx, tx, st, schema, syncproto.RowKey{Table: table, PK: pk}, map[string]any{syncproto.DeletedColumn: nil}, tomb.Valid && tomb.Int64 == 1)
 }

@@ -24,7 +24,7 @@ import (
 func (s *Server) loginLimiters() []fiber.Handler {
 	limited := func(c *fiber.Ctx) error {
 		return fail(c, syncproto.Errorf(syncproto.CodeRateLimited, "too many failed logins; wait before trying again").
-			With("retry_after_seconds", c.GetRespHeader(fiber.HeaderRetryAfter)))
+			With(syncproto.DetailRetryAfterSeconds, c.GetRespHeader(fiber.HeaderRetryAfter)))
 	}
 	byAddress := limiter.New(limiter.Config{
 		Max:                    s.cfg.LoginFailuresPerAddress,
@@ -53,19 +53,11 @@ func (s *Server) loginAccountKey(c *fiber.Ctx) string {
 	if err != nil {
 		return "account:?"
 	}
-	var req struct {
-		Email string `json:"email"`
-	}
+	var req syncproto.LoginRequest
 	if json.Unmarshal(raw, &req) != nil {
 		return "account:?"
 	}
 	return "account:" + strings.ToLower(strings.TrimSpace(req.Email))
-}
-
-// RefreshRequest is the body of POST /v1/auth/refresh.
-type RefreshRequest struct {
-	RefreshToken string `json:"refresh_token"`
-	DeviceID     string `json:"device_id"`
 }
 
 // handleRefresh exchanges a refresh token for a new access token and a
@@ -75,7 +67,7 @@ func (s *Server) handleRefresh(c *fiber.Ctx) error {
 	if err != nil {
 		return fail(c, err)
 	}
-	var req RefreshRequest
+	var req syncproto.RefreshRequest
 	if err := json.Unmarshal(raw, &req); err != nil || req.RefreshToken == "" {
 		return fail(c, syncproto.Errorf(syncproto.CodeMalformedBody, "refresh body must be JSON with refresh_token and device_id"))
 	}
@@ -88,14 +80,8 @@ func (s *Server) handleRefresh(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return reply(c, LoginResponse{AccessToken: tok, ExpiresIn: int64(ttl.Seconds()), UserID: sess.UserID, Role: sess.Role,
+	return reply(c, syncproto.TokenResponse{AccessToken: tok, ExpiresIn: int64(ttl.Seconds()), UserID: sess.UserID, Role: sess.Role,
 		DeviceID: sess.DeviceID, RefreshToken: sess.RefreshToken, RefreshExpiresIn: int64(sess.RefreshExpiresIn.Seconds())})
-}
-
-// RevokeResponse answers POST /v1/devices/{id}/revoke.
-type RevokeResponse struct {
-	DeviceID  string `json:"device_id"`
-	RevokedAt int64  `json:"revoked_at"` // Unix milliseconds
 }
 
 // handleRevokeDevice revokes a device: allowed to the device's owner (a
@@ -104,7 +90,7 @@ type RevokeResponse struct {
 func (s *Server) handleRevokeDevice(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	p := principal(c)
-	dev, err := s.accounts.DeviceByID(ctx, c.Params("id"))
+	dev, err := s.accounts.DeviceByID(ctx, c.Params(syncproto.DeviceParam))
 	if err != nil {
 		return fail(c, err)
 	}
@@ -124,7 +110,7 @@ func (s *Server) handleRevokeDevice(c *fiber.Ctx) error {
 		now = dev.RevokedAt
 	}
 	s.log.Info("device revoked", "device", dev.ID, "by", p.UserID)
-	return reply(c, RevokeResponse{DeviceID: dev.ID, RevokedAt: now.UnixMilli()})
+	return reply(c, syncproto.RevokeResponse{DeviceID: dev.ID, RevokedAt: now.UnixMilli()})
 }
 
 // mayRevoke asks the scope rules, as the dashboard does (one rule: see

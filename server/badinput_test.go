@@ -28,7 +28,7 @@ func login(t *testing.T, url, email, deviceID string) string {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	var ans server.LoginResponse
+	var ans syncproto.TokenResponse
 	if err := json.NewDecoder(res.Body).Decode(&ans); err != nil || ans.AccessToken == "" {
 		t.Fatalf("login: status %d, %v", res.StatusCode, err)
 	}

@@ -29,11 +29,10 @@ func (s *Server) routes() *fiber.App {
 	app.Use(s.logRequests)
 	app.Get("/healthz", s.handleHealthz)
 	app.Get("/readyz", s.handleReadyz)
-	v1 := app.Group("/v1")
-	v1.Post("/auth/login", append(s.loginLimiters(), s.handleLogin)...)
-	v1.Post("/auth/refresh", s.handleRefresh)
-	v1.Post("/devices/:id/revoke", s.authenticate, s.handleRevokeDevice)
-	v1.Post("/sync", s.authenticate, s.handleSync)
+	app.Post(syncproto.PathLogin, append(s.loginLimiters(), s.handleLogin)...)
+	app.Post(syncproto.PathRefresh, s.handleRefresh)
+	app.Post(syncproto.PathRevokeDevice, s.authenticate, s.handleRevokeDevice)
+	app.Post(syncproto.PathSync, s.authenticate, s.handleSync)
 	s.dashboardRoutes(app) // the web dashboard: pages under "/", JSON under /v1/dashboard
 	return app
 }
@@ -141,32 +140,12 @@ func principal(c *fiber.Ctx) auth.Principal {
 	return p
 }
 
-// LoginRequest is the body of POST /v1/auth/login.
-type LoginRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-	DeviceID string `json:"device_id"`
-}
-
-// LoginResponse answers a successful login.
-type LoginResponse struct {
-	AccessToken string `json:"access_token"`
-	ExpiresIn   int64  `json:"expires_in"`
-	UserID      string `json:"user_id"`
-	Role        string `json:"role"`
-	DeviceID    string `json:"device_id"`
-	// RefreshToken gets new access tokens from /v1/auth/refresh, for
-	// RefreshExpiresIn seconds if unused; each use returns a new one.
-	RefreshToken     string `json:"refresh_token"`
-	RefreshExpiresIn int64  `json:"refresh_expires_in"`
-}
-
 func (s *Server) handleLogin(c *fiber.Ctx) error {
 	raw, err := s.body(c)
 	if err != nil {
 		return fail(c, err)
 	}
-	var req LoginRequest
+	var req syncproto.LoginRequest
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return fail(c, syncproto.Errorf(syncproto.CodeMalformedBody, "login body must be JSON with email, password and device_id"))
 	}
@@ -187,6 +166,6 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 		return err
 	}
 	s.log.Info("device logged in", "user", u.ID, "device", req.DeviceID)
-	return reply(c, LoginResponse{AccessToken: tok, ExpiresIn: int64(ttl.Seconds()), UserID: u.ID, Role: u.Role, DeviceID: req.DeviceID,
+	return reply(c, syncproto.TokenResponse{AccessToken: tok, ExpiresIn: int64(ttl.Seconds()), UserID: u.ID, Role: u.Role, DeviceID: req.DeviceID,
 		RefreshToken: sess.RefreshToken, RefreshExpiresIn: int64(sess.RefreshExpiresIn.Seconds())})
 }

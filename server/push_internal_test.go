@@ -171,9 +171,9 @@ func TestOnHeldRows(t *testing.T) {
 	}{
 		{"not known", nil, all},
 		{"all new", scope.HeldRows{}, nil},
-		{"one held", scope.HeldRows{{"activite", "a"}: true}, []syncproto.Change{a, a2}},
-		{"same key in another table", scope.HeldRows{{"beneficiaire", "a"}: true}, []syncproto.Change{other}},
-		{"all held", scope.HeldRows{{"activite", "a"}: true, {"activite", "b"}: true, {"beneficiaire", "a"}: true}, all},
+		{"one held", scope.HeldRows{{Table: "activite", PK: "a"}: true}, []syncproto.Change{a, a2}},
+		{"same key in another table", scope.HeldRows{{Table: "beneficiaire", PK: "a"}: true}, []syncproto.Change{other}},
+		{"all held", scope.HeldRows{{Table: "activite", PK: "a"}: true, {Table: "activite", PK: "b"}: true, {Table: "beneficiaire", PK: "a"}: true}, all},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

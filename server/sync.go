@@ -114,7 +114,7 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 		}
 		if ch.Version.Node != p.DeviceID {
 			return syncproto.Errorf(syncproto.CodeBadChange,
-				"change %d is signed by node %q; a device may only push its own writes", i, ch.Version.Node).With("index", i)
+				"change %d is signed by node %q; a device may only push its own writes", i, ch.Version.Node).With(syncproto.DetailIndex, i)
 		}
 		if err := s.clock.CheckOffset(ch.Version.HLC); err != nil {
 			return s.recordRefusal(ctx, p, b, withIndex(err, i))
@@ -216,7 +216,7 @@ func onHeldRows(changes []syncproto.Change, held scope.HeldRows) []syncproto.Cha
 	}
 	var out []syncproto.Change
 	for _, c := range changes {
-		if held[[2]string{c.Table, c.PK}] {
+		if held[c.Row()] {
 			out = append(out, c)
 		}
 	}
@@ -251,7 +251,7 @@ func (s *Server) noteDevice(ctx context.Context, p auth.Principal, req *syncprot
 func withIndex(err error, i int) error {
 	var pe *syncproto.Error
 	if errors.As(err, &pe) {
-		return pe.With("index", i)
+		return pe.With(syncproto.DetailIndex, i)
 	}
 	return err
 }
@@ -307,6 +307,6 @@ func (s *Server) refusedBefore(ctx context.Context, tx *preparedTx, p auth.Princ
 	for k, v := range pe.Details {
 		fresh.Details[k] = v
 	}
-	fresh.Details["server_time"] = s.cfg.Now().UnixMilli()
+	fresh.Details[syncproto.DetailServerTime] = s.cfg.Now().UnixMilli()
 	return &fresh
 }

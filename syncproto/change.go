@@ -33,6 +33,16 @@ type Cell struct {
 // Cell returns the cell the change writes.
 func (c *Change) Cell() Cell { return Cell{c.Table, c.PK, c.Column} }
 
+// RowKey names a row: the unit the scope rules, domain rules and
+// materialisation work on.
+type RowKey struct {
+	Table string `json:"tbl"`
+	PK    string `json:"pk"`
+}
+
+// Row returns the row the change writes.
+func (c *Change) Row() RowKey { return RowKey{c.Table, c.PK} }
+
 // Batch is a group of changes pushed together. Its id makes the push
 // idempotent: a batch re-sent after its answer was lost is acknowledged
 // again and applied once.

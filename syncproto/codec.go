@@ -25,7 +25,7 @@ func DecodeRequest(body []byte) (*SyncRequest, error) {
 		}
 		if len(req.Push.Changes) > MaxBatchChanges {
 			return nil, Errorf(CodeTooManyChanges, "a batch may carry at most %d changes, got %d",
-				MaxBatchChanges, len(req.Push.Changes)).With("max", MaxBatchChanges)
+				MaxBatchChanges, len(req.Push.Changes)).With(DetailMax, MaxBatchChanges)
 		}
 	}
 	return &req, nil

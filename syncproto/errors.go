@@ -42,6 +42,21 @@ type Error struct {
 	Details map[string]any `json:"details,omitempty"`
 }
 
+// Keys of Error.Details. Clients read details by these names, so like
+// codes they never change meaning once published.
+const (
+	DetailIndex             = "index"               // the offending change's position in the batch
+	DetailTable             = "table"               // the table of the refused row
+	DetailPK                = "pk"                  // the primary key of the refused row
+	DetailRule              = "rule"                // the domain rule an invalid_row broke
+	DetailMax               = "max"                 // the limit a too_many_changes passed
+	DetailServerTime        = "server_time"         // clock_ahead: the server's time, Unix ms
+	DetailMaxAheadMs        = "max_ahead_ms"        // clock_ahead: how far ahead a clock may be, ms
+	DetailRetryAfterSeconds = "retry_after_seconds" // rate_limited: when to try again
+	DetailWipe              = "wipe"                // true: the device must erase its data
+	DetailLogin             = "login"               // true: the device must log in again
+)
+
 // ErrorBody is the JSON envelope every error answer uses.
 type ErrorBody struct {
 	Error *Error `json:"error"`

@@ -108,8 +108,8 @@ func (c *Clock) CheckOffset(remote Timestamp) error {
 		return Errorf(CodeClockAhead,
 			"clock is %s ahead of the server (allowed %s); set the device's date and time, then sync again",
 			time.Duration(remote.Millis()-now.UnixMilli())*time.Millisecond, c.maxOffset).
-			With("server_time", now.UnixMilli()).
-			With("max_ahead_ms", c.maxOffset.Milliseconds())
+			With(DetailServerTime, now.UnixMilli()).
+			With(DetailMaxAheadMs, c.maxOffset.Milliseconds())
 	}
 	return nil
 }

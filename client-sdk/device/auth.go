@@ -54,14 +54,6 @@ func (a *accessState) forget() {
 	a.mu.Unlock()
 }
 
-// tokenAnswer is the server's answer to a login or a refresh.
-type tokenAnswer struct {
-	AccessToken  string `json:"access_token"`
-	ExpiresIn    int64  `json:"expires_in"`
-	UserID       string `json:"user_id"`
-	RefreshToken string `json:"refresh_token"`
-}
-
 // exchangeAuthed is exchange with token management: it refreshes first
 // when the access token is known to have expired, and once, then retries
 // once, when the server refuses the token. *token is updated in place.
@@ -73,7 +65,7 @@ func (r *Replica) exchangeAuthed(ctx context.Context, server string, token *stri
 		}
 		refreshed = true
 	}
-	up, down, err = r.exchange(ctx, server+"/v1/sync", *token, body, into)
+	up, down, err = r.exchange(ctx, server+syncproto.PathSync, *token, body, into)
 	if refreshed {
 		return up, down, err
 	}
@@ -93,7 +85,7 @@ func (r *Replica) retryRefusedToken(ctx context.Context, server string, token *s
 	if *token, err = r.refreshLocked(ctx, server); err != nil {
 		return up, down, err
 	}
-	u, d, err := r.exchange(ctx, server+"/v1/sync", *token, body, into)
+	u, d, err := r.exchange(ctx, server+syncproto.PathSync, *token, body, into)
 	return up + u, down + d, err
 }
 
@@ -115,13 +107,13 @@ func (r *Replica) refreshLocked(ctx context.Context, server string) (string, err
 	if !rt.Valid || rt.String == "" {
 		return "", ErrNotLoggedIn
 	}
-	body, err := json.Marshal(map[string]string{"refresh_token": rt.String, "device_id": r.node})
+	body, err := json.Marshal(syncproto.RefreshRequest{RefreshToken: rt.String, DeviceID: r.node})
 	if err != nil {
 		return "", fmt.Errorf("refresh: %w", err)
 	}
-	var ans tokenAnswer
+	var ans syncproto.TokenResponse
 	for attempt := 1; ; attempt++ {
-		err = r.post(ctx, server+"/v1/auth/refresh", "", body, &ans)
+		err = r.post(ctx, server+syncproto.PathRefresh, "", body, &ans)
 		var pe *syncproto.Error
 		if err == nil || errors.As(err, &pe) || attempt == refreshAttempts || ctx.Err() != nil {
 			break

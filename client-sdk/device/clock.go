@@ -22,8 +22,8 @@ import (
 // when its wall clock now agrees with the server's, and says so in the
 // sync report; it never happens silently on the server side.
 func (r *Replica) restampPending(ctx context.Context, refusal *syncproto.Error) (bool, error) {
-	serverMs, ok1 := number(refusal.Details["server_time"])
-	boundMs, ok2 := number(refusal.Details["max_ahead_ms"])
+	serverMs, ok1 := number(refusal.Details[syncproto.DetailServerTime])
+	boundMs, ok2 := number(refusal.Details[syncproto.DetailMaxAheadMs])
 	if !ok1 || !ok2 || boundMs <= 0 {
 		return false, nil
 	}

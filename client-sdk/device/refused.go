@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 // forgetRefused runs, inside the transaction that sets a refused batch
@@ -43,9 +44,8 @@ func (r *Replica) forgetRefused(ctx context.Context, tx *sql.Tx, batchID string)
 	if _, err := tx.ExecContext(ctx, "UPDATE _replica SET applying = 1 WHERE id = 1"); err != nil {
 		return fmt.Errorf("forget refused cells: %w", err)
 	}
-	type rowKey struct{ tbl, pk string }
-	touched := map[rowKey]bool{}
-	var order []rowKey
+	touched := map[syncproto.RowKey]bool{}
+	var order []syncproto.RowKey
 	for _, c := range cells {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", c.tbl, c.pk, c.col); err != nil {
 			return fmt.Errorf("forget refused cell %s.%s: %w", c.tbl, c.col, err)
@@ -58,7 +58,7 @@ func (r *Replica) forgetRefused(ctx context.Context, tx *sql.Tx, batchID string)
 				return fmt.Errorf("forget refused cell %s.%s: %w", c.tbl, c.col, err)
 			}
 		}
-		k := rowKey{c.tbl, c.pk}
+		k := syncproto.RowKey{Table: c.tbl, PK: c.pk}
 		if !touched[k] {
 			touched[k] = true
 			order = append(order, k)
@@ -66,16 +66,16 @@ func (r *Replica) forgetRefused(ctx context.Context, tx *sql.Tx, batchID string)
 	}
 	for _, k := range order {
 		var left int
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM _cells WHERE tbl = ? AND pk = ?", k.tbl, k.pk).Scan(&left); err != nil {
-			return fmt.Errorf("forget refused cells of %s %s: %w", k.tbl, k.pk, err)
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM _cells WHERE tbl = ? AND pk = ?", k.Table, k.PK).Scan(&left); err != nil {
+			return fmt.Errorf("forget refused cells of %s %s: %w", k.Table, k.PK, err)
 		}
 		if left == 0 {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM "+quoteIdent(k.tbl)+" WHERE id = ?", k.pk); err != nil {
-				return fmt.Errorf("forget refused row %s %s: %w", k.tbl, k.pk, err)
+			if _, err := tx.ExecContext(ctx, "DELETE FROM "+quoteIdent(k.Table)+" WHERE id = ?", k.PK); err != nil {
+				return fmt.Errorf("forget refused row %s %s: %w", k.Table, k.PK, err)
 			}
 			continue
 		}
-		if err := replica.Rematerialise(ctx, tx, r.schema, k.tbl, k.pk); err != nil {
+		if err := replica.Rematerialise(ctx, tx, r.schema, k.Table, k.PK); err != nil {
 			return err
 		}
 	}

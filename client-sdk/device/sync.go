@@ -22,12 +22,12 @@ func (r *Replica) Login(ctx context.Context, server, email, password string) err
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	server = strings.TrimRight(server, "/")
-	body, err := json.Marshal(map[string]string{"email": email, "password": password, "device_id": r.node})
+	body, err := json.Marshal(syncproto.LoginRequest{Email: email, Password: password, DeviceID: r.node})
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	var ans tokenAnswer
-	if err := r.post(ctx, server+"/v1/auth/login", "", body, &ans); err != nil {
+	var ans syncproto.TokenResponse
+	if err := r.post(ctx, server+syncproto.PathLogin, "", body, &ans); err != nil {
 		if isRevoked(err) {
 			return r.wipeRevoked(ctx, err)
 		}
@@ -280,7 +280,7 @@ func (r *Replica) pullAhead(ctx context.Context, server, token string, req *requ
 	go func() {
 		defer close(a.done)
 		start := time.Now()
-		a.up, a.down, a.err = r.exchange(actx, server+"/v1/sync", token, req.body, &req.resp)
+		a.up, a.down, a.err = r.exchange(actx, server+syncproto.PathSync, token, req.body, &req.resp)
 		a.took = time.Since(start)
 	}()
 	return a

@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 // PostJSON posts body (marshalled to JSON unless it is already []byte) to
@@ -70,13 +70,13 @@ func ErrorCode(raw []byte) string {
 
 // LoginHTTP logs a device in with a plain HTTP request and returns the
 // server's answer, failing the test unless it is a success.
-func (s *Server) LoginHTTP(t testing.TB, email, password, deviceID string) server.LoginResponse {
+func (s *Server) LoginHTTP(t testing.TB, email, password, deviceID string) syncproto.TokenResponse {
 	t.Helper()
-	status, raw := s.PostJSON(t, "/v1/auth/login", "", map[string]string{"email": email, "password": password, "device_id": deviceID})
+	status, raw := s.PostJSON(t, syncproto.PathLogin, "", syncproto.LoginRequest{Email: email, Password: password, DeviceID: deviceID})
 	if status != http.StatusOK {
 		t.Fatalf("login %s: %d %s", email, status, raw)
 	}
-	var ans server.LoginResponse
+	var ans syncproto.TokenResponse
 	if err := json.Unmarshal(raw, &ans); err != nil {
 		t.Fatalf("login %s: %v", email, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -133,7 +134,7 @@ func (w *World) serve(d *Device, cr capturedRequest, delivered bool) (*http.Resp
 // invariants are checked against; it reads the real bytes, never the
 // device's or the server's own bookkeeping.
 func (w *World) observe(d *Device, cr capturedRequest, res *http.Response, raw []byte, delivered bool) {
-	if cr.url[len(cr.url)-len("/v1/sync"):] != "/v1/sync" {
+	if !strings.HasSuffix(cr.url, syncproto.PathSync) {
 		return
 	}
 	reqBody, err := gunzipIf(cr.header.Get("Content-Encoding"), cr.body)

@@ -145,7 +145,7 @@ func (a *Accounts) EnrollDevice(ctx context.Context, userID, deviceID string) er
 	case owner != userID:
 		return syncproto.Errorf(syncproto.CodeForbidden, "this device is enrolled under another account")
 	case revoked.Valid:
-		return syncproto.Errorf(syncproto.CodeDeviceRevoked, "this device was revoked; erase it and enrol it again").With("wipe", true)
+		return syncproto.Errorf(syncproto.CodeDeviceRevoked, "this device was revoked; erase it and enrol it again").With(syncproto.DetailWipe, true)
 	}
 	return nil
 }
@@ -174,7 +174,7 @@ func (a *Accounts) Authorize(ctx context.Context, c *Claims) (Principal, error) 
 	}
 	if revoked {
 		return Principal{}, syncproto.Errorf(syncproto.CodeDeviceRevoked,
-			"this device was revoked; its local data must be erased").With("wipe", true)
+			"this device was revoked; its local data must be erased").With(syncproto.DetailWipe, true)
 	}
 	if disabled {
 		return Principal{}, syncproto.Errorf(syncproto.CodeUserDisabled, "this account is disabled")
@@ -185,7 +185,7 @@ func (a *Accounts) Authorize(ctx context.Context, c *Claims) (Principal, error) 
 			return Principal{}, fmt.Errorf("authorize: %w", err)
 		}
 		if ended {
-			return Principal{}, syncproto.Errorf(syncproto.CodeUnauthorized, "this session was ended; log in again").With("login", true)
+			return Principal{}, syncproto.Errorf(syncproto.CodeUnauthorized, "this session was ended; log in again").With(syncproto.DetailLogin, true)
 		}
 	}
 	return Principal{UserID: c.Subject, DeviceID: c.Device, Role: role}, nil

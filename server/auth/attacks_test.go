@@ -271,10 +271,10 @@ func TestRefreshRotation(t *testing.T) {
 	srv := relaistest.StartServer(t, server.Config{Now: clk.Now, RefreshGrace: time.Minute,
 		RefreshIdle: 60 * 24 * time.Hour, RefreshAbsolute: 365 * 24 * time.Hour})
 	u := srv.AddUser(t, "camille@exemple.fr", auth.RoleConseiller, pw)
-	refresh := func(tok string) (int, string, server.LoginResponse) {
+	refresh := func(tok string) (int, string, syncproto.TokenResponse) {
 		t.Helper()
 		status, raw := srv.PostJSON(t, "/v1/auth/refresh", "", map[string]string{"refresh_token": tok})
-		var ans server.LoginResponse
+		var ans syncproto.TokenResponse
 		if status == 200 {
 			must(t, json.Unmarshal(raw, &ans))
 		}
@@ -284,7 +284,7 @@ func TestRefreshRotation(t *testing.T) {
 		status, _ := srv.PostJSON(t, "/v1/sync", access, map[string]any{"cursor": 0})
 		return status == 200
 	}
-	ok := func(tok string) server.LoginResponse {
+	ok := func(tok string) syncproto.TokenResponse {
 		t.Helper()
 		status, code, ans := refresh(tok)
 		if status != 200 || ans.RefreshToken == "" || ans.RefreshToken == tok || !works(ans.AccessToken) {
@@ -388,7 +388,7 @@ func TestKeyRotation(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("refresh after rotation: %d %s", status, raw)
 	}
-	var fresh server.LoginResponse
+	var fresh syncproto.TokenResponse
 	must(t, json.Unmarshal(raw, &fresh))
 	var hdr struct{ Kid string }
 	must(t, json.Unmarshal(unb64(t, strings.Split(fresh.AccessToken, ".")[0]), &hdr))
@@ -477,7 +477,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("refresh: %d %s", status, raw)
 	}
-	var second server.LoginResponse
+	var second syncproto.TokenResponse
 	must(t, json.Unmarshal(raw, &second))
 	srv.PostJSON(t, "/v1/sync", second.AccessToken, pushOne(u.ID, dev))
 	srv.PostJSON(t, "/v1/auth/refresh", "", map[string]string{"refresh_token": first.RefreshToken + "x"})

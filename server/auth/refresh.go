@@ -105,7 +105,7 @@ func (r *Refresh) Start(ctx context.Context, u User, deviceID string) (Session, 
 // errRefreshInvalid is the one answer for a token that is unknown,
 // malformed or ended: the caller learns nothing about which.
 func errRefreshInvalid() error {
-	return syncproto.Errorf(syncproto.CodeUnauthorized, "refresh token is not valid; log in again").With("login", true)
+	return syncproto.Errorf(syncproto.CodeUnauthorized, "refresh token is not valid; log in again").With(syncproto.DetailLogin, true)
 }
 
 // Rotate exchanges a refresh token for a new one. deviceID, when given,
@@ -152,7 +152,7 @@ func (r *Refresh) Rotate(ctx context.Context, token, deviceID string) (Session, 
 			refusal = errRefreshInvalid()
 			return nil
 		case devRevoked.Valid:
-			refusal = syncproto.Errorf(syncproto.CodeDeviceRevoked, "this device was revoked; its local data must be erased").With("wipe", true)
+			refusal = syncproto.Errorf(syncproto.CodeDeviceRevoked, "this device was revoked; its local data must be erased").With(syncproto.DetailWipe, true)
 			return nil
 		case disabled.Valid:
 			refusal = syncproto.Errorf(syncproto.CodeUserDisabled, "this account is disabled")
@@ -161,7 +161,7 @@ func (r *Refresh) Rotate(ctx context.Context, token, deviceID string) (Session, 
 			refusal = errRefreshInvalid()
 			return nil
 		case now.Sub(time.UnixMilli(famCreated)) > r.Absolute || now.Sub(time.UnixMilli(issued)) > r.Idle:
-			refusal = syncproto.Errorf(syncproto.CodeUnauthorized, "refresh token has expired; log in again").With("login", true)
+			refusal = syncproto.Errorf(syncproto.CodeUnauthorized, "refresh token has expired; log in again").With(syncproto.DetailLogin, true)
 			return nil
 		}
 		if used.Valid {
@@ -179,7 +179,7 @@ func (r *Refresh) Rotate(ctx context.Context, token, deviceID string) (Session, 
 					return err
 				}
 				refusal = syncproto.Errorf(syncproto.CodeUnauthorized,
-					"refresh token was already used; this session is ended, log in again").With("login", true)
+					"refresh token was already used; this session is ended, log in again").With(syncproto.DetailLogin, true)
 				return nil
 			}
 			if _, err := tx.ExecContext(ctx, "UPDATE _refresh_tokens SET revoked_at = ? WHERE hash = ?", now.UnixMilli(), replacedBy); err != nil {

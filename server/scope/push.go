@@ -20,7 +20,7 @@ func (r *Rules) CheckPush(ctx context.Context, q Queryer, who Who, changes []syn
 
 // HeldRows names the rows of a batch of which the server held at least
 // one cell before the batch, by (table, primary key).
-type HeldRows map[[2]string]bool
+type HeldRows map[syncproto.RowKey]bool
 
 // CheckPushRows is CheckPush, and also returns, when the batch is
 // allowed, which of its rows the server already held: reading them is
@@ -38,8 +38,8 @@ func (r *Rules) CheckPushRows(ctx context.Context, q Queryer, who Who, changes [
 		ownerVer syncproto.Version
 		hasOwner bool
 	}
-	rows := map[[2]string]*rowState{}
-	var order [][2]string
+	rows := map[syncproto.RowKey]*rowState{}
+	var order []syncproto.RowKey
 	for i := range changes {
 		c := &changes[i]
 		p := r.policy(c.Table)
@@ -51,9 +51,9 @@ func (r *Rules) CheckPushRows(ctx context.Context, q Queryer, who Who, changes [
 			}
 			return nil, syncproto.Errorf(syncproto.CodeForbiddenScope,
 				"change %d writes %s %s: %s is managed by administrators", i, c.Table, c.PK, what).
-				With("index", i).With("table", c.Table).With("pk", c.PK)
+				With(syncproto.DetailIndex, i).With(syncproto.DetailTable, c.Table).With(syncproto.DetailPK, c.PK)
 		}
-		k := [2]string{c.Table, c.PK}
+		k := c.Row()
 		st := rows[k]
 		if st == nil {
 			st = &rowState{first: i}
@@ -68,16 +68,16 @@ func (r *Rules) CheckPushRows(ctx context.Context, q Queryer, who Who, changes [
 	}
 	byTable := map[string][]string{}
 	for _, k := range order {
-		byTable[k[0]] = append(byTable[k[0]], k[1])
+		byTable[k.Table] = append(byTable[k.Table], k.PK)
 	}
-	held := map[[2]string]heldRow{}
+	held := map[syncproto.RowKey]heldRow{}
 	for table, pks := range byTable {
 		m, err := heldRows(ctx, q, table, pks)
 		if err != nil {
 			return nil, err
 		}
 		for pk, h := range m {
-			held[[2]string{table, pk}] = h
+			held[syncproto.RowKey{Table: table, PK: pk}] = h
 		}
 	}
 	me := who.UserID
@@ -85,8 +85,8 @@ func (r *Rules) CheckPushRows(ctx context.Context, q Queryer, who Who, changes [
 		st := rows[k]
 		h, exists := held[k]
 		refuse := func(why string) error {
-			return syncproto.Errorf(syncproto.CodeForbiddenScope, "change %d writes %s %s: %s", st.first, k[0], k[1], why).
-				With("index", st.first).With("table", k[0]).With("pk", k[1])
+			return syncproto.Errorf(syncproto.CodeForbiddenScope, "change %d writes %s %s: %s", st.first, k.Table, k.PK, why).
+				With(syncproto.DetailIndex, st.first).With(syncproto.DetailTable, k.Table).With(syncproto.DetailPK, k.PK)
 		}
 		switch {
 		case exists && h.owner != me:

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 // Reannounce gives new sequence numbers to the cells of rows whose
@@ -24,7 +26,7 @@ import (
 // them as duplicates: a rare cost for a rare event (a team change), which
 // keeps the pull a plain cursor with no per-device state.
 func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, before int64) error {
-	var rows [][2]string            // (table, pk) to renumber
+	var rows []syncproto.RowKey     // to renumber
 	var people, structures []string // whose rows, which structures
 	for _, w := range changed {
 		p := r.policy(w.Table)
@@ -35,10 +37,10 @@ func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, b
 				dateCol = p.team.dateColumn
 			}
 			if w.Column == OwnerColumn || (dateCol != "" && w.Column == dateCol) {
-				rows = append(rows, [2]string{w.Table, w.PK})
+				rows = append(rows, syncproto.RowKey{Table: w.Table, PK: w.PK})
 			}
 		case kindCoordination, kindEnActivite:
-			rows = append(rows, [2]string{w.Table, w.PK})
+			rows = append(rows, syncproto.RowKey{Table: w.Table, PK: w.PK})
 		}
 	}
 	if len(rows) == 0 {
@@ -62,13 +64,13 @@ func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, b
 		return fmt.Errorf("reannounce: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO temp._reannounce (tbl, pk)
-		SELECT value ->> 0, value ->> 1 FROM json_each(?)`, string(list)); err != nil {
+		SELECT value ->> '$.tbl', value ->> '$.pk' FROM json_each(?)`, string(list)); err != nil {
 		return fmt.Errorf("reannounce: %w", err)
 	}
 	for _, k := range rows {
-		switch r.policy(k[0]).kind {
+		switch r.policy(k.Table).kind {
 		case kindCoordination:
-			m, err := cellText(ctx, tx, k[0], k[1], "mediateur_id")
+			m, err := cellText(ctx, tx, k.Table, k.PK, "mediateur_id")
 			if err != nil {
 				return err
 			}
@@ -76,7 +78,7 @@ func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, b
 				people = append(people, m)
 			}
 		case kindEnActivite:
-			s, err := cellText(ctx, tx, k[0], k[1], "structure_id")
+			s, err := cellText(ctx, tx, k.Table, k.PK, "structure_id")
 			if err != nil {
 				return err
 			}

@@ -125,7 +125,7 @@ func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change
 	}
 	// The dates the page itself holds, for the tagged rows of team
 	// members in date-windowed tables.
-	dates := map[rowKey]string{}
+	dates := map[syncproto.RowKey]string{}
 	for i := range changes {
 		c := &changes[i]
 		p := v.rules.policy(c.Table)
@@ -133,16 +133,16 @@ func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change
 			continue
 		}
 		if _, coordinated := v.team[tagOf(i)]; coordinated {
-			dates[rowKey{c.Table, c.PK}] = text(c.Value)
+			dates[c.Row()] = text(c.Value)
 		}
 	}
 	// The columns to read back per table, and the rows to read them for.
 	need := map[string][]string{}
 	rowsOf := map[string][]string{}
-	seen := map[rowKey]bool{}
+	seen := map[syncproto.RowKey]bool{}
 	for i := range changes {
 		c := &changes[i]
-		k := rowKey{c.Table, c.PK}
+		k := c.Row()
 		cols := v.lookupColumns(c, k, tagOf(i), dates)
 		if cols == nil || seen[k] {
 			continue
@@ -171,7 +171,7 @@ func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change
 		c := &changes[i]
 		row := vals[c.Table][c.PK]
 		if tag := tagOf(i); tag != "" && v.rules.policy(c.Table).kind == kindOwned {
-			k := rowKey{c.Table, c.PK}
+			k := c.Row()
 			d, inPage := dates[k]
 			if !inPage {
 				d = row[v.rules.policy(c.Table).dateColumn()]
@@ -188,13 +188,11 @@ func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change
 	return out, nil
 }
 
-type rowKey struct{ table, pk string }
-
 // lookupColumns are the cells of c's row to read back from _cells to
 // decide on it; nil when none is needed. A tagged cell of an owned table
 // needs at most its row's date, and only when the row belongs to a team
 // member and the page did not bring the date along.
-func (v *View) lookupColumns(c *syncproto.Change, k rowKey, tag string, dates map[rowKey]string) []string {
+func (v *View) lookupColumns(c *syncproto.Change, k syncproto.RowKey, tag string, dates map[syncproto.RowKey]string) []string {
 	p := v.rules.policy(c.Table)
 	if p.kind != kindOwned || tag == "" {
 		return v.decisionColumns(c.Table)

@@ -1,0 +1,60 @@
+package syncproto
+
+import "strings"
+
+// Endpoint paths of the sync API. The server registers its routes with
+// them and the device SDK builds its URLs from them, so a path cannot
+// change on one side only; an SDK in another language copies this list.
+const (
+	// PathLogin takes a LoginRequest and answers a TokenResponse.
+	PathLogin = "/v1/auth/login"
+	// PathRefresh takes a RefreshRequest and answers a TokenResponse.
+	PathRefresh = "/v1/auth/refresh"
+	// PathSync takes a SyncRequest and answers a SyncResponse (or its
+	// column form, see MediaTypeColumns).
+	PathSync = "/v1/sync"
+	// PathRevokeDevice takes an empty body and answers a RevokeResponse.
+	// The device id goes where ":"+DeviceParam stands (RevokeDevicePath
+	// fills it in; the server's router reads it as a path parameter).
+	PathRevokeDevice = "/v1/devices/:" + DeviceParam + "/revoke"
+	DeviceParam      = "id"
+)
+
+// RevokeDevicePath is PathRevokeDevice for one device.
+func RevokeDevicePath(deviceID string) string {
+	return strings.Replace(PathRevokeDevice, ":"+DeviceParam, deviceID, 1)
+}
+
+// LoginRequest is the body of a login, which also enrols DeviceID under
+// the account: the device's id is chosen by the device at its first open.
+type LoginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	DeviceID string `json:"device_id"`
+}
+
+// RefreshRequest trades a refresh token for new tokens. The old refresh
+// token is spent.
+type RefreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+	DeviceID     string `json:"device_id"`
+}
+
+// TokenResponse answers a successful login or refresh.
+type TokenResponse struct {
+	AccessToken string `json:"access_token"`
+	ExpiresIn   int64  `json:"expires_in"` // seconds, counted from the answer's arrival
+	UserID      string `json:"user_id"`
+	Role        string `json:"role"`
+	DeviceID    string `json:"device_id"`
+	// RefreshToken gets new access tokens from PathRefresh, for
+	// RefreshExpiresIn seconds if unused; each use returns a new one.
+	RefreshToken     string `json:"refresh_token"`
+	RefreshExpiresIn int64  `json:"refresh_expires_in"`
+}
+
+// RevokeResponse answers a device revocation.
+type RevokeResponse struct {
+	DeviceID  string `json:"device_id"`
+	RevokedAt int64  `json:"revoked_at"` // Unix milliseconds
+}

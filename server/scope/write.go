@@ -105,20 +105,20 @@ func (r *Rules) CheckResolution(ctx context.Context, q Queryer, who Who, today s
 				byTable[c.Table] = append(byTable[c.Table], c.PK)
 			}
 		}
-		owners := map[[2]string]string{}
+		owners := map[syncproto.RowKey]string{}
 		for table, pks := range byTable {
 			m, err := heldRows(ctx, q, table, pks)
 			if err != nil {
 				return err
 			}
 			for pk, h := range m {
-				owners[[2]string{table, pk}] = h.owner
+				owners[syncproto.RowKey{Table: table, PK: pk}] = h.owner
 			}
 		}
 		own = nil
 		var granted []syncproto.Change
 		for _, c := range changes {
-			owner, held := owners[[2]string{c.Table, c.PK}]
+			owner, held := owners[c.Row()]
 			if held && owner != who.UserID && v.coordinatorGrant(r.policy(c.Table), c.Column, owner, today) {
 				granted = append(granted, c)
 			} else {
@@ -137,7 +137,7 @@ func (r *Rules) CheckResolution(ctx context.Context, q Queryer, who Who, today s
 				c := granted[0]
 				return syncproto.Errorf(syncproto.CodeForbiddenScope,
 					"%s %s is outside what you receive of the médiateurs you coordinate", c.Table, c.PK).
-					With("table", c.Table).With("pk", c.PK)
+					With(syncproto.DetailTable, c.Table).With(syncproto.DetailPK, c.PK)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/server/reqbody"
 	"github.com/relais-numerique/relais/server/web"
 )
 
@@ -34,6 +35,8 @@ func (s *Server) dashboardRoutes(app *fiber.App) {
 		LoginFailuresPerAccount: s.cfg.LoginFailuresPerAccount,
 		LoginFailuresPerAddress: s.cfg.LoginFailuresPerAddress,
 		LoginWindow:             s.cfg.LoginWindow,
+		Body:                    s.bodyLimits(),
+		PreAuthBody:             reqbody.Limits{Max: PreAuthBodyLimit, Ratio: s.cfg.DecompressRatio},
 		Now:                     s.cfg.Now,
 		Log:                     s.log,
 	})

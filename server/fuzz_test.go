@@ -19,32 +19,6 @@ func gz(b []byte) []byte {
 	return buf.Bytes()
 }
 
-// FuzzDecodeBody feeds the request-body reader (gzip through a limited
-// reader) any bytes under any encoding: it never panics, never returns
-// more than the limit, and every refusal carries a protocol code.
-func FuzzDecodeBody(f *testing.F) {
-	f.Add("gzip", gz([]byte(`{"cursor":0}`)))
-	f.Add("gzip", gz(make([]byte, 5000)))
-	f.Add("gzip", append(gz([]byte("a")), gz([]byte("b"))...))
-	f.Add("gzip", []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff})
-	f.Add("", []byte(`{"cursor":0}`))
-	f.Add("br", []byte("x"))
-	f.Add(" GZIP ", gz([]byte("{}")))
-	const limit = 4096
-	f.Fuzz(func(t *testing.T, enc string, raw []byte) {
-		out, err := DecodeBody(enc, raw, limit)
-		if err != nil {
-			if syncproto.CodeOf(err) == "" {
-				t.Fatalf("refusal without a protocol code: %v", err)
-			}
-			return
-		}
-		if len(out) > limit && enc != "" && enc != "identity" {
-			t.Fatalf("returned %d bytes, over the %d limit", len(out), limit)
-		}
-	})
-}
-
 // FuzzVerifyToken hands the token verifier arbitrary text, as an
 // Authorization header would: it refuses everything it did not sign,
 // with unauthorized or token_expired, and never panics.

@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/server/reqbody"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -25,8 +26,14 @@ func (s *Server) routes() *fiber.App {
 		Immutable:    true,
 		BodyLimit:    s.cfg.BodyLimit,
 		ErrorHandler: s.handleError,
+		// Bodies are streamed: a connection holds a small read buffer, not
+		// the body size it declares, until reqbody.Read runs, which is
+		// after authentication wherever a login is needed.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true, // it would read a form before any handler
 	})
 	app.Use(s.logRequests)
+	app.Use(s.checkBody)
 	app.Get("/healthz", s.handleHealthz)
 	app.Get("/readyz", s.handleReadyz)
 	app.Post(syncproto.PathLogin, append(s.loginLimiters(), s.handleLogin)...)
@@ -61,11 +68,40 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	return fail(c, syncproto.Errorf(syncproto.CodeInternal, "internal error; it has been logged"))
 }
 
-// body returns the request body, decompressed through a limited reader
-// when it is gzip-encoded: Fiber's own c.Body() would inflate it with no
-// limit, which a few kilobytes of zeros turn into gigabytes.
+// checkBody refuses, before any handler runs, a body with an encoding
+// the server does not decode or a declared length over the limit. The
+// connection is closed after the answer: the unread body must not be
+// taken for the next request.
+func (s *Server) checkBody(c *fiber.Ctx) error {
+	if err := reqbody.CheckHeaders(c, s.cfg.BodyLimit); err != nil {
+		c.Context().SetConnectionClose()
+		if !strings.HasPrefix(c.Path(), "/v1/") {
+			// A dashboard page: the person at the browser reads French.
+			return c.Status(statusOf(syncproto.CodeOf(err))).SendString("Le formulaire envoyé est illisible ou trop volumineux.")
+		}
+		return fail(c, err)
+	}
+	return c.Next()
+}
+
+// bodyLimits bound a body read after authentication.
+func (s *Server) bodyLimits() reqbody.Limits {
+	return reqbody.Limits{Max: s.cfg.BodyLimit, Ratio: s.cfg.DecompressRatio}
+}
+
+// PreAuthBodyLimit bounds the body of a request read before its sender is
+// known (login, refresh): their JSON is a few hundred bytes.
+const PreAuthBodyLimit = 64 << 10
+
+// body returns the request body as reqbody.Read left it: read under the
+// full limit by authenticate, or, for the endpoints that come before
+// authentication (login, refresh), read now under PreAuthBodyLimit.
 func (s *Server) body(c *fiber.Ctx) ([]byte, error) {
-	return DecodeBody(c.Get(fiber.HeaderContentEncoding), c.Request().Body(), int64(s.cfg.BodyLimit)*int64(s.cfg.DecompressRatio))
+	if err := reqbody.Read(c, reqbody.Limits{Max: PreAuthBodyLimit, Ratio: s.cfg.DecompressRatio}); err != nil {
+		c.Context().SetConnectionClose()
+		return nil, err
+	}
+	return c.Request().Body(), nil
 }
 
 // reply writes v as JSON, gzip-compressed when the client accepts it. An
@@ -132,6 +168,12 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return fail(c, err)
 	}
 	c.Locals(principalKey{}, p)
+	// Every authenticated route reads its body here, whether it uses it
+	// or not: one limited reader, one answer to a bomb.
+	if err := reqbody.Read(c, s.bodyLimits()); err != nil {
+		c.Context().SetConnectionClose()
+		return fail(c, err)
+	}
 	return c.Next()
 }
 

@@ -26,7 +26,7 @@ func (s *Server) logRequests(c *fiber.Ctx) error {
 		"path", c.Path(),
 		"status", c.Response().StatusCode(),
 		"ms", time.Since(start).Milliseconds(),
-		"in", len(c.Request().Body()),
+		"in", max(c.Request().Header.ContentLength(), 0), // as declared: Body() would read an unread stream
 		"out", len(c.Response().Body()),
 		"ip", c.IP(),
 	}

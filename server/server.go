@@ -219,7 +219,7 @@ func (s *Server) init(ctx context.Context) error {
 	s.tokens = &auth.Tokens{Keys: keys, Issuer: "relais", Audience: "relais-sync", TTL: s.cfg.AccessTTL, Now: s.cfg.Now}
 	// A rotated key verifies the tokens it signed until they expire.
 	keys.RetiredVerifyFor, keys.Now = s.cfg.AccessTTL+time.Minute, s.cfg.Now
-	s.refresh = &auth.Refresh{W: s.db.W, Idle: s.cfg.RefreshIdle, Absolute: s.cfg.RefreshAbsolute,
+	s.refresh = &auth.Refresh{W: s.db.W, R: s.db.R, Idle: s.cfg.RefreshIdle, Absolute: s.cfg.RefreshAbsolute,
 		Grace: s.cfg.RefreshGrace, Now: s.cfg.Now}
 	return nil
 }

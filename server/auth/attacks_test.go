@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -320,6 +321,73 @@ func TestRefreshRotation(t *testing.T) {
 		refused("the device's live token, after the family ended", rt2.RefreshToken)
 		if works(rt2.AccessToken) {
 			t.Fatal("an access token of the ended family still works")
+		}
+	})
+	// Issue 11, failure 3: the retry replaced rt0's first successor, which
+	// must then be dead; before the fix it still refreshed and two chains
+	// lived on.
+	t.Run("the successor a retry replaced stays dead", func(t *testing.T) {
+		dev := newDeviceID()
+		rt0 := srv.LoginHTTP(t, u.Email, pw, dev).RefreshToken
+		first := ok(rt0)
+		clk.Advance(10 * time.Second)
+		second := ok(rt0) // within the grace: taken as a lost answer
+		refused("the replaced successor", first.RefreshToken)
+		third := ok(second.RefreshToken) // the retry's chain lives on, alone
+		refused("the replaced successor, later", first.RefreshToken)
+		ok(third.RefreshToken)
+	})
+	t.Run("two simultaneous refreshes leave one chain", func(t *testing.T) {
+		dev := newDeviceID()
+		rt0 := srv.LoginHTTP(t, u.Email, pw, dev).RefreshToken
+		var wg sync.WaitGroup
+		answers := make([]server.LoginResponse, 2)
+		for i := range answers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _, answers[i] = refresh(rt0)
+			}()
+		}
+		wg.Wait()
+		live := 0
+		for _, a := range answers {
+			if a.RefreshToken == "" {
+				continue
+			}
+			if status, _, _ := refresh(a.RefreshToken); status == 200 {
+				live++
+			}
+		}
+		if live != 1 {
+			t.Fatalf("%d chains refresh after two simultaneous refreshes of one token, want exactly 1", live)
+		}
+	})
+	// Garbage refresh tokens are refused without the single writer: while
+	// a transaction holds it, they are still answered (before the fix,
+	// each waited for the writer, and 4,000 of them took 13 s of it).
+	t.Run("unknown or malformed tokens do not wait for the writer", func(t *testing.T) {
+		tx, err := srv.DB().W.BeginTx(context.Background(), nil)
+		must(t, err)
+		defer tx.Rollback()
+		done := make(chan string, 1)
+		go func() {
+			for _, bad := range []string{"rt1_", "rt1_" + strings.Repeat("A", 42), "rt1_" + strings.Repeat("A", 44),
+				"rt1_" + strings.Repeat("*", 43), "rt0_" + strings.Repeat("A", 43), "rt1_" + strings.Repeat("A", 43)} {
+				if status, code, _ := refresh(bad); status != 401 || code != "unauthorized" {
+					done <- fmt.Sprintf("%q: %d %s", bad, status, code)
+					return
+				}
+			}
+			done <- ""
+		}()
+		select {
+		case msg := <-done:
+			if msg != "" {
+				t.Fatalf("garbage refresh token not refused: %s", msg)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("garbage refresh tokens waited for the writer held by another transaction")
 		}
 	})
 	t.Run("retry after the grace window is reuse", func(t *testing.T) {

@@ -27,6 +27,9 @@ const refreshPrefix = "rt1_"
 // without its user typing a password on a doorstep.
 type Refresh struct {
 	W *sql.DB // writer: every refresh rotates, so every refresh writes
+	// R, when set, is a reader: a token that is not in the database is
+	// refused there, without waiting for (or holding) the single writer.
+	R *sql.DB
 	// Idle is how long a refresh token stays usable without being used.
 	Idle time.Duration
 	// Absolute is how long a family (one login) lives, however often it
@@ -65,6 +68,18 @@ func newRefreshToken() (string, []byte, error) {
 	}
 	tok := refreshPrefix + base64.RawURLEncoding.EncodeToString(b)
 	return tok, hashToken(tok), nil
+}
+
+// wellFormed says whether tok has the shape newRefreshToken gives: the
+// prefix and 32 bytes in unpadded base64url. Anything else is refused
+// before the database is asked.
+func wellFormed(tok string) bool {
+	rest, ok := strings.CutPrefix(tok, refreshPrefix)
+	if !ok || len(rest) != base64.RawURLEncoding.EncodedLen(32) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(rest)
+	return err == nil && len(b) == 32
 }
 
 // hashToken is a plain SHA-256: the token carries 256 random bits, so a
@@ -115,11 +130,21 @@ func errRefreshInvalid() error {
 // been lost on a bad link: then the successor that never arrived is
 // replaced by a new one.
 func (r *Refresh) Rotate(ctx context.Context, token, deviceID string) (Session, error) {
-	if !strings.HasPrefix(token, refreshPrefix) || len(token) > 128 {
+	if !wellFormed(token) {
 		return Session{}, errRefreshInvalid()
 	}
 	now := r.now()
 	hash := hashToken(token)
+	if r.R != nil {
+		var one int
+		err := r.R.QueryRowContext(ctx, "SELECT 1 FROM _refresh_tokens WHERE hash = ?", hash).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Session{}, errRefreshInvalid()
+		}
+		if err != nil {
+			return Session{}, fmt.Errorf("refresh: look up token: %w", err)
+		}
+	}
 	next, nextHash, err := newRefreshToken()
 	if err != nil {
 		return Session{}, err
@@ -129,17 +154,17 @@ func (r *Refresh) Rotate(ctx context.Context, token, deviceID string) (Session, 
 	var famCreated int64
 	err = r.write(ctx, func(tx *sql.Tx) error {
 		var issued int64
-		var used, famRevoked, devRevoked, disabled sql.NullInt64
+		var used, tokRevoked, famRevoked, devRevoked, disabled sql.NullInt64
 		var retried bool
 		var replacedBy []byte
-		err := tx.QueryRowContext(ctx, `SELECT t.issued_at, t.used_at, t.retried, t.replaced_by,
+		err := tx.QueryRowContext(ctx, `SELECT t.issued_at, t.used_at, t.revoked_at, t.retried, t.replaced_by,
 				f.id, f.created_at, f.revoked_at, f.device_id, f.user_id, d.revoked_at, u.disabled_at, u.role
 			FROM _refresh_tokens t
 			JOIN _refresh_families f ON f.id = t.family
 			JOIN _devices d ON d.id = f.device_id
 			JOIN _users u ON u.id = f.user_id
 			WHERE t.hash = ?`, hash).
-			Scan(&issued, &used, &retried, &replacedBy, &s.Family, &famCreated, &famRevoked, &s.DeviceID, &s.UserID, &devRevoked, &disabled, &s.Role)
+			Scan(&issued, &used, &tokRevoked, &retried, &replacedBy, &s.Family, &famCreated, &famRevoked, &s.DeviceID, &s.UserID, &devRevoked, &disabled, &s.Role)
 		if errors.Is(err, sql.ErrNoRows) {
 			refusal = errRefreshInvalid()
 			return nil
@@ -158,6 +183,12 @@ func (r *Refresh) Rotate(ctx context.Context, token, deviceID string) (Session, 
 			refusal = syncproto.Errorf(syncproto.CodeUserDisabled, "this account is disabled")
 			return nil
 		case famRevoked.Valid:
+			refusal = errRefreshInvalid()
+			return nil
+		case tokRevoked.Valid:
+			// A successor replaced by the retry of a lost answer (or by a
+			// second, simultaneous refresh of its parent): the retry's
+			// chain is the one that lives on, so this one must not.
 			refusal = errRefreshInvalid()
 			return nil
 		case now.Sub(time.UnixMilli(famCreated)) > r.Absolute || now.Sub(time.UnixMilli(issued)) > r.Idle:

@@ -29,6 +29,8 @@ func apiFail(c *fiber.Ctx, err error) error {
 			status = fiber.StatusForbidden
 		case syncproto.CodeNotFound:
 			status = fiber.StatusNotFound
+		case syncproto.CodeBodyTooLarge, syncproto.CodeUnsupportedEncoding:
+			status = bodyStatus(pe)
 		}
 		return c.Status(status).JSON(syncproto.ErrorBody{Error: pe})
 	}
@@ -83,7 +85,7 @@ func (h *Handler) apiResolve(c *fiber.Ctx) error {
 		return apiFail(c, notFound("no such conflict"))
 	}
 	var req ResolveRequest
-	if err := json.Unmarshal(c.Body(), &req); err != nil {
+	if err := json.Unmarshal(c.Request().Body(), &req); err != nil {
 		return apiFail(c, syncproto.Errorf(syncproto.CodeMalformedBody, "body must be JSON: {\"choice\": \"keep_winner|restore_loser|other_value\", \"value\": ...}"))
 	}
 	cf, err := h.resolve(c.UserContext(), viewer(c), id, req)

@@ -138,6 +138,9 @@ func (h *Handler) page(c *fiber.Ctx) error {
 		return h.errorPage(c, fiber.StatusUnauthorized, "Votre session a expiré. Reconnectez-vous, puis recommencez.")
 	}
 	c.Locals(sessKey{}, s)
+	if err := h.readBody(c, h.d.Body); err != nil {
+		return h.errorPage(c, bodyStatus(err), "Le formulaire envoyé est illisible ou trop volumineux.")
+	}
 	if !safeMethod(c) && !sameToken(c.FormValue(csrfField), s.CSRF) {
 		h.d.Log.Warn("dashboard form refused: CSRF token missing or wrong", "path", c.Path(), "user", s.UserID)
 		return h.errorPage(c, fiber.StatusForbidden, "Le formulaire n'a pas de jeton de sécurité valide. Rechargez la page, puis recommencez.")
@@ -159,6 +162,9 @@ func (h *Handler) api(c *fiber.Ctx) error {
 			return apiFail(c, err)
 		}
 		c.Locals(viewerKey{}, Viewer{UserID: u.ID, Email: u.Email, Role: u.Role})
+		if err := h.readBody(c, h.d.Body); err != nil {
+			return apiFail(c, err)
+		}
 		return c.Next()
 	}
 	s, err := h.loadSession(c)
@@ -171,6 +177,9 @@ func (h *Handler) api(c *fiber.Ctx) error {
 	c.Locals(sessKey{}, s)
 	if !safeMethod(c) && !sameToken(c.Get(csrfHeader), s.CSRF) {
 		return apiFail(c, syncproto.Errorf(syncproto.CodeForbidden, "the X-CSRF-Token header is missing or wrong"))
+	}
+	if err := h.readBody(c, h.d.Body); err != nil {
+		return apiFail(c, err)
 	}
 	return c.Next()
 }

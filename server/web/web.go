@@ -33,6 +33,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
 	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/server/reqbody"
 	syncscope "github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/store"
 	"github.com/relais-numerique/relais/syncproto"
@@ -72,6 +73,10 @@ type Deps struct {
 	// LoginWindow, as for the devices' login (server.Config).
 	LoginFailuresPerAccount, LoginFailuresPerAddress int
 	LoginWindow                                      time.Duration
+	// Body bounds a request body read once the sender is logged in;
+	// PreAuthBody one read before (the login form). Zero values take the
+	// server's defaults (8 MiB ×4 once inflated; 64 KiB).
+	Body, PreAuthBody reqbody.Limits
 }
 
 // Handler serves the dashboard.
@@ -88,6 +93,12 @@ func New(d Deps) (*Handler, error) {
 	}
 	if d.Log == nil {
 		d.Log = slog.Default()
+	}
+	if d.Body.Max == 0 {
+		d.Body = reqbody.Limits{Max: 8 << 20, Ratio: 4}
+	}
+	if d.PreAuthBody.Max == 0 {
+		d.PreAuthBody = reqbody.Limits{Max: 64 << 10, Ratio: 4}
 	}
 	if d.SessionIdle == 0 {
 		d.SessionIdle = 2 * time.Hour
@@ -125,7 +136,7 @@ func (h *Handler) Mount(app *fiber.App) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static), MaxAge: 3600}))
 
 	app.Get("/connexion", h.loginPage)
-	app.Post("/connexion", append(h.loginLimiters(), h.loginSubmit)...)
+	app.Post("/connexion", append([]fiber.Handler{h.preAuthBody}, append(h.loginLimiters(), h.loginSubmit)...)...)
 	app.Post("/deconnexion", h.page, h.logout)
 
 	app.Get("/", h.page, func(c *fiber.Ctx) error { return c.Redirect("/conflits", fiber.StatusSeeOther) })
@@ -148,6 +159,36 @@ func (h *Handler) Mount(app *fiber.App) {
 	api.Post("/devices/:id/revoke", h.apiRevoke)
 	api.Get("/stats", h.apiStats)
 	api.Get("/activities", h.apiActivities)
+}
+
+// preAuthBody reads the login form's body, before anyone is logged in,
+// under the small pre-authentication limit.
+func (h *Handler) preAuthBody(c *fiber.Ctx) error {
+	if err := h.readBody(c, h.d.PreAuthBody); err != nil {
+		return h.errorPage(c, bodyStatus(err), "Le formulaire envoyé est illisible ou trop volumineux.")
+	}
+	return c.Next()
+}
+
+// readBody reads the request body through the server's one limited reader
+// (package reqbody); nothing in the dashboard reads a body before it.
+func (h *Handler) readBody(c *fiber.Ctx, lim reqbody.Limits) error {
+	if err := reqbody.Read(c, lim); err != nil {
+		c.Context().SetConnectionClose() // the rest of the body stays unread
+		return err
+	}
+	return nil
+}
+
+// bodyStatus is the HTTP status of a body refused by reqbody.
+func bodyStatus(err error) int {
+	switch syncproto.CodeOf(err) {
+	case syncproto.CodeBodyTooLarge:
+		return fiber.StatusRequestEntityTooLarge
+	case syncproto.CodeUnsupportedEncoding:
+		return fiber.StatusUnsupportedMediaType
+	}
+	return fiber.StatusBadRequest
 }
 
 // pageData is what every page template receives.

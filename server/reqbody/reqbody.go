@@ -132,18 +132,18 @@ func read(c *fiber.Ctx, lim Limits) error {
 // is too big before any inflating; a lying trailer only costs the usual
 // growth of the buffer, never more than the limit.
 func Decode(raw []byte, limit int64) ([]byte, error) {
-	hint := int64(0)
-	if len(raw) >= 18 {
-		hint = int64(binary.LittleEndian.Uint32(raw[len(raw)-4:]))
-		if hint > limit {
-			return nil, syncproto.Errorf(syncproto.CodeBodyTooLarge, "decompressed body is larger than %d bytes", limit)
-		}
-	}
 	zr, err := gzip.NewReader(bytes.NewReader(raw))
 	if err != nil {
 		return nil, syncproto.Errorf(syncproto.CodeMalformedBody, "body is not valid gzip")
 	}
 	defer zr.Close()
+	hint := int64(0)
+	if len(raw) >= 18 { // a gzip header (10 bytes) was read; the trailer is 8
+		hint = int64(binary.LittleEndian.Uint32(raw[len(raw)-4:]))
+		if hint > limit {
+			return nil, syncproto.Errorf(syncproto.CodeBodyTooLarge, "decompressed body is larger than %d bytes", limit)
+		}
+	}
 	var buf bytes.Buffer
 	// Deflate inflates at most about 1032:1, which also bounds what a
 	// small body's forged trailer can make us reserve.

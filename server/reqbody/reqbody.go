@@ -128,9 +128,8 @@ func read(c *fiber.Ctx, lim Limits) error {
 
 // Decode inflates a gzip body, refusing more than limit bytes once
 // decompressed. The gzip trailer's size field (the size modulo 4 GiB, as
-// the sender claims it) sizes the buffer, and refuses a body that says it
-// is too big before any inflating; a lying trailer only costs the usual
-// growth of the buffer, never more than the limit.
+// the sender claims it) sizes the buffer; a lying or truncated trailer
+// only costs the usual growth of the buffer, never more than the limit.
 func Decode(raw []byte, limit int64) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(raw))
 	if err != nil {
@@ -140,9 +139,6 @@ func Decode(raw []byte, limit int64) ([]byte, error) {
 	hint := int64(0)
 	if len(raw) >= 18 { // a gzip header (10 bytes) was read; the trailer is 8
 		hint = int64(binary.LittleEndian.Uint32(raw[len(raw)-4:]))
-		if hint > limit {
-			return nil, syncproto.Errorf(syncproto.CodeBodyTooLarge, "decompressed body is larger than %d bytes", limit)
-		}
 	}
 	var buf bytes.Buffer
 	// Deflate inflates at most about 1032:1, which also bounds what a

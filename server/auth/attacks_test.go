@@ -341,7 +341,7 @@ func TestRefreshRotation(t *testing.T) {
 		dev := newDeviceID()
 		rt0 := srv.LoginHTTP(t, u.Email, pw, dev).RefreshToken
 		var wg sync.WaitGroup
-		answers := make([]server.LoginResponse, 2)
+		answers := make([]syncproto.TokenResponse, 2)
 		for i := range answers {
 			wg.Add(1)
 			go func() {

@@ -177,7 +177,7 @@ func TestOnHeldRows(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := onHeldRows(all, c.held); !slices.Equal(got, c.want) {
+			if got := onHeldRows(scope.NewRules(&syncproto.Schema{}), all, c.held); !slices.Equal(got, c.want) {
 				t.Fatalf("got %v, want %v", got, c.want)
 			}
 		})

@@ -28,22 +28,35 @@ import (
 func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, before int64) error {
 	var rows []syncproto.RowKey     // to renumber
 	var people, structures []string // whose rows, which structures
+	var activities, links []string  // activities re-dated, accompaniments re-linked
 	for _, w := range changed {
 		p := r.policy(w.Table)
 		switch p.kind {
 		case kindOwned:
-			dateCol := ""
-			if p.team != nil {
-				dateCol = p.team.dateColumn
+			if p.team == nil {
+				if w.Column == OwnerColumn {
+					rows = append(rows, syncproto.RowKey{Table: w.Table, PK: w.PK})
+				}
+				continue
 			}
-			if w.Column == OwnerColumn || (dateCol != "" && w.Column == dateCol) {
+			if w.Column == OwnerColumn || (p.team.dateColumn != "" && w.Column == p.team.dateColumn) ||
+				(p.team.byActivity != "" && w.Column == p.team.byActivity) {
 				rows = append(rows, syncproto.RowKey{Table: w.Table, PK: w.PK})
+			}
+			// The rows dated through this one may become visible with
+			// it: an activity's accompaniments, participants and
+			// beneficiaries; an accompaniment's beneficiary.
+			if w.Table == "activite" && (w.Column == OwnerColumn || w.Column == p.team.dateColumn) {
+				activities = append(activities, w.PK)
+			}
+			if r.Widens(w.Table, w.Column) {
+				links = append(links, w.PK)
 			}
 		case kindCoordination, kindEnActivite:
 			rows = append(rows, syncproto.RowKey{Table: w.Table, PK: w.PK})
 		}
 	}
-	if len(rows) == 0 {
+	if len(rows) == 0 && len(links) == 0 {
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS _reannounce (tbl TEXT NOT NULL, pk TEXT NOT NULL,
@@ -66,6 +79,9 @@ func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, b
 	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO temp._reannounce (tbl, pk)
 		SELECT value ->> '$.tbl', value ->> '$.pk' FROM json_each(?)`, string(list)); err != nil {
 		return fmt.Errorf("reannounce: %w", err)
+	}
+	if err := r.reannounceLinked(ctx, tx, activities, links); err != nil {
+		return err
 	}
 	for _, k := range rows {
 		switch r.policy(k.Table).kind {
@@ -135,6 +151,59 @@ func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, b
 	_, err = tx.ExecContext(ctx, "DELETE FROM temp._reannounce")
 	if err != nil {
 		return fmt.Errorf("reannounce: %w", err)
+	}
+	return nil
+}
+
+// Widens reports whether writing table.column of a row, even a new row,
+// may make other rows visible to a coordinator: an accompaniment links a
+// beneficiary to an activity, and the beneficiary is dated by it (see
+// teamRule.byAccompaniment). Writes to other new rows need no
+// re-announcing (see Reannounce).
+func (r *Rules) Widens(table, column string) bool {
+	return table == "accompagnement" && (column == "activite_id" || column == "beneficiaire_id") &&
+		r.policy(table).kind == kindOwned && r.policy("beneficiaire").team != nil
+}
+
+// reannounceLinked adds to temp._reannounce the rows dated through the
+// activities re-dated (or given to someone else) and the accompaniments
+// re-linked: their accompaniments, anonymous participants and
+// beneficiaries. Only rows of médiateurs someone coordinates are named:
+// nobody else receives them through a link, and a conseillère's every
+// new accompaniment of a known beneficiary would otherwise send the
+// beneficiary again to her own devices.
+func (r *Rules) reannounceLinked(ctx context.Context, tx *sql.Tx, activities, links []string) error {
+	if r.policy("accompagnement").kind != kindOwned || r.policy("coordination").kind != kindCoordination {
+		return nil
+	}
+	coordinated := ` AND EXISTS (SELECT 1 FROM coordination co WHERE co.mediateur_id = x.mediateur_id)`
+	if len(activities) > 0 {
+		list, err := json.Marshal(activities)
+		if err != nil {
+			return fmt.Errorf("reannounce: %w", err)
+		}
+		q := `INSERT OR IGNORE INTO temp._reannounce (tbl, pk)
+			SELECT 'accompagnement', x.id FROM accompagnement x WHERE x.activite_id IN (SELECT value FROM json_each(?1))` + coordinated + `
+			UNION SELECT 'beneficiaire', x.beneficiaire_id FROM accompagnement x
+				WHERE x.activite_id IN (SELECT value FROM json_each(?1)) AND x.beneficiaire_id IS NOT NULL` + coordinated
+		if r.policy("participants_anonymes").kind == kindOwned {
+			q += ` UNION SELECT 'participants_anonymes', x.id FROM participants_anonymes x
+				WHERE x.activite_id IN (SELECT value FROM json_each(?1))` + coordinated
+		}
+		if _, err := tx.ExecContext(ctx, q, string(list)); err != nil {
+			return fmt.Errorf("reannounce rows of activities: %w", err)
+		}
+	}
+	if len(links) > 0 {
+		list, err := json.Marshal(links)
+		if err != nil {
+			return fmt.Errorf("reannounce: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO temp._reannounce (tbl, pk)
+			SELECT 'beneficiaire', x.beneficiaire_id FROM accompagnement x
+			WHERE x.id IN (SELECT value FROM json_each(?)) AND x.beneficiaire_id IS NOT NULL`+coordinated, string(list)); err != nil {
+			return fmt.Errorf("reannounce beneficiaries of accompaniments: %w", err)
+		}
 	}
 	return nil
 }

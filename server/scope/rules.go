@@ -8,8 +8,10 @@
 //     user: its owner pulls it and is the only one who may write it, and
 //     may not hand it to someone else;
 //   - a coordinator also pulls the rows of the médiateurs they coordinate
-//     (table by table, see teamTables): activities dated inside a
-//     coordination, beneficiaries without their personal columns;
+//     (table by table, see teamTables), each dated inside a coordination:
+//     activities by their date, accompaniments and anonymous participants
+//     by their activity's, beneficiaries by the activities they were
+//     accompanied in, and without their personal columns;
 //   - reference rows (structures) reach those who work there (and their
 //     coordinators); team rows (coordination, mediateur_en_activite)
 //     reach the people they name; only administrators write them;
@@ -57,23 +59,39 @@ const (
 
 // teamRule says what a coordinator receives of a coordinated médiateur's
 // rows in one owned table.
+//
+// Every row a coordinator receives is dated, and only the rows dated
+// inside a coordination of their owner reach them: a coordinator follows
+// a médiateur's work while coordinating them, not their whole history
+// nor what comes after (data minimisation, GDPR art. 5).
 type teamRule struct {
 	// dateColumn, when set, limits the rows to those dated inside a
 	// coordination's [debut, fin].
 	dateColumn string
+	// byActivity, when set, names the column that links a row to its
+	// activity: the row is dated by that activity's date.
+	byActivity string
+	// byAccompaniment dates a row (a beneficiary) by the activities it
+	// was accompanied in (accompagnement.beneficiaire_id): it reaches a
+	// coordinator when one of them is dated inside a coordination. A
+	// beneficiary never accompanied reaches no coordinator.
+	byAccompaniment bool
 	// hidden columns are never sent to a coordinator: personal data stays
 	// with the médiateur who collected it.
 	hidden []string
 }
+
+// linked reports whether rows are dated through other rows.
+func (t *teamRule) linked() bool { return t.byActivity != "" || t.byAccompaniment }
 
 // teamTables lists the owned tables a coordinator receives for the
 // médiateurs they coordinate. Tables not listed (appointments, with home
 // addresses; a coordinator's own activities) stay with their owner.
 var teamTables = map[string]teamRule{
 	"activite":              {dateColumn: "date", hidden: []string{"notes"}},
-	"beneficiaire":          {hidden: domain.PersonalColumns},
-	"accompagnement":        {},
-	"participants_anonymes": {},
+	"beneficiaire":          {byAccompaniment: true, hidden: domain.PersonalColumns},
+	"accompagnement":        {byActivity: "activite_id"},
+	"participants_anonymes": {byActivity: "activite_id"},
 }
 
 // PersonalColumns returns the columns of table a coordinator never

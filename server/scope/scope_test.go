@@ -428,3 +428,89 @@ func TestHandedOverRowReachesItsNewOwner(t *testing.T) {
 		t.Error("A still receives the beneficiary's new cells after it was handed to B")
 	}
 }
+
+// TestAttackCoordinatorReceivesOnlyInsideTheDates replays failure 7 of
+// issue 11: a coordinator received a médiateur's beneficiaries,
+// accompaniments and anonymous participants whatever their dates (a
+// coordination of the first half of 2024 delivered a beneficiary first
+// met in 2026), and so did a coordination starting in the future. Every
+// row a coordinator receives is now dated: an accompaniment and a count
+// of anonymous participants by their activity, a beneficiary by the
+// activities they were accompanied in; appointments never. Read on the
+// wire, then through a device: a row that comes into the window later
+// (a new accompaniment of an old beneficiary, an activity moved) still
+// reaches the coordinator's device whose cursor is past it.
+func TestAttackCoordinatorReceivesOnlyInsideTheDates(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	a := srv.AddUser(t, "a@exemple.fr", auth.RoleConseiller, pw)
+	past := srv.AddUser(t, "c@exemple.fr", auth.RoleCoordinateur, pw)
+	future := srv.AddUser(t, "f@exemple.fr", auth.RoleCoordinateur, pw)
+	must(t, srv.WriteRow(ctx, "coordination", id(), map[string]any{"coordinateur_id": past.ID, "mediateur_id": a.ID, "debut": "2024-01-01", "fin": "2024-06-30"}))
+	must(t, srv.WriteRow(ctx, "coordination", id(), map[string]any{"coordinateur_id": future.ID, "mediateur_id": a.ID, "debut": "2099-01-01"}))
+
+	ra := srv.LoggedInDevice(t, "a", a.Email, pw)
+	act24, act26 := id(), id()
+	ben24, ben26, benAlone := id(), id(), id()
+	acc24, acc26, part24, part26, rdv := id(), id(), id(), id(), id()
+	for _, b := range [][2]string{{ben24, "Laval"}, {ben26, "Ambrières-les-Vallées"}, {benAlone, "Évron"}} {
+		run(t, ra, `INSERT INTO beneficiaire (id, mediateur_id, anonyme, prenom, nom, genre, annee_naissance, commune)
+			VALUES (?, ?, 0, 'Josiane', 'Secretnom', 'feminin', 1950, ?)`, b[0], a.ID, b[1])
+	}
+	for _, act := range [][2]string{{act24, "2024-03-10"}, {act26, "2026-02-10"}} {
+		run(t, ra, `INSERT INTO activite (id, mediateur_id, type, date, duree, type_lieu, commune) VALUES (?, ?, 'collectif', ?, 45, 'domicile', 'Laval')`, act[0], a.ID, act[1])
+	}
+	run(t, ra, "INSERT INTO accompagnement (id, mediateur_id, activite_id, beneficiaire_id) VALUES (?, ?, ?, ?), (?, ?, ?, ?)",
+		acc24, a.ID, act24, ben24, acc26, a.ID, act26, ben26)
+	run(t, ra, "INSERT INTO participants_anonymes (id, mediateur_id, activite_id, total) VALUES (?, ?, ?, 3), (?, ?, ?, 4)",
+		part24, a.ID, act24, part26, a.ID, act26)
+	run(t, ra, "INSERT INTO rendez_vous (id, mediateur_id, beneficiaire_id, debut, adresse) VALUES (?, ?, ?, '2024-03-10T10:00', '3 rue des Lilas')", rdv, a.ID, ben24)
+	syncOK(t, ra)
+
+	inWindow := map[string][]string{"activite": {act24}, "accompagnement": {acc24}, "participants_anonymes": {part24}, "beneficiaire": {ben24}}
+	outside := []string{act26, acc26, part26, ben26, benAlone, rdv}
+	for _, c := range []struct {
+		who  auth.User
+		want map[string][]string
+	}{{past, inWindow}, {future, map[string][]string{}}} {
+		changes, wire := pullAll(t, srv, srv.LoginHTTP(t, c.who.Email, pw, id()).AccessToken)
+		for _, table := range []string{"activite", "accompagnement", "participants_anonymes", "beneficiaire", "rendez_vous"} {
+			want := c.want[table]
+			slices.Sort(want)
+			if got := rowsOf(changes, table); !slices.Equal(got, want) {
+				t.Errorf("%s pulled %s rows %v, want %v", c.who.Email, table, got, want)
+			}
+		}
+		for _, pk := range append(slices.Clone(outside), "Ambrières", "rue des Lilas", "Josiane", "Secretnom") {
+			if bytes.Contains(wire, []byte(pk)) {
+				t.Errorf("%q crossed the wire to %s", pk, c.who.Email)
+			}
+		}
+	}
+
+	// Rows that come into the window later reach a device already past
+	// their cells: an old beneficiary accompanied in a 2024 activity, an
+	// activity moved into the window with its accompaniment, count and
+	// beneficiary.
+	rc := srv.LoggedInDevice(t, "c", past.Email, pw)
+	syncOK(t, rc)
+	if n := countIn(t, rc, "SELECT COUNT(*) FROM beneficiaire"); n != 1 {
+		t.Fatalf("the coordinator's device holds %d beneficiaries, want 1", n)
+	}
+	run(t, ra, "INSERT INTO accompagnement (id, mediateur_id, activite_id, beneficiaire_id) VALUES (?, ?, ?, ?)", id(), a.ID, act24, benAlone)
+	run(t, ra, "UPDATE activite SET date = '2024-05-02' WHERE id = ?", act26)
+	syncOK(t, ra)
+	syncOK(t, rc)
+	for table, pk := range map[string]string{"beneficiaire": benAlone, "activite": act26, "accompagnement": acc26, "participants_anonymes": part26} {
+		if n := countIn(t, rc, "SELECT COUNT(*) FROM "+table+" WHERE id = ? AND mediateur_id = ?", pk, a.ID); n != 1 {
+			t.Errorf("the %s that came into the window did not reach the coordinator's device", table)
+		}
+	}
+	if n := countIn(t, rc, "SELECT COUNT(*) FROM beneficiaire WHERE id = ? AND commune = 'Ambrières-les-Vallées' AND annee_naissance = 1950", ben26); n != 1 {
+		t.Error("the beneficiary of the activity moved into the window did not arrive whole")
+	}
+	if n := countIn(t, rc, "SELECT COUNT(*) FROM rendez_vous"); n != 0 {
+		t.Error("an appointment reached the coordinator")
+	}
+}

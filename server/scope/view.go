@@ -3,6 +3,7 @@ package scope
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -166,26 +167,70 @@ func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change
 		}
 		vals[table] = m
 	}
+	// The rows dated through other rows (an accompaniment by its
+	// activity, a beneficiary by its accompaniments), for those owned by
+	// someone the principal coordinates: one query per table.
+	var linked map[syncproto.RowKey][]string
+	if len(v.team) > 0 {
+		needLinks := map[string][]string{}
+		seenLink := map[syncproto.RowKey]bool{}
+		for i := range changes {
+			c := &changes[i]
+			p := v.rules.policy(c.Table)
+			if p.kind != kindOwned || p.team == nil || !p.team.linked() {
+				continue
+			}
+			k := c.Row()
+			if seenLink[k] {
+				continue
+			}
+			if _, coordinated := v.team[v.ownerOf(i, c, tagOf, vals)]; coordinated {
+				seenLink[k] = true
+				needLinks[c.Table] = append(needLinks[c.Table], c.PK)
+			}
+		}
+		var err error
+		if linked, err = v.rules.linkedDates(ctx, q, needLinks); err != nil {
+			return nil, err
+		}
+	}
 	out := changes[:0]
 	for i := range changes {
 		c := &changes[i]
-		row := vals[c.Table][c.PK]
-		if tag := tagOf(i); tag != "" && v.rules.policy(c.Table).kind == kindOwned {
-			k := c.Row()
-			d, inPage := dates[k]
-			if !inPage {
-				d = row[v.rules.policy(c.Table).dateColumn()]
-			}
-			if v.keepOwned(c, tag, d) {
+		p := v.rules.policy(c.Table)
+		if p.kind != kindOwned {
+			if v.keep(c, vals[c.Table][c.PK]) {
 				out = append(out, *c)
 			}
 			continue
 		}
-		if v.keep(c, row) {
+		k := c.Row()
+		var ds []string
+		switch {
+		case p.team == nil:
+		case p.team.linked():
+			ds = linked[k]
+		case p.team.dateColumn != "":
+			d, inPage := dates[k]
+			if !inPage {
+				d = vals[c.Table][c.PK][p.team.dateColumn]
+			}
+			ds = []string{d}
+		}
+		if v.keepOwned(c, v.ownerOf(i, c, tagOf, vals), ds) {
 			out = append(out, *c)
 		}
 	}
 	return out, nil
+}
+
+// ownerOf is the owner of change i's row: its tag, or the owner cell read
+// back when it has none.
+func (v *View) ownerOf(i int, c *syncproto.Change, tagOf func(int) string, vals map[string]map[string]map[string]string) string {
+	if tag := tagOf(i); tag != "" {
+		return tag
+	}
+	return vals[c.Table][c.PK][OwnerColumn]
 }
 
 // lookupColumns are the cells of c's row to read back from _cells to
@@ -236,12 +281,12 @@ func (v *View) decisionColumns(table string) []string {
 	return nil
 }
 
+// keep decides on a cell of a table without owner (reference and team
+// tables), from the cells of its row read back.
 func (v *View) keep(c *syncproto.Change, row map[string]string) bool {
 	p := v.rules.policy(c.Table)
 	me := v.who.UserID
 	switch p.kind {
-	case kindOwned:
-		return v.keepOwned(c, row[OwnerColumn], row[p.dateColumn()])
 	case kindCoordination:
 		return row["coordinateur_id"] == me || row["mediateur_id"] == me
 	case kindEnActivite:
@@ -255,8 +300,11 @@ func (v *View) keep(c *syncproto.Change, row map[string]string) bool {
 }
 
 // keepOwned decides on a cell of an owned table whose row has owner and
-// is dated date (used only for a date-windowed table).
-func (v *View) keepOwned(c *syncproto.Change, owner, date string) bool {
+// is dated dates (its date, or the dates of the activities it is linked
+// to; used only for the tables a coordinator receives). A team row
+// reaches a coordinator when one of its dates is inside one of the
+// coordinations of its owner; an undated row reaches none.
+func (v *View) keepOwned(c *syncproto.Change, owner string, dates []string) bool {
 	if owner == v.who.UserID {
 		return true
 	}
@@ -265,19 +313,71 @@ func (v *View) keepOwned(c *syncproto.Change, owner, date string) bool {
 	if !coordinated || p.team == nil || slices.Contains(p.team.hidden, c.Column) {
 		return false
 	}
-	if p.team.dateColumn == "" {
-		return true
-	}
-	d := day(date)
-	if d == "" {
-		return false
-	}
-	for _, w := range windows {
-		if w.holds(d) {
-			return true
+	for _, date := range dates {
+		d := day(date)
+		if d == "" {
+			continue
+		}
+		for _, w := range windows {
+			if w.holds(d) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// linkedDatesSQL read, for rows dated through other rows, the dates of
+// the activities they are linked to. The cells are read from _cells, so
+// a deleted row's tombstone is judged like the row was; a beneficiary's
+// accompaniments from the accompagnement table, by its index on
+// beneficiaire_id.
+const (
+	byActivitySQL = `SELECT c.pk, d.val FROM _cells c JOIN _cells d ON d.tbl = 'activite' AND d.pk = c.val AND d.col = 'date'
+		WHERE c.tbl = ? AND c.col = ? AND c.pk IN (SELECT value FROM json_each(?))`
+	byAccompanimentSQL = `SELECT a.beneficiaire_id, d.val FROM accompagnement a
+		JOIN _cells d ON d.tbl = 'activite' AND d.pk = a.activite_id AND d.col = 'date'
+		WHERE a.beneficiaire_id IN (SELECT value FROM json_each(?))`
+)
+
+// linkedDates reads the dates of the rows of need (table -> primary
+// keys) that are dated through other rows.
+func (r *Rules) linkedDates(ctx context.Context, q Queryer, need map[string][]string) (map[syncproto.RowKey][]string, error) {
+	out := map[syncproto.RowKey][]string{}
+	for table, pks := range need {
+		p := r.policy(table)
+		keys, err := json.Marshal(pks)
+		if err != nil {
+			return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+		}
+		var rows *sql.Rows
+		switch {
+		case p.team.byActivity != "":
+			rows, err = q.QueryContext(ctx, byActivitySQL, table, p.team.byActivity, string(keys))
+		case p.team.byAccompaniment && r.policy("accompagnement").kind == kindOwned:
+			rows, err = q.QueryContext(ctx, byAccompanimentSQL, string(keys))
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+		}
+		for rows.Next() {
+			var pk string
+			var d any
+			if err := rows.Scan(&pk, &d); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+			}
+			k := syncproto.RowKey{Table: table, PK: pk}
+			out[k] = append(out[k], text(d))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+		}
+	}
+	return out, nil
 }
 
 // lookupChunk bounds the number of keys in one IN list, well under

@@ -284,3 +284,36 @@ func TestAttackNoRevocationBeforeTheCoordinationStarts(t *testing.T) {
 		t.Errorf("the revoked device's next sync: %v", err)
 	}
 }
+
+// Failure 7, on the dashboard: a coordinator sees the conflicts of the
+// rows their pull delivers, no more. Eve coordinates Alice from today;
+// Alice's activity of 20 November is outside, so is its conflict.
+func TestAttackDashboardFollowsTheCoordinationDates(t *testing.T) {
+	w := newWorld(t)
+	eve := w.srv.AddUser(t, "eve@exemple.fr", "coordinateur", pw)
+	if err := w.srv.WriteRow(context.Background(), "coordination", newID(), map[string]any{
+		"coordinateur_id": eve.ID, "mediateur_id": w.alice.ID, "debut": scope.Today(time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "duree", 60, 90)
+	claire, eveB := newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL)
+	claire.login("claire@exemple.fr")
+	eveB.login("eve@exemple.fr")
+	c, ok := findConflict(claire.conflicts(), "activite", "duree")
+	if !ok {
+		t.Fatal("Claire, who coordinates Alice since 2025, does not see the conflict; the check below would prove nothing")
+	}
+	if cs := eveB.conflicts(); len(cs) != 0 {
+		t.Errorf("Eve sees conflicts on rows dated before her coordination: %+v", cs)
+	}
+	if st := eveB.api("GET", fmt.Sprintf("/v1/dashboard/conflicts/%d", c.ID), "", nil, nil); st != http.StatusNotFound {
+		t.Errorf("Eve reading the conflict: status %d, want 404", st)
+	}
+	if st := eveB.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", c.ID), eveB.sessionCSRF(),
+		map[string]any{"choice": "other_value", "value": 30}, nil); st != http.StatusNotFound {
+		t.Errorf("Eve resolving the conflict: status %d, want 404", st)
+	}
+	if got := serverCell(t, w, "activite", w.aliceAct, "duree"); fmt.Sprint(got) != "90" {
+		t.Errorf("duree is %v", got)
+	}
+}

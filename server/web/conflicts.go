@@ -14,6 +14,7 @@ import (
 
 	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/replica"
+	syncscope "github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -196,8 +197,46 @@ func (h *Handler) queryConflicts(ctx context.Context, v Viewer, sc scope, q stri
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read conflicts: %w", err)
 	}
+	if out, err = h.onVisibleRows(ctx, sc, out); err != nil {
+		return nil, err
+	}
 	for i := range out {
 		out[i].Record = h.describeRecord(ctx, v, out[i].Table, out[i].PK, out[i].OwnerID)
+	}
+	return out, nil
+}
+
+// onVisibleRows keeps, of the conflicts on rows the viewer does not own,
+// those on rows their pull would deliver (server/scope's filter: a
+// coordinator sees a team row only when it is dated inside the
+// coordination), so that the dashboard shows no more than the devices
+// receive.
+func (h *Handler) onVisibleRows(ctx context.Context, sc scope, cs []Conflict) ([]Conflict, error) {
+	if sc.all || sc.view == nil {
+		return cs, nil
+	}
+	var probe []syncproto.Change
+	for _, c := range cs {
+		if c.OwnerID != "" && c.OwnerID != sc.self {
+			probe = append(probe, syncproto.Change{Table: c.Table, PK: c.PK, Column: syncscope.OwnerColumn})
+		}
+	}
+	if len(probe) == 0 {
+		return cs, nil
+	}
+	kept, err := sc.view.Filter(ctx, h.d.DB.R, probe, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read conflicts: %w", err)
+	}
+	visible := map[[2]string]bool{}
+	for _, k := range kept {
+		visible[[2]string{k.Table, k.PK}] = true
+	}
+	out := cs[:0]
+	for _, c := range cs {
+		if c.OwnerID == "" || c.OwnerID == sc.self || visible[[2]string{c.Table, c.PK}] {
+			out = append(out, c)
+		}
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/relais-numerique/relais/domain"
+	syncscope "github.com/relais-numerique/relais/server/scope"
 )
 
 // StatsFilter narrows activities: a period (days, inclusive), one
@@ -88,9 +89,8 @@ func (s scope) covers(owner, date string) bool {
 	if s.all {
 		return true
 	}
-	d := dateOnly(date)
 	for _, m := range s.members {
-		if m.UserID == owner && (m.From == "" || m.From <= d) && (m.To == "" || d <= m.To) {
+		if m.UserID == owner && (syncscope.Period{From: m.From, To: m.To}).Holds(date) {
 			return true
 		}
 	}

@@ -3,8 +3,10 @@ package web_test
 import (
 	"context"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -317,3 +319,44 @@ func TestAttackDashboardFollowsTheCoordinationDates(t *testing.T) {
 		t.Errorf("duree is %v", got)
 	}
 }
+
+// Failure 9: /connexion?suite=/%09/host redirected to "/\t/host" after
+// login, which browsers read as //host. The target is parsed now, and
+// anything but a path on this site sends the browser to "/".
+func TestAttackNoOpenRedirectAfterLogin(t *testing.T) {
+	w := newWorld(t)
+	for _, c := range []struct{ rawQuery, want string }{
+		{"suite=/%09/evil.example", "/"},
+		{"suite=/%0D%0A/evil.example", "/"},
+		{"suite=%2F%5Cevil.example", "/"},
+		{"suite=//evil.example/", "/"},
+		{"suite=/%252F/evil.example", "/"},
+		{"suite=https://evil.example/", "/"},
+		{"suite=/flotte%3Fjours%3D3", "/flotte?jours=3"}, // the control: a page of this site
+	} {
+		b := newBrowser(t, w.srv.URL)
+		_, page := b.get("/connexion?" + c.rawQuery)
+		suite := ""
+		if m := suiteRe.FindStringSubmatch(page); m != nil {
+			suite = html.UnescapeString(m[1])
+		}
+		b.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		// The form as the page wrote it, and the query's value forged
+		// straight into the form.
+		forged, _ := url.ParseQuery(c.rawQuery)
+		for _, next := range []string{suite, forged.Get("suite")} {
+			_, page = b.get("/connexion")
+			resp, err := b.c.PostForm(w.srv.URL+"/connexion", url.Values{"_csrf": {csrfIn(page)}, "email": {"alice@exemple.fr"},
+				"password": {pw}, "suite": {next}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != c.want {
+				t.Errorf("suite %q: status %d, redirected to %q; want %q", next, resp.StatusCode, loc, c.want)
+			}
+		}
+	}
+}
+
+var suiteRe = regexp.MustCompile(`name="suite" value="([^"]*)"`)

@@ -292,11 +292,31 @@ func (h *Handler) logout(c *fiber.Ctx) error {
 	return c.Redirect("/connexion", fiber.StatusSeeOther)
 }
 
-// safeNext keeps a post-login redirect on this site: a local path only,
-// never "//host" or a full URL (an open redirect would help phishing).
+// safeNext keeps a post-login redirect on this site (an open redirect
+// would help phishing): it is parsed as a URL, and only a path on this
+// site is kept, with its query. A scheme, a host, user information, a
+// control character anywhere (browsers drop tabs and newlines, so
+// "/\t/host" reads as "//host"), or a path that does not start with a
+// single "/" ("//host", "/\\host", which browsers read as "//host") sends
+// the browser to the default page instead ("").
 func safeNext(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.ContainsAny(p, "\r\n") {
+	if p == "" || len(p) > 2048 || hasControl(p) {
 		return ""
 	}
-	return p
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return ""
+	}
+	// Both the text as sent and its decoded path must be a local path.
+	for _, path := range []string{p, u.Path} {
+		if !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") || strings.HasPrefix(path, "/\\") || hasControl(path) {
+			return ""
+		}
+	}
+	return u.RequestURI()
+}
+
+// hasControl reports whether s holds an ASCII control character.
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0
 }

@@ -1,7 +1,7 @@
 // Package bench measures the sync path end to end: a real server running
 // as a child process on loopback, real device replicas in this process,
-// real exchanges over TCP. Each scenario of issue 7 (ingest, initial sync,
-// growth, back from a month away, the fleet at 17:00, a weak link) returns
+// real exchanges over TCP. Each scenario (ingest, initial sync, growth,
+// back from a month away, the fleet at 17:00, a weak link) returns
 // rows of figures: wall time, throughput, bytes on the wire both ways,
 // the server's CPU time and the peak memory of server and devices.
 //

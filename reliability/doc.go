@@ -1,5 +1,5 @@
 // Package reliability holds the end-to-end evidence that Relais keeps its
-// promises outside the happy path (issue 5): the real `relais` binary
+// promises outside the happy path: the real `relais` binary
 // killed with SIGKILL while devices push and pull, devices killed in the
 // middle of a sync, a weak 2G link with cuts and stalls in front of the
 // real server, and hostile requests against the real HTTP API. The

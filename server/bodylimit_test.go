@@ -52,7 +52,8 @@ func webSession(t *testing.T, base, email string) (*http.Client, string) {
 // its size trailer zeroed (so only the limited reader can stop it), and a
 // body compressed twice ("Content-Encoding: gzip, gzip"). Each is refused
 // with 413 or 415, and answering it allocates a bounded amount of memory,
-// far below what inflating the bomb would (issue 11, failure 1).
+// far below what inflating the bomb would (a failure found by attacking
+// the server).
 func TestEveryRouteReadsBodiesThroughOneLimitedReader(t *testing.T) {
 	srv := relaistest.StartServer(t, server.Config{BodyLimit: 1 << 20}) // 4 MiB once inflated
 	admin := srv.AddUser(t, "dominique@exemple.fr", "admin", password)

@@ -5,10 +5,10 @@
 // devices and the server restart and device clocks run wrong. Every
 // choice comes from one seeded random source, so a seed replays the same
 // schedule. After the faults stop and every device has synced to
-// quiescence, Run checks the invariants of issue 5: identical replicas,
-// no acknowledged write lost, every superseded concurrent write in the
-// conflict log, no acknowledged change left in an outbox, nothing applied
-// twice.
+// quiescence, Run checks the invariants of docs/DESIGN.md: identical
+// replicas, no acknowledged write lost, every superseded concurrent write
+// in the conflict log, no acknowledged change left in an outbox, nothing
+// applied twice.
 //
 // What is not under the seed's control is the wall clock: HLC readings
 // are real milliseconds (shifted by each device's configured skew), so two

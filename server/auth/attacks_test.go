@@ -323,7 +323,7 @@ func TestRefreshRotation(t *testing.T) {
 			t.Fatal("an access token of the ended family still works")
 		}
 	})
-	// Issue 11, failure 3: the retry replaced rt0's first successor, which
+	// Found by attacking the server: the retry replaced rt0's first successor, which
 	// must then be dead; before the fix it still refreshed and two chains
 	// lived on.
 	t.Run("the successor a retry replaced stays dead", func(t *testing.T) {

@@ -51,7 +51,9 @@ type Member struct {
 }
 
 // scope is what one viewer may see. It mirrors the server's sync scopes
-// (issue 3): the owner of a record is its mediateur_id, a user id.
+// (package scope), so that the dashboard shows no more than a device of
+// the same person would receive: the owner of a record is its
+// mediateur_id, a user id.
 type scope struct {
 	all     bool
 	self    string

@@ -16,9 +16,9 @@ import (
 	"github.com/relais-numerique/relais/syncproto"
 )
 
-// The dashboard's share of the attack on a running server (issue 11):
-// each case is one failure found then, replayed against the real server
-// on loopback.
+// The dashboard's share of an attack on a running server: each case is
+// one failure found by attacking it, replayed against the real server on
+// loopback, so that it stays fixed.
 
 // errorCode reads the code of an error body.
 type errorBody struct {

@@ -51,6 +51,10 @@ type Options struct {
 	// them once for several commits instead of once per commit. The WAL
 	// file keeps the largest size it reached.
 	WALAutocheckpoint int
+	// Functions are Go functions registered as SQL functions on the
+	// writer connection (go-sqlite3's RegisterFunc rules), as volatile
+	// functions: SQLite calls them again on every row.
+	Functions map[string]any
 }
 
 // Open opens (creating if needed) the database at path.
@@ -74,7 +78,7 @@ func Open(path string, opt Options) (*DB, error) {
 	if opt.WALAutocheckpoint > 0 {
 		setup = append(setup, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", opt.WALAutocheckpoint))
 	}
-	w := sql.OpenDB(&connector{dsn: "file:" + escapePath(path) + "?" + wq.Encode(), setup: setup})
+	w := sql.OpenDB(&connector{dsn: "file:" + escapePath(path) + "?" + wq.Encode(), setup: setup, funcs: opt.Functions})
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
@@ -104,12 +108,19 @@ func Open(path string, opt Options) (*DB, error) {
 type connector struct {
 	dsn   string
 	setup []string
+	funcs map[string]any
 }
 
 func (c *connector) Connect(context.Context) (driver.Conn, error) {
 	conn, err := c.Driver().Open(c.dsn)
 	if err != nil {
 		return nil, err
+	}
+	for name, fn := range c.funcs {
+		if err := conn.(*sqlite3.SQLiteConn).RegisterFunc(name, fn, false); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("register SQL function %s: %w", name, err)
+		}
 	}
 	for _, q := range c.setup {
 		if _, err := conn.(*sqlite3.SQLiteConn).Exec(q, nil); err != nil {

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/store"
@@ -42,6 +44,16 @@ type Options struct {
 	// RetryFor is how long one exchange is retried on network errors and
 	// 5xx answers before Sync gives up until next time.
 	RetryFor time.Duration
+	// Progress, when set, is told how a Sync advances: after each
+	// exchange, and before each retry of an exchange that failed on the
+	// network or a 5xx answer. It runs on the syncing goroutine and must
+	// return quickly (the command line draws a progress line with it).
+	Progress func(Progress)
+	// SQLFunctions are Go functions callable from SQL run on DB(), for
+	// tools where a person types SQL (UUIDFunction gives uuid()). The
+	// capture triggers never call them: they stay pure SQL, so SDKs on
+	// other platforms install the very same text.
+	SQLFunctions map[string]any
 	// AppVersion is reported to the server for the coordinators' fleet view.
 	AppVersion string
 	// ClockSkew shifts the wall clock this replica's hybrid clock reads,
@@ -66,6 +78,27 @@ func (o *Options) defaults() {
 	}
 }
 
+// UUIDFunction is uuid() in SQL: a new version 7 UUID (time-ordered, as
+// the SDK's own ids) on every call, for SQLFunctions.
+var UUIDFunction = map[string]any{"uuid": func() (string, error) {
+	u, err := uuid.NewV7()
+	if err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}}
+
+// Progress is what a Sync has done so far.
+type Progress struct {
+	Report
+	// Outbox is the number of local changes waiting when the Sync began.
+	Outbox int
+	// Retry, when set, is the error of an exchange about to be tried
+	// again in RetryIn.
+	Retry   error
+	RetryIn time.Duration
+}
+
 // Replica is an open device replica.
 type Replica struct {
 	path   string
@@ -79,6 +112,8 @@ type Replica struct {
 	access accessState
 	// prepared keeps the merge's statements prepared across pulled pages.
 	prepared *replica.Prepared
+	// progress reports to Options.Progress during a Sync (syncMu held).
+	progress func(retry error, wait time.Duration)
 }
 
 // The writer's page cache and WAL checkpoints are sized for the initial
@@ -103,7 +138,7 @@ const (
 func Open(ctx context.Context, path string, opts Options) (*Replica, error) {
 	opts.defaults()
 	db, err := store.Open(path, store.Options{SecureDelete: true, Readers: 2,
-		CacheKiB: writerCacheKiB, WALAutocheckpoint: walAutocheckpointPages})
+		CacheKiB: writerCacheKiB, WALAutocheckpoint: walAutocheckpointPages, Functions: opts.SQLFunctions})
 	if err != nil {
 		return nil, err
 	}

@@ -79,6 +79,16 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	if r.opts.Progress != nil {
+		outbox, err := r.outboxSize(ctx)
+		if err != nil {
+			return rep, err
+		}
+		r.progress = func(err error, wait time.Duration) {
+			r.opts.Progress(Progress{Report: rep, Outbox: outbox, Retry: err, RetryIn: wait})
+		}
+		defer func() { r.progress = nil }()
+	}
 	pages := newPageSizer(r.opts.PageLimit)
 	batches := newBatchSizer(r.opts.BatchSize)
 	var ahead *pullAhead // a pull sent while the previous page was applied
@@ -160,12 +170,24 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 		}
 		rep.Pulled += len(resp.Changes)
 		cursor = resp.Cursor
+		if r.progress != nil {
+			r.progress(nil, 0)
+		}
 		pushedAll := batch == nil || (resp.Ack == batch.ID && pending == len(batch.Changes))
 		if !resp.More && pushedAll {
 			return rep, nil
 		}
 	}
 	return rep, fmt.Errorf("sync: stopped after %d exchanges; run it again to continue", rep.Exchanges)
+}
+
+// outboxSize counts the local changes waiting to be pushed.
+func (r *Replica) outboxSize(ctx context.Context) (int, error) {
+	var n int
+	if err := r.db.W.QueryRowContext(ctx, "SELECT COUNT(*) FROM _outbox").Scan(&n); err != nil {
+		return 0, fmt.Errorf("sync: count outbox: %w", err)
+	}
+	return n, nil
 }
 
 // sizer chooses how many cells each pull asks for, or how many outbox

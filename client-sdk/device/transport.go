@@ -46,7 +46,11 @@ func (r *Replica) exchange(ctx context.Context, url, token string, body []byte, 
 	bo.InitialInterval = 500 * time.Millisecond
 	bo.MaxInterval = 30 * time.Second
 	bo.MaxElapsedTime = r.opts.RetryFor
-	err = backoff.Retry(op, backoff.WithContext(bo, ctx))
+	err = backoff.RetryNotify(op, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
+		if r.progress != nil {
+			r.progress(err, wait)
+		}
+	})
 	return up, down, err
 }
 

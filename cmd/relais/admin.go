@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/mail"
 
 	"github.com/google/uuid"
 
@@ -35,9 +36,15 @@ func runUserAdd(ctx context.Context, args []string, e *env) error {
 	if !auth.ValidRole(*role) {
 		return usagef("rôle « %s » inconnu : conseiller, coordinateur ou admin", *role)
 	}
+	if a, err := mail.ParseAddress(*email); err != nil || a.Address != *email {
+		return usagef("« %s » n'est pas une adresse e-mail", *email)
+	}
 	pw, err := readSecret(e.stdin)
 	if err != nil {
 		return err
+	}
+	if len(pw) < 8 || len(pw) > 72 {
+		return usagef("le mot de passe doit compter de 8 à 72 caractères (il en a %d)", len(pw))
 	}
 	// Adding the first account is how a data directory starts, so this
 	// command, unlike the others, may create the database.
@@ -47,6 +54,9 @@ func runUserAdd(ctx context.Context, args []string, e *env) error {
 	}
 	defer db.Close()
 	acc := &auth.Accounts{W: db.W, R: db.R}
+	if _, err := acc.UserByEmail(ctx, *email); err == nil {
+		return fmt.Errorf("un compte %s existe déjà", *email)
+	}
 	u, err := acc.AddUser(ctx, *email, *role, pw)
 	if err != nil {
 		return err

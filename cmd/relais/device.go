@@ -50,7 +50,7 @@ func runDeviceLogin(ctx context.Context, args []string, e *env) error {
 			// with a device id that was never enrolled.
 			removeReplica(*db)
 		}
-		return explainExchange(err, 0)
+		return explainExchange(err, -1)
 	}
 	if err := r.Close(); err != nil {
 		return err
@@ -73,8 +73,10 @@ func runDeviceSync(ctx context.Context, args []string, e *env) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
+	line := newProgress(e)
 	return withReplica(ctx, *db, func(r *device.Replica) error {
 		rep, err := r.Sync(ctx)
+		line.done()
 		fmt.Fprintf(e.stdout, "Envoyées : %s modification(s) · Reçues : %s · Conflits : %s · Refusées : %s · Échanges : %s · Octets envoyés/reçus : %s/%s\n",
 			fr.Number(rep.Pushed), fr.Number(rep.Pulled), fr.Number(rep.Conflicts), fr.Number(rep.Rejected),
 			fr.Number(rep.Exchanges), fr.Number(rep.BytesUp), fr.Number(rep.BytesDown))
@@ -87,6 +89,11 @@ func runDeviceSync(ctx context.Context, args []string, e *env) error {
 		}
 		fmt.Fprintln(e.stdout, "Synchronisation terminée.")
 		return nil
+	}, func(o *device.Options) {
+		o.Progress = syncLine(line)
+		if e.retryFor > 0 {
+			o.RetryFor = e.retryFor
+		}
 	})
 }
 

@@ -32,6 +32,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // command is one leaf of the command tree.
@@ -53,6 +54,9 @@ type env struct {
 	// isTerminal says whether stderr is a terminal a person watches, for
 	// progress lines; nil means no.
 	isTerminal func() bool
+	// retryFor, when set, replaces cliRetryFor (tests of an unreachable
+	// server need not wait).
+	retryFor time.Duration
 	// current is the command being run, for its help.
 	current command
 }

@@ -44,7 +44,7 @@ func saisies(n int) string {
 }
 
 // explainExchange words an error of a login or a sync. pending is the
-// number of changes still waiting on the device.
+// number of changes still waiting on the device, or -1 for a login.
 func explainExchange(err error, pending int) error {
 	if err == nil {
 		return nil
@@ -77,6 +77,9 @@ func explainExchange(err error, pending int) error {
 	case "":
 	default:
 		return says(err, "le serveur a refusé l'échange (%s) : %s restent sur l'appareil ; prévenez l'administrateur", syncproto.CodeOf(err), saisies(pending))
+	}
+	if unreachable(err) && pending < 0 {
+		return says(err, "Serveur injoignable : vérifiez le réseau et l'adresse du serveur, puis recommencez")
 	}
 	if unreachable(err) {
 		return says(err, "Serveur injoignable : vos %s restent sur l'appareil, elles partiront à la prochaine connexion. Vérifiez le réseau, ou l'adresse du serveur", saisies(pending))

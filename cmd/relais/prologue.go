@@ -78,16 +78,25 @@ func needReplica(path string) error {
 	return nil
 }
 
-func openReplica(ctx context.Context, path string) (*device.Replica, error) {
-	return device.Open(ctx, path, device.Options{RetryFor: 30 * time.Second, AppVersion: "relais-cli"})
+// cliRetryFor is how long the command line retries an unreachable
+// server: long enough for a server restart or a weak link, short enough
+// that a person is not left waiting on a server that is down.
+const cliRetryFor = 15 * time.Second
+
+func openReplica(ctx context.Context, path string, opts ...func(*device.Options)) (*device.Replica, error) {
+	o := device.Options{RetryFor: cliRetryFor, AppVersion: "relais-cli", SQLFunctions: device.UUIDFunction}
+	for _, f := range opts {
+		f(&o)
+	}
+	return device.Open(ctx, path, o)
 }
 
 // withReplica runs fn on an existing replica.
-func withReplica(ctx context.Context, path string, fn func(r *device.Replica) error) error {
+func withReplica(ctx context.Context, path string, fn func(r *device.Replica) error, opts ...func(*device.Options)) error {
 	if err := needReplica(path); err != nil {
 		return err
 	}
-	r, err := openReplica(ctx, path)
+	r, err := openReplica(ctx, path, opts...)
 	if err != nil {
 		return err
 	}

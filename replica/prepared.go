@@ -14,8 +14,8 @@ import (
 // writer connection from one transaction to the next. Preparing an upsert
 // on a device's domain table compiles the table's capture and rule
 // triggers into it, which costs more than running it; without this, each
-// pulled page prepares them again (a sixth of a device's CPU in an initial
-// sync).
+// pulled page prepares them again, a large share of a device's CPU in an
+// initial sync (BENCHMARKS.md, "Figures behind the code").
 //
 // Statements must be prepared outside any transaction: the writer pool has
 // a single connection, which a transaction holds. Warm does it, for the

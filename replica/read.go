@@ -202,9 +202,9 @@ func ReadOwned(ctx context.Context, q Queryer, cursor int64, limit int, owners [
 var ownersPerQuery = 64 // a variable for tests to exercise several streams
 
 // Stream buffers are kept for the next pulls: a page-sized buffer is
-// megabytes, and allocating and zeroing one for each pull was a tenth of
-// the server's CPU at 17:00, when a conseiller's pull asks for thousands
-// of cells and finds a handful.
+// megabytes, and allocating and zeroing one for each pull was a large
+// share of the server's CPU at 17:00, when a conseiller's pull asks for
+// thousands of cells and finds a handful (BENCHMARKS.md, "Figures behind the code").
 var streamBuffers sync.Pool
 
 func takeBuffer(n int) []seqChange {

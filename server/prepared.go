@@ -24,8 +24,8 @@ const (
 // the writer connection from one batch to the next: the merge's (through
 // replica.Prepared, as devices do), the domain rules' queries, the scope
 // check's and the batch bookkeeping. Preparing them again for every
-// batch took a tenth of the server's CPU in an ingest, the rules' queries
-// (one long predicate per rule) most of it.
+// batch was a large share of the server's CPU in an ingest, the rules'
+// queries (one long predicate per rule) most of it (BENCHMARKS.md, "Figures behind the code").
 //
 // The writer pool has a single connection, which a transaction holds, so
 // statements are prepared outside any transaction (warm, before the

@@ -85,8 +85,8 @@ type seqRange struct{ from, to int64 }
 // change signed by another node), which a pull does not send back unless
 // it is a resync (see pullPage); nothing else can be numbered between
 // them, as one transaction numbered them all. Reading them only to drop
-// them was an eighth of the server's CPU in an ingest, where each
-// exchange's pull would read the thousand cells just pushed.
+// them was a large share of the server's CPU in an ingest, where each
+// exchange's pull would read the thousand cells just pushed (BENCHMARKS.md, "Figures behind the code").
 func pullFrom(req *syncproto.SyncRequest, own seqRange) int64 {
 	if req.Resync || own.to <= own.from || req.Cursor != own.from {
 		return req.Cursor
@@ -208,8 +208,8 @@ func (s *Server) checkScope(ctx context.Context, tx scope.Queryer, p auth.Princi
 // batch, or all of them when held is nil (not known). Only those can need
 // re-announcing: re-announcing renumbers the cells a row had before the
 // write, and a row new in this batch has none. A batch of new activities
-// is the common push, and re-announcing its rows for nothing cost a
-// twentieth of the server's CPU in an ingest. A new accompaniment is the
+// is the common push, and re-announcing its rows for nothing cost the
+// server CPU on every ingest (BENCHMARKS.md, "Figures behind the code"). A new accompaniment is the
 // exception (scope.Rules.Widens): it may bring an older beneficiary into
 // a coordinator's view.
 func onHeldRows(rules *scope.Rules, changes []syncproto.Change, held scope.HeldRows) []syncproto.Change {

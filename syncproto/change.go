@@ -96,10 +96,10 @@ type SyncResponse struct {
 // DefaultPageLimit is what the SDK asks for. Every exchange costs about
 // a kilobyte of headers and bearer token, so fewer, larger pages save
 // bytes (and a durable commit per page on the device); 5,000 cells in
-// the column form weigh about 15 KB gzipped, a little more than 2,000
-// did in JSON, so a page cut on a 2G link loses about as much as before.
-// (10,000 cells made an initial sync 14 % smaller still, for twice the
-// page to lose and more memory per exchange on both sides.)
+// the column form weigh about what 2,000 did in JSON, so a page cut on a
+// 2G link loses about as much as before. Larger pages would save a
+// little more, for more to lose on a cut and more memory per exchange on
+// both sides (BENCHMARKS.md, "Figures behind the code").
 const (
 	MaxBatchChanges  = 5000
 	DefaultPageLimit = 5000

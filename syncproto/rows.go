@@ -24,8 +24,8 @@ import (
 // digits of little redundancy. Columns keep their order, and a group
 // ends where the row, the version or a repeated column says so, so
 // decoding gives back exactly the changes that were encoded, in the same
-// order. On a département's pull this is a third of the bytes of one
-// object per cell once compressed.
+// order. Once compressed it is much smaller than one object per cell
+// (BENCHMARKS.md, "Figures behind the code").
 //
 // Batch and SyncResponse write this form as "rows" and read it, or the
 // older "changes" list of one object per cell, which stays accepted.

@@ -122,9 +122,8 @@ type Replica struct {
 // defaults (2 MiB of cache, a checkpoint every 1,000 pages of WAL), the
 // pages a pulled page dirties do not fit in the cache and spill to the
 // WAL before the commit, and nearly every commit copies the WAL back into
-// the database. With these (initial sync of the demo département at
-// 50,000 activities, BENCHMARKS.md): device CPU -9 %, wall -30 %. The
-// cache grows only as pages are read; the WAL file keeps the size it
+// the database. With these, an initial sync takes markedly less time and
+// somewhat less CPU (BENCHMARKS.md, "Figures behind the code"). The cache grows only as pages are read; the WAL file keeps the size it
 // reached, at most about 40 MiB. Durability is unchanged: every commit
 // still waits for its fsync.
 const (

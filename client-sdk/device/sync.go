@@ -193,10 +193,8 @@ func (r *Replica) outboxSize(ctx context.Context) (int, error) {
 // sizer chooses how many cells each pull asks for, or how many outbox
 // entries each push carries, unless Options.PageLimit or BatchSize fixes
 // it. Fewer, larger exchanges cost fewer round trips, headers and durable
-// commits (an initial sync of 10,000 activities: a quarter less device
-// CPU and a quarter fewer bytes with pages of 10,000 cells than of 2,000;
-// an upload of 10,000 activities: a third less device CPU with batches of
-// 2,000 entries than of 1,000), but on a weak link a connection cut
+// commits, so they save device CPU and bytes (BENCHMARKS.md, "Figures behind the code"),
+// but on a weak link a connection cut
 // mid-exchange loses the whole page or batch, and the larger it is the
 // more likely the cut. So sizes start at the least and double, up to the
 // most, while full exchanges come back within growWithin; an exchange

@@ -102,7 +102,8 @@ func (v *View) All() bool { return v.all }
 // coordinator may not see is not sent at all. q must see the cells the
 // changes were read from (the same read transaction, ideally). The kept
 // cells are moved to the front of changes, whose array the result shares:
-// a page is filtered once, and copying it was a tenth of a pull's CPU.
+// a page is filtered once, and copying it was a visible share of a
+// pull's CPU (BENCHMARKS.md, "Figures behind the code").
 //
 // owners, when not nil, holds each change's owner tag as
 // replica.ReadOwned returns it: the merge keeps it equal to the row's

@@ -1,9 +1,3 @@
-// Package domain is the médiation numérique domain as La Coop de la
-// médiation numérique (ANCT) defines it: the enum values stored in the
-// synced tables and their official French labels, the validation rules
-// (written once, as SQL predicates, and enforced by triggers on devices
-// and after every pushed batch on the server), and what GDPR erasure
-// clears. The tables themselves are in migrations/domain.
 package domain
 
 import "slices"

@@ -1,7 +1,3 @@
-// Package replica is the merge engine: it applies changes to a SQLite
-// replica (domain tables plus per-cell versions) under the last-writer-wins
-// rule, records concurrent writes that lost, and reads changed cells back.
-// The device and the server both call it, so there is one merge.
 package replica
 
 import (

@@ -1,6 +1,3 @@
-// Package auth is who is who on the server: accounts and password checks,
-// enrolled devices, and the signed access tokens that name a user and a
-// device on every request.
 package auth
 
 import (

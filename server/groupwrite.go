@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // groupWriter commits the writes of concurrent exchanges together. At
@@ -27,12 +28,17 @@ type groupWriter struct {
 	jobs chan *groupJob
 	stop chan struct{}
 	done sync.WaitGroup
+	// observe, when set, gets how long each write waited for its turn;
+	// observeGroup each group's size. Both are called by the writer.
+	observe      func(wait time.Duration)
+	observeGroup func(n int)
 }
 
 type groupJob struct {
 	ctx  context.Context
 	fn   func(tx *sql.Tx) error
 	errc chan error
+	at   time.Time // when Do was called
 }
 
 // errWriterClosed answers writes submitted while the server shuts down.
@@ -49,7 +55,7 @@ func newGroupWriter(db *sql.DB, max int) *groupWriter {
 // once that transaction is committed (nil) or fn's own error. fn must not
 // commit or roll back tx, and must not start another write.
 func (g *groupWriter) Do(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	job := &groupJob{ctx: ctx, fn: fn, errc: make(chan error, 1)}
+	job := &groupJob{ctx: ctx, fn: fn, errc: make(chan error, 1), at: time.Now()}
 	select {
 	case g.jobs <- job:
 	case <-g.stop:
@@ -90,6 +96,9 @@ func (g *groupWriter) run() {
 				break gather
 			}
 		}
+		if g.observeGroup != nil {
+			g.observeGroup(len(group))
+		}
 		g.write(group)
 	}
 }
@@ -123,6 +132,9 @@ func (g *groupWriter) write(group []*groupJob) {
 			_ = tx.Rollback() // the savepoint's error is the one to report
 			fail(fmt.Errorf("write group: %w", err))
 			return
+		}
+		if g.observe != nil {
+			g.observe(time.Since(j.at))
 		}
 		errs[i] = runJob(j, tx)
 		end := "RELEASE exchange"

@@ -36,10 +36,11 @@ func (s *Server) routes() *fiber.App {
 	app.Use(s.checkBody)
 	app.Get("/healthz", s.handleHealthz)
 	app.Get("/readyz", s.handleReadyz)
+	app.Get("/metrics", s.metricsRoute())
 	app.Post(syncproto.PathLogin, append(s.loginLimiters(), s.handleLogin)...)
 	app.Post(syncproto.PathRefresh, s.handleRefresh)
 	app.Post(syncproto.PathRevokeDevice, s.authenticate, s.handleRevokeDevice)
-	app.Post(syncproto.PathSync, s.authenticate, s.handleSync)
+	app.Post(syncproto.PathSync, s.measureExchange, s.authenticate, s.handleSync)
 	s.dashboardRoutes(app) // the web dashboard: pages under "/", JSON under /v1/dashboard
 	return app
 }

@@ -74,6 +74,11 @@ func (s *Server) pullPage(ctx context.Context, p auth.Principal, cursor int64, l
 			break
 		}
 	}
+	var head int64
+	if err := tx.QueryRowContext(ctx, "SELECT seq FROM _replica WHERE id = 1").Scan(&head); err != nil {
+		return out, fmt.Errorf("pull: newest sequence: %w", err)
+	}
+	s.metrics.pullLag.Observe(float64(max(0, head-out.Cursor)))
 	return out, nil
 }
 

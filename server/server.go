@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -62,6 +63,11 @@ type Config struct {
 	// must keep for /readyz to answer ready (DefaultMinFreeDisk when
 	// zero; no check when negative).
 	MinFreeDisk int64
+	// MetricsAllow are the client addresses GET /metrics answers
+	// (DefaultMetricsAllow, loopback only, when empty); MetricsToken, when
+	// set, must also come as a bearer token.
+	MetricsAllow []netip.Prefix
+	MetricsToken string
 }
 
 func (c *Config) defaults() {
@@ -126,6 +132,8 @@ type Server struct {
 
 	stmts  pushStatements // the push path's statements, kept prepared (prepared.go)
 	writes *groupWriter   // exchanges' writes, committed in groups (groupwrite.go)
+
+	metrics *metrics // Prometheus collectors (metrics.go)
 }
 
 // DBPath is where the server keeps its database inside the data directory.
@@ -193,7 +201,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
+	s.metrics = newMetrics(s)
 	s.writes = newGroupWriter(db.W, maxGroupWrites)
+	s.writes.observe = func(wait time.Duration) { s.metrics.writerWait.Observe(wait.Seconds()) }
+	s.writes.observeGroup = func(n int) { s.metrics.writeGroups.Observe(float64(n)) }
 	s.app = s.routes()
 	return s, nil
 }
@@ -288,6 +299,7 @@ func fail(c *fiber.Ctx, err error) error {
 	if !errors.As(err, &pe) {
 		return err // Fiber's error handler logs it and answers "internal"
 	}
+	c.Locals(errCodeKey{}, pe.Code) // for the exchange metrics
 	return c.Status(statusOf(pe.Code)).JSON(syncproto.ErrorBody{Error: pe})
 }
 

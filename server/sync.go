@@ -46,6 +46,9 @@ func (s *Server) Exchange(ctx context.Context, p auth.Principal, req *syncproto.
 	var own seqRange
 	if req.Push != nil {
 		if err := s.push(ctx, p, req.Push, resp, &own); err != nil {
+			if code := syncproto.CodeOf(err); code != "" && code != syncproto.CodeInternal {
+				s.metrics.refusals.WithLabelValues(string(code)).Inc()
+			}
 			return nil, err
 		}
 	}
@@ -132,6 +135,7 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 	opts := s.applyOptions()
 	opts.Prepared = s.stmts.mergeStatements()
 	var applied seqRange
+	var fresh *batchRecord // set when this exchange applied the batch
 	err := s.writes.Do(ctx, func(wtx *sql.Tx) error {
 		tx := s.stmts.in(wtx)
 		var stored string
@@ -186,6 +190,7 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 			return err
 		}
 		resp.Applied, resp.Conflicts = rec.Applied, rec.Conflicts
+		fresh = &rec
 		return nil
 	})
 	if err != nil {
@@ -193,6 +198,10 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 	}
 	resp.Ack = b.ID
 	*own = applied
+	if fresh != nil {
+		s.metrics.applied.Add(float64(fresh.Applied))
+		s.metrics.conflicts.Add(float64(len(fresh.Conflicts)))
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -167,5 +168,30 @@ func TestReadinessDiskFloorFlag(t *testing.T) {
 	}
 	if res.StatusCode != http.StatusServiceUnavailable || r.Ready || !strings.Contains(r.Checks["disk"], "below the floor") {
 		t.Fatalf("/readyz with the floor above free space: %d %+v", res.StatusCode, r)
+	}
+}
+
+func TestParsePrefixes(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    string
+		wantErr bool
+	}{
+		{"127.0.0.0/8,::1/128", "[127.0.0.0/8 ::1/128]", false},
+		{" 10.1.2.3 , 192.168.1.7/24", "[10.1.2.3/32 192.168.1.0/24]", false},
+		{"::1", "[::1/128]", false},
+		{"localhost", "", true},
+		{"10.0.0.0/33", "", true},
+		{" , ", "", true},
+	}
+	for _, tt := range tests {
+		got, err := parsePrefixes(tt.in)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("parsePrefixes(%q): error %v, want error %v", tt.in, err, tt.wantErr)
+			continue
+		}
+		if err == nil && fmt.Sprint(got) != tt.want {
+			t.Errorf("parsePrefixes(%q) = %v, want %s", tt.in, got, tt.want)
+		}
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/relais-numerique/relais/server"
@@ -19,11 +22,27 @@ func runServe(ctx context.Context, args []string, e *env) error {
 	refreshIdle := fs.duration(setRefreshIdle)
 	refreshAbsolute := fs.duration(setRefreshAbsolute)
 	minFree := fs.int64(setMinFreeDisk)
+	metricsAllow := fs.text(setMetricsAllow)
+	metricsTokenFile := fs.text(setMetricsTokenFile)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("argument inattendu « %s »", fs.Arg(0))
+	}
+	allow, err := parsePrefixes(*metricsAllow)
+	if err != nil {
+		return usagef("--metrics-allow : %v", err)
+	}
+	var metricsToken string
+	if *metricsTokenFile != "" {
+		b, err := os.ReadFile(*metricsTokenFile)
+		if err != nil {
+			return fmt.Errorf("jeton des métriques : %w", err)
+		}
+		if metricsToken = strings.TrimSpace(string(b)); metricsToken == "" {
+			return usagef("--metrics-token-file : le fichier %s est vide", *metricsTokenFile)
+		}
 	}
 	// One server per data directory, checked before the database is
 	// even opened; the lock lasts as long as this process.
@@ -35,7 +54,7 @@ func runServe(ctx context.Context, args []string, e *env) error {
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
 	srv, err := server.New(ctx, server.Config{DataDir: *data, MaxClockAhead: *ahead, Logger: log,
 		AccessTTL: *accessTTL, RefreshIdle: *refreshIdle, RefreshAbsolute: *refreshAbsolute,
-		MinFreeDisk: diskFloor(*minFree)})
+		MinFreeDisk: diskFloor(*minFree), MetricsAllow: allow, MetricsToken: metricsToken})
 	if err != nil {
 		return fmt.Errorf("démarrage impossible : %w", err)
 	}
@@ -53,4 +72,29 @@ func diskFloor(mib int64) int64 {
 		return -1
 	}
 	return max(min(mib, 1<<40)<<20, 1) // 0 MiB is a floor of one byte, not the default
+}
+
+// parsePrefixes reads a comma-separated list of addresses and CIDR
+// ranges; an address alone is a range of one.
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("« %s » n'est ni une adresse ni une plage CIDR", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("aucune adresse")
+	}
+	return out, nil
 }

@@ -42,6 +42,10 @@ var (
 		"un appareil doit se reconnecter au bout de cette durée après sa connexion", "serve"}
 	setMinFreeDisk = setting{"min-free-disk-mb", "RELAIS_MIN_FREE_DISK_MB", "256",
 		"/readyz répond 503 quand le disque des données a moins d'espace libre, en Mio ; -1 arrête la vérification", "serve"}
+	setMetricsAllow = setting{"metrics-allow", "RELAIS_METRICS_ALLOW", "127.0.0.0/8,::1/128",
+		"adresses ou plages CIDR (séparées par des virgules) auxquelles GET /metrics répond", "serve"}
+	setMetricsTokenFile = setting{"metrics-token-file", "RELAIS_METRICS_TOKEN_FILE", "",
+		"fichier contenant un jeton que GET /metrics exige alors (Authorization: Bearer JETON)", "serve"}
 	setDB = setting{"db", "RELAIS_DB", "relais-device.db",
 		"fichier de l'appareil (sa réplique)", "device"}
 	setServer = setting{"server", "RELAIS_SERVER", "http://" + server.DefaultAddr,
@@ -50,7 +54,7 @@ var (
 
 // settings is the list the README table is written from, in its order.
 var settings = []setting{setData, setAddr, setMaxClockAhead, setRetention, setAccessTTL,
-	setRefreshIdle, setRefreshAbsolute, setMinFreeDisk, setDB, setServer}
+	setRefreshIdle, setRefreshAbsolute, setMinFreeDisk, setMetricsAllow, setMetricsTokenFile, setDB, setServer}
 
 // dur writes a default duration as a flag accepts it, without the zero
 // units Go adds ("8760h", not "8760h0m0s").

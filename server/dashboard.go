@@ -36,6 +36,7 @@ func (s *Server) dashboardRoutes(app *fiber.App) {
 		LoginFailuresPerAddress: s.cfg.LoginFailuresPerAddress,
 		LoginWindow:             s.cfg.LoginWindow,
 		Body:                    s.bodyLimits(),
+		Authenticated:           s.authenticated,
 		PreAuthBody:             reqbody.Limits{Max: PreAuthBodyLimit, Ratio: s.cfg.DecompressRatio},
 		Now:                     s.cfg.Now,
 		Log:                     s.log,

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/relais-numerique/relais/server/auth"
@@ -31,7 +33,22 @@ func (s *Server) routes() *fiber.App {
 		// after authentication wherever a login is needed.
 		StreamRequestBody:            true,
 		DisablePreParseMultipartForm: true, // it would read a form before any handler
+		// A client stuck in its headers, its body or its reading of the
+		// answer is let go (SECURITY.md, "Limits and timeouts").
+		ReadTimeout:  s.cfg.HeaderTimeout,
+		WriteTimeout: s.cfg.WriteTimeout,
+		IdleTimeout:  s.cfg.IdleTimeout,
+		Concurrency:  s.cfg.MaxConnections,
 	})
+	// The header timeout also covers the body unless the request has one:
+	// then the body gets its own, longer, time from the end of its headers.
+	app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+		if h.ContentLength() != 0 {
+			return fasthttp.RequestConfig{ReadTimeout: s.cfg.BodyTimeout}
+		}
+		return fasthttp.RequestConfig{}
+	}
+	s.preAuth = make(chan struct{}, s.cfg.MaxPreAuthRequests)
 	app.Use(s.logRequests)
 	app.Use(s.checkBody)
 	app.Get("/healthz", s.handleHealthz)
@@ -73,7 +90,21 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 // the server does not decode or a declared length over the limit. The
 // connection is closed after the answer: the unread body must not be
 // taken for the next request.
+//
+// It also counts the request among those not yet authenticated, until
+// authenticated (below) says otherwise or the request ends: past
+// Config.MaxPreAuthRequests, a request is answered rate_limited at once.
 func (s *Server) checkBody(c *fiber.Ctx) error {
+	select {
+	case s.preAuth <- struct{}{}:
+	default:
+		c.Set(fiber.HeaderRetryAfter, "1")
+		c.Context().SetConnectionClose()
+		return fail(c, syncproto.Errorf(syncproto.CodeRateLimited,
+			"too many requests are waiting to be authenticated; retry in a second").With("retry_after_s", 1))
+	}
+	c.Locals(preAuthKey{}, new(atomic.Bool))
+	defer s.authenticated(c)
 	if err := reqbody.CheckHeaders(c, s.cfg.BodyLimit); err != nil {
 		c.Context().SetConnectionClose()
 		if !strings.HasPrefix(c.Path(), "/v1/") {
@@ -83,6 +114,16 @@ func (s *Server) checkBody(c *fiber.Ctx) error {
 		return fail(c, err)
 	}
 	return c.Next()
+}
+
+type preAuthKey struct{}
+
+// authenticated gives back the request's place among those not yet
+// authenticated; the first call counts, later ones do nothing.
+func (s *Server) authenticated(c *fiber.Ctx) {
+	if done, ok := c.Locals(preAuthKey{}).(*atomic.Bool); ok && done.CompareAndSwap(false, true) {
+		<-s.preAuth
+	}
 }
 
 // bodyLimits bound a body read after authentication.
@@ -169,6 +210,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return fail(c, err)
 	}
 	c.Locals(principalKey{}, p)
+	s.authenticated(c)
 	// Every authenticated route reads its body here, whether it uses it
 	// or not: one limited reader, one answer to a bomb.
 	if err := reqbody.Read(c, s.bodyLimits()); err != nil {

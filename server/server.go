@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,6 +69,10 @@ type Config struct {
 	// set, must also come as a bearer token.
 	MetricsAllow []netip.Prefix
 	MetricsToken string
+	// Timeouts and bounds against slow or numerous clients (zero takes
+	// the Default* value; see defaults.go and SECURITY.md).
+	HeaderTimeout, BodyTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxConnections, MaxPreAuthRequests                    int
 }
 
 func (c *Config) defaults() {
@@ -113,6 +118,12 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.HeaderTimeout = cmp.Or(c.HeaderTimeout, DefaultHeaderTimeout)
+	c.BodyTimeout = cmp.Or(c.BodyTimeout, DefaultBodyTimeout)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, DefaultWriteTimeout)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
+	c.MaxConnections = cmp.Or(c.MaxConnections, DefaultMaxConnections)
+	c.MaxPreAuthRequests = cmp.Or(c.MaxPreAuthRequests, DefaultMaxPreAuthRequests)
 }
 
 // Server is a running Relais server.
@@ -129,6 +140,10 @@ type Server struct {
 
 	schemaMu sync.RWMutex
 	schema   *syncproto.Schema
+
+	// preAuth holds one token per request in a handler whose sender is
+	// not authenticated yet (Config.MaxPreAuthRequests).
+	preAuth chan struct{}
 
 	stmts  pushStatements // the push path's statements, kept prepared (prepared.go)
 	writes *groupWriter   // exchanges' writes, committed in groups (groupwrite.go)

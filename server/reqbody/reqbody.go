@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -140,18 +141,28 @@ func Decode(raw []byte, limit int64) ([]byte, error) {
 	if len(raw) >= 18 { // a gzip header (10 bytes) was read; the trailer is 8
 		hint = int64(binary.LittleEndian.Uint32(raw[len(raw)-4:]))
 	}
-	var buf bytes.Buffer
 	// Deflate inflates at most about 1032:1, which also bounds what a
-	// small body's forged trailer can make us reserve.
-	buf.Grow(int(min(hint, limit, int64(len(raw))*1032)) + 1)
-	if _, err := buf.ReadFrom(io.LimitReader(zr, limit+1)); err != nil {
-		if errors.Is(err, bytes.ErrTooLarge) {
-			return nil, syncproto.Errorf(syncproto.CodeBodyTooLarge, "decompressed body is larger than %d bytes", limit)
+	// small body's forged trailer can make us reserve. The buffer never
+	// grows past limit+1 bytes: one byte over is enough to refuse.
+	buf := make([]byte, 0, min(hint, limit, int64(len(raw))*1032)+1)
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				return nil, syncproto.Errorf(syncproto.CodeBodyTooLarge, "decompressed body is larger than %d bytes", limit)
+			}
+			buf = slices.Grow(buf, int(min(int64(cap(buf)), limit+1-int64(cap(buf)))))
 		}
-		return nil, syncproto.Errorf(syncproto.CodeMalformedBody, "body is not valid gzip")
+		n, err := zr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, syncproto.Errorf(syncproto.CodeMalformedBody, "body is not valid gzip")
+		}
 	}
-	if int64(buf.Len()) > limit {
+	if int64(len(buf)) > limit {
 		return nil, syncproto.Errorf(syncproto.CodeBodyTooLarge, "decompressed body is larger than %d bytes", limit)
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }

@@ -138,7 +138,7 @@ func (h *Handler) page(c *fiber.Ctx) error {
 		return h.errorPage(c, fiber.StatusUnauthorized, "Votre session a expiré. Reconnectez-vous, puis recommencez.")
 	}
 	c.Locals(sessKey{}, s)
-	if err := h.readBody(c, h.d.Body); err != nil {
+	if err := h.loggedInBody(c); err != nil {
 		return h.errorPage(c, bodyStatus(err), "Le formulaire envoyé est illisible ou trop volumineux.")
 	}
 	if !safeMethod(c) && !sameToken(c.FormValue(csrfField), s.CSRF) {
@@ -162,7 +162,7 @@ func (h *Handler) api(c *fiber.Ctx) error {
 			return apiFail(c, err)
 		}
 		c.Locals(viewerKey{}, Viewer{UserID: u.ID, Email: u.Email, Role: u.Role})
-		if err := h.readBody(c, h.d.Body); err != nil {
+		if err := h.loggedInBody(c); err != nil {
 			return apiFail(c, err)
 		}
 		return c.Next()
@@ -178,7 +178,7 @@ func (h *Handler) api(c *fiber.Ctx) error {
 	if !safeMethod(c) && !sameToken(c.Get(csrfHeader), s.CSRF) {
 		return apiFail(c, syncproto.Errorf(syncproto.CodeForbidden, "the X-CSRF-Token header is missing or wrong"))
 	}
-	if err := h.readBody(c, h.d.Body); err != nil {
+	if err := h.loggedInBody(c); err != nil {
 		return apiFail(c, err)
 	}
 	return c.Next()

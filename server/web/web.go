@@ -77,6 +77,10 @@ type Deps struct {
 	// PreAuthBody one read before (the login form). Zero values take the
 	// server's defaults (8 MiB ×4 once inflated; 64 KiB).
 	Body, PreAuthBody reqbody.Limits
+	// Authenticated, when set, is told when a request's sender is known
+	// (a session or a bearer token checked): the server bounds only the
+	// requests still anonymous.
+	Authenticated func(c *fiber.Ctx)
 }
 
 // Handler serves the dashboard.
@@ -178,6 +182,15 @@ func (h *Handler) readBody(c *fiber.Ctx, lim reqbody.Limits) error {
 		return err
 	}
 	return nil
+}
+
+// loggedInBody reads the body of a request whose sender is now known,
+// under the full limit, and tells the server the sender is known.
+func (h *Handler) loggedInBody(c *fiber.Ctx) error {
+	if h.d.Authenticated != nil {
+		h.d.Authenticated(c)
+	}
+	return h.readBody(c, h.d.Body)
 }
 
 // bodyStatus is the HTTP status of a body refused by reqbody.

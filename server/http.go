@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/valyala/fasthttp"
 	"github.com/klauspost/compress/gzip"
+	"github.com/valyala/fasthttp"
 
 	"github.com/relais-numerique/relais/server/auth"
 	"github.com/relais-numerique/relais/server/reqbody"

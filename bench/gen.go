@@ -10,7 +10,7 @@ import (
 	"github.com/relais-numerique/relais/demo"
 	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/replica"
-	"github.com/relais-numerique/relais/server/scope"
+	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -293,7 +293,7 @@ func seed(ctx context.Context, w *sql.DB, rows []row) error {
 		if err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
-		if _, err := replica.Apply(ctx, tx, schema, part, replica.Options{AssignSeq: true, Owners: scope.NewRules(schema).OwnerColumns()}); err != nil {
+		if _, err := replica.Apply(ctx, tx, schema, part, server.MergeOptions(schema, nil)); err != nil {
 			_ = tx.Rollback()
 			return fmt.Errorf("seed: %w", err)
 		}

@@ -29,7 +29,6 @@ import (
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/server/auth"
-	"github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/store"
 	"github.com/relais-numerique/relais/syncproto"
 )
@@ -335,7 +334,7 @@ func (g *gen) flush() error {
 	if len(g.changes) == 0 {
 		return nil
 	}
-	if _, err := replica.Apply(g.ctx, g.tx, g.schema, g.changes, replica.Options{AssignSeq: true, Owners: scope.NewRules(g.schema).OwnerColumns()}); err != nil {
+	if _, err := replica.Apply(g.ctx, g.tx, g.schema, g.changes, server.MergeOptions(g.schema, nil)); err != nil {
 		return err
 	}
 	g.changes = g.changes[:0]

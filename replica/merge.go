@@ -106,15 +106,16 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 		val := plain(c.Value)
 		k := c.Row()
 		held := heldRows[k]
-		h, exists := held[c.Column]
+		h := held[c.Column] // the zero heldCell when the cell is new
 		heldVal, heldVer := h.val, h.ver
 
-		if exists && syncproto.Compare(c.Version, heldVer) == 0 {
+		d := syncproto.Decide(heldVer, c.Version, c.Prev)
+		concurrent := d.Concurrent
+		switch d.Outcome {
+		case syncproto.Duplicate:
 			res.Duplicates++
 			continue
-		}
-		concurrent := exists && syncproto.Compare(c.Prev, heldVer) != 0
-		if exists && !c.Version.Beats(heldVer) {
+		case syncproto.Lost:
 			res.Lost++
 			if concurrent && opt.RecordConflicts {
 				if err := recordConflict(ctx, tx, c.Cell(), heldVal, heldVer, val, c.Version, now()); err != nil {
@@ -235,13 +236,12 @@ func rowOwners(changes []syncproto.Change, held map[syncproto.RowKey]map[string]
 	if len(ownerCols) == 0 {
 		return nil, nil
 	}
-	type owner struct {
-		val    any
-		ver    syncproto.Version
-		exists bool
-	}
-	final := map[syncproto.RowKey]*owner{}
-	var order []syncproto.RowKey
+	newest := syncproto.NewestWrites(changes, func(table string) (string, bool) {
+		col, ok := ownerCols[table]
+		return col, ok
+	})
+	tags := map[syncproto.RowKey]any{}
+	var retag []syncproto.RowKey
 	for i := range changes {
 		c := &changes[i]
 		col, owned := ownerCols[c.Table]
@@ -249,28 +249,17 @@ func rowOwners(changes []syncproto.Change, held map[syncproto.RowKey]map[string]
 			continue
 		}
 		k := c.Row()
-		o := final[k]
-		if o == nil {
-			h, exists := held[k][col]
-			o = &owner{val: h.val, ver: h.ver, exists: exists}
-			final[k] = o
-			order = append(order, k)
-		}
-		if c.Column == col && (!o.exists || c.Version.Beats(o.ver)) {
-			o.val, o.ver, o.exists = plain(c.Value), c.Version, true
-		}
-	}
-	tags := make(map[syncproto.RowKey]any, len(final))
-	var retag []syncproto.RowKey
-	for _, k := range order {
-		o := final[k]
-		tag := ownerTag(o.val)
-		tags[k] = tag
-		if fresh[k] {
+		if _, done := tags[k]; done {
 			continue
 		}
-		h := held[k][ownerCols[k.Table]]
-		if ownerTag(h.val) != tag {
+		h := held[k][col]
+		owner := h.val
+		if n, ok := newest[k]; ok && syncproto.Decide(h.ver, changes[n].Version, changes[n].Prev).Outcome == syncproto.Won {
+			owner = plain(changes[n].Value)
+		}
+		tag := ownerTag(owner)
+		tags[k] = tag
+		if !fresh[k] && ownerTag(h.val) != tag {
 			retag = append(retag, k)
 		}
 	}

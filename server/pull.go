@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server/auth"
@@ -96,9 +97,14 @@ func (s *Server) reannounce(ctx context.Context, tx *sql.Tx, changes []syncproto
 	return s.scopeRules().Reannounce(ctx, tx, w, res.Seq-int64(res.Won))
 }
 
-// applyOptions are the merge options of every write the server makes:
-// sequence numbers for pulls, the conflict log, and owner tags on the
-// cells of owned tables (which pullPage reads by).
-func (s *Server) applyOptions() replica.Options {
-	return replica.Options{AssignSeq: true, RecordConflicts: true, Now: s.cfg.Now, Owners: s.scopeRules().OwnerColumns()}
+// MergeOptions are the merge options of every write into a server's
+// database: sequence numbers for pulls, the conflict log (stamped with
+// now; time.Now when nil), and owner tags on the cells of owned tables
+// (which pullPage reads by). Tools that fill a data directory without a
+// running server (demo, bench) merge with them too, so that what they
+// write is what the server would have written.
+func MergeOptions(schema *syncproto.Schema, now func() time.Time) replica.Options {
+	return replica.Options{AssignSeq: true, RecordConflicts: true, Now: now, Owners: scope.NewRules(schema).OwnerColumns()}
 }
+
+func (s *Server) applyOptions() replica.Options { return MergeOptions(s.Schema(), s.cfg.Now) }

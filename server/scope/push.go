@@ -35,7 +35,6 @@ func (r *Rules) CheckPushRows(ctx context.Context, q Queryer, who Who, changes [
 	type rowState struct {
 		first    int    // index of the row's first change, for the error
 		owner    string // the owner the batch gives the row, if it does
-		ownerVer syncproto.Version
 		hasOwner bool
 	}
 	rows := map[syncproto.RowKey]*rowState{}
@@ -60,11 +59,11 @@ func (r *Rules) CheckPushRows(ctx context.Context, q Queryer, who Who, changes [
 			rows[k] = st
 			order = append(order, k)
 		}
-		// Of several writes to the owner cell in one batch, the newest is
-		// the one that stands.
-		if c.Column == OwnerColumn && (!st.hasOwner || c.Version.Beats(st.ownerVer)) {
-			st.owner, st.ownerVer, st.hasOwner = text(c.Value), c.Version, true
-		}
+	}
+	// Of several writes to the owner cell in one batch, the newest is the
+	// one that stands.
+	for k, i := range syncproto.NewestWrites(changes, func(string) (string, bool) { return OwnerColumn, true }) {
+		rows[k].owner, rows[k].hasOwner = text(changes[i].Value), true
 	}
 	byTable := map[string][]string{}
 	for _, k := range order {

@@ -31,6 +31,7 @@ func (s *Server) dashboardRoutes(app *fiber.App) {
 		RevokeDevice: func(ctx context.Context, actorID, deviceID string) error {
 			return s.accounts.RevokeDevice(ctx, deviceID, actorID, s.cfg.Now())
 		},
+		TrustedProxies:          s.cfg.TrustedProxies,
 		ServerNode:              s.node,
 		LoginFailuresPerAccount: s.cfg.LoginFailuresPerAccount,
 		LoginFailuresPerAddress: s.cfg.LoginFailuresPerAddress,

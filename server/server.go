@@ -73,6 +73,10 @@ type Config struct {
 	// the Default* value; see defaults.go and SECURITY.md).
 	HeaderTimeout, BodyTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxConnections, MaxPreAuthRequests                    int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-Proto the
+	// dashboard believes when it decides whether a browser came over
+	// HTTPS (web.HTTPS: Secure, __Host- cookies); empty trusts none.
+	TrustedProxies []netip.Prefix
 }
 
 func (c *Config) defaults() {

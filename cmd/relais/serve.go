@@ -24,6 +24,7 @@ func runServe(ctx context.Context, args []string, e *env) error {
 	minFree := fs.int64(setMinFreeDisk)
 	metricsAllow := fs.text(setMetricsAllow)
 	metricsTokenFile := fs.text(setMetricsTokenFile)
+	trusted := fs.text(setTrustedProxy)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -33,6 +34,12 @@ func runServe(ctx context.Context, args []string, e *env) error {
 	allow, err := parsePrefixes(*metricsAllow)
 	if err != nil {
 		return usagef("--metrics-allow : %v", err)
+	}
+	var proxies []netip.Prefix
+	if strings.TrimSpace(*trusted) != "" {
+		if proxies, err = parsePrefixes(*trusted); err != nil {
+			return usagef("--trusted-proxy : %v", err)
+		}
 	}
 	var metricsToken string
 	if *metricsTokenFile != "" {
@@ -54,7 +61,8 @@ func runServe(ctx context.Context, args []string, e *env) error {
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
 	srv, err := server.New(ctx, server.Config{DataDir: *data, MaxClockAhead: *ahead, Logger: log,
 		AccessTTL: *accessTTL, RefreshIdle: *refreshIdle, RefreshAbsolute: *refreshAbsolute,
-		MinFreeDisk: diskFloor(*minFree), MetricsAllow: allow, MetricsToken: metricsToken})
+		MinFreeDisk: diskFloor(*minFree), MetricsAllow: allow, MetricsToken: metricsToken,
+		TrustedProxies: proxies})
 	if err != nil {
 		return fmt.Errorf("démarrage impossible : %w", err)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/relais-numerique/relais/client-sdk/device"
+	"github.com/relais-numerique/relais/internal/relaistest"
+	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/syncproto"
 )
@@ -360,3 +364,118 @@ func TestAttackNoOpenRedirectAfterLogin(t *testing.T) {
 }
 
 var suiteRe = regexp.MustCompile(`name="suite" value="([^"]*)"`)
+
+// The dashboard's answers carry personal data: no cache keeps them and
+// no browser sniffs their type; a CSRF token is taken from a header or a
+// form body, never from a URL (where logs, history and Referer headers
+// keep it); the session cookie is Secure, with the __Host- prefix, when
+// the browser came over HTTPS, which a client's own X-Forwarded-Proto
+// does not prove: only a trusted proxy's does.
+func TestAttackDashboardHeadersCSRFAndCookies(t *testing.T) {
+	w := newWorld(t)
+	concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "duree", 60, 90)
+	b := newBrowser(t, w.srv.URL)
+	b.login("alice@exemple.fr")
+	private := func(what string, h http.Header) {
+		t.Helper()
+		if h.Get("Cache-Control") != "no-store" || h.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: Cache-Control %q, X-Content-Type-Options %q; want no-store, nosniff", what, h.Get("Cache-Control"), h.Get("X-Content-Type-Options"))
+		}
+	}
+	for _, p := range []string{"/v1/dashboard/me", "/v1/dashboard/conflicts", "/v1/dashboard/devices", "/v1/dashboard/activities", "/conflits", "/flotte"} {
+		resp, err := b.c.Get(w.srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		private("GET "+p, resp.Header)
+	}
+	resp, err := http.Get(w.srv.URL + "/v1/dashboard/conflicts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	private("a refusal without session", resp.Header)
+
+	// The session's CSRF token in the query string is not a token.
+	c, _ := findConflict(b.conflicts(), "activite", "duree")
+	tok := b.sessionCSRF()
+	if st, _ := b.post(fmt.Sprintf("/conflits/%d/resolution?_csrf=%s", c.ID, url.QueryEscape(tok)), url.Values{"choix": {"restore_loser"}}); st != http.StatusForbidden {
+		t.Errorf("a form with its CSRF token in the URL: status %d, want 403", st)
+	}
+	if st := b.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve?_csrf=%s&X-CSRF-Token=%s", c.ID, url.QueryEscape(tok), url.QueryEscape(tok)), "",
+		map[string]any{"choice": "restore_loser"}, nil); st != http.StatusForbidden {
+		t.Errorf("the API with the CSRF token in the URL: status %d, want 403", st)
+	}
+	if c2, _ := findConflict(b.conflicts(), "activite", "duree"); c2.Resolved {
+		t.Fatal("a token in the URL resolved the conflict")
+	}
+
+	// Cookies: a client saying https by itself gets a plain cookie.
+	if ck := loginCookie(t, w.srv.URL, "alice@exemple.fr", "https"); ck == nil || ck.Name != "relais_session" || ck.Secure {
+		t.Errorf("an untrusted X-Forwarded-Proto set cookie %+v; want relais_session, not Secure", ck)
+	}
+	// Behind a trusted proxy that says https: __Host-, Secure, Path=/,
+	// no Domain; and that cookie opens the session.
+	behind := relaistest.StartServer(t, server.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}})
+	behind.AddUser(t, "alice@exemple.fr", "conseiller", pw)
+	ck := loginCookie(t, behind.URL, "alice@exemple.fr", "https")
+	if ck == nil || ck.Name != "__Host-relais_session" || !ck.Secure || ck.Path != "/" || ck.Domain != "" || !ck.HttpOnly {
+		t.Fatalf("behind a trusted proxy saying https, cookie %+v; want __Host-relais_session, Secure, Path=/, no Domain", ck)
+	}
+	req, _ := http.NewRequest("GET", behind.URL+"/v1/dashboard/me", nil)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the __Host- session cookie behind the proxy: status %d", resp.StatusCode)
+	}
+	// The same proxy saying http gets a plain cookie.
+	if ck := loginCookie(t, behind.URL, "alice@exemple.fr", "http"); ck == nil || ck.Name != "relais_session" || ck.Secure {
+		t.Errorf("behind a trusted proxy saying http, cookie %+v", ck)
+	}
+}
+
+// loginCookie logs in through the form with X-Forwarded-Proto set to
+// proto, and returns the session cookie the server set.
+func loginCookie(t *testing.T, base, email, proto string) *http.Cookie {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(method, path string, form url.Values, cookies []*http.Cookie) *http.Response {
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, _ := http.NewRequest(method, base+path, body)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		req.Header.Set("X-Forwarded-Proto", proto)
+		for _, ck := range cookies {
+			req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := do("GET", "/connexion", nil, nil)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp = do("POST", "/connexion", url.Values{"_csrf": {csrfIn(string(page))}, "email": {email}, "password": {pw}}, resp.Cookies())
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login with X-Forwarded-Proto %s: status %d", proto, resp.StatusCode)
+	}
+	for _, ck := range resp.Cookies() {
+		if strings.HasSuffix(ck.Name, "relais_session") {
+			return ck
+		}
+	}
+	return nil
+}

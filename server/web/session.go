@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -65,26 +66,88 @@ func sameToken(a, b string) bool {
 	return a != "" && len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
+// HTTPS reports whether the browser reached the server over TLS: the
+// connection itself is TLS, or it comes from one of the trusted proxies
+// (addresses or networks) and that proxy's X-Forwarded-Proto says https.
+// Any other client's X-Forwarded-Proto is ignored: it says what the
+// client likes. This is the one decision behind Secure cookies and their
+// __Host- prefix; anything else that depends on HTTPS asks here too.
+func HTTPS(c *fiber.Ctx, trusted []netip.Prefix) bool {
+	if c.Context().IsTLS() {
+		return true
+	}
+	if len(trusted) == 0 {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(c.Context().RemoteIP())
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			// A proxy chain may append: the first value is the client's.
+			proto, _, _ := strings.Cut(c.Get(fiber.HeaderXForwardedProto), ",")
+			return strings.EqualFold(strings.TrimSpace(proto), "https")
+		}
+	}
+	return false
+}
+
+// cookieName is the name of one of the dashboard's cookies for this
+// request: over HTTPS it carries the __Host- prefix, which makes the
+// browser refuse it unless it is Secure, set by this very host (no
+// Domain) and for the whole site (Path=/): a neighbouring subdomain or a
+// plain-HTTP page cannot plant or overwrite it.
+func (h *Handler) cookieName(c *fiber.Ctx, base string) string {
+	if HTTPS(c, h.d.TrustedProxies) {
+		return "__Host-" + base
+	}
+	return base
+}
+
 // setCookie sets a cookie the browser keeps away from scripts and from
-// cross-site requests, Secure whenever the page came over TLS.
-func setCookie(c *fiber.Ctx, name, value string, maxAge time.Duration) {
+// cross-site requests, Secure (and __Host-) whenever the page came over
+// HTTPS.
+func (h *Handler) setCookie(c *fiber.Ctx, base, value string, maxAge time.Duration) {
 	c.Cookie(&fiber.Cookie{
-		Name: name, Value: value, Path: "/",
+		Name: h.cookieName(c, base), Value: value, Path: "/",
 		MaxAge: int(maxAge.Seconds()), HTTPOnly: true,
-		Secure: c.Secure(), SameSite: fiber.CookieSameSiteLaxMode,
+		Secure: HTTPS(c, h.d.TrustedProxies), SameSite: fiber.CookieSameSiteLaxMode,
 	})
 }
 
-func clearCookie(c *fiber.Ctx, name string) {
-	c.Cookie(&fiber.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HTTPOnly: true,
-		Secure: c.Secure(), SameSite: fiber.CookieSameSiteLaxMode})
+func (h *Handler) clearCookie(c *fiber.Ctx, base string) {
+	c.Cookie(&fiber.Cookie{Name: h.cookieName(c, base), Value: "", Path: "/", MaxAge: -1, HTTPOnly: true,
+		Secure: HTTPS(c, h.d.TrustedProxies), SameSite: fiber.CookieSameSiteLaxMode})
+}
+
+// cookie reads one of the dashboard's cookies under its name for this
+// request.
+func (h *Handler) cookie(c *fiber.Ctx, base string) string {
+	return c.Cookies(h.cookieName(c, base))
+}
+
+// bodyField reads a field of a form body (URL-encoded or multipart),
+// never of the query string: a CSRF token in a URL leaks through logs,
+// history and Referer headers, so one found there is ignored.
+func bodyField(c *fiber.Ctx, name string) string {
+	if v := c.Request().PostArgs().Peek(name); len(v) > 0 {
+		return string(v)
+	}
+	if f, err := c.MultipartForm(); err == nil {
+		if vs := f.Value[name]; len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
 }
 
 // loadSession returns the session named by the cookie, extending its idle
 // expiry, or nil when there is none that is valid (unknown, expired, or
 // its user disabled since).
 func (h *Handler) loadSession(c *fiber.Ctx) (*sess, error) {
-	tok := c.Cookies(sessionCookie)
+	tok := h.cookie(c, sessionCookie)
 	if tok == "" {
 		return nil, nil
 	}
@@ -127,6 +190,7 @@ func (h *Handler) touch(tokenHash string, now time.Time) {
 // page guards a dashboard page: no session sends the browser to the login
 // page; a form without the session's CSRF token is refused.
 func (h *Handler) page(c *fiber.Ctx) error {
+	privateAnswer(c)
 	s, err := h.loadSession(c)
 	if err != nil {
 		return h.pageError(c, err)
@@ -141,7 +205,7 @@ func (h *Handler) page(c *fiber.Ctx) error {
 	if err := h.loggedInBody(c); err != nil {
 		return h.errorPage(c, bodyStatus(err), "Le formulaire envoyé est illisible ou trop volumineux.")
 	}
-	if !safeMethod(c) && !sameToken(c.FormValue(csrfField), s.CSRF) {
+	if !safeMethod(c) && !sameToken(bodyField(c, csrfField), s.CSRF) {
 		h.d.Log.Warn("dashboard form refused: CSRF token missing or wrong", "path", c.Path(), "user", s.UserID)
 		return h.errorPage(c, fiber.StatusForbidden, "Le formulaire n'a pas de jeton de sécurité valide. Rechargez la page, puis recommencez.")
 	}
@@ -152,6 +216,7 @@ func (h *Handler) page(c *fiber.Ctx) error {
 // cookie with the CSRF token in the X-CSRF-Token header for anything that
 // changes data (the same protection as the pages' forms).
 func (h *Handler) api(c *fiber.Ctx) error {
+	privateAnswer(c)
 	if bearer, ok := strings.CutPrefix(c.Get(fiber.HeaderAuthorization), "Bearer "); ok && h.d.Bearer != nil {
 		p, err := h.d.Bearer(c.UserContext(), bearer)
 		if err != nil {
@@ -184,6 +249,15 @@ func (h *Handler) api(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// privateAnswer marks an answer that may carry personal data: no cache
+// (a shared tablet's browser, a proxy) keeps it, and no browser guesses
+// another type than the one declared. Set before anything else, so that
+// refusals carry it too.
+func privateAnswer(c *fiber.Ctx) {
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+}
+
 func safeMethod(c *fiber.Ctx) bool {
 	return c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead
 }
@@ -194,7 +268,7 @@ func safeMethod(c *fiber.Ctx) bool {
 // otherwise log a victim into the attacker's account).
 func (h *Handler) loginPage(c *fiber.Ctx) error {
 	tok := randomToken()
-	setCookie(c, loginCSRFCookie, tok, time.Hour)
+	h.setCookie(c, loginCSRFCookie, tok, time.Hour)
 	return h.render(c, fiber.StatusOK, "connexion", pageData{Title: "Connexion", CSRF: tok,
 		Data: loginForm{Next: safeNext(c.Query("suite"))}})
 }
@@ -240,7 +314,7 @@ func (h *Handler) loginLimiters() []fiber.Handler {
 // message.
 func (h *Handler) loginAgain(c *fiber.Ctx, status int, email, next, msg string) error {
 	tok := randomToken()
-	setCookie(c, loginCSRFCookie, tok, time.Hour)
+	h.setCookie(c, loginCSRFCookie, tok, time.Hour)
 	return h.render(c, status, "connexion", pageData{Title: "Connexion", CSRF: tok, Error: msg,
 		Data: loginForm{Email: email, Next: next}})
 }
@@ -248,7 +322,7 @@ func (h *Handler) loginAgain(c *fiber.Ctx, status int, email, next, msg string) 
 func (h *Handler) loginSubmit(c *fiber.Ctx) error {
 	form := loginForm{Email: strings.TrimSpace(c.FormValue("email")), Next: safeNext(c.FormValue("suite"))}
 	again := func(status int, msg string) error { return h.loginAgain(c, status, form.Email, form.Next, msg) }
-	if !sameToken(c.FormValue(csrfField), c.Cookies(loginCSRFCookie)) {
+	if !sameToken(bodyField(c, csrfField), h.cookie(c, loginCSRFCookie)) {
 		return again(fiber.StatusForbidden, "Le formulaire a expiré ou n'a pas de jeton de sécurité valide. Recommencez.")
 	}
 	u, err := h.d.Accounts.CheckPassword(c.UserContext(), form.Email, c.FormValue("password"))
@@ -273,8 +347,8 @@ func (h *Handler) loginSubmit(c *fiber.Ctx) error {
 		now.UnixMilli(), now.Add(-h.d.SessionIdle).UnixMilli()); err != nil {
 		h.d.Log.Warn("sweep expired sessions", "err", err)
 	}
-	clearCookie(c, loginCSRFCookie)
-	setCookie(c, sessionCookie, tok, h.d.SessionMax)
+	h.clearCookie(c, loginCSRFCookie)
+	h.setCookie(c, sessionCookie, tok, h.d.SessionMax)
 	h.d.Log.Info("dashboard login", "user", u.ID, "role", u.Role)
 	next := form.Next
 	if next == "" {
@@ -285,10 +359,10 @@ func (h *Handler) loginSubmit(c *fiber.Ctx) error {
 
 func (h *Handler) logout(c *fiber.Ctx) error {
 	if _, err := h.d.DB.W.ExecContext(c.UserContext(), "DELETE FROM _web_sessions WHERE token_hash = ?",
-		hashToken(c.Cookies(sessionCookie))); err != nil {
+		hashToken(h.cookie(c, sessionCookie))); err != nil {
 		return h.pageError(c, fmt.Errorf("end session: %w", err))
 	}
-	clearCookie(c, sessionCookie)
+	h.clearCookie(c, sessionCookie)
 	return c.Redirect("/connexion", fiber.StatusSeeOther)
 }
 

@@ -5,7 +5,7 @@
 //
 // Pages are plain HTML forms rendered with html/template, so they work
 // without JavaScript on the cheapest tablet. A browser holds a session
-// cookie (HttpOnly, SameSite=Lax, Secure over TLS); every form carries the
+// cookie (HttpOnly, SameSite=Lax, Secure and __Host- over HTTPS); every form carries the
 // session's CSRF token. Tools may call the JSON API with a bearer access
 // token instead of a cookie.
 //
@@ -26,6 +26,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -62,6 +63,9 @@ type Deps struct {
 	// RevokeDevice revokes a device on behalf of actorID; nil uses the
 	// dashboard's own minimal revocation (see fleet.go).
 	RevokeDevice func(ctx context.Context, actorID, deviceID string) error
+	// TrustedProxies are the reverse proxies whose X-Forwarded-Proto is
+	// believed (see HTTPS); empty trusts none.
+	TrustedProxies []netip.Prefix
 	// ServerNode is the server's own node id, the author of its writes.
 	ServerNode string
 	Now        func() time.Time

@@ -223,27 +223,52 @@ func BeforeApply(ctx context.Context, q Querier, schema *syncproto.Schema, chang
 // anonymised beneficiaries the batch touched are cleared from the
 // conflict log, where a concurrent write that lost may have left them.
 func (c *Check) AfterApply(ctx context.Context, q Querier, write WriteFunc) error {
-	if err := c.completeErasures(ctx, q, write); err != nil {
+	broken, err := c.Finish(ctx, q, write)
+	if err != nil || len(broken) == 0 {
 		return err
+	}
+	return c.Refusal(broken[0])
+}
+
+// Refusal is the invalid_row error for one violation Finish reported.
+func (c *Check) Refusal(v Violation) *syncproto.Error {
+	return syncproto.Errorf(syncproto.CodeInvalidRow, "%s %s breaks rule %s: %s", v.Table, v.PK, v.Rule.Name, v.Rule.Message).
+		With(syncproto.DetailRule, v.Rule.Name).With(syncproto.DetailTable, v.Table).With(syncproto.DetailPK, v.PK).
+		With(syncproto.DetailIndex, c.index[syncproto.RowKey{Table: v.Table, PK: v.PK}])
+}
+
+// Finish is AfterApply reporting every row the batch made invalid, each
+// with the first rule it newly breaks, instead of an error for the first
+// one: the server refuses those rows alone, rolls the merge back and
+// applies the batch again without them. The conflict log is scrubbed
+// only when nothing is broken (the batch applied as it will stand).
+func (c *Check) Finish(ctx context.Context, q Querier, write WriteFunc) ([]Violation, error) {
+	if err := c.completeErasures(ctx, q, write); err != nil {
+		return nil, err
 	}
 	vs, err := Violations(ctx, q, c.schema, c.rows)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var broken []Violation
+	seen := map[syncproto.RowKey]bool{}
 	for _, v := range vs {
-		if c.before[violationKey(v)] {
+		k := syncproto.RowKey{Table: v.Table, PK: v.PK}
+		if c.before[violationKey(v)] || seen[k] {
 			continue
 		}
-		return syncproto.Errorf(syncproto.CodeInvalidRow, "%s %s breaks rule %s: %s", v.Table, v.PK, v.Rule.Name, v.Rule.Message).
-			With(syncproto.DetailRule, v.Rule.Name).With(syncproto.DetailTable, v.Table).With(syncproto.DetailPK, v.PK).
-			With(syncproto.DetailIndex, c.index[syncproto.RowKey{Table: v.Table, PK: v.PK}])
+		seen[k] = true
+		broken = append(broken, v)
+	}
+	if len(broken) > 0 {
+		return broken, nil
 	}
 	if pks := c.rows["beneficiaire"]; len(pks) > 0 {
 		if err := ScrubConflicts(ctx, q, pks); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // ScrubConflicts clears, in the conflict log, the personal values of

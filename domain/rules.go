@@ -188,6 +188,16 @@ func Rules() []Rule {
 		dureeRule("activite"),
 		dateRule("activite", "date"),
 		{
+			// A typo in the year (2062 for 2026) makes an activity that
+			// no statistic will ever count; planned meetings are
+			// rendez_vous rows, not activities. Judged on each side's own
+			// clock: the device's at write time, the server's at push.
+			Name:     "activite_dans_le_futur",
+			Table:    "activite",
+			Violated: "$.date IS NOT NULL AND date($.date) > date('now', '+31 days')",
+			Message:  "la date de l'activité est à plus d'un mois dans le futur : vérifiez l'année",
+		},
+		{
 			Name:     "beneficiaire_identifie",
 			Table:    "beneficiaire",
 			Violated: fmt.Sprintf("COALESCE($.anonyme, 0) = 0 AND NOT (%s AND %s)", filled("prenom"), filled("nom")),

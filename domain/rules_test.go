@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/internal/relaistest"
@@ -76,6 +77,7 @@ func ruleCases() []ruleCase {
 		{"thématiques pas en JSON", "activite", map[string]any{"thematiques": "email"}, "enum_activite_thematiques"},
 		{"thématiques liste vide", "activite", map[string]any{"thematiques": `[]`}, ""},
 		{"date impossible", "activite", map[string]any{"date": "2025-02-30"}, "date_activite_date"},
+		{"date dans 40 ans", "activite", map[string]any{"date": time.Now().AddDate(40, 0, 0).Format(time.DateOnly)}, "activite_dans_le_futur"},
 		{"code INSEE corse", "activite", map[string]any{"code_insee": "2A004"}, ""},
 		{"bénéficiaire identifié", "beneficiaire", nil, ""},
 		{"bénéficiaire identifié sans nom", "beneficiaire", map[string]any{"nom": nil}, "beneficiaire_identifie"},

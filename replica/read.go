@@ -339,3 +339,31 @@ func (h *streamHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return s
 }
+
+// ReadCells returns the cells held for some columns of one row, with
+// their versions, in the order of cols; a column with no cell is left
+// out. The server answers a refused row with them, so that the device
+// can put the row back as the server holds it.
+func ReadCells(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, table, pk string, cols []string) ([]syncproto.Change, error) {
+	out := make([]syncproto.Change, 0, len(cols))
+	for _, col := range cols {
+		c := syncproto.Change{Table: table, PK: pk, Column: col}
+		var hlc int64
+		err := q.QueryRowContext(ctx, "SELECT val, hlc, node FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", table, pk, col).
+			Scan(&c.Value, &hlc, &c.Version.Node)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read cell %s.%s of %s: %w", table, col, pk, err)
+		}
+		if raw, ok := c.Value.([]byte); ok {
+			c.Value = string(raw)
+		}
+		c.Version.HLC = syncproto.Timestamp(hlc)
+		out = append(out, c)
+	}
+	return out, nil
+}

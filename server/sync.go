@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -45,7 +46,7 @@ func (s *Server) Exchange(ctx context.Context, p auth.Principal, req *syncproto.
 	}
 	var own seqRange
 	if req.Push != nil {
-		if err := s.push(ctx, p, req.Push, resp, &own); err != nil {
+		if err := s.push(ctx, p, req.Push, req.RefuseRows, resp, &own); err != nil {
 			if code := syncproto.CodeOf(err); code != "" && code != syncproto.CodeInternal {
 				s.metrics.refusals.WithLabelValues(string(code)).Inc()
 			}
@@ -101,23 +102,52 @@ func pullFrom(req *syncproto.SyncRequest, own seqRange) int64 {
 type batchRecord struct {
 	Applied   int                        `json:"applied"`
 	Conflicts []syncproto.ConflictReport `json:"conflicts,omitempty"`
+	Refused   []syncproto.Refusal        `json:"refused,omitempty"`
 }
 
-// push checks a whole batch before writing anything, then applies it in
-// one transaction. A batch already applied is acknowledged again with its
-// first answer and not applied twice. own is set to the sequence numbers
-// the batch's cells were given, when this exchange applied it.
-func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch, resp *syncproto.SyncResponse, own *seqRange) error {
+// rowRefusal is the server's verdict on one row of a batch, before it is
+// turned into a syncproto.Refusal.
+type rowRefusal struct {
+	first  int // index of the row's first change in the batch
+	code   syncproto.Code
+	reason string // in French
+	rule   string
+	err    *syncproto.Error // the whole-batch error, for older devices
+}
+
+// push applies a batch in one transaction. A batch already applied is
+// acknowledged again with its first answer and not applied twice. own is
+// set to the sequence numbers the batch's cells were given, when this
+// exchange applied it.
+//
+// A row the sender may not write, or whose values break a domain rule or
+// the schema's types, is refused alone: its changes are left out, the
+// batch's other rows are applied, and the answer lists the refused rows
+// (resp.Refused) with the server's version of their cells. A device
+// that did not ask for that (req.RefuseRows unset, an older SDK) gets
+// the whole batch refused with the first row's error, as before. What
+// makes the batch itself unreadable (an unknown table, a change signed
+// by another node, a clock too far ahead) refuses it whole.
+func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch, rowsOK bool, resp *syncproto.SyncResponse, own *seqRange) error {
 	schema := s.Schema()
 	var newest syncproto.Timestamp
+	refused := map[syncproto.RowKey]*rowRefusal{}
 	for i := range b.Changes {
 		ch := &b.Changes[i]
-		if err := schema.Check(ch); err != nil {
-			return withIndex(err, i)
-		}
 		if ch.Version.Node != p.DeviceID {
 			return syncproto.Errorf(syncproto.CodeBadChange,
 				"change %d is signed by node %q; a device may only push its own writes", i, ch.Version.Node).With(syncproto.DetailIndex, i)
+		}
+		if err := schema.Check(ch); err != nil {
+			var pe *syncproto.Error
+			if !rowsOK || !errors.As(err, &pe) || pe.Code == syncproto.CodeUnknownTable {
+				return withIndex(err, i)
+			}
+			k := ch.Row()
+			if refused[k] == nil {
+				refused[k] = &rowRefusal{first: i, code: pe.Code, reason: typeReason(pe.Code, ch.Column), err: pe.With(syncproto.DetailIndex, i)}
+			}
+			continue
 		}
 		if err := s.clock.CheckOffset(ch.Version.HLC); err != nil {
 			return s.recordRefusal(ctx, p, b, withIndex(err, i))
@@ -145,7 +175,7 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 			if err := json.Unmarshal([]byte(stored), &rec); err != nil {
 				return fmt.Errorf("push batch %s: stored answer: %w", b.ID, err)
 			}
-			resp.Applied, resp.Conflicts = rec.Applied, rec.Conflicts
+			resp.Applied, resp.Conflicts, resp.Refused = rec.Applied, rec.Conflicts, rec.Refused
 			return nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
@@ -154,30 +184,75 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 		if err := s.refusedBefore(ctx, tx, p, b); err != nil {
 			return err
 		}
-		held, err := s.checkScope(ctx, tx, p, b.Changes)
+		held, scoped, err := s.scopeRules().JudgePush(ctx, tx, who(p), b.Changes)
 		if err != nil {
 			return err
 		}
-		// The domain's rules: a batch that makes a valid row invalid is
-		// refused with invalid_row and the transaction rolls back.
-		rules, err := domain.BeforeApply(ctx, tx, schema, b.Changes)
-		if err != nil {
-			return fmt.Errorf("push batch %s: %w", b.ID, err)
+		for k, v := range scoped {
+			if r := refused[k]; r == nil || v.First < r.first {
+				refused[k] = &rowRefusal{first: v.First, code: syncproto.CodeForbiddenScope, reason: v.Reason, err: v.Err()}
+			}
 		}
-		res, err := replica.Apply(ctx, wtx, schema, b.Changes, opts)
-		if err != nil {
-			return fmt.Errorf("push batch %s: %w", b.ID, err)
+		if !rowsOK && len(refused) > 0 {
+			return firstRefusal(refused).err
+		}
+		write := func(table, pk string, values map[string]any) error {
+			return s.WriteRowTx(ctx, wtx, table, pk, values)
+		}
+		// The domain's rules judge rows once merged with what the server
+		// holds: the batch is applied in a savepoint, the rows it made
+		// invalid are refused, and it is applied again without them.
+		// Rules judge one row at a time, so the second pass breaks
+		// nothing new; the loop is bounded by the batch's rows anyway.
+		var res replica.Result
+		var accepted []syncproto.Change
+		for attempt := 0; ; attempt++ {
+			accepted = withoutRows(b.Changes, refused)
+			if _, err := wtx.ExecContext(ctx, "SAVEPOINT batch_rows"); err != nil {
+				return fmt.Errorf("push batch %s: %w", b.ID, err)
+			}
+			rules, err := domain.BeforeApply(ctx, tx, schema, accepted)
+			if err != nil {
+				return fmt.Errorf("push batch %s: %w", b.ID, err)
+			}
+			if res, err = replica.Apply(ctx, wtx, schema, accepted, opts); err != nil {
+				return fmt.Errorf("push batch %s: %w", b.ID, err)
+			}
+			broken, err := rules.Finish(ctx, tx, write)
+			if err != nil {
+				return err
+			}
+			if len(broken) == 0 || attempt > len(b.Changes) {
+				if len(broken) > 0 {
+					return rules.Refusal(broken[0])
+				}
+				if _, err := wtx.ExecContext(ctx, "RELEASE batch_rows"); err != nil {
+					return fmt.Errorf("push batch %s: %w", b.ID, err)
+				}
+				break
+			}
+			if !rowsOK {
+				return rules.Refusal(broken[0])
+			}
+			if _, err := wtx.ExecContext(ctx, "ROLLBACK TO batch_rows; RELEASE batch_rows"); err != nil {
+				return fmt.Errorf("push batch %s: %w", b.ID, err)
+			}
+			for _, v := range broken {
+				k := syncproto.RowKey{Table: v.Table, PK: v.PK}
+				first := slices.IndexFunc(b.Changes, func(c syncproto.Change) bool { return c.Row() == k })
+				refused[k] = &rowRefusal{first: first, code: syncproto.CodeInvalidRow,
+					reason: v.Rule.Message, rule: v.Rule.Name, err: rules.Refusal(v).With(syncproto.DetailIndex, first)}
+			}
 		}
 		applied = seqRange{from: res.Seq - int64(res.Won), to: res.Seq}
-		if err := rules.AfterApply(ctx, tx, func(table, pk string, values map[string]any) error {
-			return s.WriteRowTx(ctx, wtx, table, pk, values)
-		}); err != nil {
-			return err
-		}
-		if err := s.reannounce(ctx, wtx, onHeldRows(s.scopeRules(), b.Changes, held), res); err != nil {
+		if err := s.reannounce(ctx, wtx, onHeldRows(s.scopeRules(), accepted, held), res); err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}
-		rec := batchRecord{Applied: res.Won, Conflicts: res.Conflicts}
+		list, err := s.refusals(ctx, wtx, p, b.Changes, refused)
+		if err != nil {
+			return fmt.Errorf("push batch %s: %w", b.ID, err)
+		}
+		rec := batchRecord{Applied: res.Won, Conflicts: res.Conflicts, Refused: list}
 		data, err := json.Marshal(rec)
 		if err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
@@ -189,7 +264,7 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 		if err := replica.SaveClock(ctx, wtx, s.clock.Last()); err != nil {
 			return err
 		}
-		resp.Applied, resp.Conflicts = rec.Applied, rec.Conflicts
+		resp.Applied, resp.Conflicts, resp.Refused = rec.Applied, rec.Conflicts, rec.Refused
 		fresh = &rec
 		return nil
 	})
@@ -201,16 +276,92 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 	if fresh != nil {
 		s.metrics.applied.Add(float64(fresh.Applied))
 		s.metrics.conflicts.Add(float64(len(fresh.Conflicts)))
+		// Each refused row counts as a refusal, as a batch refused
+		// whole does.
+		for _, r := range fresh.Refused {
+			s.metrics.refusals.WithLabelValues(string(r.Code)).Inc()
+		}
 	}
 	return nil
 }
 
-// checkScope refuses a batch that writes rows outside the sender's scope
-// (see package scope), whole, before anything is written. It returns the
-// rows of the batch the server already held, or nil when the check did
-// not read them.
-func (s *Server) checkScope(ctx context.Context, tx scope.Queryer, p auth.Principal, changes []syncproto.Change) (scope.HeldRows, error) {
-	return s.scopeRules().CheckPushRows(ctx, tx, who(p), changes)
+// typeReason says in French why the schema refused a value.
+func typeReason(code syncproto.Code, column string) string {
+	switch code {
+	case syncproto.CodeBadValue:
+		return "la valeur de " + column + " n'a pas le type attendu, ou elle est trop longue"
+	case syncproto.CodeUnknownColumn:
+		return "le serveur ne connaît pas la colonne " + column + " : l'application est plus récente que le serveur, prévenez l'administrateur"
+	}
+	return "cette modification est mal formée (identifiant de fiche ou version invalide) : prévenez l'administrateur"
+}
+
+// firstRefusal is the refusal of the row whose first change comes first.
+func firstRefusal(refused map[syncproto.RowKey]*rowRefusal) *rowRefusal {
+	var first *rowRefusal
+	for _, r := range refused {
+		if first == nil || r.first < first.first {
+			first = r
+		}
+	}
+	return first
+}
+
+// withoutRows returns the changes to rows not refused.
+func withoutRows(changes []syncproto.Change, refused map[syncproto.RowKey]*rowRefusal) []syncproto.Change {
+	if len(refused) == 0 {
+		return changes
+	}
+	out := make([]syncproto.Change, 0, len(changes))
+	for _, c := range changes {
+		if refused[c.Row()] == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// refusals lists the refused rows in batch order, each with the columns
+// the batch wrote to it and the server's version of those cells, as far
+// as the sender may see them (the pull's own filter decides).
+func (s *Server) refusals(ctx context.Context, tx *sql.Tx, p auth.Principal, changes []syncproto.Change, refused map[syncproto.RowKey]*rowRefusal) ([]syncproto.Refusal, error) {
+	if len(refused) == 0 {
+		return nil, nil
+	}
+	byRow := map[syncproto.RowKey]*syncproto.Refusal{}
+	var list []*syncproto.Refusal
+	for _, c := range changes {
+		k := c.Row()
+		r := refused[k]
+		if r == nil {
+			continue
+		}
+		out := byRow[k]
+		if out == nil {
+			out = &syncproto.Refusal{Table: c.Table, PK: c.PK, Code: r.code, Reason: r.reason, Rule: r.rule}
+			byRow[k] = out
+			list = append(list, out)
+		}
+		if !slices.Contains(out.Columns, c.Column) {
+			out.Columns = append(out.Columns, c.Column)
+		}
+	}
+	view, err := s.scopeRules().Load(ctx, tx, who(p))
+	if err != nil {
+		return nil, err
+	}
+	answer := make([]syncproto.Refusal, len(list))
+	for i, r := range list {
+		cur, err := replica.ReadCells(ctx, tx, r.Table, r.PK, r.Columns)
+		if err != nil {
+			return nil, err
+		}
+		if r.Current, err = view.Filter(ctx, tx, cur, nil); err != nil {
+			return nil, err
+		}
+		answer[i] = *r
+	}
+	return answer, nil
 }
 
 // onHeldRows returns the changes to rows the server held before the

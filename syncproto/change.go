@@ -67,8 +67,43 @@ type SyncRequest struct {
 	// pulls normally skip: a device sets it while it pulls everything
 	// again after the server refused one of its batches, to take back
 	// the server's versions of the refused cells.
+	//
+	// Devices of this version never set it (a refusal no longer costs a
+	// re-download, see Refusal); the server still honours it for older
+	// ones.
 	Resync bool `json:"resync,omitempty"`
+	// RefuseRows says the device understands SyncResponse.Refused: the
+	// server then applies what it can of a batch and lists the rows it
+	// refused, instead of refusing the whole batch for one bad row. A
+	// device that does not set it (an older SDK) gets the whole-batch
+	// refusal it knows.
+	RefuseRows bool `json:"refuse_rows,omitempty"`
 }
+
+// Refusal is one row of a pushed batch that the server did not apply,
+// because the row breaks a domain rule, the sender's scope, or the
+// schema's types. Every change the batch made to that row is refused
+// together (Columns); the batch's other rows are applied and
+// acknowledged as usual.
+type Refusal struct {
+	Table   string   `json:"tbl"`
+	PK      string   `json:"pk"`
+	Columns []string `json:"cols"`
+	Code    Code     `json:"code"`
+	// Reason says, in French, what the conseillère must fix.
+	Reason string `json:"reason"`
+	// Rule names the domain rule broken, for invalid_row.
+	Rule string `json:"rule,omitempty"`
+	// Current is the server's version of the refused cells that the
+	// sender may see, so that the device can put the row back as the
+	// server holds it without downloading anything else. A refused
+	// cell missing from it is one the server does not hold (a new row)
+	// or the sender may not see: the device drops its copy.
+	Current []Change `json:"current,omitempty"`
+}
+
+// Row names the refused row.
+func (r *Refusal) Row() RowKey { return RowKey{r.Table, r.PK} }
 
 // ConflictReport tells the pusher that one of its writes met a concurrent
 // write, and which of the two won.
@@ -84,10 +119,14 @@ type SyncResponse struct {
 	Ack       string           `json:"ack,omitempty"`
 	Applied   int              `json:"applied"`
 	Conflicts []ConflictReport `json:"conflicts,omitempty"`
-	Changes   []Change         `json:"changes"`
-	Cursor    int64            `json:"cursor"`
-	More      bool             `json:"more"`
-	Clock     Timestamp        `json:"clock"`
+	// Refused lists the rows of the acknowledged batch the server did
+	// not apply (only for a request with RefuseRows). A re-sent batch
+	// gets the same list again.
+	Refused []Refusal `json:"refused,omitempty"`
+	Changes []Change  `json:"changes"`
+	Cursor  int64     `json:"cursor"`
+	More    bool      `json:"more"`
+	Clock   Timestamp `json:"clock"`
 }
 
 // Limits on what one exchange may carry. They bound the server's memory

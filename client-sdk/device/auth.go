@@ -129,8 +129,10 @@ func (r *Replica) refreshLocked(ctx context.Context, server string) (string, err
 		}
 		return "", fmt.Errorf("refresh: %w", err)
 	}
-	if _, err := r.db.W.ExecContext(ctx, "UPDATE _device SET access_token = ?, refresh_token = ? WHERE id = 1",
-		ans.AccessToken, ans.RefreshToken); err != nil {
+	// The role may have changed since the login (a conseillère made
+	// coordinator): the device's own checks follow it.
+	if _, err := r.db.W.ExecContext(ctx, "UPDATE _device SET access_token = ?, refresh_token = ?, role = COALESCE(NULLIF(?, ''), role) WHERE id = 1",
+		ans.AccessToken, ans.RefreshToken, ans.Role); err != nil {
 		return "", fmt.Errorf("refresh: save tokens: %w", err)
 	}
 	r.access.received(ans.ExpiresIn)

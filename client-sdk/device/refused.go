@@ -3,97 +3,357 @@ package device
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
-// forgetRefused runs, inside the transaction that sets a refused batch
-// aside, before its entries leave the outbox. The capture triggers wrote
-// each refused change into _cells and the domain row when the application
-// made it; left there, the refused version would keep beating the
-// server's older versions of those cells for ever, and the replica would
-// silently differ from the server (found by the reliability tests: an
-// erased beneficiary's notes written offline kept their version on the
-// tablet). So the cells still holding a refused version are dropped, the
-// domain rows are rebuilt without them (or removed when nothing of them
-// is left), and the device pulls everything again, its own cells
-// included, to take the server's versions back.
-func (r *Replica) forgetRefused(ctx context.Context, tx *sql.Tx, batchID string) error {
-	rows, err := tx.QueryContext(ctx, `SELECT o.tbl, o.pk, o.col FROM _outbox o
-		JOIN _cells c ON c.tbl = o.tbl AND c.pk = o.pk AND c.col = o.col AND c.hlc = o.hlc AND c.node = o.node
-		WHERE o.batch = ? ORDER BY o.id`, batchID)
-	if err != nil {
-		return fmt.Errorf("forget refused cells: %w", err)
-	}
-	type cell struct{ tbl, pk, col string }
-	var cells []cell
-	for rows.Next() {
-		var c cell
-		if err := rows.Scan(&c.tbl, &c.pk, &c.col); err != nil {
-			rows.Close()
-			return fmt.Errorf("forget refused cells: %w", err)
+// A refused change is never dropped silently, nor left to block the
+// outbox. The device chose to put the row back as the server holds it and
+// to keep the conseillère's refused values beside it, in _rejected:
+//
+//   - the replica stays a faithful copy of the server (no refused version
+//     keeps beating the server's older ones, which the server would never
+//     send again), so replicas converge whatever she does next;
+//   - her values are listed with the server's French reason (Rejected,
+//     `relais device rejected`), and she either sends the row again once
+//     fixed (Retry), as a new write, or gives it up (Dismiss), and the
+//     server's version, already in place, stays.
+//
+// The server sends its version of each refused cell with the refusal
+// (syncproto.Refusal.Current), so nothing else is downloaded, and the pull
+// cursor does not move back.
+
+// setAside handles the rows the server refused in an acknowledged batch,
+// inside the transaction that applies the answer (capture triggers
+// silenced): every change the batch made to a refused row moves from the
+// outbox to _rejected, and each refused cell still holding her refused
+// version is put back as the server holds it, or dropped when the server
+// holds nothing she may see. A cell she wrote again since the batch left
+// keeps her newer write, which goes out with the next batch, stamped as
+// following the server's version. It returns the number of changes set
+// aside.
+func (r *Replica) setAside(ctx context.Context, tx *sql.Tx, batchID string, refused []syncproto.Refusal, at time.Time) (int, error) {
+	n := 0
+	for _, rf := range refused {
+		moved, err := r.setAsideRow(ctx, tx, batchID, rf, at)
+		if err != nil {
+			return n, fmt.Errorf("set refused row %s %s aside: %w", rf.Table, rf.PK, err)
 		}
-		cells = append(cells, c)
+		n += moved
+	}
+	return n, nil
+}
+
+type outboxEntry struct {
+	col  string
+	val  any
+	ver  syncproto.Version
+	prev syncproto.Version
+}
+
+func (r *Replica) setAsideRow(ctx context.Context, tx *sql.Tx, batchID string, rf syncproto.Refusal, at time.Time) (int, error) {
+	current := map[string]syncproto.Change{}
+	for _, c := range rf.Current {
+		if c.Table != rf.Table || c.PK != rf.PK {
+			return 0, fmt.Errorf("server sent a cell of %s %s with the refusal of %s %s", c.Table, c.PK, rf.Table, rf.PK)
+		}
+		if _, known := r.schema.ColumnType(c.Table, c.Column); known {
+			if err := r.schema.Check(&c); err != nil {
+				return 0, fmt.Errorf("server sent an invalid cell: %w", err)
+			}
+		} else if num, ok := c.Value.(json.Number); ok {
+			c.Value = num.String()
+		}
+		current[c.Column] = c
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT col, val, hlc, node, prev_hlc, prev_node FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id",
+		batchID, rf.Table, rf.PK)
+	if err != nil {
+		return 0, err
+	}
+	var entries []outboxEntry
+	for rows.Next() {
+		var e outboxEntry
+		var hlc, prevHLC int64
+		if err := rows.Scan(&e.col, &e.val, &hlc, &e.ver.Node, &prevHLC, &e.prev.Node); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		e.ver.HLC, e.prev.HLC = syncproto.Timestamp(hlc), syncproto.Timestamp(prevHLC)
+		entries = append(entries, e)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("forget refused cells: %w", err)
+		return 0, err
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE _replica SET applying = 1 WHERE id = 1"); err != nil {
-		return fmt.Errorf("forget refused cells: %w", err)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO _rejected (tbl, pk, col, val, hlc, node, code, message, rule, rejected_at)
+		SELECT tbl, pk, col, val, hlc, node, ?, ?, ?, ? FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id`,
+		string(rf.Code), rf.Reason, rf.Rule, at.UnixMilli(), batchID, rf.Table, rf.PK); err != nil {
+		return 0, err
 	}
-	touched := map[syncproto.RowKey]bool{}
-	var order []syncproto.RowKey
-	for _, c := range cells {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", c.tbl, c.pk, c.col); err != nil {
-			return fmt.Errorf("forget refused cell %s.%s: %w", c.tbl, c.col, err)
+	if _, err := tx.ExecContext(ctx, "DELETE FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ?", batchID, rf.Table, rf.PK); err != nil {
+		return 0, err
+	}
+	touched := false
+	for _, e := range entries {
+		cur, has := current[e.col]
+		// Writes made since the batch left follow her refused version,
+		// which the server never took: they now follow the server's.
+		if _, err := tx.ExecContext(ctx, "UPDATE _outbox SET prev_hlc = ?, prev_node = ? WHERE tbl = ? AND pk = ? AND col = ? AND batch IS NULL",
+			int64(cur.Version.HLC), cur.Version.Node, rf.Table, rf.PK, e.col); err != nil {
+			return 0, err
 		}
-		if _, known := r.schema.ColumnType(c.tbl, c.col); !known {
-			continue
+		var hlc int64
+		var node string
+		err := tx.QueryRowContext(ctx, "SELECT hlc, node FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", rf.Table, rf.PK, e.col).Scan(&hlc, &node)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && (syncproto.Timestamp(hlc) != e.ver.HLC || node != e.ver.Node)) {
+			continue // written again since: her newer write stands
 		}
-		if c.col != "_deleted" {
-			if _, err := tx.ExecContext(ctx, "UPDATE "+quoteIdent(c.tbl)+" SET "+quoteIdent(c.col)+" = NULL WHERE id = ?", c.pk); err != nil {
-				return fmt.Errorf("forget refused cell %s.%s: %w", c.tbl, c.col, err)
+		if err != nil {
+			return 0, err
+		}
+		touched = true
+		if has {
+			_, err = tx.ExecContext(ctx, "UPDATE _cells SET val = ?, hlc = ?, node = ? WHERE tbl = ? AND pk = ? AND col = ?",
+				cur.Value, int64(cur.Version.HLC), cur.Version.Node, rf.Table, rf.PK, e.col)
+		} else {
+			_, err = tx.ExecContext(ctx, "DELETE FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", rf.Table, rf.PK, e.col)
+			if _, known := r.schema.ColumnType(rf.Table, e.col); err == nil && known && e.col != syncproto.DeletedColumn {
+				_, err = tx.ExecContext(ctx, "UPDATE "+quoteIdent(rf.Table)+" SET "+quoteIdent(e.col)+" = NULL WHERE id = ?", rf.PK)
 			}
 		}
-		k := syncproto.RowKey{Table: c.tbl, PK: c.pk}
-		if !touched[k] {
-			touched[k] = true
-			order = append(order, k)
+		if err != nil {
+			return 0, err
 		}
 	}
-	for _, k := range order {
-		var left int
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM _cells WHERE tbl = ? AND pk = ?", k.Table, k.PK).Scan(&left); err != nil {
-			return fmt.Errorf("forget refused cells of %s %s: %w", k.Table, k.PK, err)
-		}
-		if left == 0 {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM "+quoteIdent(k.Table)+" WHERE id = ?", k.PK); err != nil {
-				return fmt.Errorf("forget refused row %s %s: %w", k.Table, k.PK, err)
-			}
-			continue
-		}
-		if err := replica.Rematerialise(ctx, tx, r.schema, k.Table, k.PK); err != nil {
-			return err
+	if touched {
+		if err := r.rebuildRow(ctx, tx, rf.Table, rf.PK); err != nil {
+			return 0, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE _replica SET applying = 0 WHERE id = 1"); err != nil {
-		return fmt.Errorf("forget refused cells: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE _device SET cursor = 0, resync = 1 WHERE id = 1"); err != nil {
-		return fmt.Errorf("forget refused cells: ask for a full pull: %w", err)
-	}
-	return nil
+	return len(entries), nil
 }
 
-// resyncing reports whether the device is pulling everything again after
-// a refusal (see forgetRefused).
+// rebuildRow makes a domain row match its cells again: removed when no
+// cell of it is left, rebuilt otherwise.
+func (r *Replica) rebuildRow(ctx context.Context, tx *sql.Tx, table, pk string) error {
+	if _, ok := r.schema.Tables[table]; !ok {
+		return nil
+	}
+	var left int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM _cells WHERE tbl = ? AND pk = ?", table, pk).Scan(&left); err != nil {
+		return fmt.Errorf("rebuild %s %s: %w", table, pk, err)
+	}
+	if left == 0 {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+quoteIdent(table)+" WHERE id = ?", pk); err != nil {
+			return fmt.Errorf("rebuild %s %s: %w", table, pk, err)
+		}
+		return nil
+	}
+	return replica.Rematerialise(ctx, tx, r.schema, table, pk)
+}
+
+// setAsideBatch handles a batch refused whole for its content (a table
+// the server does not know, or, from an older server, any refusal): each
+// of its rows is set aside as if refused alone, with the batch's error
+// as the reason and no server version to put back (the server has none
+// it would send: its answer carried none).
+func (r *Replica) setAsideBatch(ctx context.Context, tx *sql.Tx, batch *syncproto.Batch, pe *syncproto.Error, at time.Time) (int, error) {
+	var refused []syncproto.Refusal
+	seen := map[syncproto.RowKey]bool{}
+	for _, c := range batch.Changes {
+		k := c.Row()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		rule, _ := pe.Details[syncproto.DetailRule].(string)
+		refused = append(refused, syncproto.Refusal{Table: c.Table, PK: c.PK, Code: pe.Code, Reason: pe.Message, Rule: rule})
+	}
+	n, err := r.setAside(ctx, tx, batch.ID, refused, at)
+	if err != nil {
+		return n, err
+	}
+	// Entries of rows the batch no longer names (none, normally).
+	_, err = tx.ExecContext(ctx, "DELETE FROM _outbox WHERE batch = ?", batch.ID)
+	return n, err
+}
+
+// resyncing reports whether the device is finishing a full pull that an
+// older version of the SDK started after a refusal (migration 00041).
+// This version never starts one.
 func (r *Replica) resyncing(ctx context.Context) (bool, error) {
 	var on bool
 	if err := r.db.W.QueryRowContext(ctx, "SELECT resync FROM _device WHERE id = 1").Scan(&on); err != nil {
 		return false, fmt.Errorf("sync: read resync flag: %w", err)
 	}
 	return on, nil
+}
+
+// Rejection is one change the server refused, kept on the device with
+// the conseillère's value and the server's reason.
+type Rejection struct {
+	ID     int64
+	Table  string
+	PK     string
+	Column string
+	Value  any    // her value, as she wrote it
+	Code   string // the server's code (forbidden_scope, invalid_row, bad_value...)
+	Reason string // in French
+	Rule   string // the domain rule broken, for invalid_row
+	At     time.Time
+}
+
+// Rejected lists the refused changes, oldest first. Changes refused
+// together (one row of one batch) share Table, PK and At.
+func (r *Replica) Rejected(ctx context.Context) ([]Rejection, error) {
+	rows, err := r.db.W.QueryContext(ctx, "SELECT id, tbl, pk, col, val, code, message, rule, rejected_at FROM _rejected ORDER BY rejected_at, id")
+	if err != nil {
+		return nil, fmt.Errorf("rejected changes: %w", err)
+	}
+	defer rows.Close()
+	var out []Rejection
+	for rows.Next() {
+		var j Rejection
+		var at int64
+		if err := rows.Scan(&j.ID, &j.Table, &j.PK, &j.Column, &j.Value, &j.Code, &j.Reason, &j.Rule, &at); err != nil {
+			return nil, fmt.Errorf("rejected changes: %w", err)
+		}
+		if raw, ok := j.Value.([]byte); ok {
+			j.Value = string(raw)
+		}
+		j.At = time.UnixMilli(at)
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// ErrNoRejection answers Retry and Dismiss for an id that names no
+// refused change.
+var ErrNoRejection = errors.New("aucune modification refusée ne porte ce numéro (voir relais device rejected)")
+
+// rejectedRow returns the row the refused change id belongs to, and her
+// refused values for it (column -> value; the newest when a cell was
+// refused twice).
+func rejectedRow(ctx context.Context, tx *sql.Tx, id int64) (table, pk string, values map[string]any, err error) {
+	err = tx.QueryRowContext(ctx, "SELECT tbl, pk FROM _rejected WHERE id = ?", id).Scan(&table, &pk)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", nil, ErrNoRejection
+	}
+	if err != nil {
+		return "", "", nil, err
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT col, val FROM _rejected WHERE tbl = ? AND pk = ? ORDER BY id", table, pk)
+	if err != nil {
+		return "", "", nil, err
+	}
+	defer rows.Close()
+	values = map[string]any{}
+	for rows.Next() {
+		var col string
+		var val any
+		if err := rows.Scan(&col, &val); err != nil {
+			return "", "", nil, err
+		}
+		if raw, ok := val.([]byte); ok {
+			val = string(raw)
+		}
+		values[col] = val
+	}
+	return table, pk, values, rows.Err()
+}
+
+// Retry writes again the row the refused change id belongs to, with her
+// refused values for it, changed by fix (column -> value) where she
+// corrected them, as an ordinary local write: the device's checks judge
+// it now (an error says in French what is still wrong, and nothing is
+// written), and the next Sync sends it. The row's refused changes leave
+// the list.
+func (r *Replica) Retry(ctx context.Context, id int64, fix map[string]any) error {
+	err := r.db.Write(ctx, func(tx *sql.Tx) error {
+		table, pk, values, err := rejectedRow(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		t, ok := r.schema.Tables[table]
+		if !ok {
+			return fmt.Errorf("la table %s n'existe pas sur cet appareil", table)
+		}
+		for col, v := range fix {
+			if _, known := t.Columns[col]; !known {
+				return fmt.Errorf("la table %s n'a pas de colonne %s", table, col)
+			}
+			values[col] = v
+		}
+		var exists bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM "+quoteIdent(table)+" WHERE id = ?)", pk).Scan(&exists); err != nil {
+			return err
+		}
+		deleted := fmt.Sprint(values[syncproto.DeletedColumn]) == "1"
+		delete(values, syncproto.DeletedColumn)
+		var cols []string
+		var args []any
+		for col := range values {
+			if _, known := t.Columns[col]; known {
+				cols = append(cols, col)
+			}
+		}
+		slices.Sort(cols)
+		for _, c := range cols {
+			args = append(args, values[c])
+		}
+		switch {
+		case deleted:
+			if exists {
+				_, err = tx.ExecContext(ctx, "DELETE FROM "+quoteIdent(table)+" WHERE id = ?", pk)
+			}
+		case exists && len(cols) > 0:
+			set := make([]string, len(cols))
+			for i, c := range cols {
+				set[i] = quoteIdent(c) + " = ?"
+			}
+			_, err = tx.ExecContext(ctx, "UPDATE "+quoteIdent(table)+" SET "+strings.Join(set, ", ")+" WHERE id = ?", append(args, pk)...)
+		case !exists:
+			names := []string{"id"}
+			for _, c := range cols {
+				names = append(names, quoteIdent(c))
+			}
+			_, err = tx.ExecContext(ctx, "INSERT INTO "+quoteIdent(table)+" ("+strings.Join(names, ", ")+") VALUES (?"+strings.Repeat(", ?", len(cols))+")",
+				append([]any{pk}, args...)...)
+		}
+		if err != nil {
+			return fmt.Errorf("la fiche est encore refusée : %w", err)
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM _rejected WHERE tbl = ? AND pk = ?", table, pk)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("retry refused change %d: %w", id, err)
+	}
+	return nil
+}
+
+// Dismiss gives up the row the refused change id belongs to: her refused
+// values for it leave the list, and the server's version, which the
+// device put back when the refusal arrived, stays.
+func (r *Replica) Dismiss(ctx context.Context, id int64) error {
+	err := r.db.Write(ctx, func(tx *sql.Tx) error {
+		table, pk, _, err := rejectedRow(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM _rejected WHERE tbl = ? AND pk = ?", table, pk)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("dismiss refused change %d: %w", id, err)
+	}
+	return nil
 }

@@ -33,8 +33,8 @@ func (r *Replica) Login(ctx context.Context, server, email, password string) err
 		}
 		return fmt.Errorf("login: %w", err)
 	}
-	_, err = r.db.W.ExecContext(ctx, "UPDATE _device SET server = ?, email = ?, user_id = ?, access_token = ?, refresh_token = ?, last_error = NULL WHERE id = 1",
-		server, email, ans.UserID, ans.AccessToken, ans.RefreshToken)
+	_, err = r.db.W.ExecContext(ctx, "UPDATE _device SET server = ?, email = ?, user_id = ?, role = NULLIF(?, ''), access_token = ?, refresh_token = ?, last_error = NULL WHERE id = 1",
+		server, email, ans.UserID, ans.Role, ans.AccessToken, ans.RefreshToken)
 	if err != nil {
 		return fmt.Errorf("login: save token: %w", err)
 	}
@@ -154,7 +154,8 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 				built = next
 			}
 		}
-		if err := r.applyAnswer(ctx, batch, &resp); err != nil {
+		aside, err := r.applyAnswer(ctx, batch, &resp)
+		if err != nil {
 			if ahead != nil {
 				// It went out: its bytes count, its answer does not.
 				u, d, _, _ := ahead.drop()
@@ -165,8 +166,9 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 			return rep, err
 		}
 		if batch != nil && resp.Ack == batch.ID {
-			rep.Pushed += len(batch.Changes)
+			rep.Pushed += len(batch.Changes) - aside
 			rep.Conflicts += len(resp.Conflicts)
+			rep.Rejected += aside
 		}
 		rep.Pulled += len(resp.Changes)
 		cursor = resp.Cursor
@@ -263,6 +265,7 @@ func (r *Replica) buildRequest(ctx context.Context, cursor int64, limit, batchSi
 	req := syncproto.SyncRequest{
 		Push: batch, Cursor: cursor, Limit: limit,
 		Pending: pending, AppVersion: r.opts.AppVersion,
+		RefuseRows: true,
 	}
 	if req.Resync, err = r.resyncing(ctx); err != nil {
 		return nil, err
@@ -443,22 +446,32 @@ func (r *Replica) clock(ctx context.Context) (syncproto.Timestamp, error) {
 }
 
 // applyAnswer commits one answer in one transaction: the acknowledged
-// batch leaves the outbox, the pulled page is merged, the cursor and the
+// batch leaves the outbox, the rows the server refused in it are set
+// aside (see setAside), the pulled page is merged, the cursor and the
 // clock advance. If the device dies before the commit, none of it
-// happened and the next Sync redoes it.
-func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp *syncproto.SyncResponse) error {
+// happened and the next Sync redoes it. It returns the number of changes
+// set aside.
+func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp *syncproto.SyncResponse) (int, error) {
+	aside := 0
 	var keep []syncproto.Change
 	for i := range resp.Changes {
 		c := resp.Changes[i]
 		if _, known := r.schema.ColumnType(c.Table, c.Column); known {
 			if err := r.schema.Check(&c); err != nil {
-				return fmt.Errorf("sync: server sent an invalid cell: %w", err)
+				return 0, fmt.Errorf("sync: server sent an invalid cell: %w", err)
 			}
 		}
 		keep = append(keep, c)
 	}
 	err := r.applyLocal(ctx, func(tx *sql.Tx) error {
 		if batch != nil && resp.Ack == batch.ID {
+			// Before the page: the page may bring a newer version of a
+			// cell whose refused write is put back as the server held it.
+			n, err := r.setAside(ctx, tx, batch.ID, resp.Refused, time.Now())
+			if err != nil {
+				return err
+			}
+			aside = n
 			if _, err := tx.ExecContext(ctx, "DELETE FROM _outbox WHERE batch = ?", batch.ID); err != nil {
 				return fmt.Errorf("drop acknowledged batch: %w", err)
 			}
@@ -477,7 +490,8 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 		var lastSync any
 		if !resp.More {
 			lastSync = time.Now().UnixMilli()
-			// A full pull asked for after a refusal is complete.
+			// A full pull an older SDK asked for after a refusal is
+			// complete.
 			if _, err := tx.ExecContext(ctx, "UPDATE _device SET resync = 0 WHERE id = 1"); err != nil {
 				return err
 			}
@@ -487,19 +501,21 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("sync: apply answer: %w", err)
+		return 0, fmt.Errorf("sync: apply answer: %w", err)
 	}
 	// Statements this page had to prepare in its transaction are kept
 	// prepared for the next pages. A failure here costs only speed: the
 	// next transaction prepares them again, and reports any error that
 	// is real.
 	_ = r.prepared.Learn(ctx)
-	return nil
+	return aside, nil
 }
 
 // contentCodes are refusals of what a batch says, not of who sent it or
-// when: re-sending the batch would fail forever, so its changes are moved
-// to _rejected (kept, with the reason) and the outbox moves on.
+// when: re-sending the batch would fail forever, so its rows are set
+// aside (see setAsideBatch) and the outbox moves on. A server of this
+// version refuses whole only a batch naming a table it does not know;
+// the others come from older servers.
 var contentCodes = map[syncproto.Code]bool{
 	syncproto.CodeBadChange: true, syncproto.CodeBadValue: true, syncproto.CodeUnknownTable: true,
 	syncproto.CodeUnknownColumn: true, syncproto.CodeInvalidRow: true, syncproto.CodeForbiddenScope: true,
@@ -511,25 +527,18 @@ func (r *Replica) handleFailure(ctx context.Context, batch *syncproto.Batch, err
 	}
 	var pe *syncproto.Error
 	if errors.As(err, &pe) && batch != nil && contentCodes[pe.Code] {
-		werr := r.db.Write(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `INSERT INTO _rejected (tbl, pk, col, val, hlc, node, code, message, rejected_at)
-				SELECT tbl, pk, col, val, hlc, node, ?, ?, ? FROM _outbox WHERE batch = ?`,
-				string(pe.Code), pe.Message, time.Now().UnixMilli(), batch.ID)
-			if err != nil {
-				return err
-			}
-			if err := r.forgetRefused(ctx, tx, batch.ID); err != nil {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, "DELETE FROM _outbox WHERE batch = ?", batch.ID)
+		var n int
+		werr := r.applyLocal(ctx, func(tx *sql.Tx) error {
+			var err error
+			n, err = r.setAsideBatch(ctx, tx, batch, pe, time.Now())
 			return err
 		})
 		if werr != nil {
 			return fmt.Errorf("sync: set rejected batch aside: %w", werr)
 		}
-		rep.Rejected += len(batch.Changes)
+		rep.Rejected += n
 	}
-	if _, dberr := r.db.W.ExecContext(ctx, "UPDATE _device SET last_error = ? WHERE id = 1", err.Error()); dberr != nil {
+	if _, dberr := r.db.W.ExecContext(ctx, "UPDATE _device SET last_error = ? WHERE id = 1", Describe(err)); dberr != nil {
 		return errors.Join(err, dberr)
 	}
 	return err

@@ -28,6 +28,7 @@ var commands = []command{
 	{path: "device sync", summary: "synchroniser l'appareil avec son serveur", run: runDeviceSync},
 	{path: "device status", summary: "afficher l'état de synchronisation de l'appareil", run: runDeviceStatus},
 	{path: "device sql", args: "SQL", summary: "exécuter du SQL sur l'appareil et afficher le résultat", run: runDeviceSQL},
+	{path: "device rejected", summary: "lister les modifications refusées par le serveur ; en renvoyer une corrigée (--retry) ou y renoncer (--dismiss)", run: runDeviceRejected},
 	{path: "device erase", summary: "effacer (anonymiser) un bénéficiaire sur cet appareil ; envoyé à la synchronisation", run: runDeviceErase},
 
 	// The benchmark harness re-executes this binary to run the server in

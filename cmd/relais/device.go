@@ -87,6 +87,9 @@ func runDeviceSync(ctx context.Context, args []string, e *env) error {
 			}
 			return explainExchange(err, st.Pending)
 		}
+		if rep.Rejected > 0 {
+			fmt.Fprintf(e.stdout, "%s modification(s) refusée(s) par le serveur : à corriger ou abandonner avec « relais device rejected ».\n", fr.Number(rep.Rejected))
+		}
 		fmt.Fprintln(e.stdout, "Synchronisation terminée.")
 		return nil
 	}, func(o *device.Options) {
@@ -118,7 +121,11 @@ func runDeviceStatus(ctx context.Context, args []string, e *env) error {
 		// reached now: the last sync and the last error say that.
 		fmt.Fprintf(w, "Inscrit auprès du serveur\t%s\n", yesNo(st.LoggedIn))
 		fmt.Fprintf(w, "Modifications en attente\t%s\n", fr.Number(st.Pending))
-		fmt.Fprintf(w, "Modifications refusées par le serveur\t%s\n", fr.Number(st.Rejected))
+		if st.Rejected > 0 {
+			fmt.Fprintf(w, "Modifications refusées par le serveur\t%s : à corriger ou abandonner avec « relais device rejected »\n", fr.Number(st.Rejected))
+		} else {
+			fmt.Fprintf(w, "Modifications refusées par le serveur\t0\n")
+		}
 		fmt.Fprintf(w, "Dernière synchronisation réussie\t%s\n", fr.DateTime(st.LastSync))
 		fmt.Fprintf(w, "Curseur\t%s\n", fr.Number(st.Cursor))
 		fmt.Fprintf(w, "Version du schéma\t%d\n", st.SchemaVers)

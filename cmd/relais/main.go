@@ -14,7 +14,7 @@
 //	relais admin coordination add
 //	relais admin retention run
 //	relais admin beneficiaire erase
-//	relais device login|sync|status|sql|erase
+//	relais device login|sync|status|sql|erase|rejected
 //
 // Messages meant for people (conseillères, coordinators, the
 // administrator) are French and say what to do; errors sent to programs

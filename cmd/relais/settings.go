@@ -100,9 +100,10 @@ func (f *flags) Uint64(name string, def uint64, help string) *uint64 {
 func (f *flags) Duration(name string, def time.Duration, help string) *time.Duration {
 	return f.fs.Duration(name, def, help)
 }
-func (f *flags) NArg() int        { return f.fs.NArg() }
-func (f *flags) Arg(i int) string { return f.fs.Arg(i) }
-func (f *flags) Args() []string   { return f.fs.Args() }
+func (f *flags) Var(v flag.Value, name, help string) { f.fs.Var(v, name, help) }
+func (f *flags) NArg() int                           { return f.fs.NArg() }
+func (f *flags) Arg(i int) string                    { return f.fs.Arg(i) }
+func (f *flags) Args() []string                      { return f.fs.Args() }
 
 // text binds a text setting.
 func (f *flags) text(s setting) *string {

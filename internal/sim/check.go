@@ -89,6 +89,9 @@ func (w *World) checkFinal() error {
 		}
 		acked++
 		for _, c := range b.changes {
+			if b.refused[c.Row()] {
+				continue // never applied: nothing followed it on the server
+			}
 			m := successors[c.Cell()]
 			if m == nil {
 				m = map[syncproto.Version]bool{}
@@ -103,6 +106,12 @@ func (w *World) checkFinal() error {
 			continue
 		}
 		for _, c := range b.changes {
+			if b.refused[c.Row()] {
+				if err := w.checkKept(ctx, sdb, b.dev, c); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := w.checkAcked(ctx, sdb, b.dev, c, successors); err != nil {
 				return err
 			}
@@ -142,6 +151,9 @@ func (w *World) checkErased(ctx context.Context) error {
 			continue
 		}
 		for _, c := range b.changes {
+			if b.refused[c.Row()] {
+				continue
+			}
 			if c.Table == "beneficiaire" && c.Column == "anonyme" && canon(c.Value) != "1" {
 				recreated[c.PK] = true
 			}
@@ -172,6 +184,41 @@ func (w *World) checkErased(ctx context.Context) error {
 				w.violate("beneficiaire %s, erased %s, still has personal values on %s (%d cells)", id, who, name, n)
 			}
 		}
+	}
+	return nil
+}
+
+// checkKept: a change the server refused is not lost. Its value is on the
+// server (the same value written by someone else, or the server's own
+// already), or in its device's list of refused changes, with the same
+// version, until the conseillère retried or dismissed the row (both her
+// choice; a retry is a new write, checked as such), or an erasure
+// cleared it.
+func (w *World) checkKept(ctx context.Context, sdb *sql.DB, d *Device, c syncproto.Change) error {
+	if w.settled[settledKey{d.node, c.Table, c.PK}] {
+		return nil
+	}
+	var val any
+	err := sdb.QueryRowContext(ctx, "SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", c.Table, c.PK, c.Column).Scan(&val)
+	if err != nil && err != sql.ErrNoRows {
+		return fmt.Errorf("read cell: %w", err)
+	}
+	if err == nil && canon(val) == canon(c.Value) {
+		return nil
+	}
+	var kept any
+	err = d.db().QueryRowContext(ctx, "SELECT val FROM _rejected WHERE tbl = ? AND pk = ? AND col = ? AND hlc = ? AND node = ?",
+		c.Table, c.PK, c.Column, int64(c.Version.HLC), c.Version.Node).Scan(&kept)
+	switch {
+	case err == sql.ErrNoRows:
+		w.violate("refused write %s.%s of %s = %s (%s) by %s is neither on the server nor in its rejected list",
+			c.Table, c.Column, c.PK, canon(c.Value), c.Version, d.name)
+		return nil
+	case err != nil:
+		return fmt.Errorf("read rejected changes of %s: %w", d.name, err)
+	}
+	if canon(kept) != canon(c.Value) && !(kept == nil && isPersonal(c) && (w.erased[c.PK] || w.erasedOnDevice[c.PK])) {
+		w.violate("rejected list of %s keeps %s for %s.%s of %s, written as %s", d.name, canon(kept), c.Table, c.Column, c.PK, canon(c.Value))
 	}
 	return nil
 }

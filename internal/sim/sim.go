@@ -101,7 +101,10 @@ type batchKey struct{ node, id string }
 type batchInfo struct {
 	dev     *Device
 	changes []syncproto.Change
-	answer  []byte // first answer's (applied, conflicts), to compare re-deliveries
+	answer  []byte // first answer's (applied, conflicts, refusals), to compare re-deliveries
+	// refused are the rows the server refused in the batch, by (table,
+	// primary key): their changes were acknowledged but not applied.
+	refused map[syncproto.RowKey]bool
 }
 
 // World is one run's server, devices and network.
@@ -128,6 +131,9 @@ type World struct {
 	// erased are beneficiaries erased by the server (the administrator's
 	// command), erasedOnDevice those erased from a device's application.
 	erased, erasedOnDevice map[string]bool
+	// settled are the refused rows retried or dismissed on a device:
+	// their refused values left its rejected list by her choice.
+	settled map[settledKey]bool
 
 	// obsMu serialises what the wire observer records, and logMu the
 	// trace, during the steps where devices sync concurrently.
@@ -135,6 +141,10 @@ type World struct {
 }
 
 type rowRef struct{ table, id string }
+
+// settledKey names a refused row a device's conseillère retried or
+// dismissed.
+type settledKey struct{ node, table, pk string }
 
 func (w *World) tracef(format string, args ...any) {
 	if w.cfg.Trace != nil {
@@ -234,6 +244,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		refusals: map[string]int{},
 		faults:   map[string]int{},
 		erased:   map[string]bool{}, erasedOnDevice: map[string]bool{},
+		settled: map[settledKey]bool{},
 	}
 	n := cfg.Devices
 	if n == 0 {
@@ -496,10 +507,9 @@ func (w *World) settle() error {
 			w.res.Exchanges += rep.Exchanges
 			w.res.Rejected += rep.Rejected
 			w.tracef("round %d: sync %s: %+v err=%v", round, d.name, rep, err)
-			// A batch refused for its content (a rule broken by
-			// concurrent writes) ends the sync with the server's reason;
-			// the device moves on at the next one.
-			if err != nil && rep.Rejected == 0 {
+			// A refused row does not stop a sync: the rest of its batch
+			// and the pull go on.
+			if err != nil {
 				return fmt.Errorf("sync %s with a perfect network: %w", d.name, err)
 			}
 			if rep.Pushed > 0 || rep.Pulled > 0 || rep.Rejected > 0 {

@@ -166,10 +166,11 @@ func (w *World) observe(d *Device, cr capturedRequest, res *http.Response, raw [
 		}
 		w.tracef("    answer %d %s", res.StatusCode, code)
 		w.refusals[string(code)]++
-		// Allowed refusals: the clock of the device set beyond the
-		// bound, and rules broken by concurrent writes (notes written
-		// offline about a beneficiary erased meanwhile).
-		if !(code == syncproto.CodeClockAhead && d.beyondBound) && code != syncproto.CodeInvalidRow {
+		// The one allowed refusal of a whole exchange: the clock of the
+		// device set beyond the bound. Rows refused for their content
+		// (rules broken by concurrent writes, scope) come in a 200
+		// answer, the rest of their batch applied.
+		if !(code == syncproto.CodeClockAhead && d.beyondBound) {
 			w.violate("device %s: exchange refused with %d %s", d.name, res.StatusCode, code)
 		}
 		return
@@ -199,9 +200,15 @@ func (w *World) observe(d *Device, cr capturedRequest, res *http.Response, raw [
 		sum, _ := json.Marshal(struct {
 			A int
 			C []syncproto.ConflictReport
-		}{ans.Applied, ans.Conflicts})
+			R []syncproto.Refusal
+		}{ans.Applied, ans.Conflicts, ans.Refused})
 		if bi.answer == nil {
 			bi.answer = sum
+			bi.refused = map[syncproto.RowKey]bool{}
+			for _, rf := range ans.Refused {
+				bi.refused[rf.Row()] = true
+				w.refusals[string(rf.Code)]++
+			}
 		} else if !bytes.Equal(bi.answer, sum) {
 			// A re-sent batch must get its first answer again; a
 			// different one means it was applied a second time.

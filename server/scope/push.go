@@ -11,8 +11,8 @@ import (
 // CheckPush refuses, with forbidden_scope, a batch that writes any row the
 // principal may not write: a row of someone else, a row handed to
 // someone else, a new row that names no owner, or reference and team
-// data. The batch is judged whole, before anything is written, against
-// the rows as the server holds them (q inside the push's transaction).
+// data. The batch is judged against the rows as the server holds them (q
+// inside the push's transaction); the first row refused is reported.
 func (r *Rules) CheckPush(ctx context.Context, q Queryer, who Who, changes []syncproto.Change) error {
 	_, err := r.CheckPushRows(ctx, q, who, changes)
 	return err
@@ -23,14 +23,51 @@ func (r *Rules) CheckPush(ctx context.Context, q Queryer, who Who, changes []syn
 type HeldRows map[syncproto.RowKey]bool
 
 // CheckPushRows is CheckPush, and also returns, when the batch is
-// allowed, which of its rows the server already held: reading them is
-// part of the check, and the push uses the answer to skip work that only
-// rows written before can need (see Reannounce). It returns nil rows,
-// meaning "not read", when the check needed no read (an administrator,
-// an empty batch).
+// allowed, which of its rows the server already held (see JudgePush).
 func (r *Rules) CheckPushRows(ctx context.Context, q Queryer, who Who, changes []syncproto.Change) (HeldRows, error) {
+	held, refused, err := r.JudgePush(ctx, q, who, changes)
+	if err != nil {
+		return nil, err
+	}
+	first := -1
+	var firstErr *syncproto.Error
+	for _, v := range refused {
+		if first < 0 || v.First < first {
+			first, firstErr = v.First, v.Err()
+		}
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return held, nil
+}
+
+// Refused is the verdict on one row of a batch that the principal may not
+// write.
+type Refused struct {
+	Table, PK string
+	First     int    // index of the row's first change in the batch
+	Why       string // in English, for logs and the whole-batch error
+	Reason    string // in French, for the conseillère
+}
+
+// Err is the verdict as the protocol's forbidden_scope error.
+func (v Refused) Err() *syncproto.Error {
+	return syncproto.Errorf(syncproto.CodeForbiddenScope, "change %d writes %s %s: %s", v.First, v.Table, v.PK, v.Why).
+		With(syncproto.DetailIndex, v.First).With(syncproto.DetailTable, v.Table).With(syncproto.DetailPK, v.PK)
+}
+
+// JudgePush decides, row by row, which rows of a batch the principal may
+// write, against the rows as the server holds them (q inside the push's
+// transaction). It returns the rows the server already held (reading them
+// is part of the check, and the push uses the answer to skip work that
+// only rows written before can need, see Reannounce), or nil, meaning
+// "not read", when the check needed no read (an administrator, an empty
+// batch); and the rows refused, by (table, primary key).
+func (r *Rules) JudgePush(ctx context.Context, q Queryer, who Who, changes []syncproto.Change) (HeldRows, map[syncproto.RowKey]Refused, error) {
+	refused := map[syncproto.RowKey]Refused{}
 	if who.Role == RoleAdmin || len(changes) == 0 {
-		return nil, nil
+		return nil, refused, nil
 	}
 	type rowState struct {
 		first    int    // index of the row's first change, for the error
@@ -41,18 +78,20 @@ func (r *Rules) CheckPushRows(ctx context.Context, q Queryer, who Who, changes [
 	var order []syncproto.RowKey
 	for i := range changes {
 		c := &changes[i]
+		k := c.Row()
+		if _, out := refused[k]; out {
+			continue
+		}
 		p := r.policy(c.Table)
 		if p.kind != kindOwned {
-			what := "this table"
+			what, quoi := "this table", "cette table est réservée aux administrateurs"
 			switch p.kind {
 			case kindStructure, kindCoordination, kindEnActivite:
-				what = "reference and team data"
+				what, quoi = "reference and team data", "les structures et les équipes sont gérées par les administrateurs"
 			}
-			return nil, syncproto.Errorf(syncproto.CodeForbiddenScope,
-				"change %d writes %s %s: %s is managed by administrators", i, c.Table, c.PK, what).
-				With(syncproto.DetailIndex, i).With(syncproto.DetailTable, c.Table).With(syncproto.DetailPK, c.PK)
+			refused[k] = Refused{Table: c.Table, PK: c.PK, First: i, Why: what + " is managed by administrators", Reason: quoi}
+			continue
 		}
-		k := c.Row()
 		st := rows[k]
 		if st == nil {
 			st = &rowState{first: i}
@@ -73,7 +112,7 @@ func (r *Rules) CheckPushRows(ctx context.Context, q Queryer, who Who, changes [
 	for table, pks := range byTable {
 		m, err := heldRows(ctx, q, table, pks)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for pk, h := range m {
 			held[syncproto.RowKey{Table: table, PK: pk}] = h
@@ -83,24 +122,26 @@ func (r *Rules) CheckPushRows(ctx context.Context, q Queryer, who Who, changes [
 	for _, k := range order {
 		st := rows[k]
 		h, exists := held[k]
-		refuse := func(why string) error {
-			return syncproto.Errorf(syncproto.CodeForbiddenScope, "change %d writes %s %s: %s", st.first, k.Table, k.PK, why).
-				With(syncproto.DetailIndex, st.first).With(syncproto.DetailTable, k.Table).With(syncproto.DetailPK, k.PK)
+		refuse := func(why, reason string) {
+			refused[k] = Refused{Table: k.Table, PK: k.PK, First: st.first, Why: why, Reason: reason}
 		}
 		switch {
 		case exists && h.owner != me:
-			return nil, refuse("the row belongs to someone else")
+			refuse("the row belongs to someone else",
+				"cette fiche appartient à une autre personne : seul·e son auteur·rice peut la modifier")
 		case st.hasOwner && st.owner != me:
-			return nil, refuse("a row cannot be handed to someone else; " + OwnerColumn + " must stay your user id")
+			refuse("a row cannot be handed to someone else; "+OwnerColumn+" must stay your user id",
+				"une fiche ne peut pas être attribuée à quelqu'un d'autre : "+OwnerColumn+" doit être votre identifiant")
 		case !exists && !st.hasOwner:
-			return nil, refuse("a new row must name its owner: set " + OwnerColumn + " to your user id")
+			refuse("a new row must name its owner: set "+OwnerColumn+" to your user id",
+				"une nouvelle fiche doit indiquer à qui elle appartient : "+OwnerColumn+" doit être votre identifiant")
 		}
 	}
 	out := make(HeldRows, len(held))
 	for k := range held {
 		out[k] = true
 	}
-	return out, nil
+	return out, refused, nil
 }
 
 type heldRow struct{ owner string }

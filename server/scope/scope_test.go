@@ -261,7 +261,7 @@ func TestPushOutsideScopeIsRefusedWhole(t *testing.T) {
 	}
 	run(t, tm.ra, "UPDATE activite SET mediateur_id = ? WHERE id = ?", tm.b.ID, tm.actIn)
 	rep, err := tm.ra.Sync(context.Background())
-	if syncproto.CodeOf(err) != syncproto.CodeForbiddenScope || rep.Rejected == 0 {
+	if err != nil || rep.Rejected == 0 {
 		t.Fatalf("moving a row out of scope through the SDK: %+v, %v", rep, err)
 	}
 	var owner string

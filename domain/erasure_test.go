@@ -13,7 +13,6 @@ import (
 	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/server"
-	"github.com/relais-numerique/relais/syncproto"
 )
 
 // secrets are personal values written in a test: none may survive erasure.
@@ -127,10 +126,13 @@ func TestErasureReachesEverySecondDevice(t *testing.T) {
 	}
 	mustSync(t, a)
 	exec(t, b.DB(), "UPDATE beneficiaire SET prenom = ? WHERE id = ?", sec[8], ben)
-	if _, err := b.Sync(ctx); syncproto.CodeOf(err) != syncproto.CodeInvalidRow {
-		t.Fatalf("b's late edit of an erased beneficiary: %v, want invalid_row", err)
+	// The refusal and the erasure travel in the same sync: the edit is
+	// refused, and the same exchange's pull erases the beneficiary on b
+	// at once, her refused value included (issue 12).
+	mustRefuse(t, b, "beneficiaire_anonyme")
+	if found := sec.findIn(t, b.DB()); len(found) > 0 {
+		t.Fatalf("device b still holds %v after the sync that was refused its edit", found)
 	}
-	sec.mustHold(t, "device b before its next sync", b.DB())
 	mustSync(t, b)
 
 	var anonyme int

@@ -165,10 +165,7 @@ func TestConcurrentValidWritesMergingIntoAnInvalidRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustSync(t, a)
-	_, err := b.Sync(ctx)
-	if syncproto.CodeOf(err) != syncproto.CodeInvalidRow {
-		t.Fatalf("b's sync: %v, want invalid_row", err)
-	}
+	mustRefuse(t, b, "structure_lieu_activite")
 	st, err := b.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +180,21 @@ func TestConcurrentValidWritesMergingIntoAnInvalidRow(t *testing.T) {
 	}
 	if lieu != "domicile" || structure != nil {
 		t.Fatalf("server row: %s %v", lieu, structure)
+	}
+}
+
+// mustRefuse syncs d, whose pending write the server must refuse by rule:
+// the sync itself succeeds, and the refused change is kept on d with the
+// rule and a French reason.
+func mustRefuse(t *testing.T, d *device.Replica, rule string) {
+	t.Helper()
+	rep := mustSync(t, d)
+	list, err := d.Rejected(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Rejected == 0 || len(list) == 0 || list[len(list)-1].Rule != rule || list[len(list)-1].Code != string(syncproto.CodeInvalidRow) || list[len(list)-1].Reason == "" {
+		t.Fatalf("sync: %+v, rejected %+v; want a change refused by rule %s", rep, list, rule)
 	}
 }
 

@@ -102,7 +102,9 @@ func (r *Rules) JudgePush(ctx context.Context, q Queryer, who Who, changes []syn
 	// Of several writes to the owner cell in one batch, the newest is the
 	// one that stands.
 	for k, i := range syncproto.NewestWrites(changes, func(string) (string, bool) { return OwnerColumn, true }) {
-		rows[k].owner, rows[k].hasOwner = text(changes[i].Value), true
+		if st := rows[k]; st != nil { // nil: a row already refused above
+			st.owner, st.hasOwner = text(changes[i].Value), true
+		}
 	}
 	byTable := map[string][]string{}
 	for _, k := range order {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -132,4 +133,156 @@ func TestFieldWeek(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameAsServer(t, srv, map[string]*device.Replica{"tablette": tablet, "téléphone": phone})
+}
+
+// What the device can know it catches at write time, with a French
+// message, so the write never leaves the tablet: it learnt its account's
+// id and role at login. A conseillère's row must be hers (an empty owner
+// is filled with her id); a coordinator may read her team's rows but not
+// write them; reference tables are the administrators'; an activity
+// dated far in the future is a typo; the domain rules stay. A device
+// that does not know its account yet checks nothing of the owner, and an
+// administrator writes anything.
+func TestDeviceCatchesWhatItCanKnow(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	claire := srv.AddUser(t, "claire@exemple.fr", auth.RoleConseiller, "mot-de-passe-claire")
+	paul := srv.AddUser(t, "paul@exemple.fr", auth.RoleConseiller, "mot-de-passe-paul")
+	coord := srv.AddUser(t, "coord@exemple.fr", auth.RoleCoordinateur, "mot-de-passe-coord")
+	srv.AddUser(t, "admin@exemple.fr", auth.RoleAdmin, "mot-de-passe-admin")
+	if err := srv.WriteRow(ctx, "coordination", uuid.Must(uuid.NewV7()).String(), map[string]any{"coordinateur_id": coord.ID, "mediateur_id": claire.ID}); err != nil {
+		t.Fatal(err)
+	}
+	tablet := srv.LoggedInDevice(t, "tablette", claire.Email, "mot-de-passe-claire")
+	team := uuid.Must(uuid.NewV7()).String()
+	write(t, tablet, `INSERT INTO activite (id, mediateur_id, type, date, duree) VALUES (?, ?, 'individuel', '2026-03-02', 45)`, team, claire.ID)
+	if _, err := tablet.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	coordDev := srv.LoggedInDevice(t, "coordinatrice", coord.Email, "mot-de-passe-coord")
+	if _, err := coordDev.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	admin := srv.LoggedInDevice(t, "admin", "admin@exemple.fr", "mot-de-passe-admin")
+	fresh := relaistest.OpenDevice(t, "neuve", device.Options{})
+	future := time.Now().AddDate(1, 0, 0).Format(time.DateOnly)
+	newID := func() string { return uuid.Must(uuid.NewV7()).String() }
+	cases := []struct {
+		name    string
+		dev     *device.Replica
+		query   string
+		args    []any
+		refusal string // a piece of the French message; "" when allowed
+	}{
+		{"conseillère: a row naming a colleague", tablet, `INSERT INTO activite (id, mediateur_id, type, duree) VALUES (?, ?, 'individuel', 30)`, []any{newID(), paul.ID}, "doit être à votre nom"},
+		{"conseillère: her own row", tablet, `INSERT INTO activite (id, mediateur_id, type, duree) VALUES (?, ?, 'individuel', 30)`, []any{newID(), claire.ID}, ""},
+		{"conseillère: a row naming nobody (filled with her id)", tablet, `INSERT INTO activite (id, type, duree) VALUES (?, 'individuel', 30)`, []any{newID()}, ""},
+		{"conseillère: handing her row to a colleague", tablet, `UPDATE activite SET mediateur_id = ? WHERE id = ?`, []any{paul.ID, team}, "attribuée à quelqu'un d'autre"},
+		{"conseillère: a structure", tablet, `INSERT INTO structure (id, nom) VALUES (?, 'Espace numérique')`, []any{newID()}, "gérées par les administrateurs"},
+		{"conseillère: an activity dated next year", tablet, `INSERT INTO activite (id, type, date, duree) VALUES (?, 'individuel', ?, 30)`, []any{newID(), future}, "dans le futur"},
+		{"conseillère: a domain rule", tablet, `INSERT INTO activite (id, type, duree) VALUES (?, 'individuel', 5000)`, []any{newID()}, "rule duree_activite"},
+		{"coordinator: editing her team's activity", coordDev, `UPDATE activite SET duree = 90 WHERE id = ?`, []any{team}, "appartient à une autre personne"},
+		{"coordinator: deleting her team's activity", coordDev, `DELETE FROM activite WHERE id = ?`, []any{team}, "appartient à une autre personne"},
+		{"coordinator: her own activity", coordDev, `INSERT INTO activite (id, type, duree) VALUES (?, 'collectif', 60)`, []any{newID()}, ""},
+		{"coordinator: a coordination", coordDev, `INSERT INTO coordination (id, coordinateur_id, mediateur_id) VALUES (?, ?, ?)`, []any{newID(), coord.ID, paul.ID}, "gérées par les administrateurs"},
+		{"administrator: anyone's row", admin, `INSERT INTO activite (id, mediateur_id, type, duree) VALUES (?, ?, 'individuel', 30)`, []any{newID(), paul.ID}, ""},
+		{"device not logged in yet: no owner check", fresh, `INSERT INTO activite (id, mediateur_id, type, duree) VALUES (?, ?, 'individuel', 30)`, []any{newID(), paul.ID}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := c.dev.DB().ExecContext(ctx, c.query, c.args...)
+			switch {
+			case c.refusal == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.refusal != "" && (err == nil || !strings.Contains(err.Error(), c.refusal)):
+				t.Fatalf("got %v, want a refusal saying %q", err, c.refusal)
+			}
+		})
+	}
+	var filled int
+	if err := tablet.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM activite WHERE mediateur_id IS NULL").Scan(&filled); err != nil || filled != 0 {
+		t.Fatalf("%d of her activities have no owner (%v): an empty owner must be filled with her id", filled, err)
+	}
+	// What the device accepted, the server accepts: nothing refused.
+	for _, d := range []*device.Replica{tablet, coordDev, admin} {
+		if rep, err := d.Sync(ctx); err != nil || rep.Rejected != 0 {
+			list, _ := d.Rejected(ctx)
+			t.Fatalf("sync of %s: %+v, %v: %+v", d.Node(), rep, err, list)
+		}
+	}
+}
+
+// A coordinator's edit of a team row is refused by the server (her
+// tablet, logged in with an older app, did not know her role and let it
+// through). The refusal costs no download: the refused cell is put back
+// from the answer, the cursor stays, and the next sync transfers only the
+// cells written since, not the département.
+func TestCoordinatorRefusalCostsNoDownload(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	claire := srv.AddUser(t, "claire@exemple.fr", auth.RoleConseiller, "mot-de-passe-claire")
+	coord := srv.AddUser(t, "coord@exemple.fr", auth.RoleCoordinateur, "mot-de-passe-coord")
+	if err := srv.WriteRow(ctx, "coordination", uuid.Must(uuid.NewV7()).String(), map[string]any{"coordinateur_id": coord.ID, "mediateur_id": claire.ID}); err != nil {
+		t.Fatal(err)
+	}
+	tablet := srv.LoggedInDevice(t, "tablette", claire.Email, "mot-de-passe-claire")
+	insert := func(n int) []string {
+		var ids []string
+		tx, err := tablet.DB().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			id := uuid.Must(uuid.NewV7()).String()
+			if _, err := tx.ExecContext(ctx, `INSERT INTO activite (id, type, date, duree, type_lieu, commune, notes) VALUES (?, 'individuel', '2026-03-02', 45, 'domicile', 'Laval', 'visite')`, id); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := tablet.Sync(ctx); err != nil || rep.Rejected != 0 {
+			t.Fatalf("her sync: %+v, %v", rep, err)
+		}
+		return ids
+	}
+	team := insert(2000)
+	coordDev := srv.LoggedInDevice(t, "coordinatrice", coord.Email, "mot-de-passe-coord")
+	full, err := coordDev.Sync(ctx)
+	if err != nil || full.Pulled == 0 {
+		t.Fatalf("first sync: %+v, %v", full, err)
+	}
+	write(t, coordDev, "UPDATE _device SET role = NULL") // an older app's login
+	write(t, coordDev, "UPDATE activite SET duree = 90 WHERE id = ?", team[0])
+	before, err := coordDev.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused, err := coordDev.Sync(ctx)
+	if err != nil || refused.Rejected != 1 {
+		t.Fatalf("sync with the refused edit: %+v, %v", refused, err)
+	}
+	after, err := coordDev.Status(ctx)
+	if err != nil || after.Cursor < before.Cursor {
+		t.Fatalf("cursor went from %d to %d (%v): a refusal must not move it back", before.Cursor, after.Cursor, err)
+	}
+	var duree int
+	if err := coordDev.DB().QueryRowContext(ctx, "SELECT duree FROM activite WHERE id = ?", team[0]).Scan(&duree); err != nil || duree != 45 {
+		t.Fatalf("the refused edit on her tablet: duree %d (%v), want the server's 45 back", duree, err)
+	}
+	fresh := insert(2)
+	var want int
+	if err := srv.DB().R.QueryRowContext(ctx, "SELECT COUNT(*) FROM _cells WHERE tbl = 'activite' AND col != 'notes' AND pk IN (?, ?)", fresh[0], fresh[1]).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	next, err := coordDev.Sync(ctx)
+	if err != nil || next.Pulled != want {
+		t.Fatalf("next sync: %+v, %v; want exactly the %d new cells", next, err, want)
+	}
+	if next.BytesDown*20 > full.BytesDown {
+		t.Fatalf("next sync downloaded %d bytes, the first one %d: more than the new cells", next.BytesDown, full.BytesDown)
+	}
+	t.Logf("département of 2,000 activities: %d cells, %d bytes down; the refused edit's sync: %d bytes down; the next sync: %d cells, %d bytes down",
+		full.Pulled, full.BytesDown, refused.BytesDown, next.Pulled, next.BytesDown)
 }

@@ -48,10 +48,19 @@ func captureTriggers(t *syncproto.Table) []string {
 	var ins, upd strings.Builder
 	fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, '%s', 0 WHERE EXISTS (SELECT 1 FROM _cells WHERE tbl = %s AND pk = NEW.id AND col = '%s' AND val = 1);\n",
 		lit, syncproto.DeletedColumn, lit, syncproto.DeletedColumn)
+	_, owned := t.Columns[ownerColumn]
+	owned = owned && !adminTables[t.Name]
 	for _, c := range cols {
 		qc, lc := quoteIdent(c), quoteLiteral(c)
-		fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, %s, NEW.%s WHERE NEW.%s IS NOT (SELECT val FROM _cells WHERE tbl = %s AND pk = NEW.id AND col = %s);\n",
-			lit, lc, qc, qc, lit, lc)
+		val := "NEW." + qc
+		if owned && c == ownerColumn {
+			// The owner as the row holds it now: an owner left empty is
+			// filled by another AFTER INSERT trigger (owner.go), which
+			// may run before this one, and NEW would still say NULL.
+			val = fmt.Sprintf("(SELECT %s FROM %s WHERE id = NEW.id)", qc, q)
+		}
+		fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, %s, %s WHERE %s IS NOT (SELECT val FROM _cells WHERE tbl = %s AND pk = NEW.id AND col = %s);\n",
+			lit, lc, val, val, lit, lc)
 		fmt.Fprintf(&upd, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, %s, NEW.%s WHERE NEW.%s IS NOT OLD.%s;\n",
 			lit, lc, qc, qc, qc)
 	}
@@ -84,6 +93,7 @@ func installTriggers(ctx context.Context, db *sql.DB, schema *syncproto.Schema) 
 	// The Coop's rules and the erasure scrub (package domain); their names
 	// start with _check_, so they are dropped with the others below.
 	want = append(want, domain.DeviceTriggers(schema, notApplying)...)
+	want = append(want, ownerTriggers(schema, notApplying)...)
 
 	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND (name LIKE '\_capture\_%' ESCAPE '\' OR name LIKE '\_check\_%' ESCAPE '\')`)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,11 +255,18 @@ func TestPushOutsideScopeIsRefusedWhole(t *testing.T) {
 			}
 		})
 	}
-	// The control: A may edit her own row, and the SDK sets a refused
-	// batch aside instead of retrying it for ever.
+	// The control: A may edit her own row. Her tablet, which knows her
+	// id and role, refuses at write time, in French, to hand a row to
+	// someone else; a tablet that does not know them (logged in with an
+	// older app) lets the write through, the server refuses that row, and
+	// the SDK sets it aside instead of retrying it for ever.
 	if status, code := push(t, tm.srv, ta, na, [4]any{"activite", tm.actOut, "duree", 90}); status != 200 {
 		t.Fatalf("A editing her own activity: %d %s", status, code)
 	}
+	if _, err := tm.ra.DB().Exec("UPDATE activite SET mediateur_id = ? WHERE id = ?", tm.b.ID, tm.actIn); err == nil || !strings.Contains(err.Error(), "attribuée à quelqu'un d'autre") {
+		t.Fatalf("handing a row to B on A's tablet: %v, want a French refusal at write time", err)
+	}
+	run(t, tm.ra, "UPDATE _device SET role = NULL")
 	run(t, tm.ra, "UPDATE activite SET mediateur_id = ? WHERE id = ?", tm.b.ID, tm.actIn)
 	rep, err := tm.ra.Sync(context.Background())
 	if err != nil || rep.Rejected == 0 {

@@ -61,6 +61,9 @@ type Options struct {
 	// or two; tests that only need rows leave it off.
 	Accounts bool
 	Password string
+	// Progress, when set, is told as each conseiller's two years start
+	// being generated: done of total conseillers, activities so far.
+	Progress func(done, total, activities int)
 }
 
 func (o *Options) defaults() error {
@@ -97,10 +100,13 @@ type Summary struct {
 	RendezVous, ParticipantsAnonymes, ActivitesCoordination, Cells     int
 	// HomeVisits counts individual activities at the beneficiary's home.
 	HomeVisits int
-	Accounts   []Account
-	From       time.Time
-	Until      time.Time
-	Took       time.Duration
+	// Devices and Conflicts are the fleet and the conflict log written
+	// with the accounts (see fleet.go).
+	Devices, Conflicts int
+	Accounts           []Account
+	From               time.Time
+	Until              time.Time
+	Took               time.Duration
 }
 
 // GenerateDir opens (creating if needed) a server data directory and
@@ -111,7 +117,17 @@ func GenerateDir(ctx context.Context, dataDir string, opt Options) (Summary, err
 		return Summary{}, err
 	}
 	defer db.Close()
-	return Generate(ctx, db, opt)
+	sum, err := Generate(ctx, db, opt)
+	if err != nil {
+		return sum, err
+	}
+	// The generation's one large transaction leaves a write-ahead log
+	// about as large as the database: copy it back and empty it, so the
+	// directory holds what the data needs and nothing more.
+	if _, err := db.W.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		return sum, fmt.Errorf("demo: checkpoint: %w", err)
+	}
+	return sum, nil
 }
 
 // Generate writes a département into a server database (opened with
@@ -177,6 +193,9 @@ func generate(ctx context.Context, db *store.DB, opt Options, viaApply bool) (Su
 	}
 	if opt.Accounts {
 		if err := g.accounts(ctx, db); err != nil {
+			return Summary{}, err
+		}
+		if err := g.fleet(ctx, db); err != nil {
 			return Summary{}, err
 		}
 	}
@@ -360,6 +379,9 @@ func (g *gen) accounts(ctx context.Context, db *store.DB) error {
 		}
 		u, err := acc.AddUser(ctx, p.Email, role, g.opt.Password)
 		if err != nil {
+			return fmt.Errorf("demo account %s: %w", p.Email, err)
+		}
+		if err := acc.SetName(ctx, p.Email, p.Name); err != nil {
 			return fmt.Errorf("demo account %s: %w", p.Email, err)
 		}
 		// The generated rows name the user by a seeded id; the account

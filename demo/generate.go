@@ -215,7 +215,10 @@ func (g *gen) run() error {
 		}
 	}
 	lambda := float64(g.opt.Activities) / total
-	for _, p := range g.staff {
+	for i, p := range g.staff {
+		if g.opt.Progress != nil {
+			g.opt.Progress(i, len(g.staff), g.sum.Activites)
+		}
 		for d := p.From; d.Before(p.To); d = d.AddDate(0, 0, 1) {
 			w := dayWeight(d, p)
 			if w == 0 {

@@ -239,7 +239,7 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 		s.log.Info("login refused", "code", syncproto.CodeOf(err), "ip", c.IP())
 		return fail(c, err)
 	}
-	if err := s.accounts.EnrollDevice(c.UserContext(), u.ID, req.DeviceID); err != nil {
+	if err := s.accounts.EnrollDevice(c.UserContext(), u.ID, req.DeviceID, req.DeviceName); err != nil {
 		return fail(c, err)
 	}
 	sess, err := s.refresh.Start(c.UserContext(), u, req.DeviceID)

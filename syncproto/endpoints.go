@@ -31,7 +31,13 @@ type LoginRequest struct {
 	Email    string `json:"email"`
 	Password string `json:"password"`
 	DeviceID string `json:"device_id"`
+	// DeviceName is what the person calls the device ("Tablette"), at
+	// most MaxDeviceName bytes; optional. A later login may rename it.
+	DeviceName string `json:"device_name,omitempty"`
 }
+
+// MaxDeviceName bounds LoginRequest.DeviceName.
+const MaxDeviceName = 64
 
 // RefreshRequest trades a refresh token for new tokens. The old refresh
 // token is spent.

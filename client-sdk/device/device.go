@@ -49,6 +49,9 @@ type Options struct {
 	// network or a 5xx answer. It runs on the syncing goroutine and must
 	// return quickly (the command line draws a progress line with it).
 	Progress func(Progress)
+	// DeviceName is sent at Login, for the fleet page and the conflicts
+	// ("Tablette", "Téléphone"); empty leaves the server's name as it is.
+	DeviceName string
 	// SQLFunctions are Go functions callable from SQL run on DB(), for
 	// tools where a person types SQL (UUIDFunction gives uuid()). The
 	// capture triggers never call them: they stay pure SQL, so SDKs on

@@ -22,7 +22,7 @@ func (r *Replica) Login(ctx context.Context, server, email, password string) err
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	server = strings.TrimRight(server, "/")
-	body, err := json.Marshal(syncproto.LoginRequest{Email: email, Password: password, DeviceID: r.node})
+	body, err := json.Marshal(syncproto.LoginRequest{Email: email, Password: password, DeviceID: r.node, DeviceName: r.opts.DeviceName})
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}

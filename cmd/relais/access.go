@@ -12,6 +12,7 @@ import (
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/server/auth"
 	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 // Who sees what, from the administrator's side: devices, accounts,
@@ -32,13 +33,13 @@ func runDeviceList(ctx context.Context, args []string, e *env) error {
 			return err
 		}
 		w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "APPAREIL\tCOMPTE\tINSCRIT LE\tDERNIER CONTACT\tDERNIÈRE SYNCHRONISATION\tEN ATTENTE\tÉTAT")
+		fmt.Fprintln(w, "APPAREIL\tNOM\tCOMPTE\tINSCRIT LE\tDERNIER CONTACT\tDERNIÈRE SYNCHRONISATION\tEN ATTENTE\tÉTAT")
 		for _, d := range devs {
 			state := "actif"
 			if !d.RevokedAt.IsZero() {
 				state = "révoqué le " + fr.DateTime(d.RevokedAt)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Email, fr.DateTime(d.CreatedAt), fr.DateTime(d.LastSeenAt),
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, orDash(d.Name), d.Email, fr.DateTime(d.CreatedAt), fr.DateTime(d.LastSeenAt),
 				fr.DateTime(d.LastSyncAt), fr.Number(d.Pending), state)
 		}
 		return w.Flush()
@@ -196,4 +197,64 @@ func period(from, to string) string {
 		return "jusqu'au " + to
 	}
 	return "du " + from + " au " + to
+}
+
+func runCoordinationList(ctx context.Context, args []string, e *env) error {
+	fs, data := adminFlags("admin coordination list", e)
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	return withDB(ctx, *data, func(db *store.DB) error {
+		rows, err := db.R.QueryContext(ctx, `SELECT c.id, COALESCE(cu.email, c.coordinateur_id), COALESCE(mu.email, c.mediateur_id),
+			COALESCE(c.debut, ''), COALESCE(c.fin, '')
+			FROM coordination c LEFT JOIN _users cu ON cu.id = c.coordinateur_id LEFT JOIN _users mu ON mu.id = c.mediateur_id
+			ORDER BY 2, 3, c.debut`)
+		if err != nil {
+			return fmt.Errorf("lecture des coordinations : %w", err)
+		}
+		defer rows.Close()
+		w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "COORDINATEUR\tMÉDIATEUR\tPÉRIODE\tIDENTIFIANT")
+		for rows.Next() {
+			var id, coord, med, from, to string
+			if err := rows.Scan(&id, &coord, &med, &from, &to); err != nil {
+				return fmt.Errorf("lecture des coordinations : %w", err)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", coord, med, period(from, to), id)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("lecture des coordinations : %w", err)
+		}
+		return w.Flush()
+	})
+}
+
+func runCoordinationRemove(ctx context.Context, args []string, e *env) error {
+	fs, data := adminFlags("admin coordination remove", e)
+	id := fs.String("id", "", "identifiant de la coordination (voir relais admin coordination list)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if *id == "" && fs.NArg() == 1 {
+		*id = fs.Arg(0)
+	}
+	if *id == "" {
+		return usagef("indiquez l'identifiant de la coordination : --id ID (relais admin coordination list les affiche)")
+	}
+	return withServer(ctx, *data, func(srv *server.Server) error {
+		var n int
+		if err := srv.DB().R.QueryRowContext(ctx, "SELECT COUNT(*) FROM coordination WHERE id = ?", *id).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("aucune coordination %s : relais admin coordination list affiche les identifiants", *id)
+		}
+		// A deletion is a synced write like any other: devices drop the
+		// row, and what it made visible, at their next sync.
+		if err := srv.WriteRow(ctx, "coordination", *id, map[string]any{syncproto.DeletedColumn: int64(1)}); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "Coordination %s supprimée : le coordinateur ne reçoit plus les données de ce médiateur à partir de sa prochaine synchronisation.\n", *id)
+		return nil
+	})
 }

@@ -33,7 +33,7 @@ func TestAdminAccessCommands(t *testing.T) {
 	srv := relaistest.StartServer(t, server.Config{DataDir: data})
 	const pw = "un-mot-de-passe-solide\n"
 	for _, u := range [][2]string{{"coord@exemple.fr", "coordinateur"}, {"camille@exemple.fr", "conseiller"}} {
-		if _, errs, code := cli(t, pw, "admin", "user", "add", "--data", data, "--email", u[0], "--role", u[1], "--password-stdin"); code != 0 {
+		if _, errs, code := cli(t, pw, "admin", "user", "add", "--data", data, "--email", u[0], "--role", u[1], "--name", "Nom de "+u[1], "--password-stdin"); code != 0 {
 			t.Fatalf("user add %s: %s", u[0], errs)
 		}
 	}
@@ -61,8 +61,33 @@ func TestAdminAccessCommands(t *testing.T) {
 		t.Fatalf("the dated coordination is not stored as a synced row: %d %v", n, err)
 	}
 
+	users, _, code := cli(t, "", "admin", "user", "list", "--data", data)
+	if code != 0 || !regexp.MustCompile(`camille@exemple\.fr\s+Nom de conseiller\s+conseiller`).MatchString(users) || !strings.Contains(users, "coord@exemple.fr") {
+		t.Errorf("user list:\n%s", users)
+	}
+	coords, _, code := cli(t, "", "admin", "coordination", "list", "--data", data)
+	open := regexp.MustCompile(`coord@exemple\.fr\s+camille@exemple\.fr\s+sans limite de dates\s+(\S+)`).FindStringSubmatch(coords)
+	if code != 0 || open == nil || !strings.Contains(coords, "du 2026-01-01 au 2026-12-31") {
+		t.Fatalf("coordination list:\n%s", coords)
+	}
+	if out, errs, code := cli(t, "", "admin", "coordination", "remove", "--data", data, open[1]); code != 0 || !strings.Contains(out, "supprimée") {
+		t.Fatalf("coordination remove: %d %s %s", code, out, errs)
+	}
+	if coords, _, _ := cli(t, "", "admin", "coordination", "list", "--data", data); strings.Contains(coords, open[1]) {
+		t.Errorf("the removed coordination is still listed:\n%s", coords)
+	}
+	if _, errs, code := cli(t, "", "admin", "coordination", "remove", "--data", data, open[1]); code != 1 || !strings.Contains(errs, "aucune coordination") {
+		t.Errorf("removing it twice: %d %s", code, errs)
+	}
+	if out, errs, code := cli(t, "nouveau-mot-de-passe\n", "admin", "user", "password", "--data", data, "--email", "camille@exemple.fr", "--password-stdin"); code != 0 || !strings.Contains(out, "changé") {
+		t.Fatalf("password reset: %d %s %s", code, out, errs)
+	}
+	if st, raw := srv.PostJSON(t, "/v1/auth/login", "", map[string]string{"email": "camille@exemple.fr", "password": strings.TrimSpace(pw), "device_id": "0192f1a0-0000-7000-8000-00000000000b"}); st != 401 {
+		t.Errorf("the old password still logs in: %d %s", st, raw)
+	}
+	const newPw = "nouveau-mot-de-passe\n"
 	db := filepath.Join(dir, "tablette.db")
-	if _, errs, code := cli(t, pw, "device", "login", "--db", db, "--server", srv.URL, "--email", "camille@exemple.fr", "--password-stdin"); code != 0 {
+	if _, errs, code := cli(t, newPw, "device", "login", "--db", db, "--server", srv.URL, "--email", "camille@exemple.fr", "--name", "Tablette bleue", "--password-stdin"); code != 0 {
 		t.Fatalf("device login: %s", errs)
 	}
 	status, _, _ := cli(t, "", "device", "status", "--db", db)
@@ -71,7 +96,7 @@ func TestAdminAccessCommands(t *testing.T) {
 		t.Fatalf("no device id in status: %s", status)
 	}
 	list, _, code := cli(t, "", "admin", "device", "list", "--data", data, "--email", "camille@exemple.fr")
-	if code != 0 || !strings.Contains(list, id[1]) || !strings.Contains(list, "actif") {
+	if code != 0 || !strings.Contains(list, id[1]) || !strings.Contains(list, "actif") || !strings.Contains(list, "Tablette bleue") {
 		t.Fatalf("device list: %s", list)
 	}
 	if _, errs, code := cli(t, "", "admin", "device", "revoke", "--data", data, "--id", id[1]); code != 0 {

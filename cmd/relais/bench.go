@@ -50,7 +50,11 @@ func runBench(ctx context.Context, args []string, e *env) error {
 			names = append(names, s.Name)
 		}
 	}
-	cfg := bench.Config{Size: *size, Concurrency: *conc, Seed: *seed, Dir: *dir, Progress: e.stderr}
+	// Steps show on one progress line on a terminal; scripts get only
+	// the figures, on stdout.
+	line := newProgress(e)
+	defer line.done()
+	cfg := bench.Config{Size: *size, Concurrency: *conc, Seed: *seed, Dir: *dir, Progress: line.writer()}
 	for _, s := range strings.Split(*sizes, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
@@ -91,8 +95,9 @@ func runBench(ctx context.Context, args []string, e *env) error {
 	bench.PrintMachine(e.stdout, machine)
 	var results []*bench.Result
 	for _, name := range names {
-		fmt.Fprintf(e.stderr, "bench %s\n", name)
+		line.show(true, "bench %s", name)
 		res, err := bench.Run(ctx, name, cfg)
+		line.done()
 		if err != nil {
 			return err
 		}

@@ -15,12 +15,16 @@ var commands = []command{
 	{path: "version", summary: "afficher la version de ce programme", run: runVersion},
 
 	{path: "admin user add", summary: "créer un compte (mot de passe sur l'entrée standard)", run: runUserAdd},
+	{path: "admin user list", summary: "lister les comptes", run: runUserList},
+	{path: "admin user password", summary: "changer le mot de passe d'un compte (sur l'entrée standard)", run: runUserPassword},
 	{path: "admin user disable", summary: "désactiver un compte : ses appareils ne synchronisent plus", run: runUserDisable},
 	{path: "admin user enable", summary: "réactiver un compte désactivé", run: runUserEnable},
 	{path: "admin device list", summary: "lister les appareils inscrits (d'un compte avec --email)", run: runDeviceList},
 	{path: "admin device revoke", args: "ID", summary: "révoquer un appareil : refusé aussitôt, effacé à son prochain contact", run: runDeviceRevoke},
 	{path: "admin keys rotate", summary: "signer les nouveaux jetons avec une nouvelle clé", run: runKeysRotate},
 	{path: "admin coordination add", summary: "faire suivre un médiateur par un coordinateur, entre deux dates au besoin", run: runCoordinationAdd},
+	{path: "admin coordination list", summary: "lister les coordinations", run: runCoordinationList},
+	{path: "admin coordination remove", args: "ID", summary: "supprimer une coordination (sur tous les appareils à leur synchronisation)", run: runCoordinationRemove},
 	{path: "admin retention run", summary: "anonymiser les bénéficiaires sans mise à jour depuis un an (ou --older-than)", run: runRetention},
 	{path: "admin beneficiaire erase", summary: "effacer (anonymiser) un bénéficiaire sur tous les appareils", run: runErase},
 

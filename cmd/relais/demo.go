@@ -3,19 +3,26 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/relais-numerique/relais/demo"
+	"github.com/relais-numerique/relais/internal/fr"
+	"github.com/relais-numerique/relais/server"
 )
 
 func runDemo(ctx context.Context, args []string, e *env) error {
 	fs := newFlags("demo", e)
 	data := fs.text(setData)
+	retention := fs.duration(setRetention)
 	dep := fs.String("departement", "53", "département décrit (seul 53, la Mayenne, existe)")
 	seed := fs.Uint64("seed", 1, "graine : même graine, même taille et même fin donnent les mêmes données")
 	size := fs.Int("size", demo.DefaultActivities, "nombre d'activités visé sur les deux ans")
-	until := fs.String("until", demo.DefaultUntil.Format(time.DateOnly), "fin des deux ans (AAAA-MM-JJ, exclue)")
+	// The two years end today by default, so the demo looks current and
+	// the retention job finds what it would find on a live server.
+	today := time.Now().In(fr.Paris)
+	until := fs.String("until", today.AddDate(0, 0, 1).Format(time.DateOnly), "fin des deux ans (AAAA-MM-JJ, exclue ; par défaut demain, pour finir aujourd'hui)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -29,35 +36,77 @@ func runDemo(ctx context.Context, args []string, e *env) error {
 	if *size <= 0 {
 		return usagef("--size doit être un nombre d'activités positif")
 	}
-	sum, err := demo.GenerateDir(ctx, *data, demo.Options{Departement: *dep, Seed: *seed, Activities: *size, Until: end, Accounts: true})
+	line := newProgress(e)
+	progress := func(done, total, activities int) {
+		line.show(false, "Génération : conseiller %d sur %d · %s activités · %s", done+1, total, fr.Number(activities), fr.Duration(line.elapsed().Round(time.Second)))
+	}
+	if line == nil {
+		progress = nil
+	}
+	sum, err := demo.GenerateDir(ctx, *data, demo.Options{Departement: *dep, Seed: *seed, Activities: *size, Until: end, Accounts: true, Progress: progress})
+	line.done()
+	if err != nil {
+		return err
+	}
+	// The server runs the retention job at start-up: run it now, so that
+	// starting the server does not change the demo it shows.
+	anonymised := 0
+	if *retention > 0 {
+		line.show(true, "Rétention : anonymisation des bénéficiaires sans mise à jour depuis %s…", fr.Duration(*retention))
+		err := withServer(ctx, *data, func(srv *server.Server) error {
+			var err error
+			anonymised, err = srv.RunRetention(ctx, *retention)
+			return err
+		})
+		line.done()
+		if err != nil {
+			return err
+		}
+	}
+	ondisk, err := dirSize(*data)
 	if err != nil {
 		return err
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "Département %s (Mayenne) généré dans %s en %s (graine %d), du %s au %s :\n", *dep, *data,
-		sum.Took.Round(10*time.Millisecond), *seed, sum.From.Format("02/01/2006"), sum.Until.AddDate(0, 0, -1).Format("02/01/2006"))
-	fmt.Fprintf(w, "  %s conseillers, 1 coordinatrice, %s structures\n", nombre(sum.Conseillers), nombre(sum.Structures))
+		fr.Duration(sum.Took), *seed, sum.From.Format("02/01/2006"), sum.Until.AddDate(0, 0, -1).Format("02/01/2006"))
+	fmt.Fprintf(w, "  %s conseillers, 1 coordinatrice, %s structures\n", fr.Number(sum.Conseillers), fr.Number(sum.Structures))
 	fmt.Fprintf(w, "  %s bénéficiaires, %s activités (dont %s à domicile), %s accompagnements\n",
-		nombre(sum.Beneficiaires), nombre(sum.Activites), nombre(sum.HomeVisits), nombre(sum.Accompagnements))
+		fr.Number(sum.Beneficiaires), fr.Number(sum.Activites), fr.Number(sum.HomeVisits), fr.Number(sum.Accompagnements))
 	fmt.Fprintf(w, "  %s rendez-vous, %s ateliers avec participants anonymes, %s activités de coordination\n",
-		nombre(sum.RendezVous), nombre(sum.ParticipantsAnonymes), nombre(sum.ActivitesCoordination))
-	fmt.Fprintf(w, "  %s cellules synchronisables\n\n", nombre(sum.Cells))
-	fmt.Fprintf(w, "Comptes de démonstration (mot de passe commun : %s) :\n", demo.DefaultPassword)
+		fr.Number(sum.RendezVous), fr.Number(sum.ParticipantsAnonymes), fr.Number(sum.ActivitesCoordination))
+	fmt.Fprintf(w, "  %s appareils, %s conflits à examiner\n", fr.Number(sum.Devices), fr.Number(sum.Conflicts))
+	fmt.Fprintf(w, "  %s cellules synchronisables ; répertoire de données : %s sur le disque\n", fr.Number(sum.Cells), fr.Bytes(ondisk))
+	if *retention > 0 {
+		fmt.Fprintf(w, "  %s bénéficiaires sans mise à jour depuis %s anonymisés, comme le fait chaque jour la tâche de rétention du serveur\n",
+			fr.Number(anonymised), fr.Duration(*retention))
+	}
+	fmt.Fprintf(w, "\nComptes de démonstration (mot de passe commun : %s) :\n", demo.DefaultPassword)
 	for _, a := range sum.Accounts {
 		fmt.Fprintf(w, "  %-40s %-13s %s\n", a.Email, a.Role, a.Name)
 	}
 	return nil
 }
 
-// nombre writes an integer the French way: 50 000.
-func nombre(n int) string {
-	s := fmt.Sprint(n)
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteRune('\u202f')
+// dirSize adds up the sizes of the files in dir: the database and what
+// SQLite keeps beside it.
+func dirSize(dir string) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
 		}
-		b.WriteRune(r)
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("taille de %s : %w", dir, err)
 	}
-	return b.String()
+	return total, nil
 }

@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -44,16 +48,35 @@ func TestDemoThenRetentionThenADevice(t *testing.T) {
 		t.Errorf("another département: %d %s", code, errs)
 	}
 
-	out, errs, code = runIn(t, "admin", "retention", "run", "--data", data)
-	if code != 0 {
-		t.Fatalf("retention: %d %s", code, errs)
+	if !regexp.MustCompile(`\d+ appareils, \d+ conflits à examiner`).MatchString(out) || !strings.Contains(out, "sur le disque") {
+		t.Errorf("relais demo does not report its fleet, conflicts and size:\n%s", out)
 	}
-	n := regexp.MustCompile(`^(\d+) bénéficiaire`).FindStringSubmatch(out)
-	if n == nil || n[1] == "0" {
-		t.Fatalf("retention should anonymise the demo's beneficiaries unseen for a year: %q", out)
+	// relais demo ran the retention job itself: neither a run now nor
+	// the server's run at start-up anonymises any of the demo's data.
+	out, errs, code = runIn(t, "admin", "retention", "run", "--data", data)
+	if code != 0 || !strings.HasPrefix(out, "0 bénéficiaire") {
+		t.Fatalf("retention after the demo: %d %q %s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(data, "relais.db-wal")); err == nil {
+		if fi, _ := os.Stat(filepath.Join(data, "relais.db-wal")); fi.Size() > 1<<20 {
+			t.Errorf("the demo left a %d-byte write-ahead log", fi.Size())
+		}
 	}
 
 	srv := relaistest.StartServer(t, server.Config{DataDir: data})
+	if n, err := srv.RunRetention(ctx, server.DefaultRetention); err != nil || n != 0 {
+		t.Fatalf("the server's retention job at start-up anonymised %d demo beneficiaries (%v)", n, err)
+	}
+	// The coordinator's Flotte and Conflits show the demo's devices and
+	// conflicts.
+	coord := srv.LoginHTTP(t, "sophie.chevalier@demo.relais.fr", demo.DefaultPassword, "0192a000-0000-7000-8000-0000000c0040")
+	for _, tc := range []struct{ path, key string }{{"/v1/dashboard/devices", "devices"}, {"/v1/dashboard/conflicts", "conflicts"}} {
+		st, raw := getJSON(t, srv.URL+tc.path, coord.AccessToken)
+		var body map[string][]map[string]any
+		if err := json.Unmarshal(raw, &body); st != 200 || err != nil || len(body[tc.key]) == 0 {
+			t.Fatalf("%s after the demo: %d %s (%v)", tc.path, st, raw, err)
+		}
+	}
 	var ben string
 	if err := srv.DB().R.QueryRowContext(ctx, "SELECT id FROM beneficiaire WHERE anonyme = 0 AND nom IS NOT NULL LIMIT 1").Scan(&ben); err != nil {
 		t.Fatal(err)
@@ -104,4 +127,24 @@ func TestDemoThenRetentionThenADevice(t *testing.T) {
 	if err := srv.DB().R.QueryRowContext(ctx, "SELECT anonyme, nom FROM beneficiaire WHERE id = ?", hers).Scan(&anon, &nom); err != nil || anon != 1 || nom != nil {
 		t.Fatalf("erased from the tablet, on the server: anonyme %d nom %v (%v)", anon, nom, err)
 	}
+}
+
+// getJSON makes an authenticated GET and returns the status and body.
+func getJSON(t *testing.T, url, token string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, raw
 }

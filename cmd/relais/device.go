@@ -10,6 +10,7 @@ import (
 
 	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/internal/fr"
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 // The device commands speak French: conseillères use them on the field to
@@ -24,11 +25,15 @@ func runDeviceLogin(ctx context.Context, args []string, e *env) error {
 	srv := fs.text(setServer)
 	email := fs.String("email", "", "adresse e-mail de votre compte")
 	stdin := fs.Bool("password-stdin", false, "lire le mot de passe sur l'entrée standard (obligatoire)")
+	name := fs.String("name", "", "nom de l'appareil, affiché au coordinateur et à l'administrateur (par exemple Tablette)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if *email == "" || !*stdin {
 		return usagef("--email et --password-stdin sont obligatoires")
+	}
+	if len(*name) > syncproto.MaxDeviceName {
+		return usagef("--name : %d octets au plus", syncproto.MaxDeviceName)
 	}
 	if err := checkServerURL(*srv); err != nil {
 		return err
@@ -39,7 +44,7 @@ func runDeviceLogin(ctx context.Context, args []string, e *env) error {
 	}
 	_, statErr := os.Stat(*db)
 	fresh := errors.Is(statErr, iofs.ErrNotExist)
-	r, err := openReplica(ctx, *db)
+	r, err := openReplica(ctx, *db, func(o *device.Options) { o.DeviceName = *name })
 	if err != nil {
 		return err
 	}
@@ -55,7 +60,11 @@ func runDeviceLogin(ctx context.Context, args []string, e *env) error {
 	if err := r.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "Appareil %s connecté à %s en tant que %s.\n", r.Node(), *srv, *email)
+	label := r.Node()
+	if *name != "" {
+		label = "« " + *name + " » (" + r.Node() + ")"
+	}
+	fmt.Fprintf(e.stdout, "Appareil %s connecté à %s en tant que %s.\n", label, *srv, *email)
 	return nil
 }
 

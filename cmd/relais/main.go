@@ -8,10 +8,10 @@
 //	relais demo                           fill a data directory with a département
 //	relais bench SCENARIO|all             measure sync against a real server
 //	relais version                        print the version
-//	relais admin user add|disable|enable
+//	relais admin user add|list|password|disable|enable
 //	relais admin device list|revoke
 //	relais admin keys rotate
-//	relais admin coordination add
+//	relais admin coordination add|list|remove
 //	relais admin retention run
 //	relais admin beneficiaire erase
 //	relais device login|sync|status|sql|erase|rejected

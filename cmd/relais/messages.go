@@ -74,6 +74,9 @@ func explainExchange(err error, pending int) error {
 		return says(err, "la date ou l'heure de cet appareil est en avance : corrigez-la dans les réglages puis synchronisez à nouveau")
 	case syncproto.CodeInternal:
 		return says(err, "le serveur a rencontré une erreur : %s restent sur l'appareil ; réessayez plus tard et prévenez l'administrateur si cela dure", saisies(pending))
+	case syncproto.CodeBadChange, syncproto.CodeBadValue, syncproto.CodeUnknownTable, syncproto.CodeUnknownColumn,
+		syncproto.CodeInvalidRow, syncproto.CodeForbiddenScope:
+		return says(err, "le serveur a refusé des modifications (%s) : elles sont mises de côté sur l'appareil, « relais device status » les compte ; prévenez votre coordinateur", syncproto.CodeOf(err))
 	case "":
 	default:
 		return says(err, "le serveur a refusé l'échange (%s) : %s restent sur l'appareil ; prévenez l'administrateur", syncproto.CodeOf(err), saisies(pending))

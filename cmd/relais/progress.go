@@ -90,3 +90,25 @@ func syncLine(p *progress) func(device.Progress) {
 		p.show(false, "%s", b.String())
 	}
 }
+
+// lineWriter shows each line written to it as the progress line, for
+// code that reports steps to an io.Writer (the benchmark harness).
+type lineWriter struct{ p *progress }
+
+func (w lineWriter) Write(b []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			w.p.show(true, "%s · %s", l, fr.Duration(w.p.elapsed().Round(time.Second)))
+		}
+	}
+	return len(b), nil
+}
+
+// writer returns an io.Writer onto the progress line, or nil when there
+// is no line (not a terminal): callers treat nil as "report nothing".
+func (p *progress) writer() io.Writer {
+	if p == nil {
+		return nil
+	}
+	return lineWriter{p}
+}

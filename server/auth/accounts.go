@@ -8,6 +8,8 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
@@ -125,17 +127,21 @@ func (a *Accounts) CheckPassword(ctx context.Context, email, password string) (U
 // EnrollDevice records that deviceID belongs to userID. Enrolling again
 // on the same account is allowed (a new login after tokens were lost); a
 // device id held by another account, or revoked, is refused.
-func (a *Accounts) EnrollDevice(ctx context.Context, userID, deviceID string) error {
+func (a *Accounts) EnrollDevice(ctx context.Context, userID, deviceID, name string) error {
 	if _, err := uuid.Parse(deviceID); err != nil {
 		return syncproto.Errorf(syncproto.CodeMalformedBody, "device_id must be a UUID")
+	}
+	name = strings.TrimSpace(name)
+	if len(name) > syncproto.MaxDeviceName || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+		return syncproto.Errorf(syncproto.CodeMalformedBody, "device_name must be printable text of at most %d bytes", syncproto.MaxDeviceName)
 	}
 	var owner string
 	var revoked sql.NullInt64
 	err := a.W.QueryRowContext(ctx, "SELECT user_id, revoked_at FROM _devices WHERE id = ?", deviceID).Scan(&owner, &revoked)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		_, err = a.W.ExecContext(ctx, "INSERT INTO _devices (id, user_id, created_at) VALUES (?, ?, ?)",
-			deviceID, userID, time.Now().UnixMilli())
+		_, err = a.W.ExecContext(ctx, "INSERT INTO _devices (id, user_id, name, created_at) VALUES (?, ?, NULLIF(?, ''), ?)",
+			deviceID, userID, name, time.Now().UnixMilli())
 		if err != nil {
 			return fmt.Errorf("enroll device: %w", err)
 		}
@@ -146,6 +152,10 @@ func (a *Accounts) EnrollDevice(ctx context.Context, userID, deviceID string) er
 		return syncproto.Errorf(syncproto.CodeForbidden, "this device is enrolled under another account")
 	case revoked.Valid:
 		return syncproto.Errorf(syncproto.CodeDeviceRevoked, "this device was revoked; erase it and enrol it again").With(syncproto.DetailWipe, true)
+	case name != "":
+		if _, err := a.W.ExecContext(ctx, "UPDATE _devices SET name = ? WHERE id = ?", name, deviceID); err != nil {
+			return fmt.Errorf("enroll device: name: %w", err)
+		}
 	}
 	return nil
 }

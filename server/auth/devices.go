@@ -14,6 +14,7 @@ import (
 // Device is an enrolled device as the fleet list shows it.
 type Device struct {
 	ID         string
+	Name       string // given at login; empty if none
 	UserID     string
 	Email      string
 	CreatedAt  time.Time
@@ -46,7 +47,7 @@ func (a *Accounts) ListDevices(ctx context.Context, email string) ([]Device, err
 
 func (a *Accounts) listDevices(ctx context.Context, where string, args ...any) ([]Device, error) {
 	rows, err := a.R.QueryContext(ctx, `SELECT d.id, d.user_id, u.email, d.created_at, d.last_seen_at, d.last_sync_at,
-		d.pending, d.revoked_at, d.revoked_by FROM _devices d JOIN _users u ON u.id = d.user_id `+where+`
+		d.pending, d.revoked_at, d.revoked_by, COALESCE(d.name, '') FROM _devices d JOIN _users u ON u.id = d.user_id `+where+`
 		ORDER BY u.email, d.created_at`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
@@ -58,7 +59,7 @@ func (a *Accounts) listDevices(ctx context.Context, where string, args ...any) (
 		var created int64
 		var seen, synced, pending, revoked sql.NullInt64
 		var by sql.NullString
-		if err := rows.Scan(&d.ID, &d.UserID, &d.Email, &created, &seen, &synced, &pending, &revoked, &by); err != nil {
+		if err := rows.Scan(&d.ID, &d.UserID, &d.Email, &created, &seen, &synced, &pending, &revoked, &by, &d.Name); err != nil {
 			return nil, fmt.Errorf("list devices: %w", err)
 		}
 		d.CreatedAt = time.UnixMilli(created)

@@ -36,15 +36,7 @@ func appendRows(b []byte, changes []Change) ([]byte, error) {
 	var prevHLC int64
 	for i := 0; i < len(changes); {
 		c := &changes[i]
-		// The group: changes[i:j], same row and version, no column twice.
-		j := i + 1
-		for j < len(changes) {
-			n := &changes[j]
-			if n.Table != c.Table || n.PK != c.PK || n.Version != c.Version || hasColumn(changes[i:j], n.Column) {
-				break
-			}
-			j++
-		}
+		j := groupEnd(changes, i)
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -97,6 +89,24 @@ func appendRows(b []byte, changes []Change) ([]byte, error) {
 		i = j
 	}
 	return append(b, ']'), nil
+}
+
+// groupEnd returns where the group that starts at changes[i] ends: it
+// holds the changes that follow to the same row at the same version, up
+// to a column written twice. Both wire forms (rows and columns) cut
+// groups by this rule, so that both decode to the changes encoded, in
+// their order.
+func groupEnd(changes []Change, i int) int {
+	c := &changes[i]
+	j := i + 1
+	for j < len(changes) {
+		n := &changes[j]
+		if n.Table != c.Table || n.PK != c.PK || n.Version != c.Version || hasColumn(changes[i:j], n.Column) {
+			break
+		}
+		j++
+	}
+	return j
 }
 
 func hasColumn(changes []Change, col string) bool {

@@ -153,6 +153,7 @@ type Server struct {
 	writes *groupWriter   // exchanges' writes, committed in groups (groupwrite.go)
 
 	metrics *metrics // Prometheus collectors (metrics.go)
+	history string   // the history identity every answer carries (backup.go)
 }
 
 // DBPath is where the server keeps its database inside the data directory.
@@ -174,6 +175,10 @@ func OpenDB(ctx context.Context, dataDir string) (*store.DB, error) {
 		return nil, err
 	}
 	if _, err := replica.Init(ctx, db.W); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := ensureHistory(ctx, db.W); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -234,6 +239,9 @@ func (s *Server) init(ctx context.Context) error {
 		return err
 	}
 	s.node = st.Node
+	if s.history, err = readHistory(ctx, s.db.R); err != nil {
+		return err
+	}
 	if s.cfg.Node != "" {
 		s.node = s.cfg.Node
 	}

@@ -127,6 +127,9 @@ type SyncResponse struct {
 	Cursor  int64     `json:"cursor"`
 	More    bool      `json:"more"`
 	Clock   Timestamp `json:"clock"`
+	// History identifies the server's history; it changes when the server
+	// is restored from a backup (see client-sdk/device/history.go).
+	History string `json:"history,omitempty"`
 }
 
 // Limits on what one exchange may carry. They bound the server's memory

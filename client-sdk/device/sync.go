@@ -132,6 +132,11 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 		if err != nil {
 			return rep, r.handleFailure(ctx, batch, err, &rep)
 		}
+		// A server restored from a backup: send our writes again, pull
+		// everything again (history.go).
+		if _, err := r.checkHistory(ctx, &resp); err != nil {
+			return rep, err
+		}
 		pages.observe(resp.More, took)
 		if batch != nil && resp.Ack == batch.ID {
 			batches.observe(pending > len(batch.Changes), took)

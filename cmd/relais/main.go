@@ -7,6 +7,8 @@
 //	relais serve                          start the server
 //	relais demo                           fill a data directory with a département
 //	relais bench SCENARIO|all             measure sync against a real server
+//	relais backup --to FILE               copy the server database while it runs
+//	relais restore --from FILE            put a backup back (server stopped)
 //	relais version                        print the version
 //	relais admin user add|list|password|disable|enable
 //	relais admin device list|revoke

@@ -1,0 +1,90 @@
+package device
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+// checkHistory compares the server history an answer carries with the
+// one this device last synced with. A different one means the server was
+// restored from a backup: it may lack writes this device made (and had
+// acknowledged) after the backup, and its sequence numbers went back, so
+// the device's cursor points past its newest cells. Then, in one
+// transaction, the device puts every cell it wrote itself, with the
+// version it has, back in its outbox (the server's merge keeps only what
+// it lacks), resets its cursor to pull everything again (its own merge
+// drops what it already holds), and remembers the new history. resp is
+// changed to match: cursor 0, more to come, so the sync loop goes on
+// from the start. It returns whether that happened.
+//
+// The first history seen (a new device, or one that synced before
+// histories existed) is only remembered.
+func (r *Replica) checkHistory(ctx context.Context, resp *syncproto.SyncResponse) (bool, error) {
+	if resp.History == "" {
+		return false, nil // a server without histories
+	}
+	var known sql.NullString
+	if err := r.db.R.QueryRowContext(ctx, "SELECT history FROM _device WHERE id = 1").Scan(&known); err != nil {
+		return false, fmt.Errorf("sync: server history: %w", err)
+	}
+	if known.String == resp.History {
+		return false, nil
+	}
+	changed := known.Valid && known.String != ""
+	err := r.applyLocal(ctx, func(tx *sql.Tx) error {
+		if changed {
+			if err := r.requeueOwnCells(ctx, tx); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, "UPDATE _device SET cursor = 0 WHERE id = 1"); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE _device SET history = ? WHERE id = 1", resp.History)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("sync: server history changed: %w", err)
+	}
+	if changed {
+		resp.Cursor, resp.More = 0, true
+	}
+	return changed, nil
+}
+
+// requeueOwnCells puts the cells this device wrote, and holds with its
+// own version, back in the outbox with that same version (prev unknown),
+// except those already waiting there. The outbox's stamping trigger would
+// give them a new version, newer than writes they lost to; it is set
+// aside for the statement and put back as it was, within the
+// transaction.
+func (r *Replica) requeueOwnCells(ctx context.Context, tx *sql.Tx) error {
+	var trigger string
+	err := tx.QueryRowContext(ctx, "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = '_outbox_stamp'").Scan(&trigger)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("requeue own writes: %w", err)
+	}
+	if trigger != "" {
+		if _, err := tx.ExecContext(ctx, "DROP TRIGGER _outbox_stamp"); err != nil {
+			return fmt.Errorf("requeue own writes: %w", err)
+		}
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO _outbox (tbl, pk, col, val, hlc, node, prev_hlc, prev_node)
+		SELECT c.tbl, c.pk, c.col, c.val, c.hlc, c.node, 0, '' FROM _cells c
+		 WHERE c.node = ?
+		   AND NOT EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col)
+		 ORDER BY c.hlc`, r.node)
+	if err != nil {
+		return fmt.Errorf("requeue own writes: %w", err)
+	}
+	if trigger != "" {
+		if _, err := tx.ExecContext(ctx, trigger); err != nil {
+			return fmt.Errorf("requeue own writes: restore the outbox trigger: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/relais-numerique/relais/server"
+)
+
+// runBackup copies the server database while the server runs.
+func runBackup(ctx context.Context, args []string, e *env) error {
+	fs, data := adminFlags("backup", e)
+	to := fs.String("to", "", "fichier de la sauvegarde (il ne doit pas exister)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if *to == "" {
+		return usagef("--to est obligatoire : le fichier où écrire la sauvegarde")
+	}
+	if err := needServerDB(*data); err != nil {
+		return err
+	}
+	info, err := server.Backup(ctx, *data, *to)
+	if err != nil {
+		return fmt.Errorf("sauvegarde impossible : %w", err)
+	}
+	fmt.Fprintf(e.stdout, "Sauvegarde écrite : %s (%d octets, vérifiée : integrity_check ok)\nHistorique : %s, séquence %d\n",
+		info.Path, info.Bytes, info.History, info.Seq)
+	return nil
+}
+
+// runRestore puts a backup back, while no server runs on the directory.
+func runRestore(ctx context.Context, args []string, e *env) error {
+	fs, data := adminFlags("restore", e)
+	from := fs.String("from", "", "fichier de sauvegarde à restaurer")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if *from == "" {
+		return usagef("--from est obligatoire : le fichier de sauvegarde à restaurer")
+	}
+	info, err := server.Restore(ctx, *from, *data, time.Now())
+	if err != nil {
+		return fmt.Errorf("restauration impossible : %w", err)
+	}
+	fmt.Fprintf(e.stdout, "Sauvegarde restaurée : %s (séquence %d)\n", info.Backup.Path, info.Backup.Seq)
+	if info.SetAside != "" {
+		fmt.Fprintf(e.stdout, "L'ancienne base est conservée : %s\n", info.SetAside)
+	}
+	fmt.Fprintf(e.stdout, "Nouvel historique : %s. Les appareils renverront leurs propres modifications et retéléchargeront tout à leur prochaine synchronisation.\n", info.History)
+	return nil
+}

@@ -4,11 +4,17 @@
 // network that loses, duplicates, delays and reorders messages, while
 // devices and the server restart and device clocks run wrong. Every
 // choice comes from one seeded random source, so a seed replays the same
-// schedule. After the faults stop and every device has synced to
-// quiescence, Run checks the invariants of docs/DESIGN.md: identical
-// replicas, no acknowledged write lost, every superseded concurrent write
-// in the conflict log, no acknowledged change left in an outbox, nothing
-// applied twice.
+// schedule. Most devices are an administrator's; in two schedules out of
+// three a conseillère's device joins, which writes rows the server
+// refuses (naming someone else or no one, structures, rows of others),
+// and any device may write, as an older app lacking a rule would, a value
+// that breaks a domain rule; refused rows are then retried or given up.
+// After the faults stop and every device has synced to quiescence, Run
+// checks the invariants of docs/DESIGN.md: identical replicas (the
+// conseillère's holding exactly her rows), no acknowledged write lost,
+// every superseded concurrent write in the conflict log, no acknowledged
+// change left in an outbox, nothing applied twice, and every refused
+// value on the server or in its device's rejected list.
 //
 // What is not under the seed's control is the wall clock: HLC readings
 // are real milliseconds (shifted by each device's configured skew), so two
@@ -94,6 +100,9 @@ type Device struct {
 	beyondBound bool
 	link        *link
 	ackSeen     map[string]bool // batch ids whose ack reached this device
+	// owner is set on the conseillère's device: her user id. She writes
+	// under the scope rules, and her replica holds her rows only.
+	owner string
 }
 
 type batchKey struct{ node, id string }
@@ -131,6 +140,9 @@ type World struct {
 	// erased are beneficiaries erased by the server (the administrator's
 	// command), erasedOnDevice those erased from a device's application.
 	erased, erasedOnDevice map[string]bool
+	// admin is the administrators' user id (every device but the
+	// conseillère's is logged in as an administrator).
+	admin string
 	// settled are the refused rows retried or dismissed on a device:
 	// their refused values left its rejected list by her choice.
 	settled map[settledKey]bool
@@ -142,9 +154,12 @@ type World struct {
 
 type rowRef struct{ table, id string }
 
-// settledKey names a refused row a device's conseillère retried or
-// dismissed.
-type settledKey struct{ node, table, pk string }
+// settledKey names one refused change (its cell and version) that a
+// device's conseillère retried or dismissed.
+type settledKey struct {
+	table, pk, col string
+	ver            syncproto.Version
+}
 
 func (w *World) tracef(format string, args ...any) {
 	if w.cfg.Trace != nil {
@@ -303,6 +318,28 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		w.tracef("device %s node %s skew %s", d.name, d.node, d.skew)
 		w.devs = append(w.devs, d)
 	}
+	// In two schedules out of three a conseillère's device joins, whose
+	// writes include what the server refuses (a row naming someone else
+	// or no one, a structure, a row of someone else). In half of those
+	// her device knows her role and refuses such writes itself; in the
+	// other half it was logged in by an older app, does not know it, and
+	// the server refuses them.
+	w.admin = cfg.Template.admin
+	if w.rng.IntN(3) > 0 {
+		d := &Device{name: "c", path: filepath.Join(cfg.Dir, conseillereDevice), ackSeen: map[string]bool{}, owner: cfg.Template.conseillere}
+		d.link = &link{w: w, dev: d}
+		if err := w.openDevice(d); err != nil {
+			return nil, err
+		}
+		checks := w.rng.IntN(2) == 0
+		if !checks {
+			if _, err := d.r.DB().ExecContext(ctx, "UPDATE _device SET role = NULL"); err != nil {
+				return nil, fmt.Errorf("sim: %w", err)
+			}
+		}
+		w.tracef("device %s (conseillère) node %s, owner checks on the device: %v", d.name, d.node, checks)
+		w.devs = append(w.devs, d)
+	}
 	defer func() {
 		for _, d := range w.devs {
 			if d.r != nil {
@@ -335,19 +372,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 func (w *World) doStep() error {
 	d := w.devs[w.rng.IntN(len(w.devs))]
 	switch n := w.rng.IntN(100); {
-	case n < 45:
+	case n < 42:
 		return w.write(d)
-	case n < 78:
+	case n < 72:
 		w.sync(d)
 		return nil
-	case n < 82:
+	case n < 76:
 		w.syncAll()
 		return nil
-	case n < 85:
+	case n < 79:
 		return w.erase(d)
-	case n < 92:
+	case n < 86:
 		return w.deliverHeld()
-	case n < 97:
+	case n < 89:
+		return w.breakRule(d)
+	case n < 93:
+		return w.settleRejected(d)
+	case n < 98:
 		w.tracef("step %d: restart %s", w.step, d.name)
 		w.res.Restarts++
 		if err := d.r.Close(); err != nil {
@@ -534,12 +575,16 @@ func (w *World) write(d *Device) error {
 		t := w.pickTable()
 		id := newID(w.rng)
 		cols, vals := w.rowValues(t)
+		cols, vals = w.owned(d, t, cols, vals)
 		q = fmt.Sprintf("INSERT INTO %s (id, %s) VALUES (?%s)", t, strings.Join(cols, ", "), strings.Repeat(", ?", len(cols)))
 		args = append([]any{id}, vals...)
 		w.rows = append(w.rows, rowRef{t, id})
 	case op < 80:
 		row := w.pickRow()
 		col, val := w.cellValue(row.table)
+		if d.owner != "" && row.table != "structure" && w.rng.IntN(10) == 0 {
+			col, val = "mediateur_id", w.admin // handing her row over
+		}
 		q = fmt.Sprintf("UPDATE %s SET %s = ? WHERE id = ?", row.table, col)
 		args = []any{val, row.id}
 	case op < 90:
@@ -551,14 +596,31 @@ func (w *World) write(d *Device) error {
 		// like it would in the application).
 		row := w.pickRow()
 		cols, vals := w.rowValues(row.table)
+		if d.owner == "" && row.table != "structure" {
+			// An application re-creating a record keeps its owner: an
+			// INSERT without it would hand the row to no one, and
+			// narrowing who sees a row does not take it back from the
+			// conseillère's tablet (README, Scopes), which the final
+			// check could not tell from a row left there by mistake.
+			var owner sql.NullString
+			err := db.QueryRowContext(w.ctx, "SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = 'mediateur_id'", row.table, row.id).Scan(&owner)
+			if err != nil && err != sql.ErrNoRows {
+				return fmt.Errorf("%s: read owner: %w", d.name, err)
+			}
+			if owner.Valid {
+				cols, vals = append(cols, "mediateur_id"), append(vals, owner.String)
+			}
+		}
+		cols, vals = w.owned(d, row.table, cols, vals)
 		q = fmt.Sprintf("INSERT INTO %s (id, %s) VALUES (?%s)", row.table, strings.Join(cols, ", "), strings.Repeat(", ?", len(cols)))
 		args = append([]any{row.id}, vals...)
 	}
 	res, err := db.ExecContext(w.ctx, q, args...)
 	if err != nil {
 		// The application's write is refused (a row that exists, a
-		// domain rule): nothing was written, as in the application.
-		if strings.Contains(err.Error(), "UNIQUE constraint failed") || strings.Contains(err.Error(), "relais: rule") {
+		// domain rule, an owner the device knows is wrong): nothing was
+		// written, as in the application.
+		if strings.Contains(err.Error(), "UNIQUE constraint failed") || strings.Contains(err.Error(), "relais: ") {
 			w.tracef("step %d: %s: %s %v: refused (%v)", w.step, d.name, q, args, err)
 			return nil
 		}
@@ -569,6 +631,128 @@ func (w *World) write(d *Device) error {
 		w.res.Writes++
 	}
 	w.tracef("step %d: %s: %s %v (%d rows)", w.step, d.name, q, args, n)
+	return nil
+}
+
+// owned adds, on the conseillère's device, the owner of a new row of an
+// owned table: mostly hers, sometimes an administrator's (a bad owner),
+// sometimes none (filled with hers by a device that knows her, refused by
+// the server otherwise).
+func (w *World) owned(d *Device, table string, cols []string, vals []any) ([]string, []any) {
+	if d.owner == "" || table == "structure" {
+		return cols, vals
+	}
+	switch n := w.rng.IntN(20); {
+	case n < 14:
+		return append(cols, "mediateur_id"), append(vals, d.owner)
+	case n < 17:
+		return append(cols, "mediateur_id"), append(vals, w.admin)
+	}
+	return cols, vals
+}
+
+// breakRule makes, on d, a write that breaks a domain rule, as an older
+// version of the application would whose device had not the rule yet:
+// the rule triggers are dropped for the write (the erasure triggers
+// stay), and put back by reopening the replica. The server refuses the
+// row with invalid_row, and the device must put it back.
+func (w *World) breakRule(d *Device) error {
+	if len(w.rows) == 0 {
+		return nil
+	}
+	row := w.pickRow()
+	var q string
+	switch row.table {
+	case "activite":
+		q = "UPDATE activite SET duree = 5000 WHERE id = ?"
+	case "beneficiaire":
+		q = "UPDATE beneficiaire SET annee_naissance = 1850 WHERE id = ?"
+	default:
+		return nil
+	}
+	db := d.r.DB()
+	rows, err := db.QueryContext(w.ctx, `SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '\_check\_rule\_%' ESCAPE '\' AND name NOT LIKE '%effacement%'`)
+	if err != nil {
+		return fmt.Errorf("%s: read rule triggers: %w", d.name, err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	for _, n := range names {
+		if _, err := db.ExecContext(w.ctx, `DROP TRIGGER "`+n+`"`); err != nil {
+			return fmt.Errorf("%s: drop %s: %w", d.name, n, err)
+		}
+	}
+	res, err := db.ExecContext(w.ctx, q, row.id)
+	if err != nil && !strings.Contains(err.Error(), "relais: ") {
+		return fmt.Errorf("%s: %s: %w", d.name, q, err)
+	}
+	var n int64
+	if err == nil {
+		n, _ = res.RowsAffected()
+	}
+	w.tracef("step %d: %s, with an app that lacks the rules: %s %s (%d rows, %v)", w.step, d.name, q, row.id, n, err)
+	if err := d.r.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", d.name, err)
+	}
+	d.r = nil
+	return w.openDevice(d)
+}
+
+// settleRejected plays the conseillère's answer to a refused change on
+// d: she gives it up, or sends its row again as it was (which the device
+// may refuse at once, when it knows why).
+func (w *World) settleRejected(d *Device) error {
+	list, err := d.r.Rejected(w.ctx)
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	j := list[w.rng.IntN(len(list))]
+	// The refused changes of the row, which leave the list with it.
+	var keys []settledKey
+	rows, err := d.r.DB().QueryContext(w.ctx, "SELECT col, hlc, node FROM _rejected WHERE tbl = ? AND pk = ?", j.Table, j.PK)
+	if err != nil {
+		return fmt.Errorf("%s: read rejected: %w", d.name, err)
+	}
+	for rows.Next() {
+		k := settledKey{table: j.Table, pk: j.PK}
+		var hlc int64
+		if err := rows.Scan(&k.col, &hlc, &k.ver.Node); err != nil {
+			rows.Close()
+			return err
+		}
+		k.ver.HLC = syncproto.Timestamp(hlc)
+		keys = append(keys, k)
+	}
+	rows.Close()
+	settle := func() {
+		for _, k := range keys {
+			w.settled[k] = true
+		}
+	}
+	if w.rng.IntN(2) == 0 {
+		if err := d.r.Dismiss(w.ctx, j.ID); err != nil {
+			return fmt.Errorf("%s: dismiss: %w", d.name, err)
+		}
+		settle()
+		w.tracef("step %d: %s dismisses refused %s %s", w.step, d.name, j.Table, j.PK)
+		return nil
+	}
+	err = d.r.Retry(w.ctx, j.ID, nil)
+	w.tracef("step %d: %s retries refused %s %s: %v", w.step, d.name, j.Table, j.PK, err)
+	switch {
+	case err == nil:
+		settle()
+	case !strings.Contains(err.Error(), "relais: ") && !strings.Contains(err.Error(), "UNIQUE constraint failed"):
+		return fmt.Errorf("%s: retry: %w", d.name, err)
+	}
 	return nil
 }
 

@@ -26,6 +26,11 @@ const MaxDevices = 8
 const (
 	simEmail    = "admin@sim.relais.test"
 	simPassword = "mot-de-passe-simulation"
+	// The conseillère's account, whose device writes under the scope
+	// rules (see World.conseillere).
+	simConseillere = "conseillere@sim.relais.test"
+	// conseillereDevice is her replica's file in the template.
+	conseillereDevice = "c.db"
 )
 
 // Template is a prepared world at rest: a server data directory with an
@@ -35,6 +40,8 @@ const (
 type Template struct {
 	dir     string
 	devices []string
+	// admin and conseillere are the accounts' user ids.
+	admin, conseillere string
 }
 
 // NewTemplate prepares a template in dir. The devices log in through the
@@ -56,25 +63,35 @@ func NewTemplate(ctx context.Context, dir string) (*Template, error) {
 	}
 	defer srv.Close()
 	a := &auth.Accounts{W: srv.DB().W, R: srv.DB().R}
-	if _, err := a.AddUser(ctx, simEmail, "admin", simPassword); err != nil {
+	admin, err := a.AddUser(ctx, simEmail, "admin", simPassword)
+	if err != nil {
+		return nil, fmt.Errorf("sim template: add user: %w", err)
+	}
+	cons, err := a.AddUser(ctx, simConseillere, "conseiller", simPassword)
+	if err != nil {
 		return nil, fmt.Errorf("sim template: add user: %w", err)
 	}
 	w := &World{ctx: ctx, srv: srv, batches: map[batchKey]*batchInfo{}, refusals: map[string]int{}, faults: map[string]int{}}
-	t := &Template{dir: dir}
-	for i := 0; i < MaxDevices; i++ {
-		name := fmt.Sprintf("d%d.db", i)
+	t := &Template{dir: dir, admin: admin.ID, conseillere: cons.ID}
+	for i := 0; i <= MaxDevices; i++ {
+		name, email := fmt.Sprintf("d%d.db", i), simEmail
+		if i == MaxDevices {
+			name, email = conseillereDevice, simConseillere
+		}
 		d := &Device{name: name}
 		d.link = &link{w: w, dev: d}
 		r, err := device.Open(ctx, filepath.Join(dir, name), device.Options{HTTPClient: &http.Client{Transport: d.link}})
 		if err != nil {
 			return nil, fmt.Errorf("sim template: %w", err)
 		}
-		err = r.Login(ctx, "http://relais.sim", simEmail, simPassword)
+		err = r.Login(ctx, "http://relais.sim", email, simPassword)
 		r.Close()
 		if err != nil {
 			return nil, fmt.Errorf("sim template: login %s: %w", name, err)
 		}
-		t.devices = append(t.devices, name)
+		if i < MaxDevices {
+			t.devices = append(t.devices, name)
+		}
 	}
 	return t, nil
 }
@@ -87,6 +104,7 @@ func (t *Template) copyTo(dir string, n int) error {
 	}
 	files := []string{filepath.Join("server", "relais.db")}
 	files = append(files, t.devices[:n]...)
+	files = append(files, conseillereDevice)
 	for _, f := range files {
 		for _, suffix := range []string{"", "-wal"} {
 			data, err := os.ReadFile(filepath.Join(t.dir, f+suffix))

@@ -128,8 +128,10 @@ func (a *Accounts) CheckPassword(ctx context.Context, email, password string) (U
 // on the same account is allowed (a new login after tokens were lost); a
 // device id held by another account, or revoked, is refused.
 func (a *Accounts) EnrollDevice(ctx context.Context, userID, deviceID, name string) error {
-	if _, err := uuid.Parse(deviceID); err != nil {
-		return syncproto.Errorf(syncproto.CodeMalformedBody, "device_id must be a UUID")
+	// One spelling per id: an upper-case or braced form of a taken id
+	// would otherwise pass for a new one.
+	if id, err := uuid.Parse(deviceID); err != nil || id.String() != deviceID {
+		return syncproto.Errorf(syncproto.CodeMalformedBody, "device_id must be a UUID, written in lower case with hyphens")
 	}
 	name = strings.TrimSpace(name)
 	if len(name) > syncproto.MaxDeviceName || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
@@ -140,6 +142,13 @@ func (a *Accounts) EnrollDevice(ctx context.Context, userID, deviceID, name stri
 	err := a.W.QueryRowContext(ctx, "SELECT user_id, revoked_at FROM _devices WHERE id = ?", deviceID).Scan(&owner, &revoked)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
+		taken, err := a.nodeTaken(ctx, deviceID)
+		if err != nil {
+			return fmt.Errorf("enroll device: %w", err)
+		}
+		if taken {
+			return errDeviceIDUnavailable()
+		}
 		_, err = a.W.ExecContext(ctx, "INSERT INTO _devices (id, user_id, name, created_at) VALUES (?, ?, NULLIF(?, ''), ?)",
 			deviceID, userID, name, time.Now().UnixMilli())
 		if err != nil {
@@ -149,7 +158,7 @@ func (a *Accounts) EnrollDevice(ctx context.Context, userID, deviceID, name stri
 	case err != nil:
 		return fmt.Errorf("enroll device: %w", err)
 	case owner != userID:
-		return syncproto.Errorf(syncproto.CodeForbidden, "this device is enrolled under another account")
+		return errDeviceIDUnavailable()
 	case revoked.Valid:
 		return syncproto.Errorf(syncproto.CodeDeviceRevoked, "this device was revoked; erase it and enrol it again").With(syncproto.DetailWipe, true)
 	case name != "":
@@ -158,6 +167,32 @@ func (a *Accounts) EnrollDevice(ctx context.Context, userID, deviceID, name stri
 		}
 	}
 	return nil
+}
+
+// errDeviceIDUnavailable is the one answer for a device id that another
+// account enrolled and for one the server reserves: the caller learns
+// nothing about which, nor whether the id exists.
+func errDeviceIDUnavailable() error {
+	return syncproto.Errorf(syncproto.CodeForbidden, "this device id cannot be enrolled; the app must generate a new one")
+}
+
+// nodeTaken says whether id already names a writer other than an
+// enrolled device: the server's own node id (every pull shows it), or a
+// node seen in a version or a batch. A device enrolled under it would
+// have others' writes taken for its own (its conflicts, "écriture du
+// serveur" on the dashboard). Enrolling is rare (a device's first
+// login), so scanning the versions for an unknown id is affordable.
+func (a *Accounts) nodeTaken(ctx context.Context, id string) (bool, error) {
+	var taken bool
+	err := a.R.QueryRowContext(ctx, `SELECT
+		EXISTS (SELECT 1 FROM _replica WHERE node = ?1)
+		OR EXISTS (SELECT 1 FROM _batches WHERE device_id = ?1)
+		OR EXISTS (SELECT 1 FROM _cells WHERE node = ?1)
+		OR EXISTS (SELECT 1 FROM _conflicts WHERE winner_node = ?1 OR loser_node = ?1)`, id).Scan(&taken)
+	if err != nil {
+		return false, fmt.Errorf("check node id: %w", err)
+	}
+	return taken, nil
 }
 
 // Principal is who makes a request, as checked against the database: the

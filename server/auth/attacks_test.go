@@ -175,6 +175,61 @@ func TestTokenAttacks(t *testing.T) {
 	}
 }
 
+// TestEnrolmentRefusesTakenNodeIDs: a device cannot enrol under the
+// server's own node id (shown in every pull), under a node id already
+// seen in versions, nor under another spelling of one; a device id
+// another account holds gets the same answer, which says nothing about
+// whether it exists (issue 11, failure 6).
+func TestEnrolmentRefusesTakenNodeIDs(t *testing.T) {
+	t.Parallel()
+	srv := relaistest.StartServer(t, server.Config{})
+	u := srv.AddUser(t, "camille@exemple.fr", auth.RoleConseiller, pw)
+	other := srv.AddUser(t, "dominique@exemple.fr", auth.RoleConseiller, pw)
+	var serverNode string
+	must(t, srv.DB().R.QueryRow("SELECT node FROM _replica").Scan(&serverNode))
+	// A node that wrote versions but is no enrolled device (an import, a
+	// device whose record is gone).
+	ghost := newDeviceID()
+	_, err := srv.DB().W.Exec("INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq) VALUES ('activite', ?, 'duree', 30, 1, ?, 999999)", newDeviceID(), ghost)
+	must(t, err)
+	taken := newDeviceID()
+	srv.LoginHTTP(t, other.Email, pw, taken)
+
+	login := func(dev string) (int, []byte) {
+		return srv.PostJSON(t, "/v1/auth/login", "", map[string]string{"email": u.Email, "password": pw, "device_id": dev})
+	}
+	var answers []string
+	for _, tc := range []struct {
+		name, dev string
+		status    int
+	}{
+		{"the server's node id", serverNode, 403},
+		{"a node seen in versions", ghost, 403},
+		{"a device of another account", taken, 403},
+		{"the server's node id in capitals", strings.ToUpper(serverNode), 400},
+		{"the server's node id in braces", "{" + serverNode + "}", 400},
+	} {
+		status, raw := login(tc.dev)
+		if status != tc.status {
+			t.Errorf("%s: got %d %s, want %d", tc.name, status, raw, tc.status)
+		}
+		if status == 403 {
+			answers = append(answers, string(raw))
+		}
+	}
+	for _, a := range answers[1:] {
+		if a != answers[0] {
+			t.Errorf("refusals differ, which tells taken ids apart: %s vs %s", a, answers[0])
+		}
+	}
+	if n := countRows(t, srv, "SELECT COUNT(*) FROM _devices WHERE lower(id) IN (lower(?), lower(?))", serverNode, ghost); n != 0 {
+		t.Fatalf("%d devices enrolled under taken node ids", n)
+	}
+	if status, raw := login(newDeviceID()); status != 200 {
+		t.Fatalf("a fresh device id: %d %s", status, raw)
+	}
+}
+
 // TestRevocationAndDisabling: a revoked device's access and refresh
 // tokens are refused at once, with the order to wipe; revocation is
 // allowed to the owner, their coordinator and admins only; a disabled

@@ -22,7 +22,7 @@ const DefaultRetention = 365 * 24 * time.Hour
 // cell store); the addresses of its appointments are cleared the same
 // way, and the server's conflict log loses its personal values.
 func (s *Server) EraseBeneficiaire(ctx context.Context, id string) error {
-	return s.db.Write(ctx, func(tx *sql.Tx) error {
+	err := s.db.Write(ctx, func(tx *sql.Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, "SELECT 1 FROM beneficiaire WHERE id = ?", id).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -33,7 +33,42 @@ func (s *Server) EraseBeneficiaire(ctx context.Context, id string) error {
 		}
 		return s.eraseTx(ctx, tx, id)
 	})
+	if err != nil {
+		return err
+	}
+	return s.purgeLog(ctx)
 }
+
+// purgeLog copies the write-ahead log into the database file and empties
+// it. secure_delete zeroes what an erasure frees in the pages, but the
+// log still holds the images of those pages as they were before, with
+// the erased values, until it is checkpointed and truncated: erasure is
+// not done while any file holds them. A reader in the middle of a read
+// (in this process or in the server, for an admin run) keeps the log
+// busy; the checkpoint is retried for a few seconds.
+func (s *Server) purgeLog(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		var busy, logged, moved int
+		if err := s.db.W.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logged, &moved); err != nil {
+			return fmt.Errorf("empty the write-ahead log after an erasure: %w", err)
+		}
+		if busy == 0 {
+			return nil
+		}
+		if attempt == purgeAttempts {
+			return errors.New("the erasure is recorded, but readers kept the write-ahead log busy: " +
+				"erased values may remain in relais.db-wal until the next erasure or a restart")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// purgeAttempts bounds purgeLog's retries, 100 ms apart.
+const purgeAttempts = 50
 
 func (s *Server) eraseTx(ctx context.Context, tx *sql.Tx, id string) error {
 	if err := s.WriteRowTx(ctx, tx, "beneficiaire", id, domain.ErasureValues()); err != nil {
@@ -115,6 +150,11 @@ func (s *Server) RunRetention(ctx context.Context, maxAge time.Duration) (int, e
 			return total, err
 		}
 		total += n
+		if n > 0 {
+			if err := s.purgeLog(ctx); err != nil {
+				return total, err
+			}
+		}
 	}
 }
 

@@ -13,8 +13,11 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 
 	"github.com/mattn/go-sqlite3"
@@ -59,6 +62,9 @@ type Options struct {
 
 // Open opens (creating if needed) the database at path.
 func Open(path string, opt Options) (*DB, error) {
+	if err := private(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
@@ -184,4 +190,31 @@ func cloneValues(v url.Values) url.Values {
 func escapePath(p string) string {
 	u := url.URL{Path: p}
 	return u.EscapedPath()
+}
+
+// private creates the database file readable by its owner only, before
+// SQLite does (it would use 0644, and gives its -wal and -shm files the
+// main file's mode), and takes group and other permissions away from an
+// existing one: the files hold personal data.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("check the permissions of %s: %w", p, err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return fmt.Errorf("make %s private: %w", p, err)
+			}
+		}
+	}
+	return nil
 }

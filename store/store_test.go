@@ -2,9 +2,43 @@ package store
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 )
+
+// TestFilesArePrivate: the database and its -wal and -shm files are
+// created readable by their owner only, and an existing file readable by
+// others is made private when opened (they hold personal data).
+func TestFilesArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.db")
+	if err := os.WriteFile(old, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(old, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(dir, "new.db"), old} {
+		db, err := Open(path, Options{SecureDelete: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.W.Exec("CREATE TABLE t (x); INSERT INTO t VALUES ('donnée')"); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+				t.Errorf("%s has mode %o, want no access for group or others", filepath.Base(p), perm)
+			}
+		}
+		db.Close()
+	}
+}
 
 // TestWriterSettings: the writer's cache and checkpoint settings hold on
 // its first connection and on any connection database/sql opens later

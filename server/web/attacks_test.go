@@ -145,12 +145,22 @@ func TestAttackResolutionMovesNoRowAndBreaksNoRule(t *testing.T) {
 func TestAttackConseillerRewritesNoCoordination(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	var coord string
-	if err := w.srv.DB().R.QueryRowContext(ctx, "SELECT id FROM coordination WHERE mediateur_id = ?", w.alice.ID).Scan(&coord); err != nil {
+	// Eve coordinates Alice too; two administrators' tablets edit that
+	// coordination at once.
+	eve := w.srv.AddUser(t, "eve@exemple.fr", "coordinateur", pw)
+	coord := newID()
+	if err := w.srv.WriteRow(ctx, "coordination", coord, map[string]any{
+		"coordinateur_id": eve.ID, "mediateur_id": w.alice.ID, "debut": "2025-01-01"}); err != nil {
 		t.Fatal(err)
 	}
-	// Two administrators' tablets edit Alice's coordination at once.
 	ownerConflict(t, w, "coordination", coord, w.bruno.ID, w.alice.ID)
+	// Claire coordinates Alice, but Eve's coordination row does not name
+	// her: she does not pull it, and does not see its conflict.
+	claire := newBrowser(t, w.srv.URL)
+	claire.login("claire@exemple.fr")
+	if _, ok := findConflict(claire.conflicts(), "coordination", "mediateur_id"); ok {
+		t.Error("Claire sees the conflict on another coordinator's coordination row")
+	}
 
 	alice := newBrowser(t, w.srv.URL)
 	alice.login("alice@exemple.fr")

@@ -209,17 +209,25 @@ func (h *Handler) queryConflicts(ctx context.Context, v Viewer, sc scope, q stri
 // onVisibleRows keeps, of the conflicts on rows the viewer does not own,
 // those on rows their pull would deliver (server/scope's filter: a
 // coordinator sees a team row only when it is dated inside the
-// coordination), so that the dashboard shows no more than the devices
-// receive.
+// coordination; a coordination row only when it names them), so that
+// the dashboard shows no more than the devices receive.
 func (h *Handler) onVisibleRows(ctx context.Context, sc scope, cs []Conflict) ([]Conflict, error) {
 	if sc.all || sc.view == nil {
 		return cs, nil
 	}
+	rules := h.rules()
 	var probe []syncproto.Change
 	for _, c := range cs {
-		if c.OwnerID != "" && c.OwnerID != sc.self {
-			probe = append(probe, syncproto.Change{Table: c.Table, PK: c.PK, Column: syncscope.OwnerColumn})
+		if c.OwnerID != "" && c.OwnerID == sc.self {
+			continue
 		}
+		// The row is judged, not the field: a personal field's conflict
+		// is listed (masked) wherever its row is.
+		col := c.Column
+		if rules.Owned(c.Table) {
+			col = syncscope.OwnerColumn
+		}
+		probe = append(probe, syncproto.Change{Table: c.Table, PK: c.PK, Column: col})
 	}
 	if len(probe) == 0 {
 		return cs, nil
@@ -234,7 +242,7 @@ func (h *Handler) onVisibleRows(ctx context.Context, sc scope, cs []Conflict) ([
 	}
 	out := cs[:0]
 	for _, c := range cs {
-		if c.OwnerID == "" || c.OwnerID == sc.self || visible[[2]string{c.Table, c.PK}] {
+		if (c.OwnerID != "" && c.OwnerID == sc.self) || visible[[2]string{c.Table, c.PK}] {
 			out = append(out, c)
 		}
 	}

@@ -6,6 +6,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,6 +70,10 @@ type Config struct {
 	// set, must also come as a bearer token.
 	MetricsAllow []netip.Prefix
 	MetricsToken string
+	// TLSCertFile and TLSKeyFile, both set, make Serve answer HTTPS only
+	// (PEM files; the certificate file may hold the chain after it).
+	TLSCertFile string
+	TLSKeyFile  string
 	// Timeouts and bounds against slow or numerous clients (zero takes
 	// the Default* value; see defaults.go and SECURITY.md).
 	HeaderTimeout, BodyTimeout, WriteTimeout, IdleTimeout time.Duration
@@ -280,6 +285,10 @@ func (s *Server) Schema() *syncproto.Schema {
 // before anything is logged, so a port already in use is the error Serve
 // returns, never a "listening" line followed by a failure.
 func (s *Server) Serve(ctx context.Context, addr string) error {
+	tlsConf, err := s.tlsConfig()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return fmt.Errorf("address %s already in use — l'adresse %s est déjà utilisée par un autre programme: %w", addr, addr, err)
@@ -287,14 +296,39 @@ func (s *Server) Serve(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+	}
 	return s.ServeListener(ctx, ln)
+}
+
+// tlsConfig loads the certificate when TLS is configured (nil when not),
+// before anything listens, so that a missing or mismatched file is the
+// error Serve returns. Fiber runs on fasthttp, which speaks HTTP/1.1
+// only: no HTTP/2, so ALPN offers http/1.1 alone.
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	if s.cfg.TLSCertFile == "" && s.cfg.TLSKeyFile == "" {
+		return nil, nil
+	}
+	if s.cfg.TLSCertFile == "" || s.cfg.TLSKeyFile == "" {
+		return nil, fmt.Errorf("TLS needs both a certificate and its key — il faut le certificat et sa clé (--tls-cert et --tls-key)")
+	}
+	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCertFile, s.cfg.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificate %s and key %s: %w", s.cfg.TLSCertFile, s.cfg.TLSKeyFile, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}, nil
 }
 
 // ServeListener serves on ln (which it closes) until ctx is cancelled.
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.app.Listener(ln) }()
-	s.log.Info("relais server listening", "addr", ln.Addr().String(), "data", s.cfg.DataDir)
+	scheme := "http"
+	if s.cfg.TLSCertFile != "" {
+		scheme = "https"
+	}
+	s.log.Info("relais server listening", "addr", ln.Addr().String(), "scheme", scheme, "data", s.cfg.DataDir)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)

@@ -25,6 +25,8 @@ func runServe(ctx context.Context, args []string, e *env) error {
 	metricsAllow := fs.text(setMetricsAllow)
 	metricsTokenFile := fs.text(setMetricsTokenFile)
 	trusted := fs.text(setTrustedProxy)
+	tlsCert := fs.text(setTLSCert)
+	tlsKey := fs.text(setTLSKey)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -62,7 +64,7 @@ func runServe(ctx context.Context, args []string, e *env) error {
 	srv, err := server.New(ctx, server.Config{DataDir: *data, MaxClockAhead: *ahead, Logger: log,
 		AccessTTL: *accessTTL, RefreshIdle: *refreshIdle, RefreshAbsolute: *refreshAbsolute,
 		MinFreeDisk: diskFloor(*minFree), MetricsAllow: allow, MetricsToken: metricsToken,
-		TrustedProxies: proxies})
+		TrustedProxies: proxies, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey})
 	if err != nil {
 		return fmt.Errorf("démarrage impossible : %w", err)
 	}

@@ -48,6 +48,10 @@ var (
 		"fichier contenant un jeton que GET /metrics exige alors (Authorization: Bearer JETON)", "serve"}
 	setTrustedProxy = setting{"trusted-proxy", "RELAIS_TRUSTED_PROXY", "",
 		"mandataires inverses (adresses IP ou réseaux, séparés par des virgules) dont l'en-tête X-Forwarded-Proto: https fait poser des cookies Secure", "serve"}
+	setTLSCert = setting{"tls-cert", "RELAIS_TLS_CERT", "",
+		"certificat TLS (PEM, chaîne comprise) : le serveur ne répond alors qu'en HTTPS ; avec --tls-key", "serve"}
+	setTLSKey = setting{"tls-key", "RELAIS_TLS_KEY", "",
+		"clé privée du certificat TLS (PEM)", "serve"}
 	setDB = setting{"db", "RELAIS_DB", "relais-device.db",
 		"fichier de l'appareil (sa réplique)", "device"}
 	setServer = setting{"server", "RELAIS_SERVER", "http://" + server.DefaultAddr,
@@ -56,7 +60,7 @@ var (
 
 // settings is the list the README table is written from, in its order.
 var settings = []setting{setData, setAddr, setMaxClockAhead, setRetention, setAccessTTL,
-	setRefreshIdle, setRefreshAbsolute, setMinFreeDisk, setMetricsAllow, setMetricsTokenFile, setTrustedProxy, setDB, setServer}
+	setRefreshIdle, setRefreshAbsolute, setMinFreeDisk, setMetricsAllow, setMetricsTokenFile, setTrustedProxy, setTLSCert, setTLSKey, setDB, setServer}
 
 // dur writes a default duration as a flag accepts it, without the zero
 // units Go adds ("8760h", not "8760h0m0s").

@@ -148,6 +148,25 @@ func isPersonal(table, column string) bool {
 	return ownerOnlyTables[table] || slices.Contains(syncscope.PersonalColumns(table), column)
 }
 
+// userNames maps every account's id to the name people read: the name
+// given to the account, or its e-mail when it has none.
+func (h *Handler) userNames(ctx context.Context) (map[string]string, error) {
+	rows, err := h.d.DB.R.QueryContext(ctx, "SELECT id, COALESCE(NULLIF(name, ''), email) FROM _users")
+	if err != nil {
+		return nil, fmt.Errorf("read accounts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, fmt.Errorf("read accounts: %w", err)
+		}
+		out[id] = name
+	}
+	return out, rows.Err()
+}
+
 // userEmails maps every account's id to its e-mail, to name authors.
 func (h *Handler) userEmails(ctx context.Context) (map[string]string, error) {
 	rows, err := h.d.DB.R.QueryContext(ctx, "SELECT id, email FROM _users")

@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"github.com/relais-numerique/relais/internal/fr"
 	"html/template"
 	"strings"
 )
@@ -37,7 +38,7 @@ func barChart(title string, bs []Bucket) template.HTML {
 		fmt.Fprintf(&sb, `<text x="%d" y="%d" text-anchor="end" fill="%s" font-size="14">%s</text>`,
 			labelW-8, y+17, chartGrey, template.HTMLEscapeString(clipLabel(b.Label, 40)))
 		fmt.Fprintf(&sb, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s" rx="2"/>`, labelW, y+3, max(w, 1), rowH-8, chartBlue)
-		fmt.Fprintf(&sb, `<text x="%d" y="%d" fill="%s" font-size="14">%d</text>`, labelW+max(w, 1)+6, y+17, chartGrey, b.Count)
+		fmt.Fprintf(&sb, `<text x="%d" y="%d" fill="%s" font-size="14">%s</text>`, labelW+max(w, 1)+6, y+17, chartGrey, fr.Number(b.Count))
 	}
 	sb.WriteString(`</svg>`)
 	return template.HTML(sb.String()) // built from escaped labels and numbers only
@@ -63,7 +64,7 @@ func columnChart(title string, bs []Bucket) template.HTML {
 			hgt = b.Count * plotH / maxN
 		}
 		fmt.Fprintf(&sb, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s" rx="2"/>`, x+6, top+plotH-hgt, colW-12, hgt, chartBlue)
-		fmt.Fprintf(&sb, `<text x="%d" y="%d" text-anchor="middle" fill="%s" font-size="12">%d</text>`, x+colW/2, top+plotH-hgt-4, chartGrey, b.Count)
+		fmt.Fprintf(&sb, `<text x="%d" y="%d" text-anchor="middle" fill="%s" font-size="12">%s</text>`, x+colW/2, top+plotH-hgt-4, chartGrey, fr.Number(b.Count))
 		month, year, _ := strings.Cut(b.Label, " ")
 		fmt.Fprintf(&sb, `<text x="%d" y="%d" text-anchor="middle" fill="%s" font-size="12">%s</text>`, x+colW/2, top+plotH+18, chartGrey, template.HTMLEscapeString(month))
 		fmt.Fprintf(&sb, `<text x="%d" y="%d" text-anchor="middle" fill="%s" font-size="11">%s</text>`, x+colW/2, top+plotH+34, chartGrey, template.HTMLEscapeString(year))
@@ -76,7 +77,7 @@ func columnChart(title string, bs []Bucket) template.HTML {
 func summary(bs []Bucket) string {
 	parts := make([]string, 0, len(bs))
 	for _, b := range bs {
-		parts = append(parts, fmt.Sprintf("%s %d", b.Label, b.Count))
+		parts = append(parts, fmt.Sprintf("%s %s", b.Label, fr.Number(b.Count)))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -46,9 +46,9 @@ func (h *Handler) activityTable(v Viewer, acts []Activity) table {
 		for i, x := range a.Materiel {
 			mats[i] = enumLabel("materiel", x)
 		}
-		lieu := enumLabel("type_lieu", a.TypeLieu)
-		if a.TypeLieu == "lieu_activite" && a.Itinerant {
-			lieu += " (itinérant)"
+		lieu := placeLabels[placeKey(a)]
+		if lieu == "" {
+			lieu = enumLabel("type_lieu", a.TypeLieu)
 		}
 		row := []any{frenchDate(a.Date), a.Owner, enumLabel("type", a.Type), lieu, a.Structure, a.Commune, a.CodeInsee,
 			duree, durationLabel(durationBand(a.Duree)), strings.Join(themes, ", "), strings.Join(mats, ", "),
@@ -67,7 +67,8 @@ func statsTable(st Stats) table {
 	add("Période", "du "+frenchDate(st.Filter.From)+" au "+frenchDate(st.Filter.To), "", "")
 	add("Total", "Activités", st.Activities, "")
 	add("Total", "Accompagnements", st.Accompaniments, "")
-	add("Total", "Bénéficiaires", st.Beneficiaries, "")
+	add("Total", "Personnes accompagnées (comptées une fois)", st.Beneficiaries, "")
+	add("Total", "Participations anonymes à des ateliers (chaque présence)", st.AnonymousParticipations, "")
 	add("Total", "Durée totale (heures)", float64(st.TotalMinutes)/60, "")
 	for _, sec := range []struct {
 		name string

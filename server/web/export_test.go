@@ -75,7 +75,7 @@ func TestXLSXExportAndStatisticsCSV(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("statistics CSV: %d", status)
 	}
-	for _, line := range []string{"Répartition;Catégorie;Nombre;Part (%)", "Total;Activités;1;", "Total;Bénéficiaires;1;",
+	for _, line := range []string{"Répartition;Catégorie;Nombre;Part (%)", "Total;Activités;1;", "Total;Personnes accompagnées (comptées une fois);1;", "Total;Participations anonymes à des ateliers (chaque présence);0;",
 		"Type de lieu;À domicile;1;100", "Tranche d'âge;70 ans et plus;1;100", "Statut social;Retraité;1;100",
 		"Thématique;Argent - Impôts;1;", "Commune;Laval;1;100"} {
 		if !strings.Contains(body, line) {

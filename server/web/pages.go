@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"html/template"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Paris even on a machine without a zone database
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/relais-numerique/relais/domain"
+	"github.com/relais-numerique/relais/internal/fr"
 )
 
 // paris is the time zone every date on the pages is shown in.
@@ -52,9 +55,16 @@ func (h *Handler) funcs() template.FuncMap {
 			}
 			return fmt.Sprint(*n)
 		},
-		"hours": func(min int64) string { return fmt.Sprintf("%d h %02d", min/60, min%60) },
-		"pct":   func(f float64) string { return fmt.Sprintf("%.1f %%", f) },
-		"bars":  barChart,
+		"hours": func(min int64) string {
+			if min%60 == 0 {
+				return fr.Number(min/60) + " h"
+			}
+			return fmt.Sprintf("%s h %02d", fr.Number(min/60), min%60)
+		},
+		// n writes a count with French digit groups: 21 923.
+		"n":    func(n int) string { return fr.Number(n) },
+		"pct":  func(f float64) string { return fmt.Sprintf("%.1f %%", f) },
+		"bars": barChart,
 		"short": func(id string) string {
 			if len(id) > 8 {
 				return id[len(id)-8:]
@@ -130,8 +140,14 @@ func (h *Handler) filterOptions(ctx context.Context, v Viewer) (filterOptions, e
 	if err != nil {
 		return o, err
 	}
-	if sc.all {
-		rows, err := h.d.DB.R.QueryContext(ctx, "SELECT id, email FROM _users WHERE role != 'admin' ORDER BY email")
+	// The people filter lists the conseillers the viewer follows, by
+	// name, never the viewer herself; a conseillère sees only her own
+	// activities and gets no such filter.
+	switch {
+	case !v.Admin() && !v.Coordinator():
+	case sc.all:
+		rows, err := h.d.DB.R.QueryContext(ctx, `SELECT id, COALESCE(NULLIF(name, ''), email) FROM _users
+			WHERE role = 'conseiller' AND id != ? ORDER BY 2`, v.UserID)
 		if err != nil {
 			return o, fmt.Errorf("read accounts: %w", err)
 		}
@@ -146,17 +162,24 @@ func (h *Handler) filterOptions(ctx context.Context, v Viewer) (filterOptions, e
 		if err := rows.Err(); err != nil {
 			return o, fmt.Errorf("read accounts: %w", err)
 		}
-	} else {
-		seen := map[string]bool{}
+	default:
+		names, err := h.userNames(ctx)
+		if err != nil {
+			return o, err
+		}
+		seen := map[string]bool{v.UserID: true}
 		for _, m := range sc.members {
 			if !seen[m.UserID] {
 				seen[m.UserID] = true
-				o.Conseillers = append(o.Conseillers, option{m.UserID, m.Email})
+				o.Conseillers = append(o.Conseillers, option{m.UserID, names[m.UserID]})
 			}
 		}
+		slices.SortFunc(o.Conseillers, func(a, b option) int { return strings.Compare(a.Label, b.Label) })
 	}
-	for _, k := range []string{"lieu_activite", "domicile", "a_distance", "autre"} {
-		o.Lieux = append(o.Lieux, option{k, enumLabel("type_lieu", k)})
+	// The same place types, with the same labels, as the chart and the
+	// exports (placeKey, placeLabels).
+	for _, k := range placeOrder {
+		o.Lieux = append(o.Lieux, option{k, placeLabels[k]})
 	}
 	for _, k := range []string{"individuel", "collectif"} {
 		o.Types = append(o.Types, option{k, enumLabel("type", k)})

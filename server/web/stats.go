@@ -118,7 +118,7 @@ func (h *Handler) activities(ctx context.Context, v Viewer, f StatsFilter, agg *
 	if err != nil {
 		return nil, err
 	}
-	emails, err := h.userEmails(ctx)
+	names, err := h.userNames(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (h *Handler) activities(ctx context.Context, v Viewer, f StatsFilter, agg *
 		if !sc.covers(a.OwnerID, a.Date) {
 			continue
 		}
-		a.Owner = emails[a.OwnerID]
+		a.Owner = names[a.OwnerID]
 		a.Duree = ptr(duree)
 		a.Itinerant = slices.Contains(splitList(itin), "itinerant")
 		a.Thematiques, a.Materiel = splitList(themes), splitList(mat)
@@ -188,7 +188,23 @@ func activityWhere(sc scope, f StatsFilter) (string, []any) {
 		conds = append(conds, "a.mediateur_id IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(ids)), ", ")+")")
 		args = append(args, ids...)
 	}
-	for _, c := range []struct{ col, val string }{{"a.mediateur_id", f.Mediateur}, {"a.type_lieu", f.TypeLieu},
+	// Place types are those of the charts (placeKey): an itinerant stop
+	// is a lieu_activite at a structure that moves, told apart from the
+	// fixed permanences, and "non_renseigne" is an activity without one.
+	const itinerantStop = `EXISTS (SELECT 1 FROM structure s2 WHERE s2.id = a.structure_id AND s2.itinerance LIKE '%itinerant%')`
+	switch f.TypeLieu {
+	case "":
+	case "itinerant":
+		conds = append(conds, "a.type_lieu = 'lieu_activite'", itinerantStop)
+	case "lieu_activite":
+		conds = append(conds, "a.type_lieu = 'lieu_activite'", "NOT "+itinerantStop)
+	case "non_renseigne":
+		conds = append(conds, "COALESCE(a.type_lieu, '') = ''")
+	default:
+		conds = append(conds, "a.type_lieu = ?")
+		args = append(args, f.TypeLieu)
+	}
+	for _, c := range []struct{ col, val string }{{"a.mediateur_id", f.Mediateur},
 		{"a.structure_id", f.Structure}, {"a.type", f.Type}} {
 		if c.val != "" {
 			conds = append(conds, c.col+" = ?")
@@ -330,23 +346,29 @@ func anonKey(col string) string {
 
 // Stats are the Coop-style statistics of a set of activities.
 type Stats struct {
-	Filter          StatsFilter `json:"filter"`
-	Activities      int         `json:"activites"`
-	Accompaniments  int         `json:"accompagnements"`
-	Beneficiaries   int         `json:"beneficiaires"`
-	TotalMinutes    int64       `json:"duree_totale_min"`
-	ByMonth         []Bucket    `json:"par_mois"`
-	ByType          []Bucket    `json:"par_type"`
-	ByPlace         []Bucket    `json:"par_lieu"`
-	ByDuration      []Bucket    `json:"par_duree"`
-	ByTheme         []Bucket    `json:"par_thematique"`
-	ByMaterial      []Bucket    `json:"par_materiel"`
-	ByAge           []Bucket    `json:"par_tranche_age"`
-	ByStatus        []Bucket    `json:"par_statut_social"`
-	ByGender        []Bucket    `json:"par_genre"`
-	ByCommune       []Bucket    `json:"par_commune"`
-	ByConseiller    []Bucket    `json:"par_conseiller"`
-	CommunesOmitted int         `json:"communes_autres,omitempty"`
+	Filter         StatsFilter `json:"filter"`
+	Activities     int         `json:"activites"`
+	Accompaniments int         `json:"accompagnements"`
+	// Beneficiaries counts the named people accompanied, each once
+	// however often they came ("personnes accompagnées");
+	// AnonymousParticipations counts the presences of anonymous workshop
+	// participants, who cannot be told apart from one workshop to the
+	// next, so each presence counts.
+	Beneficiaries           int      `json:"beneficiaires"`
+	AnonymousParticipations int      `json:"participations_anonymes"`
+	TotalMinutes            int64    `json:"duree_totale_min"`
+	ByMonth                 []Bucket `json:"par_mois"`
+	ByType                  []Bucket `json:"par_type"`
+	ByPlace                 []Bucket `json:"par_lieu"`
+	ByDuration              []Bucket `json:"par_duree"`
+	ByTheme                 []Bucket `json:"par_thematique"`
+	ByMaterial              []Bucket `json:"par_materiel"`
+	ByAge                   []Bucket `json:"par_tranche_age"`
+	ByStatus                []Bucket `json:"par_statut_social"`
+	ByGender                []Bucket `json:"par_genre"`
+	ByCommune               []Bucket `json:"par_commune"`
+	ByConseiller            []Bucket `json:"par_conseiller"`
+	CommunesOmitted         int      `json:"communes_autres,omitempty"`
 }
 
 // Bucket is one category of a breakdown.
@@ -433,7 +455,7 @@ func (h *Handler) stats(ctx context.Context, v Viewer, f StatsFilter) (Stats, []
 		commune.add(cm, 1)
 		who.add(a.Owner, 1)
 	}
-	st.Beneficiaries = len(agg.named) + agg.anonTotal
+	st.Beneficiaries, st.AnonymousParticipations = len(agg.named), agg.anonTotal
 	gender, age, status := counter{}, counter{}, counter{}
 	for _, b := range agg.named {
 		gender.add(orNC(b.genre), 1)

@@ -73,6 +73,7 @@ func TestFieldWeek(t *testing.T) {
 
 	// Listed, in French, with her values; nothing lost.
 	out := relaisCmd(t, "", "device", "rejected", "--db", tablet.Path())
+	t.Logf("relais device rejected:\n%s", out)
 	for _, want := range []string{theirs, ownerless, "appartient", "doit indiquer", "atelier CV", "démarches CAF", "--retry"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("device rejected does not show %q:\n%s", want, out)
@@ -285,4 +286,28 @@ func TestCoordinatorRefusalCostsNoDownload(t *testing.T) {
 	}
 	t.Logf("département of 2,000 activities: %d cells, %d bytes down; the refused edit's sync: %d bytes down; the next sync: %d cells, %d bytes down",
 		full.Pulled, full.BytesDown, refused.BytesDown, next.Pulled, next.BytesDown)
+}
+
+// The status says what waits, what was refused (pointing to the list),
+// and the last error in French: here a server that cannot be reached.
+func TestStatusSpeaksFrench(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	claire := srv.AddUser(t, "claire@exemple.fr", auth.RoleConseiller, "mot-de-passe-claire")
+	tablet := srv.LoggedInDevice(t, "tablette", claire.Email, "mot-de-passe-claire")
+	write(t, tablet, `INSERT INTO activite (id, type, duree) VALUES (?, 'individuel', 30)`, uuid.Must(uuid.NewV7()).String())
+	write(t, tablet, "UPDATE _device SET server = ?", "http://"+freeAddr(t))
+	if _, err := tablet.Sync(ctx); err == nil {
+		t.Fatal("a sync with nobody listening succeeded")
+	}
+	st, err := tablet.Status(ctx)
+	if err != nil || st.Pending == 0 || !strings.Contains(st.LastError, "serveur injoignable") {
+		t.Fatalf("status: %+v, %v; want the write waiting and the error in French", st, err)
+	}
+	out := relaisCmd(t, "", "device", "status", "--db", tablet.Path())
+	for _, want := range []string{"Modifications en attente", "serveur injoignable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("device status does not say %q:\n%s", want, out)
+		}
+	}
 }

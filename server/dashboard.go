@@ -48,4 +48,5 @@ func (s *Server) dashboardRoutes(app *fiber.App) {
 		panic(fmt.Sprintf("dashboard: %v", err))
 	}
 	h.Mount(app)
+	s.pageNotFound = h.NotFoundPage
 }

@@ -76,6 +76,10 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		case fiber.StatusRequestEntityTooLarge:
 			return fail(c, syncproto.Errorf(syncproto.CodeBodyTooLarge, "request body is larger than %d bytes", s.cfg.BodyLimit))
 		case fiber.StatusNotFound:
+			if s.pageNotFound != nil && !strings.HasPrefix(c.Path(), "/v1/") && strings.Contains(c.Get(fiber.HeaderAccept), "text/html") {
+				// A person at a browser: a page in French, not JSON.
+				return s.pageNotFound(c)
+			}
 			return fail(c, syncproto.Errorf(syncproto.CodeNotFound, "no such endpoint: %s %s", c.Method(), c.Path()))
 		case fiber.StatusMethodNotAllowed:
 			return fail(c, syncproto.Errorf(syncproto.CodeNotFound, "method %s not allowed here", c.Method()))

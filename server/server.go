@@ -145,7 +145,10 @@ type Server struct {
 	tokens   *auth.Tokens
 	refresh  *auth.Refresh
 	app      *fiber.App
-	log      *slog.Logger
+	// pageNotFound answers, in French, a browser asking for a page that
+	// does not exist (the dashboard's; see handleError).
+	pageNotFound fiber.Handler
+	log          *slog.Logger
 
 	schemaMu sync.RWMutex
 	schema   *syncproto.Schema

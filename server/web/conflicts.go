@@ -36,6 +36,10 @@ type Conflict struct {
 	Record      string `json:"record"`
 	OwnerID     string `json:"owner_id,omitempty"`
 	OwnerEmail  string `json:"owner_email,omitempty"`
+	OwnerName   string `json:"owner_name,omitempty"`
+	// SameAuthor is set when one person wrote both versions, on two of
+	// her devices.
+	SameAuthor bool `json:"same_author"`
 	// Personal is set for a field shown to the row's owner only (a
 	// beneficiary's identity, an activity's notes: see isPersonal); Hidden
 	// when its values are withheld from this viewer.
@@ -58,8 +62,10 @@ type Side struct {
 	WrittenAt time.Time `json:"written_at"`
 	HLC       int64     `json:"hlc"`
 	DeviceID  string    `json:"device_id"`
-	AuthorID  string    `json:"author_id,omitempty"`
-	Author    string    `json:"author"`
+	// DeviceName is the name the device was given at login, if any.
+	DeviceName string `json:"device_name,omitempty"`
+	AuthorID   string `json:"author_id,omitempty"`
+	Author     string `json:"author"`
 }
 
 // ResolutionLabel is the resolution in French.
@@ -77,7 +83,7 @@ func (c Conflict) ResolutionLabel() string {
 
 const conflictSelect = `SELECT c.id, c.tbl, c.pk, c.col, c.winner_val, c.winner_hlc, c.winner_node,
 	c.loser_val, c.loser_hlc, c.loser_node, c.detected_at, c.resolved_at, COALESCE(c.resolved_by, ''), COALESCE(c.resolution, ''),
-	COALESCE(wd.user_id, ''), COALESCE(ld.user_id, ''), COALESCE(o.val, '')
+	COALESCE(wd.user_id, ''), COALESCE(ld.user_id, ''), COALESCE(o.val, ''), COALESCE(wd.name, ''), COALESCE(ld.name, '')
 	FROM _conflicts c
 	LEFT JOIN _devices wd ON wd.id = c.winner_node
 	LEFT JOIN _devices ld ON ld.id = c.loser_node
@@ -149,6 +155,10 @@ func (h *Handler) queryConflicts(ctx context.Context, v Viewer, sc scope, q stri
 	if err != nil {
 		return nil, err
 	}
+	names, err := h.userNames(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := h.d.DB.R.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read conflicts: %w", err)
@@ -163,7 +173,7 @@ func (h *Handler) queryConflicts(ctx context.Context, v Viewer, sc scope, q stri
 		var owner any
 		if err := rows.Scan(&c.ID, &c.Table, &c.PK, &c.Column, &c.Winner.Value, &c.Winner.HLC, &c.Winner.DeviceID,
 			&c.Loser.Value, &c.Loser.HLC, &c.Loser.DeviceID, &detected, &resolved, &c.ResolvedBy, &c.Resolution,
-			&c.Winner.AuthorID, &c.Loser.AuthorID, &owner); err != nil {
+			&c.Winner.AuthorID, &c.Loser.AuthorID, &owner, &c.Winner.DeviceName, &c.Loser.DeviceName); err != nil {
 			return nil, fmt.Errorf("read conflicts: %w", err)
 		}
 		// Only in an owned table does mediateur_id name the row's owner;
@@ -172,7 +182,12 @@ func (h *Handler) queryConflicts(ctx context.Context, v Viewer, sc scope, q stri
 		if rules.Owned(c.Table) {
 			c.OwnerID = textOf(owner)
 		}
-		c.OwnerEmail = emails[c.OwnerID]
+		c.OwnerEmail, c.OwnerName = emails[c.OwnerID], names[c.OwnerID]
+		if !resolved.Valid && sameValue(c.Winner.Value, c.Loser.Value) {
+			// Both sides hold the same value (or both are empty, as
+			// after an erasure met the retention job): nothing to decide.
+			continue
+		}
 		c.TableLabel, c.ColumnLabel = tableLabel(c.Table), columnLabel(c.Column)
 		c.DetectedAt = time.UnixMilli(detected)
 		if resolved.Valid {
@@ -184,13 +199,14 @@ func (h *Handler) queryConflicts(ctx context.Context, v Viewer, sc scope, q stri
 		for _, s := range []*Side{&c.Winner, &c.Loser} {
 			s.Value = plainValue(s.Value)
 			s.WrittenAt = time.UnixMilli(syncproto.Timestamp(s.HLC).Millis())
-			s.Author = h.authorName(s, emails)
+			s.Author = h.authorName(s, names)
 			if c.Hidden {
 				s.Value, s.Display = nil, "Donnée personnelle, visible par le conseiller qui suit la fiche"
 			} else {
 				s.Display = valueLabel(c.Column, s.Value)
 			}
 		}
+		c.SameAuthor = c.Winner.AuthorID != "" && c.Winner.AuthorID == c.Loser.AuthorID
 		c.CanResolve = !c.Resolved && h.mayResolve(v, sc, c)
 		out = append(out, c)
 	}
@@ -262,14 +278,31 @@ func (h *Handler) mayResolve(v Viewer, sc scope, c Conflict) bool {
 	return sc.view != nil && sc.view.MayResolve(c.Table, c.Column, c.OwnerID, sc.today)
 }
 
-func (h *Handler) authorName(s *Side, emails map[string]string) string {
+// ServerAuthor names a write made on the server itself rather than on a
+// device: by an administrator's command, the erasure or retention job,
+// or a conflict resolved on this dashboard.
+const ServerAuthor = "le serveur Relais (administration, effacement RGPD, rétention ou résolution d'un conflit)"
+
+func (h *Handler) authorName(s *Side, names map[string]string) string {
 	switch {
-	case s.DeviceID == h.d.ServerNode:
-		return "Relais (écriture du serveur)"
+	case s.DeviceID == h.d.ServerNode || strings.HasPrefix(s.DeviceID, "admin-"):
+		return ServerAuthor
 	case s.AuthorID != "":
-		return emails[s.AuthorID]
+		if s.DeviceName != "" {
+			return names[s.AuthorID] + " (" + s.DeviceName + ")"
+		}
+		return names[s.AuthorID]
 	}
 	return "Appareil inconnu"
+}
+
+// sameValue reports whether two cell values say the same thing, whatever
+// their types (1 and "1", 60 and 60.0; nil and nil).
+func sameValue(a, b any) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return textOf(a) == textOf(b)
 }
 
 // describeRecord names a record for a person: the activity's type and

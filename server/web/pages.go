@@ -32,7 +32,7 @@ func (h *Handler) funcs() template.FuncMap {
 			if t.IsZero() {
 				return "jamais"
 			}
-			return t.In(h.loc).Format("02/01/2006 à 15:04")
+			return fr.DateTime(t) // Paris time, with its zone: CET or CEST
 		},
 		"ago":  func(t time.Time) string { return h.ago(t) },
 		"date": frenchDate,

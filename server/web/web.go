@@ -244,6 +244,12 @@ func (h *Handler) render(c *fiber.Ctx, status int, name string, pd pageData) err
 }
 
 // errorPage answers a page request with a French message and a status.
+// NotFoundPage answers 404 with a French page, for a browser asking for
+// an address the dashboard does not have.
+func (h *Handler) NotFoundPage(c *fiber.Ctx) error {
+	return h.errorPage(c, fiber.StatusNotFound, "Cette page n'existe pas. Vérifiez l'adresse, ou repartez des liens du menu : Conflits, Flotte, Statistiques, Exports.")
+}
+
 func (h *Handler) errorPage(c *fiber.Ctx, status int, msg string) error {
 	return h.render(c, status, "erreur", pageData{Title: "Erreur", Error: msg})
 }

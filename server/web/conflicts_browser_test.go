@@ -72,6 +72,12 @@ func TestConflictsReadInChromium(t *testing.T) {
 		t.Errorf("doubled parentheses:\n%s", page)
 	}
 
+	// The fleet names the devices and their owner.
+	navigate(t, b, chromedp.Navigate(w.srv.URL+"/flotte"))
+	if n := count(t, b, ".device-name"); n != 2 || !strings.Contains(pageText(t, b), "Alice Durand") {
+		t.Errorf("Flotte shows %d device names:\n%s", n, pageText(t, b))
+	}
+
 	// An unknown address: a French page in the browser, JSON for programs.
 	resp, err := chromedp.RunResponse(b, chromedp.Navigate(w.srv.URL+"/statistique"))
 	if err != nil {

@@ -20,8 +20,10 @@ const DefaultSilentDays = 10
 // zero when the device never did the thing.
 type Device struct {
 	ID            string    `json:"id"`
+	Name          string    `json:"name,omitempty"` // given at login
 	OwnerID       string    `json:"owner_id"`
 	Owner         string    `json:"owner"`
+	OwnerName     string    `json:"owner_name"`
 	EnrolledAt    time.Time `json:"enrolled_at"`
 	LastSeenAt    time.Time `json:"last_seen_at,omitzero"`
 	LastSyncAt    time.Time `json:"last_sync_at,omitzero"`
@@ -42,7 +44,8 @@ type Device struct {
 // deviceSelect reads the devices of the people the viewer may see; its
 // one argument is a JSON array of user ids, or NULL for everyone.
 const deviceSelect = `SELECT d.id, d.user_id, u.email, d.created_at, d.last_seen_at, d.last_sync_at,
-	d.pending, COALESCE(d.app_version, ''), d.schema_version, d.clock_offset_ms, d.revoked_at, COALESCE(d.revoked_by, '')
+	d.pending, COALESCE(d.app_version, ''), d.schema_version, d.clock_offset_ms, d.revoked_at, COALESCE(d.revoked_by, ''),
+	COALESCE(d.name, ''), COALESCE(NULLIF(u.name, ''), u.email)
 	FROM _devices d JOIN _users u ON u.id = d.user_id
 	WHERE (?1 IS NULL OR d.user_id IN (SELECT value FROM json_each(?1)))`
 
@@ -86,7 +89,7 @@ func (h *Handler) queryDevices(ctx context.Context, sc scope, silentDays int, q 
 		var created int64
 		var seen, synced, pending, schemaV, offset, revoked sql.NullInt64
 		if err := rows.Scan(&d.ID, &d.OwnerID, &d.Owner, &created, &seen, &synced, &pending, &d.AppVersion,
-			&schemaV, &offset, &revoked, &d.RevokedBy); err != nil {
+			&schemaV, &offset, &revoked, &d.RevokedBy, &d.Name, &d.OwnerName); err != nil {
 			return nil, fmt.Errorf("read devices: %w", err)
 		}
 		d.EnrolledAt = time.UnixMilli(created)

@@ -45,6 +45,18 @@ func TestScreenshots(t *testing.T) {
 	concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "duree", 60, 90)
 	concurrentEdit(t, w.aliceA, w.aliceB, "beneficiaire", w.aliceBen, "nom", "Lefèvre", "Lefebvre-Martin")
 	concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "commune", "Louverné", "Saint-Berthevin")
+	// People and devices carry the names they are given in practice.
+	for email, name := range map[string]string{"claire@exemple.fr": "Claire Morin", "alice@exemple.fr": "Alice Durand",
+		"bruno@exemple.fr": "Bruno Petit", "carole@exemple.fr": "Carole Marchand", "denis@exemple.fr": "Denis Roux"} {
+		if _, err := w.srv.DB().W.ExecContext(ctx, "UPDATE _users SET name = ? WHERE email = ?", name, email); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for dev, name := range map[string]string{w.aliceA.Node(): "Tablette", w.aliceB.Node(): "Téléphone", brunoT.Node(): "Tablette"} {
+		if _, err := w.srv.DB().W.ExecContext(ctx, "UPDATE _devices SET name = ? WHERE id = ?", name, dev); err != nil {
+			t.Fatal(err)
+		}
+	}
 	old := time.Now().Add(-12 * 24 * time.Hour).UnixMilli()
 	if _, err := w.srv.DB().W.ExecContext(ctx, "UPDATE _devices SET last_seen_at = ?, last_sync_at = ? WHERE id = ?", old, old, brunoT.Node()); err != nil {
 		t.Fatal(err)

@@ -54,6 +54,7 @@ func (s *Server) routes() *fiber.App {
 	app.Get("/healthz", s.handleHealthz)
 	app.Get("/readyz", s.handleReadyz)
 	app.Get("/metrics", s.metricsRoute())
+	app.Get("/v1/openapi.json", handleOpenAPI)
 	app.Post(syncproto.PathLogin, append(s.loginLimiters(), s.handleLogin)...)
 	app.Post(syncproto.PathRefresh, s.handleRefresh)
 	app.Post(syncproto.PathRevokeDevice, s.authenticate, s.handleRevokeDevice)

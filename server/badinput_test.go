@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +103,11 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 		{"far-future clock", token, push(good("type", "ok"), future), nil, 400, syncproto.CodeClockAhead},
 		{"another node's version", token, push(otherNode), nil, 400, syncproto.CodeBadChange},
 		{"too many changes", token, push(many...), nil, 400, syncproto.CodeTooManyChanges},
+		// Issue 11: what the attack stored, and must not.
+		{"JSON true into an integer", token, push(good("type", "ok"), good("duree", true)), nil, 400, syncproto.CodeBadValue},
+		{"NUL character in text", token, push(good("type", "individu\x00el")), nil, 400, syncproto.CodeBadValue},
+		{"app version of 500 KB", token, []byte(`{"cursor": 0, "app": "` + strings.Repeat("v", 500<<10) + `"}`), nil, 400, syncproto.CodeMalformedBody},
+		{"app version with a control character", token, []byte(`{"cursor": 0, "app": "1.0\u001b[2J"}`), nil, 400, syncproto.CodeMalformedBody},
 		{"oversized body", token, append([]byte(`{"cursor": 0, "pad": "`), append(bytes.Repeat([]byte("x"), 1100<<10), '"', '}')...), nil, 413, syncproto.CodeBodyTooLarge},
 		{"gzip bomb", token, gz(append([]byte(`{"cursor": 0, "pad": "`), bytes.Repeat([]byte("0"), 64<<20)...)), map[string]string{"Content-Encoding": "gzip"}, 413, syncproto.CodeBodyTooLarge},
 		{"broken gzip", token, []byte("\x1f\x8b not really gzip"), map[string]string{"Content-Encoding": "gzip"}, 400, syncproto.CodeMalformedBody},
@@ -175,4 +181,33 @@ func get(t *testing.T, url string) (int, []byte) {
 	defer res.Body.Close()
 	data, _ := io.ReadAll(res.Body)
 	return res.StatusCode, data
+}
+
+// TestKeysDifferingInCaseAreOneRow: two pushes naming one UUID, in upper
+// and in lower case, write one row on the server, under the lower-case
+// key (issue 11: they made two rows).
+func TestKeysDifferingInCaseAreOneRow(t *testing.T) {
+	srv := relaistest.StartServer(t, server.Config{})
+	srv.AddUser(t, "camille@exemple.fr", "admin", password)
+	dev := newID()
+	token := login(t, srv.URL, "camille@exemple.fr", dev)
+	pk := newID()
+	for i, key := range []string{strings.ToUpper(pk), pk} {
+		b, _ := json.Marshal(map[string]any{"push": map[string]any{"id": newID(), "changes": []map[string]any{
+			{"tbl": "activite", "pk": key, "col": "duree", "val": 30 + i, "ver": []any{syncproto.FromTime(time.Now()), dev}},
+		}}})
+		if status, body := post(t, srv.URL, token, b, nil); status != 200 {
+			t.Fatalf("push under %s: %d %s", key, status, body)
+		}
+	}
+	var rows, cells int
+	if err := srv.DB().R.QueryRow("SELECT COUNT(*) FROM activite WHERE lower(id) = ?", pk).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.DB().R.QueryRow("SELECT COUNT(DISTINCT pk) FROM _cells WHERE tbl = 'activite' AND lower(pk) = ?", pk).Scan(&cells); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 || cells != 1 {
+		t.Fatalf("one UUID in two cases made %d rows and %d cell keys, want 1 and 1", rows, cells)
+	}
 }

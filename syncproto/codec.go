@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // DecodeRequest reads one exchange request. Numbers are kept as
@@ -18,6 +21,9 @@ func DecodeRequest(body []byte) (*SyncRequest, error) {
 	}
 	if req.Limit < 0 || req.Cursor < 0 {
 		return nil, Errorf(CodeMalformedBody, "cursor and limit must not be negative")
+	}
+	if len(req.AppVersion) > MaxAppVersion || !utf8.ValidString(req.AppVersion) || strings.ContainsFunc(req.AppVersion, unicode.IsControl) {
+		return nil, Errorf(CodeMalformedBody, "app must be printable text of at most %d bytes", MaxAppVersion).With(DetailMax, MaxAppVersion)
 	}
 	if req.Push != nil {
 		if req.Push.ID == "" || len(req.Push.ID) > 64 {

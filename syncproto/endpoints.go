@@ -39,6 +39,9 @@ type LoginRequest struct {
 // MaxDeviceName bounds LoginRequest.DeviceName.
 const MaxDeviceName = 64
 
+// MaxAppVersion bounds SyncRequest.AppVersion, shown on the fleet page.
+const MaxAppVersion = 64
+
 // RefreshRequest trades a refresh token for new tokens. The old refresh
 // token is spent.
 type RefreshRequest struct {

@@ -80,6 +80,9 @@ func (s *Schema) Check(c *Change) error {
 	if _, err := uuid.Parse(c.PK); err != nil || len(c.PK) != 36 {
 		return Errorf(CodeBadChange, "primary key of %s must be a UUID, got %q", t.Name, clip(c.PK))
 	}
+	// One spelling per row: keys that differ only in case would be two
+	// rows for one UUID.
+	c.PK = strings.ToLower(c.PK)
 	ct, ok := s.ColumnType(c.Table, c.Column)
 	if !ok {
 		return Errorf(CodeUnknownColumn, "table %s has no column %q", t.Name, clip(c.Column))
@@ -123,6 +126,9 @@ func normalise(ct ColumnType, v any) (any, error) {
 		if !utf8.ValidString(s) {
 			return nil, valueError("text is not valid UTF-8")
 		}
+		if strings.IndexByte(s, 0) >= 0 {
+			return nil, valueError("text contains a NUL character")
+		}
 		return s, nil
 	case TypeInteger:
 		switch n := v.(type) {
@@ -141,12 +147,9 @@ func normalise(ct ColumnType, v any) (any, error) {
 				return nil, valueError("expected an integer")
 			}
 			return int64(n), nil
-		case bool:
-			if n {
-				return int64(1), nil
-			}
-			return int64(0), nil
 		}
+		// A JSON true or false is refused too: an INTEGER column takes
+		// numbers only, so what is stored is what was meant.
 		return nil, valueError("expected an integer")
 	case TypeReal:
 		switch n := v.(type) {

@@ -34,7 +34,9 @@ func captureTriggers(t *syncproto.Table) []string {
 	var checks strings.Builder
 	// Refuse at write time what the server would refuse later, so a bad
 	// row fails in the application instead of blocking the outbox.
-	fmt.Fprintf(&checks, "    SELECT RAISE(ABORT, 'relais: %s.id must be a UUID') WHERE typeof(NEW.id) != 'text' OR length(NEW.id) != 36 OR NEW.id NOT GLOB '[0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F][0-9a-fA-F]-*-*-*-*';\n", t.Name)
+	// Lower case only, as the server stores keys: an upper-case id would
+	// come back from the server as another row.
+	fmt.Fprintf(&checks, "    SELECT RAISE(ABORT, 'relais: %s.id must be a UUID in lower case') WHERE typeof(NEW.id) != 'text' OR length(NEW.id) != 36 OR NEW.id NOT GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-*-*-*-*' OR NEW.id != lower(NEW.id);\n", t.Name)
 	for _, c := range cols {
 		allowed := map[syncproto.ColumnType]string{
 			syncproto.TypeText:    "'text', 'null'",

@@ -60,6 +60,10 @@ type Options struct {
 	// an administrator, with Password. Hashing passwords takes a second
 	// or two; tests that only need rows leave it off.
 	Accounts bool
+	// Force lets GenerateDir write into a data directory that has
+	// accounts of its own (not the demo's): without it, it refuses, since
+	// the demo's accounts share one published password.
+	Force    bool
 	Password string
 	// Progress, when set, is told as each conseiller's two years start
 	// being generated: done of total conseillers, activities so far.
@@ -109,6 +113,9 @@ type Summary struct {
 	Took               time.Duration
 }
 
+// DemoDomain is the e-mail domain of every demo account.
+const DemoDomain = "demo.relais.fr"
+
 // GenerateDir opens (creating if needed) a server data directory and
 // generates into it.
 func GenerateDir(ctx context.Context, dataDir string, opt Options) (Summary, error) {
@@ -117,6 +124,16 @@ func GenerateDir(ctx context.Context, dataDir string, opt Options) (Summary, err
 		return Summary{}, err
 	}
 	defer db.Close()
+	if opt.Accounts && !opt.Force {
+		var others int
+		if err := db.R.QueryRowContext(ctx, "SELECT COUNT(*) FROM _users WHERE email NOT LIKE ?", "%@"+DemoDomain).Scan(&others); err != nil {
+			return Summary{}, fmt.Errorf("demo: read the accounts already there: %w", err)
+		}
+		if others > 0 {
+			return Summary{}, fmt.Errorf("ce répertoire contient déjà %d compte(s) qui ne sont pas ceux de la démonstration : "+
+				"la démonstration y ajouterait des comptes au mot de passe public. Choisissez un répertoire neuf, ou ajoutez --force", others)
+		}
+	}
 	sum, err := Generate(ctx, db, opt)
 	if err != nil {
 		return sum, err

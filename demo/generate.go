@@ -71,7 +71,7 @@ func (g *gen) plan() {
 		if seen[name] > 1 {
 			p.Name = fmt.Sprintf("%s %d", name, seen[name])
 		}
-		p.Email = slug(p.Name) + "@demo.relais.fr"
+		p.Email = slug(p.Name) + "@" + DemoDomain
 		p.ID = g.uuidAt(g.from.AddDate(0, -1, 0))
 		p.Node = g.uuidAt(g.from.AddDate(0, -1, 0))
 		switch {
@@ -117,9 +117,9 @@ func (g *gen) plan() {
 		}
 		g.staff = append(g.staff, p)
 	}
-	g.coordinator = &person{Name: coordinatorName, Email: slug(coordinatorName) + "@demo.relais.fr",
+	g.coordinator = &person{Name: coordinatorName, Email: slug(coordinatorName) + "@" + DemoDomain,
 		ID: g.uuidAt(g.from.AddDate(0, -2, 0)), Node: g.uuidAt(g.from.AddDate(0, -2, 0)), From: g.from, To: g.opt.Until}
-	g.admin = &person{Name: "Administration Relais", Email: "admin@demo.relais.fr", ID: g.uuidAt(g.from.AddDate(0, -2, 0))}
+	g.admin = &person{Name: "Administration Relais", Email: "admin@" + DemoDomain, ID: g.uuidAt(g.from.AddDate(0, -2, 0))}
 	g.sum.Conseillers = n
 	g.sum.From, g.sum.Until = g.from, g.opt.Until
 }

@@ -19,6 +19,7 @@ func runDemo(ctx context.Context, args []string, e *env) error {
 	dep := fs.String("departement", "53", "département décrit (seul 53, la Mayenne, existe)")
 	seed := fs.Uint64("seed", 1, "graine : même graine, même taille et même fin donnent les mêmes données")
 	size := fs.Int("size", demo.DefaultActivities, "nombre d'activités visé sur les deux ans")
+	force := fs.Bool("force", false, "écrire même dans un répertoire qui a déjà d'autres comptes (ils côtoieront des comptes au mot de passe public)")
 	// The two years end today by default, so the demo looks current and
 	// the retention job finds what it would find on a live server.
 	today := time.Now().In(fr.Paris)
@@ -43,7 +44,7 @@ func runDemo(ctx context.Context, args []string, e *env) error {
 	if line == nil {
 		progress = nil
 	}
-	sum, err := demo.GenerateDir(ctx, *data, demo.Options{Departement: *dep, Seed: *seed, Activities: *size, Until: end, Accounts: true, Progress: progress})
+	sum, err := demo.GenerateDir(ctx, *data, demo.Options{Departement: *dep, Seed: *seed, Activities: *size, Until: end, Accounts: true, Force: *force, Progress: progress})
 	line.done()
 	if err != nil {
 		return err

@@ -19,8 +19,14 @@ import (
 
 func runIn(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return runInWith(t, "", args...)
+}
+
+// runInWith is runIn with stdin.
+func runInWith(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	e := &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
 	code := run(context.Background(), args, e)
 	return out.String(), errb.String(), code
 }
@@ -147,4 +153,22 @@ func getJSON(t *testing.T, url, token string) (int, []byte) {
 		t.Fatal(err)
 	}
 	return res.StatusCode, raw
+}
+
+// TestDemoRefusesARealDataDirectory: `relais demo` does not add its
+// accounts, with their published password, to a data directory that has
+// accounts of its own, unless --force says so (issue 11).
+func TestDemoRefusesARealDataDirectory(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	if _, errs, code := runInWith(t, "un-mot-de-passe-solide\n", "admin", "user", "add", "--data", data, "--email", "vraie@exemple.fr", "--role", "admin", "--password-stdin"); code != 0 {
+		t.Fatalf("admin user add: %d %s", code, errs)
+	}
+	_, errs, code := runIn(t, "demo", "--data", data, "--size", "200")
+	if code != 1 || !strings.Contains(errs, "--force") {
+		t.Fatalf("demo into a real data directory: %d %s, want a refusal naming --force", code, errs)
+	}
+	srv := relaistest.StartServer(t, server.Config{DataDir: data})
+	if status, _ := srv.PostJSON(t, "/v1/auth/login", "", map[string]string{"email": "admin@" + demo.DemoDomain, "password": demo.DefaultPassword, "device_id": "0192a000-0000-7000-8000-0000000c0041"}); status != 401 {
+		t.Fatalf("a demo account works in the real directory after the refusal: %d", status)
+	}
 }

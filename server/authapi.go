@@ -99,8 +99,9 @@ func (s *Server) handleRevokeDevice(c *fiber.Ctx) error {
 		return err
 	}
 	if !ok {
-		return fail(c, syncproto.Errorf(syncproto.CodeForbidden,
-			"only the device's owner, their coordinator or an administrator may revoke it"))
+		// The answer for a device that does not exist: a refusal would
+		// tell an outsider which device ids are real.
+		return fail(c, syncproto.Errorf(syncproto.CodeNotFound, "no such device"))
 	}
 	now := s.cfg.Now()
 	if err := s.accounts.RevokeDevice(ctx, dev.ID, p.UserID, now); err != nil {

@@ -263,8 +263,10 @@ func TestRevocationAndDisabling(t *testing.T) {
 		status              int
 		code                string
 	}{
-		{"another conseiller", strangerTok.AccessToken, lost, 403, "forbidden"},
-		{"a coordinator who does not coordinate the owner", otherCoordTok.AccessToken, lost, 403, "forbidden"},
+		// A device out of reach gets the answer of one that does not exist
+		// (issue 11: 403 against 404 told which ids exist).
+		{"another conseiller", strangerTok.AccessToken, lost, 404, "not_found"},
+		{"a coordinator who does not coordinate the owner", otherCoordTok.AccessToken, lost, 404, "not_found"},
 		{"unknown device", spareTok.AccessToken, newDeviceID(), 404, "not_found"},
 		{"the owner, from another device", spareTok.AccessToken, lost, 200, ""},
 		{"the owner's coordinator", coordTok.AccessToken, third, 200, ""},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 // TestSlowClientsAreLetGo: a client that stops in its headers, or in a
@@ -109,5 +110,47 @@ func TestAnonymousRequestsAreBounded(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("after the anonymous requests ended: %d", res.StatusCode)
+	}
+}
+
+// TestOneExchangePerDevice: while a device's exchange waits (here for the
+// writer the test holds), a second exchange of the same device is
+// answered rate_limited at once with Retry-After, instead of queueing
+// more of its work in front of other devices; the first completes once
+// the writer is free (issue 11: one user's eight pushes at once delayed
+// the others by 14 s).
+func TestOneExchangePerDevice(t *testing.T) {
+	srv := relaistest.StartServer(t, server.Config{})
+	u := srv.AddUser(t, "camille@exemple.fr", "admin", password)
+	dev := newID()
+	token := srv.LoginHTTP(t, u.Email, password, dev).AccessToken
+	tx, err := srv.DB().W.BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := func() []byte {
+		return []byte(fmt.Sprintf(`{"push": {"id": %q, "changes": [{"tbl": "activite", "pk": %q, "col": "duree", "val": 30, "ver": [%d, %q]}]}}`,
+			newID(), newID(), syncproto.FromTime(time.Now()), dev))
+	}
+	// Two exchanges at once: the one that arrives first waits for the
+	// writer, the other must be answered at once.
+	statuses := make(chan int, 2)
+	for range 2 {
+		go func() {
+			status, _ := post(t, srv.URL, token, push(), nil)
+			statuses <- status
+		}()
+	}
+	var early int
+	select {
+	case early = <-statuses:
+	case <-time.After(20 * time.Second):
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	late := <-statuses
+	if early != http.StatusTooManyRequests || late != http.StatusOK {
+		t.Fatalf("two exchanges of one device at once: answered %d while the writer was held, then %d; want 429, then 200", early, late)
 	}
 }

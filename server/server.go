@@ -156,6 +156,8 @@ type Server struct {
 	// preAuth holds one token per request in a handler whose sender is
 	// not authenticated yet (Config.MaxPreAuthRequests).
 	preAuth chan struct{}
+	// exchanging holds the devices with an exchange in progress.
+	exchanging sync.Map
 
 	stmts  pushStatements // the push path's statements, kept prepared (prepared.go)
 	writes *groupWriter   // exchanges' writes, committed in groups (groupwrite.go)

@@ -18,6 +18,16 @@ import (
 )
 
 func (s *Server) handleSync(c *fiber.Ctx) error {
+	// One exchange per device at a time: a device cannot queue work in
+	// front of the others by sending many at once, and a retry that
+	// overtakes its own earlier request is told to wait.
+	dev := principal(c).DeviceID
+	if _, busy := s.exchanging.LoadOrStore(dev, struct{}{}); busy {
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return fail(c, syncproto.Errorf(syncproto.CodeRateLimited,
+			"an exchange of this device is already in progress; retry when it has ended").With("retry_after_s", 1))
+	}
+	defer s.exchanging.Delete(dev)
 	raw, err := s.body(c)
 	if err != nil {
 		return fail(c, err)

@@ -91,10 +91,8 @@ func (s secrets) mustHold(t *testing.T, what string, db *sql.DB) {
 // checkpoint, holds any of these values; nor does any table of the server.
 func TestErasureReachesEverySecondDevice(t *testing.T) {
 	ctx := context.Background()
-	srv := relaistest.StartServer(t, server.Config{})
-	u := srv.AddUser(t, "claire@exemple.fr", "conseiller", "motdepasse1")
-	a := srv.LoggedInDevice(t, "a", "claire@exemple.fr", "motdepasse1")
-	b := srv.LoggedInDevice(t, "b", "claire@exemple.fr", "motdepasse1")
+	tt := relaistest.StartTwoTablets(t, server.Config{}, "claire@exemple.fr", "conseiller")
+	srv, u, a, b := tt.Server, tt.User, tt.A, tt.B
 	sec := secrets{"Josiane", "Pelletier-Brulon", "0243671234", "josiane.pelletier@exemple.fr",
 		"12 rue des Tanneurs", "Veuve, sa petite-fille vit a Rennes", "Note-de-A-confidentielle", "Note-de-B-confidentielle", "Josianne-B"}
 
@@ -230,10 +228,8 @@ func exec(t *testing.T, db *sql.DB, q string, args ...any) {
 // it, and A loses the number at its next sync.
 func TestErasureCompletedOverANewerEdit(t *testing.T) {
 	ctx := context.Background()
-	srv := relaistest.StartServer(t, server.Config{})
-	u := srv.AddUser(t, "lise@exemple.fr", "conseiller", "motdepasse1")
-	a := srv.LoggedInDevice(t, "a", "lise@exemple.fr", "motdepasse1")
-	b := srv.LoggedInDevice(t, "b", "lise@exemple.fr", "motdepasse1")
+	tt := relaistest.StartTwoTablets(t, server.Config{}, "lise@exemple.fr", "conseiller")
+	srv, u, a, b := tt.Server, tt.User, tt.A, tt.B
 	id := newID()
 	exec(t, a.DB(), "INSERT INTO beneficiaire (id, mediateur_id, anonyme, prenom, nom, telephone) VALUES (?, ?, 0, 'Renée', 'Fouqué', '0243000000')", id, u.ID)
 	mustSync(t, a)

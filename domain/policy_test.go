@@ -145,10 +145,8 @@ func TestServerRefusesOnlyWhatABatchBreaks(t *testing.T) {
 // device's _rejected table, never silently lost.
 func TestConcurrentValidWritesMergingIntoAnInvalidRow(t *testing.T) {
 	ctx := context.Background()
-	srv := relaistest.StartServer(t, server.Config{})
-	u := srv.AddUser(t, "m@exemple.fr", "admin", "motdepasse1")
-	a := srv.LoggedInDevice(t, "a", "m@exemple.fr", "motdepasse1")
-	b := srv.LoggedInDevice(t, "b", "m@exemple.fr", "motdepasse1")
+	tt := relaistest.StartTwoTablets(t, server.Config{}, "m@exemple.fr", "admin")
+	srv, u, a, b := tt.Server, tt.User, tt.A, tt.B
 	id, s1, s2 := newID(), newID(), newID()
 	if _, err := a.DB().ExecContext(ctx, `INSERT INTO activite (id, mediateur_id, type, date, duree, type_lieu, structure_id)
 		VALUES (?, ?, 'individuel', '2025-04-02', 30, 'lieu_activite', ?)`, id, u.ID, s1); err != nil {

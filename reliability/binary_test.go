@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relais-numerique/relais/internal/sim"
+	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/store"
 
@@ -147,7 +147,8 @@ func integrity(t *testing.T, path string) {
 	}
 }
 
-// dumpFile returns the canonical dump of a replica file (see sim.Dump).
+// dumpFile returns the canonical dump of a replica file (see
+// relaistest.DumpReplica).
 func dumpFile(t *testing.T, path string) (string, string) {
 	t.Helper()
 	db, err := store.Open(path, store.Options{})
@@ -165,7 +166,7 @@ func dumpDB(t *testing.T, db *sql.DB) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, text, err := sim.Dump(ctx, db, schema)
+	h, text, err := relaistest.DumpReplica(ctx, db, schema)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/internal/relaistest"
-	"github.com/relais-numerique/relais/internal/sim"
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/syncproto"
 )
@@ -57,7 +56,7 @@ func TestRefusedWriteDoesNotLingerAfterErasure(t *testing.T) {
 	_, want := dumpDB(t, srv.DB().R)
 	_, got := dumpDB(t, b.DB())
 	if got != want {
-		t.Errorf("b differs from the server after its refused write: %s", sim.FirstDiff(want, got))
+		t.Errorf("b differs from the server after its refused write: %s", relaistest.FirstDiff(want, got))
 	}
 	var notes, prenom any
 	if err := b.DB().QueryRowContext(ctx, "SELECT notes, prenom FROM beneficiaire WHERE id = ?", id).Scan(&notes, &prenom); err != nil {
@@ -88,7 +87,7 @@ func TestRefusedWriteIsUndoneLocally(t *testing.T) {
 	}
 	_, want := dumpDB(t, srv.DB().R)
 	if _, got := dumpDB(t, b.DB()); got != want {
-		t.Errorf("b differs from the server after its refused write: %s", sim.FirstDiff(want, got))
+		t.Errorf("b differs from the server after its refused write: %s", relaistest.FirstDiff(want, got))
 	}
 	var them, prec any
 	if err := b.DB().QueryRowContext(ctx, "SELECT thematiques, precisions_demarche FROM activite WHERE id = ?", id).Scan(&them, &prec); err != nil {
@@ -240,7 +239,7 @@ func TestReplayedRefusedBatchStaysRefused(t *testing.T) {
 	_, want := dumpDB(t, srv.DB().R)
 	for name, r := range map[string]*device.Replica{"a": a, "b": b} {
 		if _, got := dumpDB(t, r.DB()); got != want {
-			t.Errorf("%s differs from the server after the replay (answered %d): %s", name, status, sim.FirstDiff(want, got))
+			t.Errorf("%s differs from the server after the replay (answered %d): %s", name, status, relaistest.FirstDiff(want, got))
 		}
 	}
 	var prec any
@@ -461,7 +460,7 @@ func sameAsServer(t *testing.T, srv *relaistest.Server, devices map[string]*devi
 	_, want := dumpDB(t, srv.DB().R)
 	for name, r := range devices {
 		if _, got := dumpDB(t, r.DB()); got != want {
-			t.Errorf("%s differs from the server: %s", name, sim.FirstDiff(want, got))
+			t.Errorf("%s differs from the server: %s", name, relaistest.FirstDiff(want, got))
 		}
 	}
 }

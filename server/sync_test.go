@@ -51,10 +51,8 @@ func newID() string { return uuid.Must(uuid.NewV7()).String() }
 func TestTwoDevicesConverge(t *testing.T) {
 	for _, order := range []string{"AB", "BA"} {
 		t.Run("sync order "+order, func(t *testing.T) {
-			srv := relaistest.StartServer(t, server.Config{})
-			srv.AddUser(t, "camille@exemple.fr", "admin", password)
-			a := srv.LoggedInDevice(t, "a", "camille@exemple.fr", password)
-			b := srv.LoggedInDevice(t, "b", "camille@exemple.fr", password)
+			tt := relaistest.StartTwoTablets(t, server.Config{}, "camille@exemple.fr", "admin")
+			srv, a, b := tt.Server, tt.A, tt.B
 
 			row, doomed := newID(), newID()
 			exec(t, a, "INSERT INTO activite (id, type, duree, notes, commune) VALUES (?, 'individuel', 30, 'premier rendez-vous', 'Laval')", row)

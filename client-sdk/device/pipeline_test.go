@@ -14,7 +14,6 @@ import (
 
 	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/internal/relaistest"
-	"github.com/relais-numerique/relais/internal/sim"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server"
 )
@@ -228,15 +227,15 @@ func sameData(t *testing.T, srv *relaistest.Server, r *device.Replica) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, want, err := sim.Dump(ctx, srv.DB().R, schema)
+	_, want, err := relaistest.DumpReplica(ctx, srv.DB().R, schema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, got, err := sim.Dump(ctx, r.DB(), schema)
+	_, got, err := relaistest.DumpReplica(ctx, r.DB(), schema)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != want {
-		t.Errorf("the device differs from the server: %s", sim.FirstDiff(want, got))
+		t.Errorf("the device differs from the server: %s", relaistest.FirstDiff(want, got))
 	}
 }

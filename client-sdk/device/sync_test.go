@@ -12,10 +12,8 @@ import (
 
 func TestSmoke(t *testing.T) {
 	ctx := context.Background()
-	srv := relaistest.StartServer(t, server.Config{})
-	srv.AddUser(t, "a@example.fr", "admin", "motdepasse1")
-	a := srv.LoggedInDevice(t, "a", "a@example.fr", "motdepasse1")
-	b := srv.LoggedInDevice(t, "b", "a@example.fr", "motdepasse1")
+	tt := relaistest.StartTwoTablets(t, server.Config{}, "a@example.fr", "admin")
+	a, b := tt.A, tt.B
 	id := uuid.Must(uuid.NewV7()).String()
 	if _, err := a.DB().ExecContext(ctx, "INSERT INTO activite (id, type, duree) VALUES (?, 'individuel', 30)", id); err != nil {
 		t.Fatal(err)

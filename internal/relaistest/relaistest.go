@@ -92,3 +92,29 @@ func (s *Server) LoggedInDevice(t testing.TB, name, email, password string) *dev
 	}
 	return r
 }
+
+// TwoTablets is where most sync tests start: a server, one account, and
+// two devices of that account logged in, like one conseillère's two
+// tablets. A and B are named "a" and "b".
+type TwoTablets struct {
+	Server *Server
+	User   auth.User
+	A, B   *device.Replica
+}
+
+// TabletsPassword is the password of the TwoTablets account.
+const TabletsPassword = "motdepasse1"
+
+// StartTwoTablets starts a server with cfg, adds email with role, and
+// logs two fresh devices in to it.
+func StartTwoTablets(t testing.TB, cfg server.Config, email, role string) TwoTablets {
+	t.Helper()
+	srv := StartServer(t, cfg)
+	u := srv.AddUser(t, email, role, TabletsPassword)
+	return TwoTablets{
+		Server: srv,
+		User:   u,
+		A:      srv.LoggedInDevice(t, "a", email, TabletsPassword),
+		B:      srv.LoggedInDevice(t, "b", email, TabletsPassword),
+	}
+}

@@ -50,8 +50,9 @@ func Rows(t Fataler, db *sql.DB, query string, args ...any) ([]string, [][]any) 
 }
 
 // Dump is a canonical text of what the queries return, one line per row,
-// each value with its Go type so that 45 and "45" differ. Two replicas
-// hold the same data exactly when their dumps are equal.
+// each value with its Go type so that 45, 45.0 and "45" differ: for tests
+// that compare chosen parts of two databases exactly. Whole replicas are
+// compared with DumpReplica.
 func Dump(t Fataler, db *sql.DB, queries ...string) string {
 	t.Helper()
 	var b strings.Builder

@@ -2,15 +2,10 @@ package sim
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"math"
-	"strconv"
-	"strings"
 
+	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -64,12 +59,12 @@ func (w *World) checkFinal() error {
 	// Every replica holds the same tables and the same cell versions as
 	// the server.
 	schema := w.srv.Schema()
-	want, wantText, err := Dump(ctx, sdb, schema)
+	want, wantText, err := relaistest.DumpReplica(ctx, sdb, schema)
 	if err != nil {
 		return fmt.Errorf("dump server: %w", err)
 	}
 	for _, d := range w.devs {
-		got, gotText, err := Dump(ctx, d.db(), schema)
+		got, gotText, err := relaistest.DumpReplica(ctx, d.db(), schema)
 		if err != nil {
 			return fmt.Errorf("dump %s: %w", d.name, err)
 		}
@@ -77,12 +72,12 @@ func (w *World) checkFinal() error {
 		if d.owner != "" {
 			// The conseillère holds exactly her rows: those whose owner
 			// cell names her on the server.
-			if want, wantText, err = DumpOwned(ctx, sdb, schema, d.owner); err != nil {
+			if want, wantText, err = relaistest.DumpOwned(ctx, sdb, schema, d.owner); err != nil {
 				return fmt.Errorf("dump server for %s: %w", d.name, err)
 			}
 		}
 		if got != want {
-			w.violate("%s differs from the server: %s", d.name, FirstDiff(wantText, gotText))
+			w.violate("%s differs from the server: %s", d.name, relaistest.FirstDiff(wantText, gotText))
 		}
 	}
 
@@ -162,7 +157,7 @@ func (w *World) checkErased(ctx context.Context) error {
 			if b.refused[c.Row()] {
 				continue
 			}
-			if c.Table == "beneficiaire" && c.Column == "anonyme" && canon(c.Value) != "1" {
+			if c.Table == "beneficiaire" && c.Column == "anonyme" && relaistest.Canon(c.Value) != "1" {
 				recreated[c.PK] = true
 			}
 		}
@@ -211,7 +206,7 @@ func (w *World) checkKept(ctx context.Context, sdb *sql.DB, d *Device, c syncpro
 	if err != nil && err != sql.ErrNoRows {
 		return fmt.Errorf("read cell: %w", err)
 	}
-	if err == nil && canon(val) == canon(c.Value) {
+	if err == nil && relaistest.Canon(val) == relaistest.Canon(c.Value) {
 		return nil
 	}
 	var kept any
@@ -220,13 +215,13 @@ func (w *World) checkKept(ctx context.Context, sdb *sql.DB, d *Device, c syncpro
 	switch {
 	case err == sql.ErrNoRows:
 		w.violate("refused write %s.%s of %s = %s (%s) by %s is neither on the server nor in its rejected list",
-			c.Table, c.Column, c.PK, canon(c.Value), c.Version, d.name)
+			c.Table, c.Column, c.PK, relaistest.Canon(c.Value), c.Version, d.name)
 		return nil
 	case err != nil:
 		return fmt.Errorf("read rejected changes of %s: %w", d.name, err)
 	}
-	if canon(kept) != canon(c.Value) && !(kept == nil && isPersonal(c) && (w.erased[c.PK] || w.erasedOnDevice[c.PK])) {
-		w.violate("rejected list of %s keeps %s for %s.%s of %s, written as %s", d.name, canon(kept), c.Table, c.Column, c.PK, canon(c.Value))
+	if relaistest.Canon(kept) != relaistest.Canon(c.Value) && !(kept == nil && isPersonal(c) && (w.erased[c.PK] || w.erasedOnDevice[c.PK])) {
+		w.violate("rejected list of %s keeps %s for %s.%s of %s, written as %s", d.name, relaistest.Canon(kept), c.Table, c.Column, c.PK, relaistest.Canon(c.Value))
 	}
 	return nil
 }
@@ -261,9 +256,9 @@ func (w *World) checkAcked(ctx context.Context, sdb *sql.DB, d *Device, c syncpr
 		w.violate("acknowledged write %s.%s of %s (%s) by %s is newer than what the server holds (%s)",
 			c.Table, c.Column, c.PK, c.Version, d.name, held)
 	case cmp == 0:
-		if canon(val) != canon(c.Value) {
+		if relaistest.Canon(val) != relaistest.Canon(c.Value) {
 			w.violate("cell %s.%s of %s holds version %s with value %s, written as %s",
-				c.Table, c.Column, c.PK, held, canon(val), canon(c.Value))
+				c.Table, c.Column, c.PK, held, relaistest.Canon(val), relaistest.Canon(c.Value))
 		}
 	default:
 		if successors[c.Cell()][c.Version] {
@@ -296,7 +291,7 @@ func (w *World) checkAcked(ctx context.Context, sdb *sql.DB, d *Device, c syncpr
 			c.Table, c.PK, c.Column, int64(c.Version.HLC), c.Version.Node).Scan(&loserVal)
 		if err == sql.ErrNoRows {
 			w.violate("acknowledged write %s.%s of %s = %s (%s) by %s was superseded by %s, concurrently, and is not in the conflict log",
-				c.Table, c.Column, c.PK, canon(c.Value), c.Version, d.name, held)
+				c.Table, c.Column, c.PK, relaistest.Canon(c.Value), c.Version, d.name, held)
 			return nil
 		}
 		if err != nil {
@@ -305,141 +300,12 @@ func (w *World) checkAcked(ctx context.Context, sdb *sql.DB, d *Device, c syncpr
 		if loserVal == nil && w.isErased(ctx, sdb, c) {
 			return nil // erasure also clears personal values from the conflict log
 		}
-		if canon(loserVal) != canon(c.Value) {
+		if relaistest.Canon(loserVal) != relaistest.Canon(c.Value) {
 			w.violate("conflict log keeps %s for the losing write %s.%s (%s), written as %s",
-				canon(loserVal), c.Table, c.Column, c.Version, canon(c.Value))
+				relaistest.Canon(loserVal), c.Table, c.Column, c.Version, relaistest.Canon(c.Value))
 		}
 	}
 	return nil
-}
-
-// canon is a value's canonical text, the same whether it was read from
-// SQLite (int64, float64, string, []byte) or decoded from the wire
-// (json.Number, string).
-func canon(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "null"
-	case []byte:
-		return strconv.Quote(string(x))
-	case string:
-		return strconv.Quote(x)
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case float64:
-		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-			return strconv.FormatInt(int64(x), 10)
-		}
-		return strconv.FormatFloat(x, 'g', -1, 64)
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return strconv.FormatInt(i, 10)
-		}
-		if f, err := x.Float64(); err == nil {
-			return canon(f)
-		}
-		return x.String()
-	}
-	return fmt.Sprintf("%T:%v", v, v)
-}
-
-// Dump returns a hash of a canonical text of a replica: every synced table
-// row by row in id order, then every cell with its version (the sequence
-// number, which only the server has, left out). The text comes along so a
-// mismatch can be shown.
-func Dump(ctx context.Context, db *sql.DB, schema *syncproto.Schema) (string, string, error) {
-	var b strings.Builder
-	for _, name := range schema.TableNames() {
-		cols := append([]string{"id"}, schema.Tables[name].ColumnNames()...)
-		q := fmt.Sprintf("SELECT %s FROM %s ORDER BY id", quoteAll(cols), `"`+name+`"`)
-		if err := dumpQuery(ctx, db, &b, name, q); err != nil {
-			return "", "", err
-		}
-	}
-	if err := dumpQuery(ctx, db, &b, "_cells", "SELECT tbl, pk, col, val, hlc, node FROM _cells ORDER BY tbl, pk, col"); err != nil {
-		return "", "", err
-	}
-	sum := sha256.Sum256([]byte(b.String()))
-	return hex.EncodeToString(sum[:]), b.String(), nil
-}
-
-// DumpOwned is Dump restricted to the rows whose owner cell
-// (mediateur_id) names owner: what that person's replica holds when she
-// works in no structure and coordinates nobody.
-func DumpOwned(ctx context.Context, db *sql.DB, schema *syncproto.Schema, owner string) (string, string, error) {
-	var b strings.Builder
-	mine := "SELECT pk FROM _cells WHERE tbl = %s AND col = 'mediateur_id' AND val = '" + owner + "'"
-	for _, name := range schema.TableNames() {
-		if _, owned := schema.Tables[name].Columns["mediateur_id"]; !owned {
-			continue
-		}
-		cols := append([]string{"id"}, schema.Tables[name].ColumnNames()...)
-		q := fmt.Sprintf("SELECT %s FROM %s WHERE id IN (%s) ORDER BY id", quoteAll(cols), `"`+name+`"`, fmt.Sprintf(mine, "'"+name+"'"))
-		if err := dumpQuery(ctx, db, &b, name, q); err != nil {
-			return "", "", err
-		}
-	}
-	q := "SELECT tbl, pk, col, val, hlc, node FROM _cells c WHERE pk IN (" + fmt.Sprintf(mine, "c.tbl") + ") ORDER BY tbl, pk, col"
-	if err := dumpQuery(ctx, db, &b, "_cells", q); err != nil {
-		return "", "", err
-	}
-	sum := sha256.Sum256([]byte(b.String()))
-	return hex.EncodeToString(sum[:]), b.String(), nil
-}
-
-func dumpQuery(ctx context.Context, db *sql.DB, b *strings.Builder, label, q string) error {
-	rows, err := db.QueryContext(ctx, q)
-	if err != nil {
-		return fmt.Errorf("dump %s: %w", label, err)
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return fmt.Errorf("dump %s: %w", label, err)
-	}
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return fmt.Errorf("dump %s: %w", label, err)
-		}
-		b.WriteString(label)
-		for _, v := range vals {
-			b.WriteByte('|')
-			b.WriteString(canon(v))
-		}
-		b.WriteByte('\n')
-	}
-	return rows.Err()
-}
-
-func quoteAll(cols []string) string {
-	q := make([]string, len(cols))
-	for i, c := range cols {
-		q[i] = `"` + c + `"`
-	}
-	return strings.Join(q, ", ")
-}
-
-// FirstDiff shows the first line where two dumps differ.
-func FirstDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < max(len(wl), len(gl)); i++ {
-		var a, b string
-		if i < len(wl) {
-			a = wl[i]
-		}
-		if i < len(gl) {
-			b = gl[i]
-		}
-		if a != b {
-			return fmt.Sprintf("line %d: server %q, device %q", i+1, a, b)
-		}
-	}
-	return "same text, different hash"
 }
 
 // isPersonal reports whether c writes a beneficiary's personal column,

@@ -136,26 +136,11 @@ func (h *Handler) revoke(ctx context.Context, v Viewer, id string) (Device, erro
 	if !d.CanRevoke {
 		return d, forbidden("Vous ne pouvez pas révoquer cet appareil.")
 	}
-	if h.d.RevokeDevice != nil {
-		err = h.d.RevokeDevice(ctx, v.UserID, id)
-	} else {
-		err = h.revokeMinimal(ctx, v.UserID, id)
-	}
-	if err != nil {
+	if err := h.d.RevokeDevice(ctx, v.UserID, id); err != nil {
 		return d, fmt.Errorf("revoke device %s: %w", id, err)
 	}
 	h.d.Log.Info("device revoked from the dashboard", "device", id, "by", v.UserID)
 	return h.getDevice(ctx, v, id)
-}
-
-// revokeMinimal marks the device revoked: the server's authorisation
-// refuses a revoked device's tokens on their next use, and tells it to
-// wipe. The server passes its own revocation (which also ends refresh
-// tokens) in Deps.RevokeDevice when it has one.
-func (h *Handler) revokeMinimal(ctx context.Context, actorID, id string) error {
-	_, err := h.d.DB.W.ExecContext(ctx, "UPDATE _devices SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL",
-		h.d.Now().UnixMilli(), actorID, id)
-	return err
 }
 
 type fleetView struct {

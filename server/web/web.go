@@ -60,8 +60,9 @@ type Deps struct {
 	WriteRowAs func(ctx context.Context, tx *sql.Tx, who syncscope.Who, table, pk string, values map[string]any) error
 	// Bearer checks an access token for API callers that are not browsers.
 	Bearer func(ctx context.Context, token string) (auth.Principal, error)
-	// RevokeDevice revokes a device on behalf of actorID; nil uses the
-	// dashboard's own minimal revocation (see fleet.go).
+	// RevokeDevice revokes a device on behalf of actorID: the server's
+	// own revocation, which also ends the device's refresh tokens, so
+	// that the dashboard revokes exactly as the API does. Required.
 	RevokeDevice func(ctx context.Context, actorID, deviceID string) error
 	// TrustedProxies are the reverse proxies whose X-Forwarded-Proto is
 	// believed (see HTTPS); empty trusts none.
@@ -96,6 +97,9 @@ type Handler struct {
 
 // New builds the handler and parses its templates.
 func New(d Deps) (*Handler, error) {
+	if d.RevokeDevice == nil {
+		return nil, errors.New("dashboard: Deps.RevokeDevice is required")
+	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}

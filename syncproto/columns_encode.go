@@ -11,35 +11,51 @@ import (
 
 // columnEncoder builds the streams of one list of changes.
 type columnEncoder struct {
-	tables    []encTable
-	tableIdx  map[string]int
-	nodes     []string
-	nodeIdx   map[string]int
-	shapes    [][]int // table, then column indexes
-	shapeIdx  map[string]int
-	groups    int
-	fixed     [fixedStreams][]byte
-	uuids     map[[16]byte]int
-	uuidCount int
-	uuidTime  int64 // the timestamp of the last UUIDv7 written
-	bits      bitWriter
-	shapeKey  []byte
+	tables   []encTable
+	tableIdx dictionary[string]
+	nodes    []string
+	nodeIdx  dictionary[string]
+	shapes   [][]int // table, then column indexes
+	shapeIdx map[string]int
+	groups   int
+	fixed    [fixedStreams][]byte
+	uuids    dictionary[[16]byte]
+	uuidTime int64 // the timestamp of the last UUIDv7 written
+	bits     bitWriter
+	shapeKey []byte
 }
+
+// dictionary numbers distinct keys in the order they are first met: the
+// column form names tables, columns, nodes and UUIDs by these numbers.
+type dictionary[K comparable] struct {
+	idx map[K]int
+}
+
+func (d *dictionary[K]) index(k K) (i int, isNew bool) {
+	if i, ok := d.idx[k]; ok {
+		return i, false
+	}
+	if d.idx == nil {
+		d.idx = map[K]int{}
+	}
+	i = len(d.idx)
+	d.idx[k] = i
+	return i, true
+}
+
+func (d *dictionary[K]) len() int { return len(d.idx) }
 
 type encTable struct {
 	name    string
 	cols    []string
-	colIdx  map[string]int
+	colIdx  dictionary[string]
 	values  [][]byte
 	seen    []map[string]int // per column: string value → its position among the column's strings
 	nstring []int
 }
 
 func (e *columnEncoder) encode(changes []Change) error {
-	e.tableIdx = map[string]int{}
-	e.nodeIdx = map[string]int{}
 	e.shapeIdx = map[string]int{}
-	e.uuids = map[[16]byte]int{}
 	var prevHLC int64
 	colsOf := make([]int, 0, 32)
 	for i := 0; i < len(changes); {
@@ -87,33 +103,30 @@ func (e *columnEncoder) encode(changes []Change) error {
 }
 
 func (e *columnEncoder) table(name string) int {
-	if i, ok := e.tableIdx[name]; ok {
-		return i
+	i, isNew := e.tableIdx.index(name)
+	if isNew {
+		e.tables = append(e.tables, encTable{name: name})
 	}
-	e.tables = append(e.tables, encTable{name: name, colIdx: map[string]int{}})
-	e.tableIdx[name] = len(e.tables) - 1
-	return len(e.tables) - 1
+	return i
 }
 
 func (t *encTable) column(name string) int {
-	if i, ok := t.colIdx[name]; ok {
-		return i
+	i, isNew := t.colIdx.index(name)
+	if isNew {
+		t.cols = append(t.cols, name)
+		t.values = append(t.values, nil)
+		t.seen = append(t.seen, map[string]int{})
+		t.nstring = append(t.nstring, 0)
 	}
-	t.cols = append(t.cols, name)
-	t.values = append(t.values, nil)
-	t.seen = append(t.seen, map[string]int{})
-	t.nstring = append(t.nstring, 0)
-	t.colIdx[name] = len(t.cols) - 1
-	return len(t.cols) - 1
+	return i
 }
 
 func (e *columnEncoder) node(name string) int {
-	if i, ok := e.nodeIdx[name]; ok {
-		return i
+	i, isNew := e.nodeIdx.index(name)
+	if isNew {
+		e.nodes = append(e.nodes, name)
 	}
-	e.nodes = append(e.nodes, name)
-	e.nodeIdx[name] = len(e.nodes) - 1
-	return len(e.nodes) - 1
+	return i
 }
 
 func (e *columnEncoder) shape(table int, cols []int) int {
@@ -134,11 +147,9 @@ func (e *columnEncoder) shape(table int, cols []int) int {
 // uuidRef returns how far back u is in the page's list of UUIDs, adding
 // it (and its 16 bytes to the uuids stream) when it is new.
 func (e *columnEncoder) uuidRef(u [16]byte) (back int, isNew bool) {
-	if i, ok := e.uuids[u]; ok {
-		return e.uuidCount - 1 - i, false
+	if i, isNew := e.uuids.index(u); !isNew {
+		return e.uuids.len() - 1 - i, false
 	}
-	e.uuids[u] = e.uuidCount
-	e.uuidCount++
 	heads := &e.fixed[streamUUIDHeads]
 	if !isUUIDv7(u) {
 		*heads = append(*heads, 1)

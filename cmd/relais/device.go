@@ -139,7 +139,7 @@ func runDeviceStatus(ctx context.Context, args []string, e *env) error {
 		fmt.Fprintf(w, "Curseur\t%s\n", fr.Number(st.Cursor))
 		fmt.Fprintf(w, "Version du schéma\t%d\n", st.SchemaVers)
 		if st.LastError != "" {
-			fmt.Fprintf(w, "Dernière erreur\t%s\n", st.LastError)
+			fmt.Fprintf(w, "Dernière erreur\t%s\n", storedError(st.LastError, st.Pending))
 		}
 		return w.Flush()
 	})

@@ -90,6 +90,23 @@ func explainExchange(err error, pending int) error {
 	return err
 }
 
+// storedError words the last error a replica kept (the SDK stores its
+// English text): the error codes and an unreachable server become the
+// sentences a sync would print; anything else is shown as it is.
+func storedError(s string, pending int) string {
+	if strings.Contains(s, "server unreachable") {
+		return explainExchange(errors.New(s), pending).Error()
+	}
+	for _, code := range []syncproto.Code{syncproto.CodeBadCredentials, syncproto.CodeRateLimited, syncproto.CodeDeviceRevoked,
+		syncproto.CodeUserDisabled, syncproto.CodeUnauthorized, syncproto.CodeTokenExpired, syncproto.CodeClockAhead,
+		syncproto.CodeInternal, syncproto.CodeForbidden} {
+		if strings.Contains(s, string(code)+":") {
+			return explainExchange(&syncproto.Error{Code: code}, pending).Error()
+		}
+	}
+	return s
+}
+
 // unreachable says whether err is a failure to reach the server at all.
 func unreachable(err error) bool {
 	var ne net.Error

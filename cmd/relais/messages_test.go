@@ -157,7 +157,8 @@ func TestPeopleMessages(t *testing.T) {
 		t.Errorf("sync with the server down: %d %q", code, errs)
 	}
 	frenchOnly(t, "sync with the server down", errs)
-	if st, _, _ := cli(t, "", "device", "status", "--db", tab); strings.Contains(st, "Connecté") || !strings.Contains(st, "Inscrit auprès du serveur") {
+	if st, _, _ := cli(t, "", "device", "status", "--db", tab); strings.Contains(st, "Connecté") || !strings.Contains(st, "Inscrit auprès du serveur") ||
+		!regexp.MustCompile(`(?i)Dernière erreur\s+serveur injoignable`).MatchString(st) {
 		t.Errorf("status: %s", st)
 	}
 

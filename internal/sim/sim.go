@@ -474,6 +474,13 @@ func (w *World) erase(d *Device) error {
 		if strings.Contains(err.Error(), "no such beneficiary") {
 			return nil
 		}
+		// The row on this device breaks a rule, written by an older app
+		// (breakRule) and not yet put back by the server's refusal: the
+		// device's rule triggers refuse the erasure's update, in French,
+		// and nothing is written (campaign of issue 12, seed 120145).
+		if strings.Contains(err.Error(), "relais: rule") {
+			return nil
+		}
 		return err
 	}
 	w.erasedOnDevice[id] = true

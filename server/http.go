@@ -106,7 +106,7 @@ func (s *Server) checkBody(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderRetryAfter, "1")
 		c.Context().SetConnectionClose()
 		return fail(c, syncproto.Errorf(syncproto.CodeRateLimited,
-			"too many requests are waiting to be authenticated; retry in a second").With("retry_after_s", 1))
+			"too many requests are waiting to be authenticated; retry in a second").With(syncproto.DetailRetryAfterSeconds, 1))
 	}
 	c.Locals(preAuthKey{}, new(atomic.Bool))
 	defer s.authenticated(c)

@@ -25,7 +25,7 @@ func (s *Server) handleSync(c *fiber.Ctx) error {
 	if _, busy := s.exchanging.LoadOrStore(dev, struct{}{}); busy {
 		c.Set(fiber.HeaderRetryAfter, "1")
 		return fail(c, syncproto.Errorf(syncproto.CodeRateLimited,
-			"an exchange of this device is already in progress; retry when it has ended").With("retry_after_s", 1))
+			"an exchange of this device is already in progress; retry when it has ended").With(syncproto.DetailRetryAfterSeconds, 1))
 	}
 	defer s.exchanging.Delete(dev)
 	raw, err := s.body(c)

@@ -122,7 +122,7 @@ func retryAfter(err error) string {
 	var pe *syncproto.Error
 	if errors.As(err, &pe) {
 		var secs int
-		switch v := pe.Details["retry_after_seconds"].(type) {
+		switch v := pe.Details[syncproto.DetailRetryAfterSeconds].(type) {
 		case float64:
 			secs = int(v)
 		case string:

@@ -252,13 +252,13 @@ func (h *Handler) onVisibleRows(ctx context.Context, sc scope, cs []Conflict) ([
 	if err != nil {
 		return nil, fmt.Errorf("read conflicts: %w", err)
 	}
-	visible := map[[2]string]bool{}
+	visible := map[syncproto.RowKey]bool{}
 	for _, k := range kept {
-		visible[[2]string{k.Table, k.PK}] = true
+		visible[k.Row()] = true
 	}
 	out := cs[:0]
 	for _, c := range cs {
-		if (c.OwnerID != "" && c.OwnerID == sc.self) || visible[[2]string{c.Table, c.PK}] {
+		if (c.OwnerID != "" && c.OwnerID == sc.self) || visible[syncproto.RowKey{Table: c.Table, PK: c.PK}] {
 			out = append(out, c)
 		}
 	}
@@ -455,7 +455,7 @@ func refusal(err error) *userError {
 			msg: "Cette modification est refusée : vous ne pouvez pas écrire cette valeur sur cette fiche (elle ne vous est pas confiée, elle serait confiée à une autre personne, ou seuls les administrateurs la modifient)."}
 	case syncproto.CodeInvalidRow:
 		msg := "Cette valeur est refusée : elle ne respecte pas les règles de saisie."
-		if name, _ := pe.Details["rule"].(string); name != "" {
+		if name, _ := pe.Details[syncproto.DetailRule].(string); name != "" {
 			if r, ok := domain.RuleByName(name); ok {
 				msg = "Cette valeur est refusée : " + r.Message + "."
 			}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -55,7 +56,22 @@ func StartServer(t testing.TB, cfg server.Config) *Server {
 			t.Errorf("close server: %v", err)
 		}
 	})
-	return &Server{Server: srv, URL: "http://" + ln.Addr().String(), DataDir: cfg.DataDir}
+	url := "http://" + ln.Addr().String()
+	// Wait until the app serves: a shutdown that comes before Listener
+	// has started its server is lost, and the cleanup above would then
+	// wait forever (seen with a test that made no request).
+	for i := 0; ; i++ {
+		res, err := http.Get(url + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			break
+		}
+		if i == 200 {
+			t.Fatalf("server never answered /healthz: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return &Server{Server: srv, URL: url, DataDir: cfg.DataDir}
 }
 
 // AddUser creates an account on the server.

@@ -4,60 +4,25 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
+	"math"
+	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/limiter"
 
 	"github.com/relais-numerique/relais/server/auth"
 	"github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
-// loginLimiters count failed logins per client address and per account,
-// and answer rate_limited once either count passes its limit within the
-// window. Successful logins are not counted, so a conseillère who logs in
-// her three tablets is never slowed down; a password guesser is, whether
-// they try many passwords on one account or one password on many.
-// Counts are kept in memory: they reset when the server restarts, and
-// each server process counts on its own.
-func (s *Server) loginLimiters() []fiber.Handler {
-	limited := func(c *fiber.Ctx) error {
-		return fail(c, syncproto.Errorf(syncproto.CodeRateLimited, "too many failed logins; wait before trying again").
-			With(syncproto.DetailRetryAfterSeconds, c.GetRespHeader(fiber.HeaderRetryAfter)))
-	}
-	byAddress := limiter.New(limiter.Config{
-		Max:                    s.cfg.LoginFailuresPerAddress,
-		Expiration:             s.cfg.LoginWindow,
-		KeyGenerator:           func(c *fiber.Ctx) string { return "ip:" + c.IP() },
-		LimitReached:           limited,
-		SkipSuccessfulRequests: true,
-		LimiterMiddleware:      limiter.SlidingWindow{},
-	})
-	byAccount := limiter.New(limiter.Config{
-		Max:                    s.cfg.LoginFailuresPerAccount,
-		Expiration:             s.cfg.LoginWindow,
-		KeyGenerator:           s.loginAccountKey,
-		LimitReached:           limited,
-		SkipSuccessfulRequests: true,
-		LimiterMiddleware:      limiter.SlidingWindow{},
-	})
-	return []fiber.Handler{byAddress, byAccount}
-}
-
-// loginAccountKey is the account a login names, normalised as the
-// database compares e-mails (case-insensitively). Unknown accounts get a
-// counter too, so the limit says nothing about which accounts exist.
-func (s *Server) loginAccountKey(c *fiber.Ctx) string {
-	raw, err := s.body(c)
-	if err != nil {
-		return "account:?"
-	}
-	var req syncproto.LoginRequest
-	if json.Unmarshal(raw, &req) != nil {
-		return "account:?"
-	}
-	return "account:" + strings.ToLower(strings.TrimSpace(req.Email))
+// refuseLogin answers a login attempt over the limits of failed logins
+// (auth.LoginLimits, shared with the dashboard's form): rate_limited,
+// with the wait in Retry-After and in the details, in whole seconds.
+func refuseLogin(c *fiber.Ctx, wait time.Duration) error {
+	secs := int64(math.Ceil(wait.Seconds()))
+	c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(secs, 10))
+	return fail(c, syncproto.Errorf(syncproto.CodeRateLimited, "too many failed logins; wait %d s before trying again", secs).
+		With(syncproto.DetailRetryAfterSeconds, secs))
 }
 
 // handleRefresh exchanges a refresh token for a new access token and a

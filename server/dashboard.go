@@ -31,16 +31,14 @@ func (s *Server) dashboardRoutes(app *fiber.App) {
 		RevokeDevice: func(ctx context.Context, actorID, deviceID string) error {
 			return s.accounts.RevokeDevice(ctx, deviceID, actorID, s.cfg.Now())
 		},
-		TrustedProxies:          s.cfg.TrustedProxies,
-		ServerNode:              s.node,
-		LoginFailuresPerAccount: s.cfg.LoginFailuresPerAccount,
-		LoginFailuresPerAddress: s.cfg.LoginFailuresPerAddress,
-		LoginWindow:             s.cfg.LoginWindow,
-		Body:                    s.bodyLimits(),
-		Authenticated:           s.authenticated,
-		PreAuthBody:             reqbody.Limits{Max: PreAuthBodyLimit, Ratio: s.cfg.DecompressRatio},
-		Now:                     s.cfg.Now,
-		Log:                     s.log,
+		TrustedProxies: s.cfg.TrustedProxies,
+		ServerNode:     s.node,
+		LoginLimits:    s.loginLimits,
+		Body:           s.bodyLimits(),
+		Authenticated:  s.authenticated,
+		PreAuthBody:    reqbody.Limits{Max: PreAuthBodyLimit, Ratio: s.cfg.DecompressRatio},
+		Now:            s.cfg.Now,
+		Log:            s.log,
 	})
 	if err != nil {
 		// The templates are embedded: a failure here is a bug caught by

@@ -55,7 +55,7 @@ func (s *Server) routes() *fiber.App {
 	app.Get("/readyz", s.handleReadyz)
 	app.Get("/metrics", s.metricsRoute())
 	app.Get("/v1/openapi.json", handleOpenAPI)
-	app.Post(syncproto.PathLogin, append(s.loginLimiters(), s.handleLogin)...)
+	app.Post(syncproto.PathLogin, s.handleLogin)
 	app.Post(syncproto.PathRefresh, s.handleRefresh)
 	app.Post(syncproto.PathRevokeDevice, s.authenticate, s.handleRevokeDevice)
 	app.Post(syncproto.PathSync, s.measureExchange, s.authenticate, s.handleSync)
@@ -239,9 +239,21 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return fail(c, syncproto.Errorf(syncproto.CodeMalformedBody, "login body must be JSON with email, password and device_id"))
 	}
+	wait, err := s.loginLimits.Wait(c.UserContext(), req.Email, c.IP())
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return refuseLogin(c, wait)
+	}
 	u, err := s.accounts.CheckPassword(c.UserContext(), req.Email, req.Password)
 	if err != nil {
 		s.log.Info("login refused", "code", syncproto.CodeOf(err), "ip", c.IP())
+		if syncproto.CodeOf(err) == syncproto.CodeBadCredentials {
+			if ferr := s.loginLimits.Failed(c.UserContext(), req.Email, c.IP()); ferr != nil {
+				return ferr
+			}
+		}
 		return fail(c, err)
 	}
 	if err := s.accounts.EnrollDevice(c.UserContext(), u.ID, req.DeviceID, req.DeviceName); err != nil {

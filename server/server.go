@@ -144,7 +144,9 @@ type Server struct {
 	accounts *auth.Accounts
 	tokens   *auth.Tokens
 	refresh  *auth.Refresh
-	app      *fiber.App
+	// loginLimits counts failed logins, for the API and the dashboard.
+	loginLimits *auth.LoginLimits
+	app         *fiber.App
 	// pageNotFound answers, in French, a browser asking for a page that
 	// does not exist (the dashboard's; see handleError).
 	pageNotFound fiber.Handler
@@ -267,6 +269,8 @@ func (s *Server) init(ctx context.Context) error {
 	s.tokens = &auth.Tokens{Keys: keys, Issuer: "relais", Audience: "relais-sync", TTL: s.cfg.AccessTTL, Now: s.cfg.Now}
 	// A rotated key verifies the tokens it signed until they expire.
 	keys.RetiredVerifyFor, keys.Now = s.cfg.AccessTTL+time.Minute, s.cfg.Now
+	s.loginLimits = &auth.LoginLimits{W: s.db.W, R: s.db.R, PerAccount: s.cfg.LoginFailuresPerAccount,
+		PerAddress: s.cfg.LoginFailuresPerAddress, Window: s.cfg.LoginWindow, Now: s.cfg.Now}
 	s.refresh = &auth.Refresh{W: s.db.W, R: s.db.R, Idle: s.cfg.RefreshIdle, Absolute: s.cfg.RefreshAbsolute,
 		Grace: s.cfg.RefreshGrace, Now: s.cfg.Now}
 	return nil

@@ -562,10 +562,30 @@ func TestLoginRateLimits(t *testing.T) {
 	if sk != 429 || su != 429 || relaistest.ErrorCode(known) != "rate_limited" || relaistest.ErrorCode(unknown) != "rate_limited" {
 		t.Fatalf("over the account limit: known %d %s, unknown %d %s", sk, known, su, unknown)
 	}
-	// 8 failures from this address so far: a third account is refused by
-	// the address limit before its own count starts.
-	if status, raw := try("third@exemple.fr", "wrong-password"); status != 429 || relaistest.ErrorCode(raw) != "rate_limited" {
+	// The answer says how long to wait (issue 11), in the details and in
+	// Retry-After: about the 15-minute window.
+	var eb syncproto.ErrorBody
+	must(t, json.Unmarshal(known, &eb))
+	if secs, _ := eb.Error.Details[syncproto.DetailRetryAfterSeconds].(float64); secs < 60 || secs > 15*60 {
+		t.Fatalf("rate_limited without the wait: %s", known)
+	}
+	// 6 failures from this address so far (refused attempts are not
+	// counted); two more on a third account reach the address limit of 8,
+	// and a fourth account is refused before its own count starts.
+	for range 2 {
+		if status, raw := try("third@exemple.fr", "wrong-password"); status != 401 {
+			t.Fatalf("a failure under the address limit: %d %s", status, raw)
+		}
+	}
+	if status, raw := try("fourth@exemple.fr", "wrong-password"); status != 429 || relaistest.ErrorCode(raw) != "rate_limited" {
 		t.Fatalf("over the address limit: %d %s", status, raw)
+	}
+	// The counts are in the database, not in one process's memory (issue
+	// 11: they were per process, and the dashboard's form counted apart):
+	// a second server on the same data directory refuses as well.
+	again := relaistest.StartServer(t, server.Config{DataDir: srv.DataDir, LoginFailuresPerAccount: 3, LoginFailuresPerAddress: 8})
+	if status, raw := again.PostJSON(t, "/v1/auth/login", "", map[string]string{"email": "camille@exemple.fr", "password": pw, "device_id": newDeviceID()}); status != 429 {
+		t.Fatalf("another server process on the same data: %d %s", status, raw)
 	}
 }
 

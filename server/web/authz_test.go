@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/server/auth"
@@ -459,6 +461,12 @@ func TestLoginFormIsRateLimited(t *testing.T) {
 	}
 	if st := try(pw); st != http.StatusTooManyRequests {
 		t.Errorf("after 3 failures the right password got status %d, want 429", st)
+	}
+	// One count for the form and the devices' login (issue 11): the API
+	// refuses the account too, and says how long to wait.
+	status, raw := srv.PostJSON(t, "/v1/auth/login", "", map[string]string{"email": "claire@exemple.fr", "password": pw, "device_id": uuid.NewString()})
+	if status != http.StatusTooManyRequests || !strings.Contains(string(raw), "retry_after_seconds") {
+		t.Errorf("the API after 3 failures on the form: %d %s", status, raw)
 	}
 	// Another account is not affected.
 	srv.AddUser(t, "alice@exemple.fr", "conseiller", pw)

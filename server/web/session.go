@@ -10,13 +10,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/limiter"
 
 	"github.com/relais-numerique/relais/syncproto"
 )
@@ -278,38 +279,6 @@ type loginForm struct {
 	Next  string
 }
 
-// loginLimiters count failed logins on the login form, per address and
-// per account (the e-mail typed), like the devices' login endpoint: a
-// password guesser is slowed down whichever way they go, and successful
-// logins are never counted. The counts are the server process's own.
-func (h *Handler) loginLimiters() []fiber.Handler {
-	reached := func(c *fiber.Ctx) error {
-		return h.loginAgain(c, fiber.StatusTooManyRequests, strings.TrimSpace(c.FormValue("email")), safeNext(c.FormValue("suite")),
-			"Trop de tentatives de connexion ont échoué. Attendez un quart d'heure avant de réessayer.")
-	}
-	window := h.d.LoginWindow
-	if window == 0 {
-		window = 15 * time.Minute
-	}
-	perAccount, perAddress := h.d.LoginFailuresPerAccount, h.d.LoginFailuresPerAddress
-	if perAccount == 0 {
-		perAccount = 10
-	}
-	if perAddress == 0 {
-		perAddress = 50
-	}
-	return []fiber.Handler{
-		limiter.New(limiter.Config{Max: perAddress, Expiration: window, LimitReached: reached,
-			KeyGenerator:           func(c *fiber.Ctx) string { return "web-ip:" + c.IP() },
-			SkipSuccessfulRequests: true, LimiterMiddleware: limiter.SlidingWindow{}}),
-		limiter.New(limiter.Config{Max: perAccount, Expiration: window, LimitReached: reached,
-			KeyGenerator: func(c *fiber.Ctx) string {
-				return "web-account:" + strings.ToLower(strings.TrimSpace(c.FormValue("email")))
-			},
-			SkipSuccessfulRequests: true, LimiterMiddleware: limiter.SlidingWindow{}}),
-	}
-}
-
 // loginAgain shows the login form again, with a fresh CSRF token and a
 // message.
 func (h *Handler) loginAgain(c *fiber.Ctx, status int, email, next, msg string) error {
@@ -319,16 +288,50 @@ func (h *Handler) loginAgain(c *fiber.Ctx, status int, email, next, msg string) 
 		Data: loginForm{Email: email, Next: next}})
 }
 
+// waitFrench says a wait in whole minutes, or seconds under a minute.
+func waitFrench(d time.Duration) string {
+	if d < time.Minute {
+		n := int(math.Ceil(d.Seconds()))
+		if n <= 1 {
+			return "1 seconde"
+		}
+		return fmt.Sprintf("%d secondes", n)
+	}
+	n := int(math.Ceil(d.Minutes()))
+	if n == 1 {
+		return "1 minute"
+	}
+	return fmt.Sprintf("%d minutes", n)
+}
+
 func (h *Handler) loginSubmit(c *fiber.Ctx) error {
 	form := loginForm{Email: strings.TrimSpace(c.FormValue("email")), Next: safeNext(c.FormValue("suite"))}
 	again := func(status int, msg string) error { return h.loginAgain(c, status, form.Email, form.Next, msg) }
 	if !sameToken(bodyField(c, csrfField), h.cookie(c, loginCSRFCookie)) {
 		return again(fiber.StatusForbidden, "Le formulaire a expiré ou n'a pas de jeton de sécurité valide. Recommencez.")
 	}
+	// The limits of failed logins are the devices' login's, counted in
+	// the database with it (auth.LoginLimits).
+	if h.d.LoginLimits != nil {
+		wait, err := h.d.LoginLimits.Wait(c.UserContext(), form.Email, c.IP())
+		if err != nil {
+			return h.pageError(c, err)
+		}
+		if wait > 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			return again(fiber.StatusTooManyRequests, fmt.Sprintf(
+				"Trop de tentatives de connexion ont échoué. Réessayez dans %s.", waitFrench(wait)))
+		}
+	}
 	u, err := h.d.Accounts.CheckPassword(c.UserContext(), form.Email, c.FormValue("password"))
 	if err != nil {
 		switch syncproto.CodeOf(err) {
 		case syncproto.CodeBadCredentials:
+			if h.d.LoginLimits != nil {
+				if ferr := h.d.LoginLimits.Failed(c.UserContext(), form.Email, c.IP()); ferr != nil {
+					return h.pageError(c, ferr)
+				}
+			}
 			return again(fiber.StatusUnauthorized, "Adresse e-mail ou mot de passe incorrect.")
 		case syncproto.CodeUserDisabled:
 			return again(fiber.StatusForbidden, "Ce compte est désactivé. Adressez-vous à votre coordinateur ou à l'administrateur.")

@@ -74,10 +74,8 @@ type Deps struct {
 	// SessionIdle and SessionMax bound a browser session (defaults 2 h
 	// idle, 12 h in all: a working day on a shared tablet).
 	SessionIdle, SessionMax time.Duration
-	// Failed logins allowed per account and per address within
-	// LoginWindow, as for the devices' login (server.Config).
-	LoginFailuresPerAccount, LoginFailuresPerAddress int
-	LoginWindow                                      time.Duration
+	// LoginLimits counts failed logins, with the devices' login.
+	LoginLimits *auth.LoginLimits
 	// Body bounds a request body read once the sender is logged in;
 	// PreAuthBody one read before (the login form). Zero values take the
 	// server's defaults (8 MiB ×4 once inflated; 64 KiB).
@@ -148,7 +146,7 @@ func (h *Handler) Mount(app *fiber.App) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(static), MaxAge: 3600}))
 
 	app.Get("/connexion", h.loginPage)
-	app.Post("/connexion", append([]fiber.Handler{h.preAuthBody}, append(h.loginLimiters(), h.loginSubmit)...)...)
+	app.Post("/connexion", h.preAuthBody, h.loginSubmit)
 	app.Post("/deconnexion", h.page, h.logout)
 
 	app.Get("/", h.page, func(c *fiber.Ctx) error { return c.Redirect("/conflits", fiber.StatusSeeOther) })

@@ -120,3 +120,58 @@ func sameRefusal(a, b syncproto.Refusal) bool {
 	return a.Table == b.Table && a.PK == b.PK && a.Code == b.Code && a.Reason == b.Reason && a.Rule == b.Rule &&
 		slices.Equal(a.Columns, b.Columns) && len(a.Current) == len(b.Current)
 }
+
+// An erasure that travels with an edit breaking a rule (an older app
+// writing a birth year the rules refuse) is refused as one row; the
+// server still completes the erasure, since erasure wins whatever comes
+// with it, and the refusal hands the device the erased row back.
+func TestRefusedRowStillErases(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	me := srv.AddUser(t, "claire@exemple.fr", auth.RoleConseiller, password)
+	p := auth.Principal{UserID: me.ID, DeviceID: uuid.Must(uuid.NewV7()).String(), Role: auth.RoleConseiller}
+	clock := syncproto.NewClock(time.Now, 0, 0)
+	pk := uuid.Must(uuid.NewV7()).String()
+	cell := func(col string, v any) syncproto.Change {
+		return syncproto.Change{Table: "beneficiaire", PK: pk, Column: col, Value: v,
+			Version: syncproto.Version{HLC: clock.Now(), Node: p.DeviceID}}
+	}
+	create := &syncproto.Batch{ID: uuid.Must(uuid.NewV7()).String(), Changes: []syncproto.Change{
+		cell("mediateur_id", me.ID), cell("anonyme", int64(0)), cell("prenom", "Odette"), cell("nom", "Martin"),
+		cell("telephone", "0611223344"),
+	}}
+	if res, err := srv.Exchange(ctx, p, &syncproto.SyncRequest{Push: create, Clock: clock.Now(), RefuseRows: true}); err != nil || len(res.Refused) != 0 {
+		t.Fatalf("creating the beneficiary: %v %+v", err, res)
+	}
+	erase := &syncproto.Batch{ID: uuid.Must(uuid.NewV7()).String(), Changes: []syncproto.Change{
+		cell("anonyme", int64(1)), cell("prenom", nil), cell("nom", nil), cell("telephone", nil),
+		cell("annee_naissance", int64(1850)),
+	}}
+	res, err := srv.Exchange(ctx, p, &syncproto.SyncRequest{Push: erase, Clock: clock.Now(), RefuseRows: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Refused) != 1 || res.Refused[0].Code != syncproto.CodeInvalidRow {
+		t.Fatalf("refusals %+v, want the row refused for its birth year", res.Refused)
+	}
+	var anonyme int
+	var personal int
+	if err := srv.DB().R.QueryRow(`SELECT COALESCE(anonyme, 0), (prenom IS NOT NULL) + (nom IS NOT NULL) + (telephone IS NOT NULL)
+		FROM beneficiaire WHERE id = ?`, pk).Scan(&anonyme, &personal); err != nil {
+		t.Fatal(err)
+	}
+	if anonyme != 1 || personal != 0 {
+		t.Fatalf("after a refused row that erased: anonyme %d, %d personal values left; the erasure must be completed", anonyme, personal)
+	}
+	current := map[string]any{}
+	for _, c := range res.Refused[0].Current {
+		current[c.Column] = c.Value
+	}
+	if v, ok := current["prenom"]; !ok || v != nil {
+		t.Fatalf("the refusal's current values %v do not hand back the erased first name", current)
+	}
+	var birth any
+	if err := srv.DB().R.QueryRow("SELECT annee_naissance FROM beneficiaire WHERE id = ?", pk).Scan(&birth); err != nil || birth != nil {
+		t.Fatalf("the refused birth year reached the server: %v (%v)", birth, err)
+	}
+}

@@ -256,6 +256,9 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 			}
 		}
 		applied = seqRange{from: res.Seq - int64(res.Won), to: res.Seq}
+		if err := s.completeRefusedErasures(ctx, wtx, b.Changes, refused); err != nil {
+			return fmt.Errorf("push batch %s: %w", b.ID, err)
+		}
 		if err := s.reannounce(ctx, wtx, onHeldRows(s.scopeRules(), accepted, held), res); err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}
@@ -482,4 +485,54 @@ func (s *Server) refusedBefore(ctx context.Context, tx *preparedTx, p auth.Princ
 	}
 	fresh.Details[syncproto.DetailServerTime] = s.cfg.Now().UnixMilli()
 	return &fresh
+}
+
+// completeRefusedErasures erases, as the server, each beneficiary whose
+// row was refused for a domain rule although the batch erased it: the
+// erasure and an unrelated edit that breaks a rule (an older app writing
+// a birth year the rules no longer allow) travel as one row, and refusing
+// the row would throw the erasure away with the edit. Erasure must win
+// whatever comes with it, so the server completes it, as it does when an
+// erasure meets a concurrent edit; the device gets the erased row back
+// as the refusal's current values and keeps the rest of her row in its
+// rejected list. A row refused for its scope is not the sender's to
+// erase, and a row the server never had has nothing to erase.
+func (s *Server) completeRefusedErasures(ctx context.Context, tx *sql.Tx, changes []syncproto.Change, refused map[syncproto.RowKey]*rowRefusal) error {
+	for k, r := range refused {
+		if r.code != syncproto.CodeInvalidRow || k.Table != "beneficiaire" || !erases(changes, k) {
+			continue
+		}
+		var one int
+		err := tx.QueryRowContext(ctx, "SELECT 1 FROM beneficiaire WHERE id = ?", k.PK).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("refused erasure of %s: %w", k.PK, err)
+		}
+		if err := s.eraseTx(ctx, tx, k.PK); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// erases says whether changes set the row's anonyme cell to 1.
+func erases(changes []syncproto.Change, k syncproto.RowKey) bool {
+	for _, c := range changes {
+		if c.Column != "anonyme" || c.Row() != k {
+			continue
+		}
+		switch v := c.Value.(type) {
+		case int64:
+			return v == 1
+		case float64:
+			return v == 1
+		case int:
+			return v == 1
+		case json.Number:
+			return v.String() == "1"
+		}
+	}
+	return false
 }

@@ -3,8 +3,11 @@ package domain
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 // ErasureValues are the cells an erasure writes on a beneficiary: every
@@ -44,4 +47,35 @@ func EraseOnDevice(ctx context.Context, db Execer, id string) error {
 		return fmt.Errorf("erase beneficiaire %s: appointments: %w", id, err)
 	}
 	return nil
+}
+
+// Erases says whether changes erase the beneficiary pk: set its anonyme
+// cell to 1. Both sides ask it: the server to complete an erasure that
+// came in a refused row, a device to empty its write-ahead log once an
+// erasure is applied or sent.
+func Erases(changes []syncproto.Change, pk string) bool {
+	for _, c := range changes {
+		if c.Table == "beneficiaire" && c.Column == "anonyme" && (pk == "" || c.PK == pk) && isOne(c.Value) {
+			return true
+		}
+	}
+	return false
+}
+
+// ErasesAny says whether changes erase any beneficiary.
+func ErasesAny(changes []syncproto.Change) bool { return Erases(changes, "") }
+
+// isOne reads 1 in the forms a decoded or locally built value takes.
+func isOne(v any) bool {
+	switch v := v.(type) {
+	case int64:
+		return v == 1
+	case int:
+		return v == 1
+	case float64:
+		return v == 1
+	case json.Number:
+		return v.String() == "1"
+	}
+	return false
 }

@@ -499,7 +499,7 @@ func (s *Server) refusedBefore(ctx context.Context, tx *preparedTx, p auth.Princ
 // erase, and a row the server never had has nothing to erase.
 func (s *Server) completeRefusedErasures(ctx context.Context, tx *sql.Tx, changes []syncproto.Change, refused map[syncproto.RowKey]*rowRefusal) error {
 	for k, r := range refused {
-		if r.code != syncproto.CodeInvalidRow || k.Table != "beneficiaire" || !erases(changes, k) {
+		if r.code != syncproto.CodeInvalidRow || k.Table != "beneficiaire" || !domain.Erases(changes, k.PK) {
 			continue
 		}
 		var one int
@@ -515,24 +515,4 @@ func (s *Server) completeRefusedErasures(ctx context.Context, tx *sql.Tx, change
 		}
 	}
 	return nil
-}
-
-// erases says whether changes set the row's anonyme cell to 1.
-func erases(changes []syncproto.Change, k syncproto.RowKey) bool {
-	for _, c := range changes {
-		if c.Column != "anonyme" || c.Row() != k {
-			continue
-		}
-		switch v := c.Value.(type) {
-		case int64:
-			return v == 1
-		case float64:
-			return v == 1
-		case int:
-			return v == 1
-		case json.Number:
-			return v.String() == "1"
-		}
-	}
-	return false
 }

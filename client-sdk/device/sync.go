@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
@@ -507,6 +508,14 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sync: apply answer: %w", err)
+	}
+	// An erasure applied from the server, or one of ours the server has
+	// just acknowledged, leaves the erased values in the log's old page
+	// images: empty it now rather than at some later checkpoint.
+	if domain.ErasesAny(keep) || (batch != nil && resp.Ack == batch.ID && domain.ErasesAny(batch.Changes)) {
+		if err := r.purgeLog(ctx); err != nil {
+			return 0, fmt.Errorf("sync: %w", err)
+		}
 	}
 	// Statements this page had to prepare in its transaction are kept
 	// prepared for the next pages. A failure here costs only speed: the

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/relais-numerique/relais/client-sdk/device"
-	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/internal/fr"
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/server/auth"
@@ -30,7 +29,7 @@ func runDeviceErase(ctx context.Context, args []string, e *env) error {
 		if n == 0 {
 			return fmt.Errorf("aucun bénéficiaire %s sur cet appareil", *id)
 		}
-		if err := domain.EraseOnDevice(ctx, r.DB(), *id); err != nil {
+		if err := r.Erase(ctx, *id); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "Bénéficiaire %s anonymisé sur cet appareil ; l'effacement partira à la prochaine synchronisation.\n", *id)

@@ -54,8 +54,13 @@ type Report struct {
 	// the device's date has since been corrected, and pending writes were
 	// stamped again (see restampPending).
 	Restamped bool
-	BytesUp   int64
-	BytesDown int64
+	// ServerRestored is set when the server's history changed (it was
+	// restored from a backup): this device's own writes were queued
+	// again and everything was pulled again (see checkHistory). An
+	// application says so, since that sync costs a full download.
+	ServerRestored bool
+	BytesUp        int64
+	BytesDown      int64
 }
 
 // Sync exchanges with the server until the outbox is empty and the server
@@ -135,9 +140,11 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 		}
 		// A server restored from a backup: send our writes again, pull
 		// everything again (history.go).
-		if _, err := r.checkHistory(ctx, &resp); err != nil {
+		restored, err := r.checkHistory(ctx, &resp)
+		if err != nil {
 			return rep, err
 		}
+		rep.ServerRestored = rep.ServerRestored || restored
 		pages.observe(resp.More, took)
 		if batch != nil && resp.Ack == batch.ID {
 			batches.observe(pending > len(batch.Changes), took)

@@ -287,8 +287,13 @@ func TestBackupRestoreLosesNothing(t *testing.T) {
 
 	// A write on b right after the restore, before anything else.
 	sql("b", fmt.Sprintf("INSERT INTO activite (id, type, duree, commune) VALUES ('%s', 'individuel', 15, 'Laval')", ids[3]))
-	for _, name := range []string{"a", "b", "a", "b"} {
-		sync(name)
+	// The first sync of each device after the restore says, in French,
+	// why it downloads everything again; the next ones do not.
+	for i, name := range []string{"a", "b", "a", "b"} {
+		out := sync(name)
+		if said := strings.Contains(out, "restauré depuis une sauvegarde"); said != (i < 2) {
+			t.Fatalf("sync %d of device %s after the restore, saying the server was restored: %v, want %v:\n%s", i, name, said, i < 2, out)
+		}
 	}
 	login("c")
 	sync("c")

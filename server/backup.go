@@ -23,18 +23,28 @@ func ensureHistory(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// readHistory returns the database's history identity.
-func readHistory(ctx context.Context, db *sql.DB) (string, error) {
-	var h string
-	if err := db.QueryRowContext(ctx, "SELECT history FROM _history WHERE id = 1").Scan(&h); err != nil {
-		return "", fmt.Errorf("history identity: %w", err)
+// history is the server's history identity and, after a restore, where
+// it comes from: the parent history and the last sequence number the two
+// share. Every exchange answer carries it.
+type history struct {
+	id, parent string
+	sharedSeq  int64
+}
+
+// readHistory returns the database's history.
+func readHistory(ctx context.Context, db *sql.DB) (history, error) {
+	var h history
+	var parent sql.NullString
+	if err := db.QueryRowContext(ctx, "SELECT history, parent, shared_seq FROM _history WHERE id = 1").Scan(&h.id, &parent, &h.sharedSeq); err != nil {
+		return h, fmt.Errorf("history identity: %w", err)
 	}
+	h.parent = parent.String
 	return h, nil
 }
 
 // History returns the identity of the server's history, which every
 // exchange answer carries.
-func (s *Server) History() string { return s.history }
+func (s *Server) History() string { return s.history.id }
 
 // BackupInfo describes a backup file.
 type BackupInfo struct {
@@ -99,7 +109,7 @@ func CheckBackup(ctx context.Context, path string) (BackupInfo, error) {
 		return info, fmt.Errorf("backup %s is not a Relais server database: %w", path, err)
 	}
 	if h, err := readHistory(ctx, db); err == nil {
-		info.History = h
+		info.History = h.id
 	}
 	return info, nil
 }
@@ -157,7 +167,10 @@ func Restore(ctx context.Context, from, dataDir string, now time.Time) (RestoreI
 		return out, fmt.Errorf("restore: %w", err)
 	}
 	err = db.Write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE _history SET history = ?, parent = ?, restored_at = ? WHERE id = 1",
+		// Every sequence number up to the backup's last is the same cell
+		// in both histories; the restored server numbers on from there.
+		if _, err := tx.ExecContext(ctx, `UPDATE _history SET history = ?, parent = ?, restored_at = ?,
+			shared_seq = (SELECT seq FROM _replica WHERE id = 1) WHERE id = 1`,
 			out.History, nullable(out.Backup.History), now.UnixMilli()); err != nil {
 			return err
 		}

@@ -165,7 +165,7 @@ type Server struct {
 	writes *groupWriter   // exchanges' writes, committed in groups (groupwrite.go)
 
 	metrics *metrics // Prometheus collectors (metrics.go)
-	history string   // the history identity every answer carries (backup.go)
+	history history  // the history identity every answer carries (backup.go)
 }
 
 // DBPath is where the server keeps its database inside the data directory.

@@ -77,7 +77,7 @@ func (s *Server) Exchange(ctx context.Context, p auth.Principal, req *syncproto.
 	}
 	resp.Cursor, resp.More = page.Cursor, page.More
 	resp.Clock = s.clock.Now()
-	resp.History = s.history
+	resp.History, resp.HistoryParent, resp.HistorySharedSeq = s.history.id, s.history.parent, s.history.sharedSeq
 	// What still waits on the device once this exchange is done: the
 	// count it reported, less the batch just acknowledged.
 	pending := req.Pending

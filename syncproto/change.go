@@ -130,6 +130,12 @@ type SyncResponse struct {
 	// History identifies the server's history; it changes when the server
 	// is restored from a backup (see client-sdk/device/history.go).
 	History string `json:"history,omitempty"`
+	// HistoryParent is the history a restored server's backup was taken
+	// from, and HistorySharedSeq the last sequence number the two share:
+	// a device that last synced with the parent has every cell up to it
+	// and pulls again from there (empty and 0 on a server never restored).
+	HistoryParent    string `json:"history_parent,omitempty"`
+	HistorySharedSeq int64  `json:"history_shared_seq,omitempty"`
 }
 
 // Limits on what one exchange may carry. They bound the server's memory

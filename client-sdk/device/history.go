@@ -16,10 +16,10 @@ import (
 // the device's cursor points past its newest cells. Then, in one
 // transaction, the device puts every cell it wrote itself, with the
 // version it has, back in its outbox (the server's merge keeps only what
-// it lacks), resets its cursor to pull everything again (its own merge
-// drops what it already holds), and remembers the new history. resp is
-// changed to match: cursor 0, more to come, so the sync loop goes on
-// from the start. It returns whether that happened.
+// it lacks), moves its cursor back to the last sequence the two
+// histories share (0 when it cannot tell), and remembers the new
+// history. resp is changed to match: that cursor, more to come, so the
+// sync loop goes on from there. It returns whether that happened.
 //
 // The first history seen (a new device, or one that synced before
 // histories existed) is only remembered.
@@ -35,12 +35,20 @@ func (r *Replica) checkHistory(ctx context.Context, resp *syncproto.SyncResponse
 		return false, nil
 	}
 	changed := known.Valid && known.String != ""
+	// A device that last synced with the history the backup was taken
+	// from holds every cell up to the sequence the two histories share:
+	// it pulls again from there. Any other history (restored twice, or
+	// from an older backup than its own) shares nothing it can name.
+	from := int64(0)
+	if changed && resp.HistoryParent == known.String {
+		from = resp.HistorySharedSeq
+	}
 	err := r.applyLocal(ctx, func(tx *sql.Tx) error {
 		if changed {
 			if err := r.requeueOwnCells(ctx, tx); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, "UPDATE _device SET cursor = 0 WHERE id = 1"); err != nil {
+			if _, err := tx.ExecContext(ctx, "UPDATE _device SET cursor = MIN(cursor, ?) WHERE id = 1", from); err != nil {
 				return err
 			}
 		}
@@ -51,7 +59,11 @@ func (r *Replica) checkHistory(ctx context.Context, resp *syncproto.SyncResponse
 		return false, fmt.Errorf("sync: server history changed: %w", err)
 	}
 	if changed {
-		resp.Cursor, resp.More = 0, true
+		var cursor int64
+		if err := r.db.R.QueryRowContext(ctx, "SELECT cursor FROM _device WHERE id = 1").Scan(&cursor); err != nil {
+			return false, fmt.Errorf("sync: server history changed: %w", err)
+		}
+		resp.Cursor, resp.More = cursor, true
 	}
 	return changed, nil
 }

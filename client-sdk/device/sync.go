@@ -56,8 +56,8 @@ type Report struct {
 	Restamped bool
 	// ServerRestored is set when the server's history changed (it was
 	// restored from a backup): this device's own writes were queued
-	// again and everything was pulled again (see checkHistory). An
-	// application says so, since that sync costs a full download.
+	// again and what changed since the backup was pulled again (see
+	// checkHistory). An application says so: the server lost writes.
 	ServerRestored bool
 	BytesUp        int64
 	BytesDown      int64

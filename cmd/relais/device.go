@@ -97,7 +97,7 @@ func runDeviceSync(ctx context.Context, args []string, e *env) error {
 			return explainExchange(err, st.Pending)
 		}
 		if rep.ServerRestored {
-			fmt.Fprintln(e.stdout, "Le serveur a été restauré depuis une sauvegarde : vos saisies lui ont été renvoyées et l'appareil a téléchargé à nouveau toutes ses données.")
+			fmt.Fprintln(e.stdout, "Le serveur a été restauré depuis une sauvegarde : vos saisies lui ont été renvoyées et l'appareil a repris ce qui a changé depuis cette sauvegarde.")
 		}
 		if rep.Rejected > 0 {
 			fmt.Fprintf(e.stdout, "%s modification(s) refusée(s) par le serveur : à corriger ou abandonner avec « relais device rejected ».\n", fr.Number(rep.Rejected))

@@ -294,6 +294,14 @@ func TestBackupRestoreLosesNothing(t *testing.T) {
 		if said := strings.Contains(out, "restauré depuis une sauvegarde"); said != (i < 2) {
 			t.Fatalf("sync %d of device %s after the restore, saying the server was restored: %v, want %v:\n%s", i, name, said, i < 2, out)
 		}
+		// b synced last with the backup's history: it pulls again only
+		// past the sequence the two histories share. It receives the 4
+		// cells a wrote after the backup (the collectif row's 3 and the
+		// new duree), sent again by a, and not the backup row's type and
+		// commune it already holds (pulling from 0 brought those 2 too).
+		if i == 1 && !strings.Contains(out, "Reçues : 4 ") {
+			t.Fatalf("device b's first sync after the restore did not receive just what the backup lacked:\n%s", out)
+		}
 	}
 	login("c")
 	sync("c")

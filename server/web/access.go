@@ -15,6 +15,17 @@ type Viewer struct {
 	UserID string `json:"user_id"`
 	Email  string `json:"email"`
 	Role   string `json:"role"`
+	// Name is the person's name when an administrator gave one; the
+	// header greets her by it rather than by her e-mail address.
+	Name string `json:"name,omitempty"`
+}
+
+// Shown is how the dashboard names the viewer: her name, else her e-mail.
+func (v Viewer) Shown() string {
+	if v.Name != "" {
+		return v.Name
+	}
+	return v.Email
 }
 
 // Admin reports whether the viewer sees everything.

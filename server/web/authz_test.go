@@ -473,3 +473,33 @@ func TestLoginFormIsRateLimited(t *testing.T) {
 	other := newBrowser(t, srv.URL)
 	other.login("alice@exemple.fr")
 }
+
+// The header greets a person by the name an administrator gave her, not
+// by her e-mail address (kept in the title for who wants it); without a
+// name it shows the address.
+func TestHeaderShowsTheName(t *testing.T) {
+	w := newWorld(t)
+	b := newBrowser(t, w.srv.URL)
+	b.login("claire@exemple.fr")
+	header := func() string {
+		st, page := b.get("/conflits")
+		if st != http.StatusOK {
+			t.Fatalf("conflicts page: status %d", st)
+		}
+		start := strings.Index(page, `class="who"`)
+		end := strings.Index(page, "Se déconnecter")
+		if start < 0 || end < start {
+			t.Fatalf("no header in the page:\n%s", page)
+		}
+		return page[start:end]
+	}
+	if h := header(); !strings.Contains(h, ">claire@exemple.fr <small>") {
+		t.Fatalf("header without a name: %s", h)
+	}
+	if _, err := w.srv.DB().W.Exec("UPDATE _users SET name = 'Claire Bodin' WHERE email = 'claire@exemple.fr'"); err != nil {
+		t.Fatal(err)
+	}
+	if h := header(); !strings.Contains(h, ">Claire Bodin <small>") {
+		t.Fatalf("header with a name: %s", h)
+	}
+}

@@ -156,10 +156,10 @@ func (h *Handler) loadSession(c *fiber.Ctx) (*sess, error) {
 	ctx := c.UserContext()
 	s := &sess{}
 	var created, lastSeen, expires int64
-	err := h.d.DB.R.QueryRowContext(ctx, `SELECT s.user_id, u.email, u.role, s.csrf, s.created_at, s.last_seen_at, s.expires_at
+	err := h.d.DB.R.QueryRowContext(ctx, `SELECT s.user_id, u.email, COALESCE(u.name, ''), u.role, s.csrf, s.created_at, s.last_seen_at, s.expires_at
 		FROM _web_sessions s JOIN _users u ON u.id = s.user_id
 		WHERE s.token_hash = ? AND u.disabled_at IS NULL`, hashToken(tok)).
-		Scan(&s.UserID, &s.Email, &s.Role, &s.CSRF, &created, &lastSeen, &expires)
+		Scan(&s.UserID, &s.Email, &s.Name, &s.Role, &s.CSRF, &created, &lastSeen, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

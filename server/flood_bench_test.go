@@ -36,9 +36,10 @@ const (
 // the real server, alone (baseline) and while eight other conseillers'
 // devices push 5,000-change batches as fast as the server answers them.
 // It reports the small exchange's p50 and p99 in milliseconds for both
-// phases, measured in one run:
+// phases, measured in one run; with -v it also logs each small exchange's
+// latency under the flood and the server's writer-queue metrics:
 //
-//	go test -run '^$' -bench Flood -benchtime 1x ./server/
+//	go test -run '^$' -bench Flood -benchtime 1x -v ./server/
 //
 // The devices run in this process, so under the flood they share the CPU
 // with the server; the figures are those of one machine with two cores.

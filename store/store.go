@@ -1,7 +1,9 @@
-// Package store opens SQLite databases the way Relais needs them on both
-// sides: one writer connection that takes its lock when a transaction
-// begins, a separate pool of read-only connections, WAL, and durable
-// commits.
+// Package store opens the databases Relais keeps its state in: SQLite
+// the way Relais needs it on both sides (one writer connection that takes
+// its lock when a transaction begins, a separate pool of read-only
+// connections, WAL, and durable commits), and, for a server that outgrew
+// one machine, PostgreSQL (postgres.go), through the same *sql.DB API and
+// the same SQL text.
 //
 // The split exists because go-sqlite3's default deferred transactions fail
 // at once with "database is locked" when a read turns into a write while
@@ -25,7 +27,11 @@ import (
 
 // DB is a SQLite database opened as a writer and a reader pool.
 type DB struct {
+	// Path is the SQLite file, or the PostgreSQL address without its
+	// password.
 	Path string
+	// Engine is SQLite for Open, Postgres for OpenPostgres.
+	Engine Engine
 	// W is the only connection that writes. Transactions on it begin
 	// IMMEDIATE, so they wait for the lock rather than fail midway.
 	W *sql.DB
@@ -105,7 +111,7 @@ func Open(path string, opt Options) (*DB, error) {
 	}
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	return &DB{Path: path, W: w, R: r}, nil
+	return &DB{Path: path, Engine: SQLite, W: w, R: r}, nil
 }
 
 // connector opens go-sqlite3 connections and runs setup on each, for the
@@ -141,6 +147,12 @@ func (c *connector) Driver() driver.Driver { return &sqlite3.SQLiteDriver{} }
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	if db.R == db.W { // PostgreSQL: one pool
+		if err := db.W.Close(); err != nil {
+			return fmt.Errorf("close %s: %w", db.Path, err)
+		}
+		return nil
+	}
 	rerr := db.R.Close()
 	if err := db.W.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", db.Path, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/relais-numerique/relais/internal/pgtest"
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/store/pgstore"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -42,7 +43,7 @@ func TestPostgresTwins(t *testing.T) {
 			if err := migrations.Up(ctx, sdb.W, set); err != nil {
 				t.Fatal(err)
 			}
-			pdb, err := store.OpenPostgres(ctx, pgtest.DB(t), store.PostgresOptions{})
+			pdb, err := pgstore.Open(ctx, pgtest.DB(t), pgstore.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

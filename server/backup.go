@@ -17,7 +17,7 @@ import (
 // ensureHistory gives a database its history identity the first time it
 // is opened with this version.
 func ensureHistory(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, "INSERT OR IGNORE INTO _history (id, history) VALUES (1, ?)", uuid.NewString()); err != nil {
+	if _, err := db.ExecContext(ctx, "INSERT INTO _history (id, history) VALUES (1, ?) ON CONFLICT (id) DO NOTHING", uuid.NewString()); err != nil {
 		return fmt.Errorf("history identity: %w", err)
 	}
 	return nil

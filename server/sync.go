@@ -451,7 +451,7 @@ func (s *Server) recordRefusal(ctx context.Context, p auth.Principal, b *syncpro
 	if merr != nil {
 		return errors.Join(err, fmt.Errorf("record refusal of batch %s: %w", b.ID, merr))
 	}
-	if _, werr := s.db.W.ExecContext(ctx, "INSERT OR IGNORE INTO _refused_batches (device_id, id, refused_at, error) VALUES (?, ?, ?, ?)",
+	if _, werr := s.db.W.ExecContext(ctx, "INSERT INTO _refused_batches (device_id, id, refused_at, error) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
 		p.DeviceID, b.ID, s.cfg.Now().UnixMilli(), string(data)); werr != nil {
 		return errors.Join(err, fmt.Errorf("record refusal of batch %s: %w", b.ID, werr))
 	}

@@ -2,7 +2,7 @@
 // the way Relais needs it on both sides (one writer connection that takes
 // its lock when a transaction begins, a separate pool of read-only
 // connections, WAL, and durable commits), and, for a server that outgrew
-// one machine, PostgreSQL (postgres.go), through the same *sql.DB API and
+// one machine, PostgreSQL (package pgstore), through the same *sql.DB API and
 // the same SQL text.
 //
 // The split exists because go-sqlite3's default deferred transactions fail
@@ -25,12 +25,20 @@ import (
 	"github.com/mattn/go-sqlite3"
 )
 
+// Engine names the database engine behind a DB.
+type Engine string
+
+const (
+	SQLite   Engine = "sqlite"
+	Postgres Engine = "postgres"
+)
+
 // DB is a SQLite database opened as a writer and a reader pool.
 type DB struct {
 	// Path is the SQLite file, or the PostgreSQL address without its
 	// password.
 	Path string
-	// Engine is SQLite for Open, Postgres for OpenPostgres.
+	// Engine is SQLite for Open, Postgres for pgstore.Open.
 	Engine Engine
 	// W is the only connection that writes. Transactions on it begin
 	// IMMEDIATE, so they wait for the lock rather than fail midway.

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/relais-numerique/relais/store/pgstore"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -70,7 +71,7 @@ func (a *Accounts) AddUser(ctx context.Context, email, role, password string) (U
 	_, err = a.W.ExecContext(ctx, "INSERT INTO _users (id, email, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?)",
 		u.ID, u.Email, u.Role, string(hash), time.Now().UnixMilli())
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE") {
+		if pgstore.IsUniqueViolation(err) {
 			return User{}, fmt.Errorf("add user: an account with e-mail %s already exists", email)
 		}
 		return User{}, fmt.Errorf("add user: %w", err)

@@ -152,6 +152,53 @@ func (r *Refresh) Rotate(ctx context.Context, token, deviceID string) (Session, 
 	var s Session
 	var refusal error
 	var famCreated int64
+	// A rotation that lost a race for its token (errRaced) reads it again
+	// and is judged as if it had come second: a retry within the grace,
+	// or a reuse.
+	for try := 0; ; try++ {
+		s, famCreated, refusal, err = r.rotateOnce(ctx, hash, deviceID, nextHash, now)
+		if !errors.Is(err, errRaced) || try == 2 {
+			break
+		}
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("refresh: %w", err)
+	}
+	if refusal != nil {
+		return Session{}, refusal
+	}
+	s.RefreshToken = next
+	s.RefreshExpiresIn = min(r.Idle, r.Absolute-now.Sub(time.UnixMilli(famCreated)))
+	return s, nil
+}
+
+// errRaced: another rotation of the same token committed between this
+// one's read and its write.
+var errRaced = errors.New("refresh token rotated concurrently")
+
+// claim turns an update of a token that found it already claimed by a
+// concurrent rotation into errRaced. With one SQLite writer that cannot
+// happen; with several servers on PostgreSQL, two rotations of one token
+// may both read it unused, and the row lock makes the second update wait
+// for the first's commit and then match nothing: without this check both
+// would hand out a successor, and a stolen token would go unnoticed.
+func claim(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return errRaced
+	}
+	return nil
+}
+
+// rotateOnce is one attempt of Rotate, in one transaction.
+// It returns the session (without its new token), the family's start,
+// and either a refusal for the caller or an error.
+func (r *Refresh) rotateOnce(ctx context.Context, hash []byte, deviceID string, nextHash []byte, now time.Time) (
+	s Session, famCreated int64, refusal, err error) {
 	err = r.write(ctx, func(tx *sql.Tx) error {
 		var issued int64
 		var used, tokRevoked, famRevoked, devRevoked, disabled sql.NullInt64
@@ -216,25 +263,18 @@ func (r *Refresh) Rotate(ctx context.Context, token, deviceID string) (Session, 
 			if _, err := tx.ExecContext(ctx, "UPDATE _refresh_tokens SET revoked_at = ? WHERE hash = ?", now.UnixMilli(), replacedBy); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, "UPDATE _refresh_tokens SET retried = 1, replaced_by = ? WHERE hash = ?", nextHash, hash); err != nil {
+			if err := claim(tx.ExecContext(ctx, "UPDATE _refresh_tokens SET retried = 1, replaced_by = ? WHERE hash = ? AND retried = 0",
+				nextHash, hash)); err != nil {
 				return err
 			}
-		} else if _, err := tx.ExecContext(ctx, "UPDATE _refresh_tokens SET used_at = ?, replaced_by = ? WHERE hash = ?",
-			now.UnixMilli(), nextHash, hash); err != nil {
+		} else if err := claim(tx.ExecContext(ctx, "UPDATE _refresh_tokens SET used_at = ?, replaced_by = ? WHERE hash = ? AND used_at IS NULL",
+			now.UnixMilli(), nextHash, hash)); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, "INSERT INTO _refresh_tokens (hash, family, issued_at) VALUES (?, ?, ?)", nextHash, s.Family, now.UnixMilli())
 		return err
 	})
-	if err != nil {
-		return Session{}, fmt.Errorf("refresh: %w", err)
-	}
-	if refusal != nil {
-		return Session{}, refusal
-	}
-	s.RefreshToken = next
-	s.RefreshExpiresIn = min(r.Idle, r.Absolute-now.Sub(time.UnixMilli(famCreated)))
-	return s, nil
+	return s, famCreated, refusal, err
 }
 
 // retryAllowed says whether a second presentation of a used token is the

@@ -182,7 +182,7 @@ func (h *Handler) loadSession(c *fiber.Ctx) (*sess, error) {
 func (h *Handler) touch(tokenHash string, now time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := h.d.DB.W.ExecContext(ctx, "UPDATE _web_sessions SET last_seen_at = MAX(last_seen_at, ?) WHERE token_hash = ?",
+	if _, err := h.d.DB.W.ExecContext(ctx, "UPDATE _web_sessions SET last_seen_at = ?1 WHERE token_hash = ?2 AND last_seen_at < ?1",
 		now.UnixMilli(), tokenHash); err != nil {
 		h.d.Log.Warn("dashboard session not extended", "err", err)
 	}

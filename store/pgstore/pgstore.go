@@ -1,4 +1,8 @@
-package store
+// Package pgstore opens a PostgreSQL database as a store.DB, for a
+// server that outgrew one machine: several Relais servers then share it.
+// It is a package of its own so that the device SDK, which opens SQLite
+// only, does not carry the PostgreSQL driver.
+package pgstore
 
 import (
 	"context"
@@ -13,14 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/mattn/go-sqlite3"
-)
 
-// Engine names the database engine behind a DB.
-type Engine string
-
-const (
-	SQLite   Engine = "sqlite"
-	Postgres Engine = "postgres"
+	"github.com/relais-numerique/relais/store"
 )
 
 // IsPostgresURL says whether a --store value names a PostgreSQL server
@@ -29,15 +27,15 @@ func IsPostgresURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
-// PostgresOptions tunes OpenPostgres.
-type PostgresOptions struct {
+// Options tunes Open.
+type Options struct {
 	// MaxConns bounds the connections this process opens (default 16).
 	// Several servers share one PostgreSQL: their sum must stay under
 	// its max_connections.
 	MaxConns int
 }
 
-// OpenPostgres connects to the PostgreSQL database at url. W and R are
+// Open connects to the PostgreSQL database at url. W and R are
 // the same pool: PostgreSQL takes row locks itself, so writes need no
 // funnel of one connection, and a read sees what is committed.
 //
@@ -45,7 +43,7 @@ type PostgresOptions struct {
 // spelling (? and ?N): the connections given out rewrite them to $N
 // before PostgreSQL parses them (Rebind), so the code that runs the
 // statements does not need to know which engine it speaks to.
-func OpenPostgres(ctx context.Context, url string, opt PostgresOptions) (*DB, error) {
+func Open(ctx context.Context, url string, opt Options) (*store.DB, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL address %s: %w", redactURL(url), err)
@@ -61,7 +59,7 @@ func OpenPostgres(ctx context.Context, url string, opt PostgresOptions) (*DB, er
 		db.Close()
 		return nil, fmt.Errorf("connect to PostgreSQL %s: %w", redactURL(url), err)
 	}
-	return &DB{Path: redactURL(url), W: db, R: db, Engine: Postgres}, nil
+	return &store.DB{Path: redactURL(url), W: db, R: db, Engine: store.Postgres}, nil
 }
 
 // redactURL hides a password in an address shown in messages and logs.

@@ -1,4 +1,4 @@
-package store
+package pgstore
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/relais-numerique/relais/internal/pgtest"
+	"github.com/relais-numerique/relais/store"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -65,12 +66,12 @@ func FuzzRebind(f *testing.F) {
 // prepared.
 func TestPostgresSpeaksSQLitePlaceholders(t *testing.T) {
 	ctx := context.Background()
-	db, err := OpenPostgres(ctx, pgtest.DB(t), PostgresOptions{})
+	db, err := Open(ctx, pgtest.DB(t), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if db.Engine != Postgres {
+	if db.Engine != store.Postgres {
 		t.Fatalf("engine %q", db.Engine)
 	}
 	if _, err := db.W.ExecContext(ctx, "CREATE TABLE t (k TEXT PRIMARY KEY, v BIGINT, b BYTEA)"); err != nil {
@@ -111,12 +112,12 @@ func TestPostgresSpeaksSQLitePlaceholders(t *testing.T) {
 
 // TestSQLiteUniqueViolation: the same check on SQLite.
 func TestSQLiteUniqueViolation(t *testing.T) {
-	db, err := Open(t.TempDir()+"/u.db", Options{})
+	db, err := store.Open(t.TempDir()+"/u.db", store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if db.Engine != SQLite {
+	if db.Engine != store.SQLite {
 		t.Fatalf("engine %q", db.Engine)
 	}
 	if _, err := db.W.Exec("CREATE TABLE t (k TEXT PRIMARY KEY, u TEXT UNIQUE); INSERT INTO t VALUES ('a', 'x')"); err != nil {

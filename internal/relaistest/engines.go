@@ -1,0 +1,61 @@
+package relaistest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/relais-numerique/relais/internal/pgtest"
+	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/store"
+)
+
+// Engine is one of the stores a server can keep its state in. Tests of
+// what must behave the same on both loop over Engines: one suite, two
+// stores. A package whose tests do must run them through pgtest.Main.
+type Engine struct {
+	Name string
+	// New makes an empty store for this test and returns its address
+	// (a data directory, or a PostgreSQL URL).
+	New func(t testing.TB) string
+	// Open opens the store at an address as one server process does:
+	// opened twice, it is two servers sharing one database.
+	Open func(t testing.TB, addr string) *store.DB
+}
+
+// Engines are SQLite (the default, one server) and PostgreSQL (several
+// servers on one database).
+func Engines() []Engine {
+	return []Engine{
+		{
+			Name: "sqlite",
+			New:  func(t testing.TB) string { return t.TempDir() },
+			Open: func(t testing.TB, dir string) *store.DB {
+				t.Helper()
+				db, err := server.OpenDB(context.Background(), dir)
+				return closeLater(t, db, err)
+			},
+		},
+		{
+			Name: "postgres",
+			New:  func(t testing.TB) string { return pgtest.DB(t) },
+			Open: func(t testing.TB, url string) *store.DB {
+				t.Helper()
+				db, err := server.OpenPostgres(context.Background(), url)
+				return closeLater(t, db, err)
+			},
+		},
+	}
+}
+
+func closeLater(t testing.TB, db *store.DB, err error) *store.DB {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return db
+}

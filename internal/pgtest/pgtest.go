@@ -45,8 +45,8 @@ const (
 )
 
 var (
-	mu      sync.Mutex
-	started *cluster // the cluster this process started, if any
+	mu       sync.Mutex
+	started  *cluster // the cluster this process started, if any
 	adminURL string
 	startErr error
 	tried    bool

@@ -9,14 +9,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/relais-numerique/relais/internal/fr"
-	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/server/auth"
 )
 
-// adminFlags are the flags every admin command shares.
-func adminFlags(path string, e *env) (*flags, *string) {
+// adminFlags are the flags every admin command shares: where the
+// server's data is.
+func adminFlags(path string, e *env) (*flags, *place) {
 	fs := newFlags(path, e)
-	return fs, fs.text(setData)
+	return fs, &place{data: fs.text(setData), store: fs.text(setStore)}
 }
 
 // adminNode is the node id under which one admin run writes: its own, so
@@ -54,7 +54,7 @@ func runUserAdd(ctx context.Context, args []string, e *env) error {
 	}
 	// Adding the first account is how a data directory starts, so this
 	// command, unlike the others, may create the database.
-	db, err := server.OpenDB(ctx, *data)
+	db, err := data.create(ctx)
 	if err != nil {
 		return err
 	}

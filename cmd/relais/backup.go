@@ -18,10 +18,13 @@ func runBackup(ctx context.Context, args []string, e *env) error {
 	if *to == "" {
 		return usagef("--to est obligatoire : le fichier où écrire la sauvegarde")
 	}
-	if err := needServerDB(*data); err != nil {
+	if err := notPostgres(*data); err != nil {
 		return err
 	}
-	info, err := server.Backup(ctx, *data, *to)
+	if err := needServerDB(*data.data); err != nil {
+		return err
+	}
+	info, err := server.Backup(ctx, *data.data, *to)
 	if err != nil {
 		return fmt.Errorf("sauvegarde impossible : %w", err)
 	}
@@ -40,7 +43,10 @@ func runRestore(ctx context.Context, args []string, e *env) error {
 	if *from == "" {
 		return usagef("--from est obligatoire : le fichier de sauvegarde à restaurer")
 	}
-	info, err := server.Restore(ctx, *from, *data, time.Now())
+	if err := notPostgres(*data); err != nil {
+		return err
+	}
+	info, err := server.Restore(ctx, *from, *data.data, time.Now())
 	if err != nil {
 		return fmt.Errorf("restauration impossible : %w", err)
 	}
@@ -50,4 +56,15 @@ func runRestore(ctx context.Context, args []string, e *env) error {
 	}
 	fmt.Fprintf(e.stdout, "Nouvel historique : %s. Les appareils renverront leurs propres modifications et retéléchargeront tout à leur prochaine synchronisation.\n", info.History)
 	return nil
+}
+
+// notPostgres refuses backup and restore on PostgreSQL, whose own tools
+// do it better (a consistent pg_dump while servers run, or continuous
+// archiving): README.md, "Several servers on PostgreSQL".
+func notPostgres(data place) error {
+	pg, err := data.postgres()
+	if err != nil || !pg {
+		return err
+	}
+	return fmt.Errorf("avec une base PostgreSQL (--store), sauvegardez et restaurez avec les outils de PostgreSQL (pg_dump, pg_restore, pg_basebackup) : voir README.md")
 }

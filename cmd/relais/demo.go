@@ -54,7 +54,7 @@ func runDemo(ctx context.Context, args []string, e *env) error {
 	anonymised := 0
 	if *retention > 0 {
 		line.show(true, "Rétention : anonymisation des bénéficiaires sans mise à jour depuis %s…", fr.Duration(*retention))
-		err := withServer(ctx, *data, func(srv *server.Server) error {
+		err := withServer(ctx, place{data: data, store: new(string)}, func(srv *server.Server) error {
 			var err error
 			anonymised, err = srv.RunRetention(ctx, *retention)
 			return err

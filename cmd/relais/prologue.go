@@ -14,6 +14,7 @@ import (
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/server/auth"
 	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/store/pgstore"
 )
 
 // The open-and-close prologues of the commands. Commands that only read
@@ -31,12 +32,53 @@ func needServerDB(data string) error {
 	return nil
 }
 
-// withDB runs fn on the server database of an existing data directory.
-func withDB(ctx context.Context, data string, fn func(db *store.DB) error) error {
-	if err := needServerDB(data); err != nil {
+// place is where a command finds the server's data: the SQLite database
+// of a data directory (--data), or a PostgreSQL database shared by
+// several servers (--store).
+type place struct{ data, store *string }
+
+// postgres says whether the data is on PostgreSQL; a --store that is not
+// a PostgreSQL address is refused rather than taken for a directory.
+func (p place) postgres() (bool, error) {
+	switch {
+	case *p.store == "":
+		return false, nil
+	case pgstore.IsPostgresURL(*p.store):
+		return true, nil
+	}
+	return false, usagef("--store (ou RELAIS_STORE) : une adresse postgres://UTILISATEUR@HOTE/BASE est attendue, pas « %s »", *p.store)
+}
+
+// create opens the server database, creating it if needed.
+func (p place) create(ctx context.Context) (*store.DB, error) {
+	pg, err := p.postgres()
+	if err != nil {
+		return nil, err
+	}
+	if pg {
+		return server.OpenPostgres(ctx, *p.store)
+	}
+	return server.OpenDB(ctx, *p.data)
+}
+
+// errNotOnPostgres answers a command that PostgreSQL does not run yet.
+func errNotOnPostgres(what string) error {
+	return fmt.Errorf("%s ne fonctionne pas encore avec une base PostgreSQL (--store) : seuls les comptes, les appareils et les clés de signature y sont pris en charge pour l'instant ; utilisez --data", what)
+}
+
+// withDB runs fn on the server database of an existing data directory,
+// or on the PostgreSQL database of --store.
+func withDB(ctx context.Context, data place, fn func(db *store.DB) error) error {
+	pg, err := data.postgres()
+	if err != nil {
 		return err
 	}
-	db, err := server.OpenDB(ctx, data)
+	if !pg {
+		if err := needServerDB(*data.data); err != nil {
+			return err
+		}
+	}
+	db, err := data.create(ctx)
 	if err != nil {
 		return err
 	}
@@ -45,7 +87,7 @@ func withDB(ctx context.Context, data string, fn func(db *store.DB) error) error
 }
 
 // withAccounts runs fn on the accounts of an existing data directory.
-func withAccounts(ctx context.Context, data string, fn func(acc *auth.Accounts) error) error {
+func withAccounts(ctx context.Context, data place, fn func(acc *auth.Accounts) error) error {
 	return withDB(ctx, data, func(db *store.DB) error {
 		return fn(&auth.Accounts{W: db.W, R: db.R})
 	})
@@ -55,11 +97,16 @@ func withAccounts(ctx context.Context, data string, fn func(acc *auth.Accounts) 
 // without listening, for commands that write as the server (through the
 // merge engine, so devices receive the writes at their next sync). It
 // writes under a node of its own (see server.Config.Node).
-func withServer(ctx context.Context, data string, fn func(srv *server.Server) error) error {
-	if err := needServerDB(data); err != nil {
+func withServer(ctx context.Context, data place, fn func(srv *server.Server) error) error {
+	if pg, err := data.postgres(); err != nil {
+		return err
+	} else if pg {
+		return errNotOnPostgres("cette commande, qui écrit des données synchronisées,")
+	}
+	if err := needServerDB(*data.data); err != nil {
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{DataDir: data, Node: adminNode(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.New(ctx, server.Config{DataDir: *data.data, Node: adminNode(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
 	}

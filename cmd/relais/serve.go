@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 func runServe(ctx context.Context, args []string, e *env) error {
 	fs := newFlags("serve", e)
 	data := fs.text(setData)
+	storeURL := fs.text(setStore)
 	addr := fs.text(setAddr)
 	ahead := fs.duration(setMaxClockAhead)
 	retention := fs.duration(setRetention)
@@ -52,6 +54,11 @@ func runServe(ctx context.Context, args []string, e *env) error {
 		if metricsToken = strings.TrimSpace(string(b)); metricsToken == "" {
 			return usagef("--metrics-token-file : le fichier %s est vide", *metricsTokenFile)
 		}
+	}
+	// RELAIS_STORE set for a server that cannot use it yet must not leave
+	// it serving an empty SQLite database instead.
+	if pg, err := (place{data: data, store: storeURL}).postgres(); err != nil || pg {
+		return cmp.Or(err, fmt.Errorf("démarrage impossible : %w", errNotOnPostgres("le serveur")))
 	}
 	// One server per data directory, checked before the database is
 	// even opened; the lock lasts as long as this process.

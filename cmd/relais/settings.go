@@ -28,6 +28,8 @@ type setting struct {
 var (
 	setData = setting{"data", "RELAIS_DATA", server.DefaultDataDir,
 		"répertoire de données du serveur", "serve, admin, demo"}
+	setStore = setting{"store", "RELAIS_STORE", "",
+		"base PostgreSQL partagée par plusieurs serveurs (postgres://UTILISATEUR@HOTE/BASE) ; sans elle, SQLite dans --data", "serve, admin"}
 	setAddr = setting{"addr", "RELAIS_ADDR", server.DefaultAddr,
 		"adresse d'écoute HOTE:PORT", "serve"}
 	setMaxClockAhead = setting{"max-clock-ahead", "RELAIS_MAX_CLOCK_AHEAD", dur(server.DefaultMaxClockAhead),
@@ -59,7 +61,7 @@ var (
 )
 
 // settings is the list the README table is written from, in its order.
-var settings = []setting{setData, setAddr, setMaxClockAhead, setRetention, setAccessTTL,
+var settings = []setting{setData, setStore, setAddr, setMaxClockAhead, setRetention, setAccessTTL,
 	setRefreshIdle, setRefreshAbsolute, setMinFreeDisk, setMetricsAllow, setMetricsTokenFile, setTrustedProxy, setTLSCert, setTLSKey, setDB, setServer}
 
 // dur writes a default duration as a flag accepts it, without the zero

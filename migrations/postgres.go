@@ -15,7 +15,7 @@ import (
 // version numbers as the SQLite files, each creating the same tables and
 // columns in PostgreSQL's types (TestPostgresTwins keeps them in step).
 //
-//go:embed postgres/server/*.sql
+//go:embed postgres/server/*.sql postgres/domain/*.sql
 var pgFiles embed.FS
 
 // PostgresFS returns the PostgreSQL migrations of one set.

@@ -10,9 +10,9 @@ import (
 )
 
 // OpenPostgres opens the PostgreSQL database at url, shared by several
-// servers, and brings the server's own tables up to date: accounts,
-// devices, tokens, dashboard sessions, login failures, batch records and
-// the history identity (issue 15). The merge's tables come with the
+// servers, and brings the domain tables and the server's own tables up
+// to date: accounts, devices, tokens, dashboard sessions, login
+// failures, batch records and the history identity (issue 15). The merge's tables come with the
 // row-version layout (issue 13); until then server.New runs on SQLite
 // only.
 func OpenPostgres(ctx context.Context, url string) (*store.DB, error) {
@@ -20,7 +20,7 @@ func OpenPostgres(ctx context.Context, url string) (*store.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := migrations.UpPostgres(ctx, db.W, migrations.Server); err != nil {
+	if err := migrations.UpPostgres(ctx, db.W, migrations.Domain, migrations.Server); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -28,11 +28,18 @@ func (s *Server) handleSync(c *fiber.Ctx) error {
 			"an exchange of this device is already in progress; retry when it has ended").With(syncproto.DetailRetryAfterSeconds, 1))
 	}
 	defer s.exchanging.Delete(dev)
+	// Devices send the column form of a request only to a server that
+	// lists it here (syncproto.HeaderAcceptPost), on every answer.
+	c.Set(syncproto.HeaderAcceptPost, acceptPost)
 	raw, err := s.body(c)
 	if err != nil {
 		return fail(c, err)
 	}
-	req, err := syncproto.DecodeRequest(raw)
+	decode := syncproto.DecodeRequest // JSON, also when the device names no type (older SDKs)
+	if syncproto.IsColumns(c.Get(fiber.HeaderContentType)) {
+		decode = syncproto.DecodeRequestColumns
+	}
+	req, err := decode(raw)
 	if err != nil {
 		return fail(c, err)
 	}
@@ -42,6 +49,9 @@ func (s *Server) handleSync(c *fiber.Ctx) error {
 	}
 	return reply(c, resp)
 }
+
+// acceptPost lists the request forms an exchange takes.
+const acceptPost = syncproto.MediaTypeColumns + ", " + fiber.MIMEApplicationJSON
 
 // Exchange is one sync exchange for an authenticated device: apply the
 // pushed batch, if any, then read one page of cells above the cursor.

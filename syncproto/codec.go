@@ -19,22 +19,30 @@ func DecodeRequest(body []byte) (*SyncRequest, error) {
 	if err := decodeStrict(body, &req); err != nil {
 		return nil, err
 	}
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	return &req, nil
+}
+
+// validate checks what a decoded request may hold, whatever its form.
+func (req *SyncRequest) validate() error {
 	if req.Limit < 0 || req.Cursor < 0 {
-		return nil, Errorf(CodeMalformedBody, "cursor and limit must not be negative")
+		return Errorf(CodeMalformedBody, "cursor and limit must not be negative")
 	}
 	if len(req.AppVersion) > MaxAppVersion || !utf8.ValidString(req.AppVersion) || strings.ContainsFunc(req.AppVersion, unicode.IsControl) {
-		return nil, Errorf(CodeMalformedBody, "app must be printable text of at most %d bytes", MaxAppVersion).With(DetailMax, MaxAppVersion)
+		return Errorf(CodeMalformedBody, "app must be printable text of at most %d bytes", MaxAppVersion).With(DetailMax, MaxAppVersion)
 	}
 	if req.Push != nil {
 		if req.Push.ID == "" || len(req.Push.ID) > 64 {
-			return nil, Errorf(CodeMalformedBody, "a pushed batch needs an id of at most 64 characters")
+			return Errorf(CodeMalformedBody, "a pushed batch needs an id of at most 64 characters")
 		}
 		if len(req.Push.Changes) > MaxBatchChanges {
-			return nil, Errorf(CodeTooManyChanges, "a batch may carry at most %d changes, got %d",
+			return Errorf(CodeTooManyChanges, "a batch may carry at most %d changes, got %d",
 				MaxBatchChanges, len(req.Push.Changes)).With(DetailMax, MaxBatchChanges)
 		}
 	}
-	return &req, nil
+	return nil
 }
 
 // DecodeResponse reads one exchange answer on the device.

@@ -93,7 +93,7 @@ const (
 	fixedStreams
 )
 
-// EncodeResponseColumns writes an answer in the column-oriented form.
+// EncodeResponseColumns writes an answer in the column form.
 func EncodeResponseColumns(r *SyncResponse) ([]byte, error) {
 	type plain SyncResponse
 	head, err := json.Marshal(struct {
@@ -103,37 +103,66 @@ func EncodeResponseColumns(r *SyncResponse) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode answer head: %w", err)
 	}
-	var e columnEncoder
-	if err := e.encode(r.Changes); err != nil {
-		return nil, err
-	}
-	out := make([]byte, 0, len(head)+e.size()+64)
-	out = append(out, columnsMagic...)
-	out = appendBytes(out, head)
-	return e.appendTo(out), nil
+	return answerForm.encode(head, r.Changes)
 }
 
-// DecodeResponseColumns reads an answer in the column-oriented form. Its
+// DecodeResponseColumns reads an answer in the column form. Its
 // errors carry the code malformed_body.
 func DecodeResponseColumns(data []byte) (*SyncResponse, error) {
-	if !bytes.HasPrefix(data, columnsMagic) {
-		return nil, Errorf(CodeMalformedBody, "answer is not in the column form (bad magic)")
-	}
-	rd := &byteReader{b: data[len(columnsMagic):]}
-	head, err := rd.bytes()
+	head, changes, err := answerForm.decode(data)
 	if err != nil {
-		return nil, Errorf(CodeMalformedBody, "column answer head: %s", err)
+		return nil, err
 	}
 	var resp SyncResponse
 	if err := decodeStrict(head, (*responseHead)(&resp)); err != nil {
 		return nil, err
 	}
-	changes, err := decodeColumns(rd)
-	if err != nil {
-		return nil, Errorf(CodeMalformedBody, "column answer: %s", clip(err.Error()))
-	}
 	resp.Changes = changes
 	return &resp, nil
+}
+
+// columnForm is one message of the column form: its magic, then a JSON
+// head (the message's fields but its changes), then the changes in
+// columns. Answers and requests differ only by magic and head.
+type columnForm struct {
+	magic []byte
+	what  string // for messages: "answer", "request"
+	// most is how many changes the message may carry, and tooMany the
+	// code of the refusal of a message that carries more.
+	most    int
+	tooMany Code
+}
+
+var answerForm = columnForm{magic: columnsMagic, what: "answer", most: MaxBatchChanges + MaxPageLimit, tooMany: CodeMalformedBody}
+
+func (f columnForm) encode(head []byte, changes []Change) ([]byte, error) {
+	var e columnEncoder
+	if err := e.encode(changes); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(head)+e.size()+64)
+	out = append(out, f.magic...)
+	out = appendBytes(out, head)
+	return e.appendTo(out), nil
+}
+
+// decode splits a message into its JSON head, not yet read, and its
+// changes. Its errors carry the code malformed_body, or f.tooMany.
+func (f columnForm) decode(data []byte) (head []byte, changes []Change, err error) {
+	if !bytes.HasPrefix(data, f.magic) {
+		return nil, nil, Errorf(CodeMalformedBody, "%s is not in the column form (bad magic)", f.what)
+	}
+	rd := &byteReader{b: data[len(f.magic):]}
+	if head, err = rd.bytes(); err != nil {
+		return nil, nil, Errorf(CodeMalformedBody, "column %s head: %s", f.what, err)
+	}
+	if changes, err = decodeColumns(rd, f.most); err != nil {
+		if errors.Is(err, errTooManyCells) {
+			return nil, nil, Errorf(f.tooMany, "a column %s may carry at most %d changes", f.what, f.most).With(DetailMax, f.most)
+		}
+		return nil, nil, Errorf(CodeMalformedBody, "column %s: %s", f.what, clip(err.Error()))
+	}
+	return head, changes, nil
 }
 
 // responseHead reads the JSON head of a column answer: every field of
@@ -151,6 +180,12 @@ func (h *responseHead) UnmarshalJSON(data []byte) error {
 	}
 	*h = responseHead(head)
 	return nil
+}
+
+// IsColumns reports whether a Content-Type names the column form.
+func IsColumns(contentType string) bool {
+	t, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(t), MediaTypeColumns)
 }
 
 // AcceptsColumns reports whether an Accept header lists the column form.

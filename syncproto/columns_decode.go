@@ -31,10 +31,15 @@ type columnPage struct {
 	shapes  [][]int // table, then column indexes
 	ngroups int
 	fixed   [fixedStreams]byteReader
+	most    int // changes the page may rebuild
 }
 
-func decodeColumns(rd *byteReader) ([]Change, error) {
-	var p columnPage
+// errTooManyCells refuses a page that would rebuild more changes than
+// its message may carry, before they are all in memory.
+var errTooManyCells = errors.New("too many cells")
+
+func decodeColumns(rd *byteReader, most int) ([]Change, error) {
+	p := columnPage{most: most}
 	if err := p.readNames(rd); err != nil {
 		return nil, err
 	}
@@ -166,8 +171,8 @@ func (p *columnPage) rebuild() ([]Change, error) {
 			return nil, fmt.Errorf("group %d: shape %d out of range", g, code>>1)
 		}
 		shape, hasPrev := p.shapes[code>>1], code&1 == 1
-		if len(out)+len(shape)-1 > MaxBatchChanges+MaxPageLimit {
-			return nil, errors.New("too many cells")
+		if len(out)+len(shape)-1 > p.most {
+			return nil, errTooManyCells
 		}
 		pk, err := d.key(&fixed[streamKeys])
 		if err != nil {

@@ -57,7 +57,7 @@ func (a *accessState) forget() {
 // exchangeAuthed is exchange with token management: it refreshes first
 // when the access token is known to have expired, and once, then retries
 // once, when the server refuses the token. *token is updated in place.
-func (r *Replica) exchangeAuthed(ctx context.Context, server string, token *string, body []byte, into any) (up, down int64, err error) {
+func (r *Replica) exchangeAuthed(ctx context.Context, server string, token *string, body wireBody, into *syncproto.SyncResponse) (up, down int64, err error) {
 	refreshed := false
 	if r.access.stale() {
 		if *token, err = r.refreshLocked(ctx, server); err != nil {
@@ -77,7 +77,7 @@ func (r *Replica) exchangeAuthed(ctx context.Context, server string, token *stri
 // any other outcome is returned as it came. The pipelined pull (sync.go)
 // calls it once its request is back, so that the token is only ever
 // refreshed and written by the goroutine running Sync.
-func (r *Replica) retryRefusedToken(ctx context.Context, server string, token *string, body []byte, into any, up, down int64, err error) (int64, int64, error) {
+func (r *Replica) retryRefusedToken(ctx context.Context, server string, token *string, body wireBody, into *syncproto.SyncResponse, up, down int64, err error) (int64, int64, error) {
 	code := syncproto.CodeOf(err)
 	if code != syncproto.CodeTokenExpired && code != syncproto.CodeUnauthorized {
 		return up, down, err

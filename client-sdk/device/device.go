@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -64,6 +65,10 @@ type Options struct {
 	// hook (the reliability simulation gives devices wrong clocks with it);
 	// applications leave it zero.
 	ClockSkew time.Duration
+	// PushJSON sends pushes as JSON even to a server that reads their
+	// column form, as SDKs did before it: a hook for tests and
+	// measurements of older devices; applications leave it false.
+	PushJSON bool
 }
 
 func (o *Options) defaults() {
@@ -117,6 +122,9 @@ type Replica struct {
 	prepared *replica.Prepared
 	// progress reports to Options.Progress during a Sync (syncMu held).
 	progress func(retry error, wait time.Duration)
+	// pushColumns is set while the server's last exchange answer said it
+	// reads requests in the column form (transport.go).
+	pushColumns atomic.Bool
 }
 
 // The writer's page cache and WAL checkpoints are sized for the initial

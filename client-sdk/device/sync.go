@@ -99,6 +99,7 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 	batches := newBatchSizer(r.opts.BatchSize)
 	var ahead *pullAhead // a pull sent while the previous page was applied
 	var built *request   // a request built before the previous page was applied, not sent
+	jsonAgain := false   // a request in the column form was refused as unreadable, and sent again in JSON
 	for rep.Exchanges < r.opts.MaxExchanges {
 		var req *request
 		var resp syncproto.SyncResponse
@@ -134,6 +135,15 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 				rep.Restamped = true
 				continue
 			}
+		}
+		if formRefused(req.body, err) && !jsonAgain {
+			jsonAgain = true
+			r.pushColumns.Store(false)
+			if req.body, err = encodeRequest(&req.msg, false); err != nil {
+				return rep, err
+			}
+			built = req
+			continue
 		}
 		if err != nil {
 			return rep, r.handleFailure(ctx, batch, err, &rep)
@@ -262,7 +272,8 @@ func (p *sizer) observe(full bool, took time.Duration) {
 type request struct {
 	batch   *syncproto.Batch
 	pending int // outbox entries when it was built, batch included
-	body    []byte
+	msg     syncproto.SyncRequest
+	body    wireBody
 	// resp receives the answer of a request sent ahead (see pullAhead).
 	resp syncproto.SyncResponse
 }
@@ -289,11 +300,37 @@ func (r *Replica) buildRequest(ctx context.Context, cursor int64, limit, batchSi
 	if req.SchemaVersion, err = migrations.Version(ctx, r.db.W, migrations.Domain); err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(req)
+	body, err := encodeRequest(&req, r.pushColumns.Load() && !r.opts.PushJSON)
 	if err != nil {
-		return nil, fmt.Errorf("sync: encode request: %w", err)
+		return nil, err
 	}
-	return &request{batch: batch, pending: pending, body: body}, nil
+	return &request{batch: batch, pending: pending, msg: req, body: body}, nil
+}
+
+// encodeRequest writes a request that pushes in the column form when
+// columns is set (the server said it reads it), in JSON otherwise. A
+// request that only pulls goes in JSON: its few fields are all head.
+func encodeRequest(req *syncproto.SyncRequest, columns bool) (wireBody, error) {
+	var b wireBody
+	var err error
+	if b.columns = columns && req.Push != nil; b.columns {
+		b.data, err = syncproto.EncodeRequestColumns(req)
+	} else {
+		b.data, err = json.Marshal(req)
+	}
+	if err != nil {
+		return b, fmt.Errorf("sync: encode request: %w", err)
+	}
+	return b, nil
+}
+
+// formRefused reports whether a request in the column form was refused
+// as unreadable: the server no longer reads that form (it was replaced
+// by an older one), and the same request goes again in JSON. A server
+// reading it refuses nothing of a well-formed request as unreadable.
+func formRefused(body wireBody, err error) bool {
+	code := syncproto.CodeOf(err)
+	return body.columns && (code == syncproto.CodeMalformedBody || code == syncproto.CodeUnsupportedEncoding)
 }
 
 // pullAhead is a pull request on its way while the page before it is

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -23,13 +22,29 @@ import (
 // maxAnswer bounds what the device reads of one answer.
 const maxAnswer = 256 << 20
 
-// exchange posts one request, gzip-compressed, retrying with exponential
-// backoff and jitter on network errors and 5xx answers. It returns the
-// bytes sent and received on the wire.
-func (r *Replica) exchange(ctx context.Context, url, token string, body []byte, into any) (up, down int64, err error) {
+// wireBody is an exchange request as it goes out: its bytes and their
+// form.
+type wireBody struct {
+	data    []byte
+	columns bool // the column form (syncproto.MediaTypeColumns), else JSON
+}
+
+func (b wireBody) contentType() string {
+	if b.columns {
+		return syncproto.MediaTypeColumns
+	}
+	return jsonType
+}
+
+const jsonType = "application/json"
+
+// exchange posts one exchange request, gzip-compressed, retrying with
+// exponential backoff and jitter on network errors and 5xx answers. It
+// returns the bytes sent and received on the wire.
+func (r *Replica) exchange(ctx context.Context, url, token string, body wireBody, into *syncproto.SyncResponse) (up, down int64, err error) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write(body); err != nil {
+	if _, err := zw.Write(body.data); err != nil {
 		return 0, 0, fmt.Errorf("sync: compress: %w", err)
 	}
 	if err := zw.Close(); err != nil {
@@ -37,7 +52,7 @@ func (r *Replica) exchange(ctx context.Context, url, token string, body []byte, 
 	}
 	payload := buf.Bytes()
 	op := func() error {
-		n, err := r.send(ctx, url, token, payload, true, into)
+		n, err := r.send(ctx, url, token, payload, body.contentType(), true, into)
 		up += int64(len(payload))
 		down += n
 		return err
@@ -57,7 +72,7 @@ func (r *Replica) exchange(ctx context.Context, url, token string, body []byte, 
 // post sends an uncompressed request once (logins are small and must not
 // be retried blindly).
 func (r *Replica) post(ctx context.Context, url, token string, body []byte, into any) error {
-	_, err := r.send(ctx, url, token, body, false, into)
+	_, err := r.send(ctx, url, token, body, jsonType, false, into)
 	var perm *backoff.PermanentError
 	if errors.As(err, &perm) {
 		return perm.Err
@@ -67,12 +82,12 @@ func (r *Replica) post(ctx context.Context, url, token string, body []byte, into
 
 // send makes one HTTP request. Errors worth retrying are returned plain;
 // others are wrapped as permanent so the backoff stops.
-func (r *Replica) send(ctx context.Context, url, token string, payload []byte, gz bool, into any) (int64, error) {
+func (r *Replica) send(ctx context.Context, url, token string, payload []byte, ctype string, gz bool, into any) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
 	if err != nil {
 		return 0, backoff.Permanent(fmt.Errorf("sync: %w", err))
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Accept-Encoding", "gzip")
 	if _, ok := into.(*syncproto.SyncResponse); ok {
 		// The column form of an answer is a third smaller on the wire
@@ -116,8 +131,12 @@ func (r *Replica) send(ctx context.Context, url, token string, payload []byte, g
 		return n, backoff.Permanent(syncproto.DecodeError(res.StatusCode, raw))
 	}
 	if resp, ok := into.(*syncproto.SyncResponse); ok {
+		// The server lists on each answer the request forms it reads:
+		// the next request goes in the column form only if this one
+		// says so (a server may have been replaced by an older one).
+		r.pushColumns.Store(syncproto.AcceptsColumns(res.Header.Get(syncproto.HeaderAcceptPost)))
 		decode := syncproto.DecodeResponse
-		if mediaType(res.Header.Get("Content-Type")) == syncproto.MediaTypeColumns {
+		if syncproto.IsColumns(res.Header.Get("Content-Type")) {
 			decode = syncproto.DecodeResponseColumns
 		}
 		dec, err := decode(raw)
@@ -131,10 +150,4 @@ func (r *Replica) send(ctx context.Context, url, token string, payload []byte, g
 		return n, fmt.Errorf("sync: unreadable answer: %w", err)
 	}
 	return n, nil
-}
-
-// mediaType is a Content-Type without its parameters, in lower case.
-func mediaType(contentType string) string {
-	t, _, _ := strings.Cut(contentType, ";")
-	return strings.ToLower(strings.TrimSpace(t))
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strings"
 
@@ -142,7 +141,11 @@ func (w *World) observe(d *Device, cr capturedRequest, res *http.Response, raw [
 		w.violate("device %s sent an undecodable body: %v", d.name, err)
 		return
 	}
-	sreq, err := syncproto.DecodeRequest(reqBody)
+	decodeReq := syncproto.DecodeRequest
+	if syncproto.IsColumns(cr.header.Get("Content-Type")) {
+		decodeReq = syncproto.DecodeRequestColumns
+	}
+	sreq, err := decodeReq(reqBody)
 	if err != nil {
 		w.violate("device %s sent an invalid exchange: %v", d.name, err)
 		return
@@ -181,7 +184,7 @@ func (w *World) observe(d *Device, cr capturedRequest, res *http.Response, raw [
 		return
 	}
 	decode := syncproto.DecodeResponse
-	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt == syncproto.MediaTypeColumns {
+	if syncproto.IsColumns(res.Header.Get("Content-Type")) {
 		decode = syncproto.DecodeResponseColumns
 	}
 	ans, err := decode(ansBody)

@@ -15,8 +15,13 @@ import (
 // version numbers as the SQLite files, each creating the same tables and
 // columns in PostgreSQL's types (TestPostgresTwins keeps them in step).
 //
-//go:embed postgres/server/*.sql postgres/domain/*.sql
+//go:embed postgres/server/*.sql postgres/domain/*.sql postgres/compat/*.sql
 var pgFiles embed.FS
+
+// Compat is a PostgreSQL-only set, applied first: SQLite's functions that
+// the shared statements call (json_each, json_valid, json_type), written
+// for PostgreSQL, so that one statement text runs on both engines.
+const Compat Set = "compat"
 
 // PostgresFS returns the PostgreSQL migrations of one set.
 func PostgresFS(set Set) (fs.FS, error) { return fs.Sub(pgFiles, "postgres/"+string(set)) }

@@ -20,7 +20,7 @@ func OpenPostgres(ctx context.Context, url string) (*store.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := migrations.UpPostgres(ctx, db.W, migrations.Domain, migrations.Server); err != nil {
+	if err := migrations.UpPostgres(ctx, db.W, migrations.Compat, migrations.Domain, migrations.Server); err != nil {
 		db.Close()
 		return nil, err
 	}

@@ -4,4 +4,13 @@
 // rewritten by pgstore.Rebind). Statements of the packages already on
 // both engines must prepare; the others are listed, so that what is left
 // to port is a list and not a guess.
+//
+// What the audit taught, for whoever writes a statement for both engines:
+// lists travel as one JSON array parameter read with json_each (the
+// migrations' compat set gives PostgreSQL SQLite's json_each, json_valid
+// and json_type); upserts are INSERT … ON CONFLICT, never INSERT OR
+// IGNORE / OR REPLACE; a parameter used only in "? IS NULL" needs
+// CAST(? AS TEXT), or PostgreSQL cannot tell its type; CASE branches
+// may not mix booleans and integers; the two-argument MAX and MIN are
+// SQLite's alone.
 package portability

@@ -42,12 +42,13 @@ type Device struct {
 }
 
 // deviceSelect reads the devices of the people the viewer may see; its
-// one argument is a JSON array of user ids, or NULL for everyone.
+// one argument is a JSON array of user ids, or NULL for everyone (cast,
+// so that PostgreSQL knows its type: see internal/portability).
 const deviceSelect = `SELECT d.id, d.user_id, u.email, d.created_at, d.last_seen_at, d.last_sync_at,
 	d.pending, COALESCE(d.app_version, ''), d.schema_version, d.clock_offset_ms, d.revoked_at, COALESCE(d.revoked_by, ''),
 	COALESCE(d.name, ''), COALESCE(NULLIF(u.name, ''), u.email)
 	FROM _devices d JOIN _users u ON u.id = d.user_id
-	WHERE (?1 IS NULL OR d.user_id IN (SELECT value FROM json_each(?1)))`
+	WHERE (CAST(?1 AS TEXT) IS NULL OR d.user_id IN (SELECT value FROM json_each(?1)))`
 
 func (h *Handler) listDevices(ctx context.Context, v Viewer, silentDays int) ([]Device, error) {
 	sc, err := h.scopeOf(ctx, v)

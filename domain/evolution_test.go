@@ -2,61 +2,15 @@ package domain_test
 
 import (
 	"context"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
-	"testing/fstest"
 
 	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/server"
-	"github.com/relais-numerique/relais/store"
 )
-
-// newerDomain is the embedded domain migrations plus those of a "newer
-// release" in testdata/newer.
-func newerDomain(t *testing.T) fs.FS {
-	t.Helper()
-	m := fstest.MapFS{}
-	cur, err := migrations.FS(migrations.Domain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, src := range []fs.FS{cur, os.DirFS("testdata/newer")} {
-		names, err := fs.Glob(src, "*.sql")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range names {
-			data, err := fs.ReadFile(src, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m[n] = &fstest.MapFile{Data: data}
-		}
-	}
-	return m
-}
-
-// migrateFile applies the newer domain set to a database file, as a
-// newer release of the server or the app would at start.
-func migrateFile(t *testing.T, path string, newer fs.FS, sets ...migrations.Set) {
-	t.Helper()
-	db, err := store.Open(path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	ctx := context.Background()
-	if err := migrations.Up(ctx, db.W, sets...); err != nil {
-		t.Fatal(err)
-	}
-	if err := migrations.UpFS(ctx, db.W, migrations.Domain, newer); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestSchemaEvolution: the server runs a newer schema (one more column,
 // one more table); an old device keeps syncing, keeps the cells it does
@@ -65,12 +19,12 @@ func migrateFile(t *testing.T, path string, newer fs.FS, sets ...migrations.Set)
 // meanwhile are not lost either.
 func TestSchemaEvolution(t *testing.T) {
 	ctx := context.Background()
-	newer := newerDomain(t)
+	newer := relaistest.NewerDomain(t, "testdata/newer")
 	dir := t.TempDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	migrateFile(t, server.DBPath(dir), newer, migrations.Replica, migrations.Domain)
+	relaistest.MigrateFile(t, server.DBPath(dir), newer, migrations.Replica, migrations.Domain)
 	srv := relaistest.StartServer(t, server.Config{DataDir: dir})
 	if _, ok := srv.Schema().ColumnType("activite", "canal"); !ok {
 		t.Fatal("the server does not run the newer schema")
@@ -120,7 +74,7 @@ func TestSchemaEvolution(t *testing.T) {
 
 	// The app is updated: its replica migrates, and what was kept aside
 	// appears, next to the device's own edit.
-	migrateFile(t, oldPath, newer, migrations.Replica, migrations.Domain, migrations.Device)
+	relaistest.MigrateFile(t, oldPath, newer, migrations.Replica, migrations.Domain, migrations.Device)
 	upd, err := device.Open(ctx, oldPath, device.Options{})
 	if err != nil {
 		t.Fatal(err)

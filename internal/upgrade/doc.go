@@ -22,6 +22,9 @@ type Golden struct {
 	WrittenBy string  `json:"written_by"`
 	Server    Content `json:"server"`
 	Device    Content `json:"device"`
+	// DeviceAside is an older device of a newer server: it keeps aside
+	// the cells of a column and a table its schema does not know.
+	DeviceAside Content `json:"device_aside"`
 }
 
 // Content is one replica's logical content. Each list is in a stable

@@ -20,6 +20,7 @@ func Dir() string {
 const (
 	ServerDB   = "server/relais.db"
 	DeviceDB   = "device/tablette-claire.db"
+	AsideDB    = "device/tablette-ancienne.db"
 	GoldenJSON = "golden.json"
 )
 
@@ -38,12 +39,12 @@ func ServerDataDir(t testing.TB) string {
 	return dir
 }
 
-// DeviceReplica copies the device fixture to a fresh 0600 file and
-// returns its path.
-func DeviceReplica(t testing.TB) string {
+// DeviceReplica copies a device fixture (DeviceDB or AsideDB) to a
+// fresh 0600 file and returns its path.
+func DeviceReplica(t testing.TB, fixture string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), filepath.Base(DeviceDB))
-	if err := copyFile(filepath.Join(Dir(), DeviceDB), path); err != nil {
+	path := filepath.Join(t.TempDir(), filepath.Base(fixture))
+	if err := copyFile(filepath.Join(Dir(), fixture), path); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -19,15 +19,20 @@ import (
 	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/internal/upgrade"
+	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/server/auth"
 )
 
-var update = flag.Bool("update", false, "write testdata/ again with this commit's code (only while its layout is the one to keep)")
+var (
+	update      = flag.Bool("update", false, "write the server and device fixtures again with this commit's code (only while its layout is the one to keep)")
+	updateAside = flag.Bool("update-aside", false, "write the fixture of the device keeping cells aside again with this commit's code (idem)")
+)
 
 const (
 	serverFixture = "testdata/" + upgrade.ServerDB
 	deviceFixture = "testdata/" + upgrade.DeviceDB
+	asideFixture  = "testdata/" + upgrade.AsideDB
 	goldenFile    = "testdata/" + upgrade.GoldenJSON
 	password      = "motdepasse-fixture"
 )
@@ -41,8 +46,11 @@ func TestFixtures(t *testing.T) {
 	if *update {
 		writeFixtures(t)
 	}
+	if *updateAside {
+		writeAsideFixture(t)
+	}
 	var total int64
-	for _, f := range []string{serverFixture, deviceFixture} {
+	for _, f := range []string{serverFixture, deviceFixture, asideFixture} {
 		fi, err := os.Stat(f)
 		if err != nil {
 			t.Fatal(err)
@@ -62,9 +70,10 @@ func TestFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := upgrade.Golden{
-		WrittenBy: want.WrittenBy,
-		Server:    readOldServer(t, filepath.Join(upgrade.ServerDataDir(t), "relais.db")),
-		Device:    readOldDevice(t, upgrade.DeviceReplica(t)),
+		WrittenBy:   want.WrittenBy,
+		Server:      readOldServer(t, filepath.Join(upgrade.ServerDataDir(t), "relais.db")),
+		Device:      readOldDevice(t, upgrade.DeviceReplica(t, upgrade.DeviceDB)),
+		DeviceAside: readOldDevice(t, upgrade.DeviceReplica(t, upgrade.AsideDB)),
 	}
 	if a, b := canonJSON(t, want), canonJSON(t, got); a != b {
 		t.Fatalf("the fixtures do not hold what %s says:\n%s", goldenFile, firstDiff(a, b))
@@ -78,6 +87,8 @@ func TestFixtures(t *testing.T) {
 		"a server tombstone":        hasCell(g.Server.Cells, "_deleted", "1"),
 		"a device tombstone":        hasCell(g.Device.Cells, "_deleted", "1"),
 		"a beneficiary handed over": len(g.Server.Tables["beneficiaire"]) > 0,
+		"a cell kept aside":         hasCell(g.DeviceAside.Cells, "canal", `"visio"`),
+		"an edit beside kept cells": len(g.DeviceAside.Outbox) > 0,
 	}
 	for what, ok := range has {
 		if !ok {
@@ -253,14 +264,84 @@ func writeFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := upgrade.Golden{
-		WrittenBy: strings.TrimSpace(string(commit)),
-		Server:    readOldServer(t, copyFixture(t, serverFixture)),
-		Device:    readOldDevice(t, copyFixture(t, deviceFixture)),
+	g := goldenOrNew(t)
+	g.WrittenBy = strings.TrimSpace(string(commit))
+	g.Server = readOldServer(t, copyFixture(t, serverFixture))
+	g.Device = readOldDevice(t, copyFixture(t, deviceFixture))
+	writeGolden(t, g)
+}
+
+func goldenOrNew(t *testing.T) *upgrade.Golden {
+	t.Helper()
+	if _, err := os.Stat(goldenFile); err != nil {
+		return &upgrade.Golden{}
 	}
+	g, err := upgrade.ReadGolden(goldenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func writeGolden(t *testing.T, g *upgrade.Golden) {
+	t.Helper()
 	if err := os.WriteFile(goldenFile, []byte(canonJSON(t, g)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writeAsideFixture: a server of a newer release (one more column on
+// activite, one more table: domain/testdata/newer) and a device of this
+// release, which keeps aside the cells it has no column for; it then
+// edits the same activity offline (its outbox).
+func writeAsideFixture(t *testing.T) {
+	work := t.TempDir()
+	devPath := filepath.Join(work, "tablette-ancienne.db")
+	t.Run("scenario", func(t *testing.T) {
+		ctx := context.Background()
+		dataDir := filepath.Join(work, "server")
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		relaistest.MigrateFile(t, server.DBPath(dataDir), relaistest.NewerDomain(t, "../../domain/testdata/newer"), migrations.Replica, migrations.Domain)
+		srv := relaistest.StartServer(t, server.Config{DataDir: dataDir})
+		claire := srv.AddUser(t, "claire@exemple.fr", auth.RoleConseiller, password)
+		old, err := device.Open(ctx, devPath, device.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := old.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
+		if _, known := old.Schema().ColumnType("activite", "canal"); known {
+			t.Fatal("this release's device already knows activite.canal")
+		}
+		if err := old.Login(ctx, srv.URL, claire.Email, password); err != nil {
+			t.Fatal(err)
+		}
+		act, sup := newID(), newID()
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(srv.WriteRow(ctx, "activite", act, map[string]any{"mediateur_id": claire.ID, "type": "individuel", "date": "2026-11-03",
+			"duree": 30, "type_lieu": "domicile", "commune": "Laval", "canal": "visio"}))
+		must(srv.WriteRow(ctx, "support_atelier", sup, map[string]any{"mediateur_id": claire.ID, "activite_id": act, "titre": "Fiche « Mon espace santé »"}))
+		syncOK(t, old)
+		sqlExec(t, old, `UPDATE activite SET duree = 60, notes = 'Suite en visio' WHERE id = ?`, act)
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	compact(t, devPath)
+	copyFile(t, devPath, asideFixture)
+	g := goldenOrNew(t)
+	g.DeviceAside = readOldDevice(t, copyFixture(t, asideFixture))
+	writeGolden(t, g)
 }
 
 // compact checkpoints a database's WAL into its file, leaves WAL mode
@@ -274,7 +355,7 @@ func compact(t *testing.T, path string) {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	for _, q := range []string{"PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA journal_mode=DELETE", "VACUUM"} {
+	for _, q := range []string{"PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA journal_mode=DELETE", "PRAGMA page_size=1024", "VACUUM"} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s on %s: %v", q, path, err)
 		}

@@ -39,9 +39,21 @@ func ServerDataDir(t testing.TB) string {
 	return dir
 }
 
-// DeviceReplica copies a device fixture (DeviceDB or AsideDB) to a
-// fresh 0600 file and returns its path.
-func DeviceReplica(t testing.TB, fixture string) string {
+// DeviceReplica copies the device fixture (DeviceDB) to a fresh 0600
+// file and returns its path.
+func DeviceReplica(t testing.TB) string {
+	t.Helper()
+	return copyDevice(t, DeviceDB)
+}
+
+// AsideReplica copies the fixture of the device keeping cells aside
+// (AsideDB) to a fresh 0600 file and returns its path.
+func AsideReplica(t testing.TB) string {
+	t.Helper()
+	return copyDevice(t, AsideDB)
+}
+
+func copyDevice(t testing.TB, fixture string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), filepath.Base(fixture))
 	if err := copyFile(filepath.Join(Dir(), fixture), path); err != nil {

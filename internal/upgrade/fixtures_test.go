@@ -72,8 +72,8 @@ func TestFixtures(t *testing.T) {
 	got := upgrade.Golden{
 		WrittenBy:   want.WrittenBy,
 		Server:      readOldServer(t, filepath.Join(upgrade.ServerDataDir(t), "relais.db")),
-		Device:      readOldDevice(t, upgrade.DeviceReplica(t, upgrade.DeviceDB)),
-		DeviceAside: readOldDevice(t, upgrade.DeviceReplica(t, upgrade.AsideDB)),
+		Device:      readOldDevice(t, upgrade.DeviceReplica(t)),
+		DeviceAside: readOldDevice(t, upgrade.AsideReplica(t)),
 	}
 	if a, b := canonJSON(t, want), canonJSON(t, got); a != b {
 		t.Fatalf("the fixtures do not hold what %s says:\n%s", goldenFile, firstDiff(a, b))

@@ -10,7 +10,8 @@ const (
 	PathLogin = "/v1/auth/login"
 	// PathRefresh takes a RefreshRequest and answers a TokenResponse.
 	PathRefresh = "/v1/auth/refresh"
-	// PathSync takes a SyncRequest and answers a SyncResponse (or its
+	// PathSync takes a SyncRequest (or its column form, to a server that
+	// lists it in HeaderAcceptPost) and answers a SyncResponse (or its
 	// column form, see MediaTypeColumns).
 	PathSync = "/v1/sync"
 	// PathRevokeDevice takes an empty body and answers a RevokeResponse.

@@ -1,7 +1,8 @@
 // Package pgtest gives tests a real PostgreSQL: the server named by
 // RELAIS_TEST_PG (what .ci/run starts), or else a throw-away cluster it
 // starts itself with Debian's binaries (initdb into a temporary
-// directory, pg_ctl on a loopback port), and one fresh database per test.
+// directory, the postmaster on a loopback port, as the postgres user when
+// the tests run as root), and one fresh database per test.
 //
 // When no PostgreSQL can be had, the tests that need one are skipped,
 // unless RELAIS_REQUIRE_PG=1 (set by .ci/run): then they fail, so a CI
@@ -24,10 +25,12 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,15 +162,17 @@ func DB(t testing.TB) string {
 // cluster is a PostgreSQL cluster started by this process.
 type cluster struct {
 	dir, data, bin string
-	asPostgres     bool // commands run as the postgres user (we are root)
+	cred           *syscall.Credential // the postgres user's, when we are root
 	url            string
+	proc           *exec.Cmd
+	exited         chan struct{}
 }
 
-// Binaries returns the directory holding initdb and pg_ctl: the PATH's,
+// Binaries returns the directory holding initdb and postgres: the PATH's,
 // or else the newest of Debian's /usr/lib/postgresql/N/bin.
 func Binaries() (string, error) {
 	if p, err := exec.LookPath("initdb"); err == nil {
-		if _, err := exec.LookPath("pg_ctl"); err == nil {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(p), "postgres")); err == nil {
 			return filepath.Dir(p), nil
 		}
 	}
@@ -178,7 +183,7 @@ func Binaries() (string, error) {
 			return d, nil
 		}
 	}
-	return "", errors.New("initdb and pg_ctl not found (apt-get install postgresql)")
+	return "", errors.New("initdb and postgres not found (apt-get install postgresql)")
 }
 
 func version(binDir string) int {
@@ -195,9 +200,10 @@ func start() (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{dir: dir, data: filepath.Join(dir, "data"), bin: bin, asPostgres: os.Geteuid() == 0}
-	if c.asPostgres {
-		// PostgreSQL refuses to run as root.
+	c := &cluster{dir: dir, data: filepath.Join(dir, "data"), bin: bin}
+	if os.Geteuid() == 0 {
+		// PostgreSQL refuses to run as root: its processes run as the
+		// postgres user, which must own the directory.
 		pg, err := user.Lookup("postgres")
 		if err != nil {
 			os.RemoveAll(dir)
@@ -209,8 +215,10 @@ func start() (*cluster, error) {
 			os.RemoveAll(dir)
 			return nil, err
 		}
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
-	if out, err := c.run("initdb", "-D", c.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"); err != nil {
+	initdb := c.command("initdb", "-D", c.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+	if out, err := initdb.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
@@ -222,36 +230,86 @@ func start() (*cluster, error) {
 			os.RemoveAll(dir)
 			return nil, err
 		}
-		// A throw-away cluster: no fsync, no full pages, commits not
-		// waited for. Durability is what PostgreSQL itself tests.
-		opts := fmt.Sprintf("-p %d -h 127.0.0.1 -k %s -F -c full_page_writes=off -c synchronous_commit=off -c max_connections=400 -c shared_buffers=64MB", port, dir)
-		out, err := c.run("pg_ctl", "-D", c.data, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "-o", opts, "start")
-		if err == nil {
-			c.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+		if err := c.run(port); err == nil {
 			return c, nil
-		}
-		if try == 2 {
-			log, _ := os.ReadFile(filepath.Join(dir, "log"))
+		} else if try == 2 {
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, log)
+			return nil, err
 		}
 	}
 }
 
-func (c *cluster) run(name string, args ...string) ([]byte, error) {
-	path := filepath.Join(c.bin, name)
-	var cmd *exec.Cmd
-	if c.asPostgres {
-		cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
-	} else {
-		cmd = exec.Command(path, args...)
+// run starts the postmaster as a child of this process and waits until it
+// answers. It is started with a parent-death signal, so that a test binary
+// killed midway (a timeout, ^C) takes its cluster with it instead of
+// leaving it running; the signal follows the thread that started the
+// child, so that thread is kept for the child's life.
+func (c *cluster) run(port int) error {
+	// A throw-away cluster: no fsync, no full pages, commits not waited
+	// for. Durability is what PostgreSQL itself tests.
+	c.proc = c.command("postgres", "-D", c.data, "-p", strconv.Itoa(port), "-h", "127.0.0.1", "-k", c.dir, "-F",
+		"-c", "full_page_writes=off", "-c", "synchronous_commit=off", "-c", "max_connections=400", "-c", "shared_buffers=64MB")
+	logf, err := os.Create(filepath.Join(c.dir, "log"))
+	if err != nil {
+		return err
 	}
-	cmd.Dir = c.dir
-	return cmd.CombinedOutput()
+	c.proc.Stdout, c.proc.Stderr = logf, logf
+	c.proc.SysProcAttr.Pdeathsig = syscall.SIGQUIT // immediate shutdown
+	c.exited = make(chan struct{})
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine, after the child
+		defer close(c.exited)
+		defer logf.Close()
+		if err := c.proc.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = c.proc.Wait()
+	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	c.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case <-c.exited:
+			log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
+			return fmt.Errorf("postgres stopped at start:\n%s", log)
+		default:
+		}
+		if ping(c.url) == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			c.stop()
+			return errors.New("postgres did not answer within 90 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
+func (c *cluster) command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(c.bin, name), args...)
+	cmd.Dir = c.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	return cmd
+}
+
+// stop shuts the cluster down at once (nothing in it is kept) and
+// removes its files.
 func (c *cluster) stop() {
-	_, _ = c.run("pg_ctl", "-D", c.data, "-m", "immediate", "-w", "stop")
+	if c.proc != nil && c.proc.Process != nil {
+		_ = c.proc.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-c.exited:
+		case <-time.After(30 * time.Second):
+			_ = c.proc.Process.Kill()
+			<-c.exited
+		}
+	}
 	os.RemoveAll(c.dir)
 }
 

@@ -84,6 +84,32 @@ func TestCompatFunctionsAnswerLikeSQLite(t *testing.T) {
 			}
 		}
 	}
+	// The scalar functions, on values as the statements pass them.
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{"SELECT unhex(replace(?, '-', ''))", []any{"01928a10-0000-7000-8000-00000000000a"}},
+		{"SELECT unhex(?)", []any{"zz"}},
+		{"SELECT unhex(?)", []any{"abc"}},
+		{"SELECT length(unhex(?))", []any{""}},
+		{"SELECT MAX(?, 7), MIN(?, 7)", []any{int64(3), int64(3)}},
+		{"SELECT MAX(?, 7), MIN(?, 7)", []any{int64(1) << 50, int64(1) << 50}},
+		{"SELECT MAX(?, 7), MIN(7, ?)", []any{nil, nil}},
+		{"SELECT MAX(id), MIN(id), COUNT(*) FROM t", nil}, // the aggregates still are
+	} {
+		want, err := rowsOf(ctx, lite.R, q.sql, q.args)
+		if err != nil {
+			t.Fatalf("%s on SQLite: %v", q.sql, err)
+		}
+		got, err := rowsOf(ctx, pg.R, q.sql, q.args)
+		if err != nil {
+			t.Fatalf("%s on PostgreSQL: %v", q.sql, err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s %v:\nSQLite     %q\nPostgreSQL %q", q.sql, q.args, want, got)
+		}
+	}
 	for _, d := range []string{`[1,2]`, `{"a":`, `pas du json`, ``} {
 		var lv, pv bool
 		if err := lite.R.QueryRowContext(ctx, "SELECT json_valid(?)", d).Scan(&lv); err != nil {

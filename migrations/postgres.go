@@ -19,7 +19,8 @@ import (
 var pgFiles embed.FS
 
 // Compat is a PostgreSQL-only set, applied first: SQLite's functions that
-// the shared statements call (json_each, json_valid, json_type), written
+// the shared statements call (json_each, json_valid, json_type, unhex,
+// two-argument MAX and MIN), written
 // for PostgreSQL, so that one statement text runs on both engines.
 const Compat Set = "compat"
 

@@ -7,10 +7,10 @@
 //
 // What the audit taught, for whoever writes a statement for both engines:
 // lists travel as one JSON array parameter read with json_each (the
-// migrations' compat set gives PostgreSQL SQLite's json_each, json_valid
-// and json_type); upserts are INSERT … ON CONFLICT, never INSERT OR
+// migrations' compat set gives PostgreSQL SQLite's json_each, json_valid,
+// json_type, unhex and two-argument MAX and MIN); upserts are INSERT … ON CONFLICT, never INSERT OR
 // IGNORE / OR REPLACE; a parameter used only in "? IS NULL" needs
 // CAST(? AS TEXT), or PostgreSQL cannot tell its type; CASE branches
-// may not mix booleans and integers; the two-argument MAX and MIN are
-// SQLite's alone.
+// may not mix booleans and integers; temporary tables are named without
+// SQLite's "temp." (both engines look there first).
 package portability

@@ -55,6 +55,7 @@ func (s *Server) routes() *fiber.App {
 	app.Get("/readyz", s.handleReadyz)
 	app.Get("/metrics", s.metricsRoute())
 	app.Get("/v1/openapi.json", handleOpenAPI)
+	app.Get(syncproto.PathDeviceSchema, s.handleDeviceSchema)
 	app.Post(syncproto.PathLogin, s.handleLogin)
 	app.Post(syncproto.PathRefresh, s.handleRefresh)
 	app.Post(syncproto.PathRevokeDevice, s.authenticate, s.handleRevokeDevice)
@@ -270,4 +271,18 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	s.log.Info("device logged in", "user", u.ID, "device", req.DeviceID)
 	return reply(c, syncproto.TokenResponse{AccessToken: tok, ExpiresIn: int64(ttl.Seconds()), UserID: u.ID, Role: u.Role, DeviceID: req.DeviceID,
 		RefreshToken: sess.RefreshToken, RefreshExpiresIn: int64(sess.RefreshExpiresIn.Seconds())})
+}
+
+// handleDeviceSchema serves the SQL of a device replica (Config.DeviceSchema)
+// to the web SDK. It is public: it holds no personal data, and a browser
+// opening the app for the first time needs it before any login. The
+// document changes only with the server's version, so caches may keep
+// it; its version field tells a device whether anything changed.
+func (s *Server) handleDeviceSchema(c *fiber.Ctx) error {
+	if len(s.cfg.DeviceSchema) == 0 {
+		return fail(c, syncproto.Errorf(syncproto.CodeNotFound, "this server does not serve the device schema"))
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	return c.Send(s.cfg.DeviceSchema)
 }

@@ -78,6 +78,12 @@ type Config struct {
 	// the Default* value; see defaults.go and SECURITY.md).
 	HeaderTimeout, BodyTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxConnections, MaxPreAuthRequests                    int
+	// DeviceSchema, when set, answers GET syncproto.PathDeviceSchema:
+	// the JSON of the SQL a device replica is made of. The server and
+	// the device SDK meet only on the wire, so the command that starts
+	// the server gives it (cmd/relais passes device.SchemaSQL's
+	// answer); without it the route answers not_found.
+	DeviceSchema []byte
 	// TrustedProxies are the reverse proxies whose X-Forwarded-Proto the
 	// dashboard believes when it decides whether a browser came over
 	// HTTPS (web.HTTPS: Secure, __Host- cookies); empty trusts none.

@@ -68,3 +68,10 @@ type RevokeResponse struct {
 	DeviceID  string `json:"device_id"`
 	RevokedAt int64  `json:"revoked_at"` // Unix milliseconds
 }
+
+// PathDeviceSchema answers, to anyone (it holds no personal data), the
+// SQL a device replica of this server's version is made of: migrations,
+// triggers, synced tables, erasure statements and domain rules (Go:
+// device.SchemaSQL). SDKs in other languages build their replica from it
+// instead of writing that SQL again.
+const PathDeviceSchema = "/v1/device/schema"

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -88,14 +87,7 @@ func installTriggers(ctx context.Context, db *sql.DB, schema *syncproto.Schema) 
 		return fmt.Errorf("install triggers: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	var want []string
-	for _, name := range schema.TableNames() {
-		want = append(want, captureTriggers(schema.Tables[name])...)
-	}
-	// The Coop's rules and the erasure scrub (package domain); their names
-	// start with _check_, so they are dropped with the others below.
-	want = append(want, domain.DeviceTriggers(schema, notApplying)...)
-	want = append(want, ownerTriggers(schema, notApplying)...)
+	want := replicaTriggers(schema)
 
 	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND (name LIKE '\_capture\_%' ESCAPE '\' OR name LIKE '\_check\_%' ESCAPE '\')`)
 	if err != nil {

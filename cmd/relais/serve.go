@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/server"
 )
 
@@ -68,7 +69,12 @@ func runServe(ctx context.Context, args []string, e *env) error {
 	}
 	defer lock.Release() //nolint:errcheck // the process exits next
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
-	srv, err := server.New(ctx, server.Config{DataDir: *data, MaxClockAhead: *ahead, Logger: log,
+	// The web SDK builds its replica from the Go SDK's SQL (GET /v1/device/schema).
+	schema, err := device.SchemaJSON(ctx)
+	if err != nil {
+		return fmt.Errorf("démarrage impossible : %w", err)
+	}
+	srv, err := server.New(ctx, server.Config{DeviceSchema: schema, DataDir: *data, MaxClockAhead: *ahead, Logger: log,
 		AccessTTL: *accessTTL, RefreshIdle: *refreshIdle, RefreshAbsolute: *refreshAbsolute,
 		MinFreeDisk: diskFloor(*minFree), MetricsAllow: allow, MetricsToken: metricsToken,
 		TrustedProxies: proxies, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey})

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,9 @@ func StartServer(t testing.TB, cfg server.Config) *Server {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	ctx := context.Background()
+	if cfg.DeviceSchema == nil {
+		cfg.DeviceSchema = deviceSchema(t)
+	}
 	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
@@ -133,4 +137,22 @@ func StartTwoTablets(t testing.TB, cfg server.Config, email, role string) TwoTab
 		A:      srv.LoggedInDevice(t, "a", email, TabletsPassword),
 		B:      srv.LoggedInDevice(t, "b", email, TabletsPassword),
 	}
+}
+
+var deviceSchemaOnce struct {
+	sync.Once
+	json []byte
+	err  error
+}
+
+// deviceSchema is device.SchemaJSON, computed once per test binary.
+func deviceSchema(t testing.TB) []byte {
+	t.Helper()
+	deviceSchemaOnce.Do(func() {
+		deviceSchemaOnce.json, deviceSchemaOnce.err = device.SchemaJSON(context.Background())
+	})
+	if deviceSchemaOnce.err != nil {
+		t.Fatalf("device schema: %v", deviceSchemaOnce.err)
+	}
+	return deviceSchemaOnce.json
 }

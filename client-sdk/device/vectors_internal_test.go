@@ -1,0 +1,199 @@
+package device
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/apply_vectors.json from this implementation")
+
+// applyVectorsFile holds cases of a device applying pulled pages: the
+// pages as the server sends them (JSON), and the replica they leave
+// (domain rows and cell versions). The web SDK's tests
+// (client-sdk/web/test/vectors.test.ts) apply the same pages to a replica
+// built from the same SQL and must find the same state: the two SDKs
+// cannot disagree on what a pull leaves.
+const applyVectorsFile = "testdata/apply_vectors.json"
+
+type applyCase struct {
+	// Pages are SyncResponse bodies in JSON, applied in order.
+	Pages []json.RawMessage `json:"pages"`
+	// ColumnPages are the same answers in the column form, base64.
+	ColumnPages []string `json:"column_pages"`
+	// Rows is what the domain table activite holds afterwards.
+	Rows []map[string]any `json:"rows"`
+	// Cells is every cell held, in order (table, pk, column), with its
+	// value, SQLite type and version.
+	Cells []vectorCell `json:"cells"`
+}
+
+type vectorCell struct {
+	Table string `json:"tbl"`
+	PK    string `json:"pk"`
+	Col   string `json:"col"`
+	Val   any    `json:"val"`
+	Type  string `json:"type"`
+	HLC   string `json:"hlc"`
+	Node  string `json:"node"`
+}
+
+type applyVectors struct {
+	Comment string      `json:"comment"`
+	Cases   []applyCase `json:"cases"`
+}
+
+// applyPages draws pages where the same cells are written often, by few
+// nodes at few readings, with deletions, re-creations, columns and a
+// table this replica does not know (kept aside), and NULLs.
+func applyPages(rng *rand.Rand) [][]syncproto.Change {
+	pks := []string{"0192f1a0-0000-7000-8000-00000000000a", "0192f1a0-0000-7000-8000-00000000000b", "0192f1a0-0000-7000-8000-00000000000c"}
+	nodes := []string{"0192f1a0-0000-7000-8000-0000000000f1", "0192f1a0-0000-7000-8000-0000000000f2", "serveur"}
+	base := syncproto.MakeTimestamp(1_780_000_000_000, 0)
+	values := map[string][]any{
+		"type":     {"individuel", "collectif", nil},
+		"duree":    {int64(30), int64(45), int64(90), nil},
+		"commune":  {"Laval", "Évron", "Château-Gontier-sur-Mayenne", nil},
+		"_deleted": {int64(1), int64(0)},
+		"futur":    {"valeur d'une colonne à venir", int64(7)},
+	}
+	cols := []string{"type", "duree", "commune", "_deleted", "futur"}
+	var pages [][]syncproto.Change
+	for p := rng.IntN(3) + 1; p > 0; p-- {
+		var page []syncproto.Change
+		for n := rng.IntN(8) + 1; n > 0; n-- {
+			table, col := "activite", cols[rng.IntN(len(cols))]
+			if rng.IntN(10) == 0 {
+				table, col = "table_a_venir", "nom"
+			}
+			vs := values[col]
+			if vs == nil {
+				vs = []any{"x", "y"}
+			}
+			c := syncproto.Change{Table: table, PK: pks[rng.IntN(len(pks))], Column: col, Value: vs[rng.IntN(len(vs))],
+				Version: syncproto.Version{HLC: base + syncproto.Timestamp(rng.IntN(4)), Node: nodes[rng.IntN(len(nodes))]}}
+			if rng.IntN(3) == 0 {
+				c.Prev = syncproto.Version{HLC: base + syncproto.Timestamp(rng.IntN(4)), Node: nodes[rng.IntN(len(nodes))]}
+			}
+			page = append(page, c)
+		}
+		pages = append(pages, page)
+	}
+	return pages
+}
+
+func makeApplyVectors(t *testing.T) applyVectors {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(13, 14))
+	out := applyVectors{Comment: "Written by go test ./client-sdk/device -run TestApplyVectors -update; read by client-sdk/web's tests. Do not edit by hand."}
+	for i := 0; i < 60; i++ {
+		r, err := Open(ctx, filepath.Join(t.TempDir(), fmt.Sprintf("v%d.db", i)), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c applyCase
+		var cursor int64
+		for _, changes := range applyPages(rng) {
+			cursor += int64(len(changes))
+			body, err := json.Marshal(syncproto.SyncResponse{Changes: changes, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := syncproto.DecodeResponse(body) // as a device reads it: numbers as json.Number
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.applyAnswer(ctx, nil, resp); err != nil {
+				t.Fatalf("case %d: %v", i, err)
+			}
+			c.Pages = append(c.Pages, body)
+			cols, err := syncproto.EncodeResponseColumns(resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.ColumnPages = append(c.ColumnPages, base64.StdEncoding.EncodeToString(cols))
+		}
+		c.Rows, c.Cells = dumpForVectors(t, r)
+		r.Close()
+		out.Cases = append(out.Cases, c)
+	}
+	return out
+}
+
+func dumpForVectors(t *testing.T, r *Replica) ([]map[string]any, []vectorCell) {
+	t.Helper()
+	rows, err := r.DB().Query("SELECT id, type, duree, commune FROM activite ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for rows.Next() {
+		var id string
+		var typ, duree, commune any
+		if err := rows.Scan(&id, &typ, &duree, &commune); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, map[string]any{"id": id, "type": text(typ), "duree": duree, "commune": text(commune)})
+	}
+	rows.Close()
+	cr, err := r.DB().Query("SELECT tbl, pk, col, val, typeof(val), CAST(hlc AS TEXT), node FROM _cells ORDER BY tbl, pk, col")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cr.Close()
+	var cells []vectorCell
+	for cr.Next() {
+		var c vectorCell
+		if err := cr.Scan(&c.Table, &c.PK, &c.Col, &c.Val, &c.Type, &c.HLC, &c.Node); err != nil {
+			t.Fatal(err)
+		}
+		c.Val = text(c.Val)
+		if _, err := strconv.ParseInt(c.HLC, 10, 64); err != nil {
+			t.Fatal(err)
+		}
+		cells = append(cells, c)
+	}
+	return out, cells
+}
+
+func text(v any) any {
+	if b, ok := v.([]byte); ok {
+		return string(b)
+	}
+	return v
+}
+
+// TestApplyVectors checks the committed cases against this SDK's apply
+// (or rewrites them with -update).
+func TestApplyVectors(t *testing.T) {
+	want, err := json.MarshalIndent(makeApplyVectors(t), "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, '\n')
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(applyVectorsFile, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(applyVectorsFile)
+	if err != nil {
+		t.Fatalf("%v (go test ./client-sdk/device -run TestApplyVectors -update writes it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s differs from what this SDK's apply leaves; if on purpose, rerun with -update and make the web SDK agree", applyVectorsFile)
+	}
+}

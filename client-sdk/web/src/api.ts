@@ -16,10 +16,6 @@ export interface OpenOptions {
   /** Where the worker bundle is (browser only). Default: relais-worker.js
    *  next to the module that imported the SDK. */
   workerURL?: string | URL;
-  /** Run the engine in this thread instead of a worker, with an
-   *  in-memory database. Node (tests) does this always; a browser only
-   *  when asked (not persisted). */
-  inProcess?: boolean;
 }
 
 /** The signed-in person, as the server described her at login. */

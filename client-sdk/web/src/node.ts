@@ -10,7 +10,7 @@ import { serve } from './serve.js';
 
 export * from './api.js';
 
-let sqlite: Promise<{ oo1: { DB: new (name: string, flags?: string) => OO1DB } }> | null = null;
+let sqlite: Promise<{ oo1: { DB: new (name?: string, flags?: string) => OO1DB } }> | null = null;
 
 export interface NodeOpenOptions extends Partial<EngineOptions> {
   server: string;
@@ -19,12 +19,12 @@ export interface NodeOpenOptions extends Partial<EngineOptions> {
 /** Opens a replica in memory and returns the Relais API over it, and
  *  the engine itself (tests look inside). */
 export async function openInProcess(opts: NodeOpenOptions): Promise<Relais & { engine: Engine }> {
-  sqlite ??= (sqlite3InitModule as unknown as (o?: object) => Promise<{ oo1: { DB: new (name: string, flags?: string) => OO1DB } }>)({
+  sqlite ??= (sqlite3InitModule as unknown as (o?: object) => Promise<{ oo1: { DB: new (name?: string, flags?: string) => OO1DB } }>)({
     print: () => {},
     printErr: () => {},
   });
   const s = await sqlite;
-  const db = new Db(new s.oo1.DB(':memory:', 'c'));
+  const db = new Db(new s.oo1.DB());
   let client: Client | null = null;
   const engine = await Engine.open(db, { storage: 'memory', storageWarning: null, ...opts }, (event, payload) => client?.dispatch(event, payload));
   client = new Client(engine.node, {

@@ -24,7 +24,7 @@ const post = (m: unknown) => (self as unknown as Worker).postMessage(m);
 
 async function openDb(dbName: string): Promise<{ db: OO1DB; storage: 'opfs' | 'memory'; warning: string | null }> {
   type S = {
-    oo1: { DB: new (name: string, flags?: string) => OO1DB };
+    oo1: { DB: new (name?: string, flags?: string) => OO1DB };
     installOpfsSAHPoolVfs?: (o: { name: string }) => Promise<{ OpfsSAHPoolDb: new (name: string) => OO1DB }>;
   };
   const sqlite3 = (await (sqlite3InitModule as unknown as (o?: object) => Promise<S>)({ print: () => {}, printErr: console.error })) as S;
@@ -42,7 +42,7 @@ async function openDb(dbName: string): Promise<{ db: OO1DB; storage: 'opfs' | 'm
     }
   }
   console.warn('relais: no OPFS in this browser; the replica is in memory and lost at reload');
-  return { db: new sqlite3.oo1.DB(':memory:', 'c'), storage: 'memory', warning: MEMORY_WARNING };
+  return { db: new sqlite3.oo1.DB(), storage: 'memory', warning: MEMORY_WARNING };
 }
 
 self.onmessage = async (ev: MessageEvent) => {

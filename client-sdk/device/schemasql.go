@@ -12,10 +12,11 @@ import (
 	"strconv"
 	"strings"
 
+	_ "github.com/mattn/go-sqlite3" // the driver of the in-memory replica SchemaSQL reads
+
 	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/replica"
-	"github.com/relais-numerique/relais/store"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -85,18 +86,22 @@ func SchemaSQL(ctx context.Context) (*ReplicaSQL, error) {
 		}
 		out.Migrations = append(out.Migrations, ms...)
 	}
-	db, err := store.Open(":memory:", store.Options{})
+	// One connection to an in-memory database (each connection to
+	// ":memory:" would be a database of its own); store.Open is for
+	// files, and would leave one named ":memory:" for its readers.
+	db, err := sql.Open("sqlite3", ":memory:")
 	if err != nil {
 		return nil, fmt.Errorf("schema sql: %w", err)
 	}
 	defer db.Close()
-	if err := migrations.Up(ctx, db.W, replicaSets...); err != nil {
+	db.SetMaxOpenConns(1)
+	if err := migrations.Up(ctx, db, replicaSets...); err != nil {
 		return nil, fmt.Errorf("schema sql: %w", err)
 	}
-	if out.DomainVersion, err = migrations.Version(ctx, db.W, migrations.Domain); err != nil {
+	if out.DomainVersion, err = migrations.Version(ctx, db, migrations.Domain); err != nil {
 		return nil, fmt.Errorf("schema sql: %w", err)
 	}
-	schema, err := replica.LoadSchema(ctx, db.W)
+	schema, err := replica.LoadSchema(ctx, db)
 	if err != nil {
 		return nil, fmt.Errorf("schema sql: %w", err)
 	}

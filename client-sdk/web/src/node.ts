@@ -10,7 +10,9 @@ import { serve } from './serve.js';
 
 export * from './api.js';
 
-let sqlite: Promise<{ oo1: { DB: new (name?: string, flags?: string) => OO1DB } }> | null = null;
+// memdb databases of one name are shared within a process: each open gets its own.
+let opened = 0;
+let sqlite: Promise<{ oo1: { DB: new (name?: string, flags?: string, vfs?: string) => OO1DB } }> | null = null;
 
 export interface NodeOpenOptions extends Partial<EngineOptions> {
   server: string;
@@ -19,12 +21,12 @@ export interface NodeOpenOptions extends Partial<EngineOptions> {
 /** Opens a replica in memory and returns the Relais API over it, and
  *  the engine itself (tests look inside). */
 export async function openInProcess(opts: NodeOpenOptions): Promise<Relais & { engine: Engine }> {
-  sqlite ??= (sqlite3InitModule as unknown as (o?: object) => Promise<{ oo1: { DB: new (name?: string, flags?: string) => OO1DB } }>)({
+  sqlite ??= (sqlite3InitModule as unknown as (o?: object) => Promise<{ oo1: { DB: new (name?: string, flags?: string, vfs?: string) => OO1DB } }>)({
     print: () => {},
     printErr: () => {},
   });
   const s = await sqlite;
-  const db = new Db(new s.oo1.DB());
+  const db = new Db(new s.oo1.DB(`/relais-${++opened}`, 'c', 'memdb'));
   let client: Client | null = null;
   const engine = await Engine.open(db, { storage: 'memory', storageWarning: null, ...opts }, (event, payload) => client?.dispatch(event, payload));
   client = new Client(engine.node, {

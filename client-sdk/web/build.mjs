@@ -24,6 +24,16 @@ if (tests) {
     external: ['@sqlite.org/sqlite-wasm'],
     logLevel: 'warning',
   });
+  await build({
+    entryPoints: ['bench/first-sync.ts'],
+    outdir: '.build/bench',
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: ['@sqlite.org/sqlite-wasm'],
+    logLevel: 'warning',
+  });
 } else {
   rmSync('dist', { recursive: true, force: true });
   const common = { bundle: true, format: 'esm', target: ['es2022'], platform: 'browser', legalComments: 'eof', logLevel: 'warning' };

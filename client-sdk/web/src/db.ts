@@ -8,27 +8,84 @@ import type { Params, Row } from './api.js';
 /** The subset of sqlite-wasm's oo1.DB the SDK uses. */
 export interface OO1DB {
   exec(opts: { sql: string; bind?: unknown; rowMode?: 'object'; returnValue?: 'resultRows' }): unknown;
+  prepare(sql: string): OO1Stmt;
   changes(total?: boolean, sixtyFour?: boolean): number | bigint;
   close(): void;
   filename?: string;
 }
 
+export interface OO1Stmt {
+  bind(v: unknown): OO1Stmt;
+  step(): boolean;
+  get(into: object): Record<string, unknown>;
+  reset(clearBindings?: boolean): OO1Stmt;
+  finalize(): void;
+  columnCount: number;
+}
+
+/** Statements kept prepared: the apply runs the same few thousands of
+ *  times per page, and preparing costs more than running them. */
+const MAX_CACHED = 256;
+
 export class Db {
   private depth = 0;
+  private cache = new Map<string, OO1Stmt>();
   constructor(readonly raw: OO1DB) {}
 
+  private stmt(sql: string): OO1Stmt {
+    let st = this.cache.get(sql);
+    if (!st) {
+      st = this.raw.prepare(sql);
+      if (this.cache.size >= MAX_CACHED) {
+        const [oldest, old] = this.cache.entries().next().value as [string, OO1Stmt];
+        old.finalize();
+        this.cache.delete(oldest);
+      }
+      this.cache.set(sql, st);
+    }
+    return st;
+  }
+
+  /** Forgets prepared statements (after the schema changed). */
+  forget(): void {
+    for (const st of this.cache.values()) st.finalize();
+    this.cache.clear();
+  }
+
+  close(): void {
+    this.forget();
+    this.raw.close();
+  }
+
   run(sql: string, params?: Params): number {
-    this.raw.exec({ sql, bind: bindable(params) });
+    const st = this.stmt(sql);
+    try {
+      if (params !== undefined && (!Array.isArray(params) || params.length > 0)) st.bind(bindable(params));
+      while (st.step()) {
+        // a statement that returns rows (RETURNING, PRAGMA): drained
+      }
+    } finally {
+      st.reset(true);
+    }
     return Number(this.raw.changes());
   }
 
   /** Runs a script of several statements (migrations). */
   script(sql: string): void {
+    this.forget();
     this.raw.exec({ sql });
   }
 
   all<T extends Row = Row>(sql: string, params?: Params): T[] {
-    return this.raw.exec({ sql, bind: bindable(params), rowMode: 'object', returnValue: 'resultRows' }) as T[];
+    const st = this.stmt(sql);
+    const out: T[] = [];
+    try {
+      if (params !== undefined && (!Array.isArray(params) || params.length > 0)) st.bind(bindable(params));
+      while (st.step()) out.push(st.get({}) as T);
+    } finally {
+      st.reset(true);
+    }
+    return out;
   }
 
   get<T extends Row = Row>(sql: string, params?: Params): T | undefined {

@@ -818,6 +818,7 @@ export class Engine {
       );
       this.db.run('UPDATE _web_state SET user_name = NULL WHERE id = 1');
     });
+    this.db.forget();
     this.db.run('VACUUM');
     this.emit('change', { tables: Object.keys(this.tables).sort(), source: 'wipe' });
     this.emitStatus();
@@ -902,7 +903,7 @@ export class Engine {
   }
 
   close(): void {
-    this.db.raw.close();
+    this.db.close();
   }
 }
 

@@ -38,9 +38,10 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startServer(): Promise<TestServer> {
+export async function startServer(opts: { prepare?: (bin: string, data: string) => void } = {}): Promise<TestServer> {
   const bin = serverBin();
   const data = mkdtempSync(join(tmpdir(), 'relais-data-'));
+  opts.prepare?.(bin, data);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const addUser = (email: string, password: string, role = 'conseiller', name?: string) => {

@@ -269,8 +269,12 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 		return err
 	}
 	s.log.Info("device logged in", "user", u.ID, "device", req.DeviceID)
+	name, err := s.accounts.UserName(c.UserContext(), u.ID)
+	if err != nil {
+		return err
+	}
 	return reply(c, syncproto.TokenResponse{AccessToken: tok, ExpiresIn: int64(ttl.Seconds()), UserID: u.ID, Role: u.Role, DeviceID: req.DeviceID,
-		RefreshToken: sess.RefreshToken, RefreshExpiresIn: int64(sess.RefreshExpiresIn.Seconds())})
+		RefreshToken: sess.RefreshToken, RefreshExpiresIn: int64(sess.RefreshExpiresIn.Seconds()), UserName: name})
 }
 
 // handleDeviceSchema serves the SQL of a device replica (Config.DeviceSchema)

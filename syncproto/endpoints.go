@@ -61,6 +61,9 @@ type TokenResponse struct {
 	// RefreshExpiresIn seconds if unused; each use returns a new one.
 	RefreshToken     string `json:"refresh_token"`
 	RefreshExpiresIn int64  `json:"refresh_expires_in"`
+	// UserName is the person's name when an administrator gave one
+	// (answers to a login only), for an app to greet her by name.
+	UserName string `json:"user_name,omitempty"`
 }
 
 // RevokeResponse answers a device revocation.

@@ -88,6 +88,16 @@ func (a *Accounts) updateUser(ctx context.Context, email, query string, args ...
 	return nil
 }
 
+// UserName is the name an administrator gave the account id ("" when
+// none), which a login answer carries so an app can greet her.
+func (a *Accounts) UserName(ctx context.Context, id string) (string, error) {
+	var name sql.NullString
+	if err := a.R.QueryRowContext(ctx, "SELECT name FROM _users WHERE id = ?", id).Scan(&name); err != nil {
+		return "", fmt.Errorf("account name: %w", err)
+	}
+	return name.String, nil
+}
+
 // UserNames maps every account's id to the name people read: its name,
 // or its e-mail when it has none.
 func (a *Accounts) UserNames(ctx context.Context) (map[string]string, error) {

@@ -318,7 +318,7 @@ export class Engine {
            last_error = NULL, revoked_at = NULL WHERE id = 1`,
           [server, email, ans.user_id, ans.role, ans.access_token, ans.refresh_token],
         );
-        this.db.run('UPDATE _web_state SET user_name = ? WHERE id = 1', [ans.name ?? null]);
+        this.db.run('UPDATE _web_state SET user_name = ? WHERE id = 1', [ans.user_name ?? null]);
       });
       this.access.received(ans.expires_in);
       this.setOnline(true);

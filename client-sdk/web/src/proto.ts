@@ -85,7 +85,7 @@ export interface TokenResponse {
   device_id: string;
   refresh_token: string;
   refresh_expires_in: number;
-  name?: string;
+  user_name?: string;
 }
 
 /** The protocol's error: a stable code, a sentence, details. */

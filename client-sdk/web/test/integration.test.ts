@@ -34,6 +34,7 @@ test('login, push, pull, refusal and revocation against the real server', async 
   const user = await a.login('camille@exemple.fr', 'un-mot-de-passe', 'Tablette de Camille');
   assert.equal(user.email, 'camille@exemple.fr');
   assert.equal(user.role, 'conseiller');
+  assert.equal(user.name, 'Camille Martin');
   await b.login('camille@exemple.fr', 'un-mot-de-passe', 'Téléphone de Camille');
   // The row written before the device knew its account names no owner:
   // she makes it hers (the server shows a conseiller only her own rows).

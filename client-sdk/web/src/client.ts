@@ -112,8 +112,10 @@ export class Client implements Relais {
         schedule(interval);
       } catch (e) {
         const code = (e as RelaisError).code;
-        if (code === 'not_logged_in' || code === 'device_revoked' || code === 'unauthorized') {
-          stopped = true; // nothing to retry until she logs in again
+        if (code === 'device_revoked') {
+          stopped = true; // the replica is wiped: nothing to sync any more
+        } else if (code === 'not_logged_in' || code === 'unauthorized' || code === 'token_expired') {
+          schedule(interval); // waits for her to log in again, without hammering the server
         } else {
           failures++;
           schedule(Math.min(5 * 60_000, 5_000 * 2 ** Math.min(failures - 1, 10)));

@@ -51,6 +51,10 @@ export async function open(opts: OpenOptions = {}): Promise<Relais> {
       worker.terminate();
     },
   });
+  // status().online follows the browser's idea of the network as well as
+  // the last exchange's outcome.
   if (typeof navigator !== 'undefined') void call('setOnline', [navigator.onLine]);
+  addEventListener('online', () => void call('setOnline', [true]));
+  addEventListener('offline', () => void call('setOnline', [false]));
   return client;
 }

@@ -138,3 +138,47 @@ test('the device schema is served publicly and builds a replica that opens offli
   assert.ok(doc.version && doc.migrations.length > 0 && doc.triggers.length > 0);
   await assert.rejects(openInProcess({ server: 'http://127.0.0.1:9' }), (e: RelaisError) => e.code === 'offline' && /première ouverture/.test(e.message));
 });
+
+test('a pull cut after a few exchanges resumes where it stopped', async () => {
+  server.addUser('lea@exemple.fr', 'un-mot-de-passe', 'conseiller');
+  const a = await openInProcess({ server: server.url, retryForMs: 2000 });
+  await a.login('lea@exemple.fr', 'un-mot-de-passe');
+  await a.transaction(Array.from({ length: 20 }, () => activity(a.uuid(), 40)));
+  await a.sync();
+  const b = await openInProcess({ server: server.url, retryForMs: 2000, pageLimit: 3, maxExchanges: 4 });
+  await b.login('lea@exemple.fr', 'un-mot-de-passe');
+  await assert.rejects(b.sync(), /arrêtée après 4 échanges/);
+  const cursor = b.engine.db.value('SELECT cursor FROM _device WHERE id = 1');
+  assert.ok(Number(cursor) > 0, 'the pages applied before the cut are kept, with their cursor');
+  let pulled = 0;
+  for (let i = 0; i < 100; i++) {
+    try {
+      pulled += (await b.sync()).pulled;
+      break;
+    } catch (e) {
+      assert.match(String(e), /arrêtée après/);
+    }
+  }
+  assert.equal((await b.query('SELECT COUNT(*) AS n FROM activite'))[0].n, 20);
+  assert.ok(pulled < 20 * 5, 'nothing pulled twice');
+  await a.close();
+  await b.close();
+});
+
+test('a clock far ahead is refused, then its writes are stamped again once the date is right', async () => {
+  server.addUser('ines@exemple.fr', 'un-mot-de-passe', 'conseiller');
+  const a = await openInProcess({ server: server.url, retryForMs: 2000, clockSkewMs: 3600_000 });
+  await a.login('ines@exemple.fr', 'un-mot-de-passe');
+  const id = a.uuid();
+  await a.exec(activity(id, 45).sql, activity(id, 45).params);
+  await assert.rejects(a.sync(), (e: RelaisError) => e.code === 'clock_ahead' && /en avance/.test(e.message));
+  assert.match((await a.status()).lastError ?? '', /en avance/);
+  // She corrects the tablet's date.
+  (a.engine as unknown as { opts: { clockSkewMs: number } }).opts.clockSkewMs = 0;
+  a.engine.db.run('UPDATE _device SET clock_skew_ms = 0 WHERE id = 1');
+  const rep = await a.sync();
+  assert.equal(rep.restamped, true);
+  assert.equal((await a.status()).pending, 0);
+  assert.ok(rep.pushed >= 5);
+  await a.close();
+});

@@ -182,3 +182,26 @@ test('a clock far ahead is refused, then its writes are stamped again once the d
   assert.ok(rep.pushed >= 5);
   await a.close();
 });
+
+test('a refused access token is refreshed once, and the refresh token rotates', async () => {
+  server.addUser('hugo@exemple.fr', 'un-mot-de-passe', 'conseiller');
+  const a = await openInProcess({ server: server.url, retryForMs: 2000 });
+  await a.login('hugo@exemple.fr', 'un-mot-de-passe');
+  const before = a.engine.db.value('SELECT refresh_token FROM _device WHERE id = 1');
+  a.engine.db.run("UPDATE _device SET access_token = 'jeton-refusé' WHERE id = 1");
+  const id = a.uuid();
+  await a.exec(activity(id, 45).sql, activity(id, 45).params);
+  const rep = await a.sync();
+  assert.ok(rep.pushed >= 5);
+  const after = a.engine.db.value('SELECT refresh_token FROM _device WHERE id = 1');
+  assert.notEqual(after, before, 'a refresh spends the token and gives a new one');
+  assert.notEqual(a.engine.db.value('SELECT access_token FROM _device WHERE id = 1'), 'jeton-refusé');
+  // A refresh the server refuses (the session ended) logs the device out, keeping its data.
+  a.engine.db.run("UPDATE _device SET access_token = 'jeton-refusé', refresh_token = 'inconnu' WHERE id = 1");
+  await a.exec('UPDATE activite SET duree = 50 WHERE id = ?', [id]);
+  await assert.rejects(a.sync(), (e: RelaisError) => e.code === 'unauthorized' && /reconnectez-vous/.test(e.message));
+  const st = await a.status();
+  assert.equal(st.loggedIn, false);
+  assert.equal(st.pending > 0, true, 'nothing recorded is lost');
+  await a.close();
+});

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -65,8 +66,16 @@ func (s *Server) Exchange(ctx context.Context, p auth.Principal, req *syncproto.
 		}
 	}
 	var own seqRange
+	// The device's note for the fleet (noteDevice) is written with the
+	// push when there is one, so that an exchange waits for the writer
+	// once: behind a flood of big batches each wait was up to one batch
+	// long (issue 11). Only whether this exchange leaves the device caught
+	// up is not known before the pull; the push's write guesses it, and a
+	// second write corrects it in the rare exchange where it guessed
+	// wrong.
+	note := deviceNote{now: s.cfg.Now(), req: req}
 	if req.Push != nil {
-		if err := s.push(ctx, p, req.Push, req.RefuseRows, resp, &own); err != nil {
+		if err := s.push(ctx, p, req.Push, req.RefuseRows, resp, &own, &note); err != nil {
 			if code := syncproto.CodeOf(err); code != "" && code != syncproto.CodeInternal {
 				s.metrics.refusals.WithLabelValues(string(code)).Inc()
 			}
@@ -80,6 +89,12 @@ func (s *Server) Exchange(ctx context.Context, p auth.Principal, req *syncproto.
 	limit = min(limit, syncproto.MaxPageLimit)
 	page, err := s.pullPage(ctx, p, pullFrom(req, own), limit, req.Resync)
 	if err != nil {
+		if note.written && note.guessed {
+			// Not caught up after all: put last_sync_at back.
+			if nerr := s.noteAfterPull(ctx, p, &note, false); nerr != nil {
+				err = errors.Join(err, nerr)
+			}
+		}
 		return nil, err
 	}
 	if page.Changes != nil {
@@ -88,13 +103,7 @@ func (s *Server) Exchange(ctx context.Context, p auth.Principal, req *syncproto.
 	resp.Cursor, resp.More = page.Cursor, page.More
 	resp.Clock = s.clock.Now()
 	resp.History, resp.HistoryParent, resp.HistorySharedSeq = s.history.id, s.history.parent, s.history.sharedSeq
-	// What still waits on the device once this exchange is done: the
-	// count it reported, less the batch just acknowledged.
-	pending := req.Pending
-	if req.Push != nil && resp.Ack == req.Push.ID {
-		pending = max(0, pending-len(req.Push.Changes))
-	}
-	if err := s.noteDevice(ctx, p, req, pending, !page.More); err != nil {
+	if err := s.noteAfterPull(ctx, p, &note, !page.More); err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -149,7 +158,7 @@ type rowRefusal struct {
 // the whole batch refused with the first row's error, as before. What
 // makes the batch itself unreadable (an unknown table, a change signed
 // by another node, a clock too far ahead) refuses it whole.
-func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch, rowsOK bool, resp *syncproto.SyncResponse, own *seqRange) error {
+func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch, rowsOK bool, resp *syncproto.SyncResponse, own *seqRange, note *deviceNote) error {
 	schema := s.Schema()
 	var newest syncproto.Timestamp
 	refused := map[syncproto.RowKey]*rowRefusal{}
@@ -187,7 +196,9 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 	opts.Prepared = s.stmts.mergeStatements()
 	var applied seqRange
 	var fresh *batchRecord // set when this exchange applied the batch
-	err := s.writes.Do(ctx, func(wtx *sql.Tx) error {
+	// The writer is shared fairly between devices by cost (groupWriter):
+	// about one unit per cell written, and one for the note.
+	err := s.writes.Do(ctx, p.DeviceID, len(b.Changes)+1, func(wtx *sql.Tx) error {
 		tx := s.stmts.in(wtx)
 		var stored string
 		err := tx.QueryRowContext(ctx, batchAnswerSQL, p.DeviceID, b.ID).Scan(&stored)
@@ -197,7 +208,7 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 				return fmt.Errorf("push batch %s: stored answer: %w", b.ID, err)
 			}
 			resp.Applied, resp.Conflicts, resp.Refused = rec.Applied, rec.Conflicts, rec.Refused
-			return nil
+			return note.writeTx(ctx, wtx, p.DeviceID)
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
@@ -286,6 +297,9 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}
 		if err := replica.SaveClock(ctx, wtx, s.clock.Last()); err != nil {
+			return err
+		}
+		if err := note.writeTx(ctx, wtx, p.DeviceID); err != nil {
 			return err
 		}
 		resp.Applied, resp.Conflicts, resp.Refused = rec.Applied, rec.Conflicts, rec.Refused
@@ -409,24 +423,97 @@ func onHeldRows(rules *scope.Rules, changes []syncproto.Change, held scope.HeldR
 	return out
 }
 
-// noteDevice records what coordinators see of a device in the fleet.
-func (s *Server) noteDevice(ctx context.Context, p auth.Principal, req *syncproto.SyncRequest, pending int, caughtUp bool) error {
-	now := s.cfg.Now()
+// deviceNote is what an exchange records of its device for the fleet
+// (the coordinators' view): when it was last seen and last caught up,
+// what still waits in its outbox, its app, schema and clock.
+type deviceNote struct {
+	now time.Time
+	req *syncproto.SyncRequest
+	// written is set once the push's write has recorded the note, with
+	// guessed, the caught-up state it assumed, and prevSync, the
+	// last_sync_at it replaced (to put back if the guess was wrong).
+	written  bool
+	guessed  bool
+	prevSync sql.NullInt64
+}
+
+// pending is what still waits on the device once this exchange is done:
+// the count it reported, less the batch acknowledged. Only a push's write
+// that succeeds (applied, or answered as already applied) acknowledges
+// the batch, so pushed says whether it did.
+func (n *deviceNote) pending(pushed bool) int {
+	if pushed && n.req.Push != nil {
+		return max(0, n.req.Pending-len(n.req.Push.Changes))
+	}
+	return n.req.Pending
+}
+
+// writeTx records the note inside the push's write. Whether the exchange
+// leaves the device caught up is guessed from its previous exchange: the
+// note set last_sync_at to last_seen_at exactly when that one did. A
+// device sending its day's work was caught up the last time and is again;
+// one still catching up was not and is not, until its last page.
+func (n *deviceNote) writeTx(ctx context.Context, tx *sql.Tx, device string) error {
+	var seen sql.NullInt64
+	err := tx.QueryRowContext(ctx, "SELECT last_seen_at, last_sync_at FROM _devices WHERE id = ?", device).Scan(&seen, &n.prevSync)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // no such device (a test's principal): nothing to note
+	}
+	if err != nil {
+		return fmt.Errorf("note device %s: %w", device, err)
+	}
+	n.guessed = seen.Valid && n.prevSync.Valid && seen.Int64 == n.prevSync.Int64
+	if err := n.update(ctx, tx, device, true, n.guessed); err != nil {
+		return err
+	}
+	n.written = true
+	return nil
+}
+
+// update writes the note; caughtUp sets last_sync_at to now.
+func (n *deviceNote) update(ctx context.Context, tx *sql.Tx, device string, pushed, caughtUp bool) error {
+	now := n.now.UnixMilli()
 	var offset any
-	if req.Clock > 0 {
-		offset = req.Clock.Millis() - now.UnixMilli()
+	if n.req.Clock > 0 {
+		offset = n.req.Clock.Millis() - now
 	}
 	var lastSync any
 	if caughtUp {
-		lastSync = now.UnixMilli()
+		lastSync = now
 	}
-	// Through the group writer, like pushes: every exchange notes its
-	// device, and a commit of its own would cost every pull an fsync.
-	err := s.writes.Do(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE _devices SET last_seen_at = ?, last_sync_at = COALESCE(?, last_sync_at),
-			pending = ?, app_version = ?, schema_version = ?, clock_offset_ms = ? WHERE id = ?`,
-			now.UnixMilli(), lastSync, pending, req.AppVersion, req.SchemaVersion, offset, p.DeviceID)
-		return err
+	_, err := tx.ExecContext(ctx, `UPDATE _devices SET last_seen_at = ?, last_sync_at = COALESCE(?, last_sync_at),
+		pending = ?, app_version = ?, schema_version = ?, clock_offset_ms = ? WHERE id = ?`,
+		now, lastSync, n.pending(pushed), n.req.AppVersion, n.req.SchemaVersion, offset, device)
+	if err != nil {
+		return fmt.Errorf("note device %s: %w", device, err)
+	}
+	return nil
+}
+
+// noteAfterPull records what coordinators see of a device in the fleet,
+// once the pull has said whether the device is caught up: the whole note
+// when the exchange had no push (or its write did not record it), or
+// the correction of last_sync_at when the push's write guessed wrong.
+// It goes through the group writer, like pushes: every exchange notes
+// its device, and a commit of its own would cost every pull an fsync.
+func (s *Server) noteAfterPull(ctx context.Context, p auth.Principal, n *deviceNote, caughtUp bool) error {
+	if n.written && n.guessed == caughtUp {
+		return nil
+	}
+	err := s.writes.Do(ctx, p.DeviceID, 1, func(tx *sql.Tx) error {
+		if !n.written {
+			return n.update(ctx, tx, p.DeviceID, false, caughtUp)
+		}
+		// The device has one exchange at a time (handleSync), so no
+		// later note of its own can have come in between.
+		last := any(n.now.UnixMilli())
+		if !caughtUp {
+			last = n.prevSync
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE _devices SET last_sync_at = ? WHERE id = ?", last, p.DeviceID); err != nil {
+			return fmt.Errorf("note device %s: %w", p.DeviceID, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("note device %s: %w", p.DeviceID, err)

@@ -2,6 +2,10 @@ module github.com/relais-numerique/relais
 
 go 1.26.8
 
+// npm installs packages that may hold .go files (client-sdk/web, app):
+// go test ./... must not walk into them.
+ignore node_modules
+
 require (
 	github.com/Shopify/toxiproxy/v2 v2.5.0
 	github.com/cenkalti/backoff/v4 v4.3.0

@@ -28,22 +28,35 @@ type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// EraseOnDevice anonymises a beneficiary from a device with ordinary
-// UPDATEs, so the capture triggers send the erasure to the server and
-// from there to every replica. The addresses of its appointments go too.
-func EraseOnDevice(ctx context.Context, db Execer, id string) error {
+// EraseStatements are the UPDATEs that anonymise a beneficiary from a
+// device, each taking the beneficiary's id as its one parameter: every
+// personal column cleared and anonyme set, then the addresses of its
+// appointments. Plain SQL, so the browser app runs the same text
+// (app.Spec) as EraseOnDevice.
+func EraseStatements() []string {
 	set := make([]string, len(PersonalColumns))
 	for i, c := range PersonalColumns {
 		set[i] = quoteIdent(c) + " = NULL"
 	}
-	res, err := db.ExecContext(ctx, "UPDATE beneficiaire SET anonyme = 1, "+strings.Join(set, ", ")+" WHERE id = ?", id)
+	return []string{
+		"UPDATE beneficiaire SET anonyme = 1, " + strings.Join(set, ", ") + " WHERE id = ?",
+		"UPDATE rendez_vous SET adresse = NULL WHERE beneficiaire_id = ? AND adresse IS NOT NULL",
+	}
+}
+
+// EraseOnDevice anonymises a beneficiary from a device with ordinary
+// UPDATEs (EraseStatements), so the capture triggers send the erasure to
+// the server and from there to every replica.
+func EraseOnDevice(ctx context.Context, db Execer, id string) error {
+	stmts := EraseStatements()
+	res, err := db.ExecContext(ctx, stmts[0], id)
 	if err != nil {
 		return fmt.Errorf("erase beneficiaire %s: %w", id, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
 		return fmt.Errorf("erase beneficiaire %s: no such beneficiary on this device", id)
 	}
-	if _, err := db.ExecContext(ctx, "UPDATE rendez_vous SET adresse = NULL WHERE beneficiaire_id = ? AND adresse IS NOT NULL", id); err != nil {
+	if _, err := db.ExecContext(ctx, stmts[1], id); err != nil {
 		return fmt.Errorf("erase beneficiaire %s: appointments: %w", id, err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/relais-numerique/relais/server/auth"
+	"github.com/relais-numerique/relais/server/pwa"
 	"github.com/relais-numerique/relais/server/reqbody"
 	"github.com/relais-numerique/relais/server/web"
 )
@@ -47,4 +48,16 @@ func (s *Server) dashboardRoutes(app *fiber.App) {
 	}
 	h.Mount(app)
 	s.pageNotFound = h.NotFoundPage
+}
+
+// appRoutes serves the conseillère's offline app (package pwa) at
+// /app/; it syncs through the same API as any device.
+func (s *Server) appRoutes(app *fiber.App) {
+	h, err := pwa.New(nil)
+	if err != nil {
+		// The app is embedded: a failure here is a bug caught by every
+		// test that starts a server.
+		panic(fmt.Sprintf("app: %v", err))
+	}
+	h.Mount(app)
 }

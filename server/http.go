@@ -60,6 +60,7 @@ func (s *Server) routes() *fiber.App {
 	app.Post(syncproto.PathRefresh, s.handleRefresh)
 	app.Post(syncproto.PathRevokeDevice, s.authenticate, s.handleRevokeDevice)
 	app.Post(syncproto.PathSync, s.measureExchange, s.authenticate, s.handleSync)
+	s.appRoutes(app)       // the conseillère's offline app under /app/
 	s.dashboardRoutes(app) // the web dashboard: pages under "/", JSON under /v1/dashboard
 	return app
 }

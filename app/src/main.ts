@@ -1,0 +1,188 @@
+// The conseillère's app: boot, the header with the sync indicator, and
+// the router between pages (the part after # in the address, so that the
+// one page the service worker keeps opens every screen offline).
+
+import { h, replace, frTime, plural } from './dom';
+import { open } from './sdk/relais.js';
+import type { Relais, Status } from './sdk/relais.js';
+import { loginPage } from './login';
+import { activitiesPage, activityForm } from './activites';
+import { beneficiariesPage, beneficiaryForm } from './beneficiaires';
+import { refusalsPage } from './refus';
+
+export interface Ctx {
+  relais: Relais;
+  status: Status;
+  main: HTMLElement;
+  /** go changes page. */
+  go(hash: string): void;
+  /** notice shows a short confirmation at the top of the next page. */
+  notice(text: string): void;
+}
+
+let pendingNotice = '';
+let stopAutoSync: (() => void) | null = null;
+
+async function boot(): Promise<void> {
+  registerServiceWorker();
+  const main = document.getElementById('contenu') as HTMLElement;
+  let relais: Relais;
+  try {
+    relais = await open({ appVersion: 'app/1' });
+  } catch (err) {
+    replace(main, h('div', { class: 'alerte', role: 'alert' },
+      h('h1', {}, 'L\'application ne peut pas démarrer'),
+      h('p', {}, String((err as Error)?.message ?? err)),
+      h('p', {}, 'La toute première ouverture a besoin du réseau. Reconnectez la tablette puis rechargez la page.')));
+    return;
+  }
+  const ctx: Ctx = {
+    relais,
+    status: await relais.status(),
+    main,
+    go: (hash) => {
+      if (location.hash === hash) void route(ctx);
+      else location.hash = hash;
+    },
+    notice: (text) => { pendingNotice = text; },
+  };
+  (window as unknown as { relais: Relais }).relais = relais; // for the end-to-end tests and curious developers
+  relais.on('status', (s) => {
+    const wasIn = ctx.status.loggedIn;
+    ctx.status = s;
+    renderIndicator(ctx);
+    if (s.revoked || (wasIn && !s.loggedIn)) void route(ctx);
+  });
+  relais.on('change', (e) => {
+    if (e.source !== 'local') void refreshList(ctx, e.tables);
+  });
+  window.addEventListener('online', () => void relais.status().then((s) => { ctx.status = s; renderIndicator(ctx); }));
+  window.addEventListener('offline', () => void relais.status().then((s) => { ctx.status = s; renderIndicator(ctx); }));
+  window.addEventListener('hashchange', () => void route(ctx));
+  renderIndicator(ctx);
+  if (ctx.status.loggedIn) stopAutoSync = relais.startAutoSync();
+  await route(ctx);
+  document.body.dataset.pret = '1'; // the page is drawn: tests wait for this
+}
+
+/** startSync starts the automatic sync once she is logged in. */
+export function startSync(ctx: Ctx): void {
+  stopAutoSync?.();
+  stopAutoSync = ctx.relais.startAutoSync();
+}
+
+function registerServiceWorker(): void {
+  if (!('serviceWorker' in navigator)) return;
+  navigator.serviceWorker.register('./sw.js', { scope: './' }).catch(() => {
+    // Without it the app still works online; offline it will not open.
+  });
+}
+
+/** route draws the page the address names. */
+export async function route(ctx: Ctx): Promise<void> {
+  const hash = location.hash || '#/activites';
+  const nav = document.getElementById('navigation');
+  if (!ctx.status.loggedIn) {
+    if (nav) nav.hidden = true;
+    await loginPage(ctx);
+    focusTitle(ctx);
+    return;
+  }
+  if (nav) {
+    nav.hidden = false;
+    nav.querySelectorAll('a').forEach((a) => {
+      if (hash.startsWith(a.getAttribute('href') ?? '-')) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    });
+  }
+  const [, page, id] = hash.split('/');
+  switch (page) {
+    case 'activite':
+      await activityForm(ctx, id === 'nouvelle' ? null : id ?? null);
+      break;
+    case 'beneficiaires':
+      await beneficiariesPage(ctx);
+      break;
+    case 'beneficiaire':
+      await beneficiaryForm(ctx, id === 'nouveau' ? null : id ?? null);
+      break;
+    case 'synchronisation':
+      await refusalsPage(ctx);
+      break;
+    default:
+      await activitiesPage(ctx);
+  }
+  if (pendingNotice) {
+    ctx.main.prepend(h('p', { class: 'confirmation', role: 'status' }, pendingNotice));
+    pendingNotice = '';
+  }
+  focusTitle(ctx);
+}
+
+function focusTitle(ctx: Ctx): void {
+  const h1 = ctx.main.querySelector('h1');
+  if (h1) {
+    h1.setAttribute('tabindex', '-1');
+    h1.focus();
+  }
+}
+
+/** refreshList redraws a list page when a sync changed its tables. */
+async function refreshList(ctx: Ctx, tables: string[]): Promise<void> {
+  const hash = location.hash || '#/activites';
+  const lists: Record<string, string[]> = {
+    '#/activites': ['activite', 'accompagnement', 'beneficiaire'],
+    '#/beneficiaires': ['beneficiaire'],
+    '#/synchronisation': ['activite', 'beneficiaire', 'accompagnement', 'participants_anonymes'],
+  };
+  const watch = lists[hash];
+  if (ctx.status.loggedIn && watch && tables.some((t) => watch.includes(t))) {
+    const focused = document.activeElement?.id;
+    await route(ctx);
+    if (focused) document.getElementById(focused)?.focus();
+  }
+}
+
+/** renderIndicator draws the sync state in the header: online or not,
+ *  what waits to be sent, the last sync, and the refused changes. */
+function renderIndicator(ctx: Ctx): void {
+  const el = document.getElementById('etat-synchro');
+  if (!el) return;
+  const s = ctx.status;
+  if (!s.loggedIn) {
+    el.hidden = true;
+    return;
+  }
+  el.hidden = false;
+  const online = s.online && navigator.onLine;
+  const state = s.syncing ? 'synchro' : online ? 'en-ligne' : 'hors-ligne';
+  el.dataset.etat = state;
+  replace(el,
+    h('p', { class: 'reseau', id: 'reseau' },
+      h('span', { class: 'pastille', 'aria-hidden': 'true' }),
+      state === 'hors-ligne' ? 'Hors ligne' : state === 'synchro' ? 'Synchronisation…' : 'En ligne'),
+    h('p', { id: 'en-attente' }, s.pending > 0 ? `${plural(s.pending, 'modification', 'modifications')} en attente d'envoi` : 'Tout est envoyé'),
+    h('p', { id: 'derniere-synchro' }, s.lastSync ? `Dernière synchronisation ${frTime(s.lastSync)}` : 'Jamais synchronisée'),
+    s.rejected > 0
+      ? h('p', { id: 'refus', class: 'refus' }, h('a', { href: '#/synchronisation' }, `${plural(s.rejected, 'modification refusée', 'modifications refusées')} : à corriger`))
+      : null,
+    s.lastError && !s.syncing ? h('p', { id: 'erreur-synchro', class: 'erreur-synchro' }, s.lastError) : null,
+    h('button', { type: 'button', id: 'synchroniser', class: 'secondaire', disabled: s.syncing, onclick: () => void syncNow(ctx) }, 'Synchroniser maintenant'));
+  const warn = document.getElementById('avertissement-stockage');
+  if (warn) {
+    warn.hidden = !s.storageWarning;
+    warn.textContent = s.storageWarning ?? '';
+  }
+}
+
+async function syncNow(ctx: Ctx): Promise<void> {
+  try {
+    await ctx.relais.sync();
+  } catch {
+    // The status event carries the French error, shown by the indicator.
+  }
+  ctx.status = await ctx.relais.status();
+  renderIndicator(ctx);
+}
+
+void boot();

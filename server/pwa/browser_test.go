@@ -1,0 +1,373 @@
+package pwa_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
+
+	"github.com/relais-numerique/relais/client-sdk/device"
+	"github.com/relais-numerique/relais/internal/relaistest"
+	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/syncproto"
+)
+
+const pw = "un-mot-de-passe"
+
+// team is a server with a coordinator, Claire, and the conseillère she
+// follows, Camille, reached by the browser through a link the test can
+// cut.
+type team struct {
+	srv     *relaistest.Server
+	link    *link
+	camille string // user id
+}
+
+func newTeam(t testing.TB) *team {
+	t.Helper()
+	srv := relaistest.StartServer(t, server.Config{})
+	claire := srv.AddUser(t, "claire@exemple.fr", "coordinateur", pw)
+	camille := srv.AddUser(t, "camille@exemple.fr", "conseiller", pw)
+	if err := srv.WriteRow(context.Background(), "coordination", uuid.Must(uuid.NewV7()).String(), map[string]any{
+		"coordinateur_id": claire.ID, "mediateur_id": camille.ID, "debut": "2025-01-01"}); err != nil {
+		t.Fatal(err)
+	}
+	return &team{srv: srv, link: startLink(t, strings.TrimPrefix(srv.URL, "http://")), camille: camille.ID}
+}
+
+// visit is what the conseillère fills in the activity form.
+type visit struct {
+	kind    string // type_activite value
+	minutes string // one of the proposed durations
+	place   string // type_lieu value
+	commune string
+	themes  []string
+	anonyme string // number of anonymous participants, or ""
+}
+
+// fillVisit opens the form and fills it, without saving.
+func fillVisit(t testing.TB, ctx context.Context, v visit) {
+	t.Helper()
+	do(t, ctx, chromedp.Evaluate[chromedp.Void]("location.hash = '#/activite/nouvelle'"))
+	until(t, ctx, "document.querySelector('#formulaire-activite') && document.querySelector('h1').textContent === 'Enregistrer une activité'", "the activity form")
+	do(t, ctx,
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name="type"][value=%q]`, v.kind))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name="duree"][value=%q]`, v.minutes))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name="type_lieu"][value=%q]`, v.place))),
+	)
+	if v.commune != "" {
+		do(t, ctx, chromedp.SendKeys(chromedp.CSS("#champ-commune"), v.commune))
+	}
+	for _, th := range v.themes {
+		do(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name="thematiques"][value=%q]`, th))))
+	}
+	if v.anonyme != "" {
+		do(t, ctx, chromedp.SendKeys(chromedp.CSS("#champ-total-n"), v.anonyme))
+	}
+}
+
+// save clicks the form's button and waits for the list of activities.
+func save(t testing.TB, ctx context.Context) {
+	t.Helper()
+	do(t, ctx, chromedp.Click(chromedp.CSS("#enregistrer")))
+	until(t, ctx, "document.querySelector('h1').textContent === 'Mes activités'", "the list after saving")
+}
+
+// openApp opens the app and waits until its service worker keeps it.
+func openApp(t testing.TB, ctx context.Context, base string) {
+	t.Helper()
+	do(t, ctx, chromedp.Navigate(base+"/app/"))
+	ready(t, ctx)
+	until(t, ctx, "navigator.serviceWorker.ready.then(() => !!navigator.serviceWorker.controller)", "the service worker to control the page")
+}
+
+// submitLogin fills the login page as Camille, keeping the proposed
+// device name, and sends it.
+func submitLogin(t testing.TB, ctx context.Context) {
+	t.Helper()
+	if h := text(t, ctx, "h1"); h != "Connexion" {
+		t.Fatalf("a first visit shows %q, want the login page", h)
+	}
+	do(t, ctx,
+		chromedp.SendKeys(chromedp.CSS("#champ-email"), "camille@exemple.fr"),
+		chromedp.SendKeys(chromedp.CSS("#champ-password"), pw))
+	if name, _ := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#champ-appareil"))); name != "Tablette de Camille" {
+		t.Errorf("the proposed device name is %q, want Tablette de Camille", name)
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS("#se-connecter")))
+}
+
+// login opens the app and logs Camille in.
+func login(t testing.TB, ctx context.Context, base string) {
+	t.Helper()
+	openApp(t, ctx, base)
+	submitLogin(t, ctx)
+	until(t, ctx, "document.querySelector('h1').textContent === 'Mes activités'", "her activities after login")
+}
+
+// synced waits until the browser has sent everything and its last sync
+// succeeded.
+func synced(t testing.TB, ctx context.Context) {
+	t.Helper()
+	until(t, ctx, "window.relais.status().then(s => s.pending === 0 && !s.syncing && s.lastSync !== null && s.lastError === null)", "the browser to sync")
+}
+
+// The conseillère's day in a real browser: she logs in, loses the
+// network, records three visits (and is stopped by a rule on a fourth),
+// reloads the app with no network at all, and everything reaches the
+// server and her other device when the network returns.
+func TestAppOfflineDay(t *testing.T) {
+	tm := newTeam(t)
+	ctx := chromium(t, 800, 1000)
+	base := tm.link.URL()
+
+	login(t, ctx, base)
+	var devName string
+	if err := tm.srv.DB().R.QueryRow("SELECT name FROM _devices WHERE user_id = ?", tm.camille).Scan(&devName); err != nil || devName != "Tablette de Camille" {
+		t.Fatalf("the browser enrolled as %q (%v), want a device named Tablette de Camille", devName, err)
+	}
+	synced(t, ctx)
+
+	offline(t, ctx, tm.link, true)
+	until(t, ctx, "document.querySelector('#reseau') && document.querySelector('#reseau').textContent === 'Hors ligne'", "the header to say Hors ligne")
+
+	fillVisit(t, ctx, visit{kind: "individuel", minutes: "45", place: "domicile", commune: "Laval", themes: []string{"email", "aide_aux_demarches_administratives", "argent_impots"}})
+	save(t, ctx)
+	fillVisit(t, ctx, visit{kind: "individuel", minutes: "30", place: "autre", commune: "Saint-Berthevin", themes: []string{"navigation_sur_internet"}})
+	save(t, ctx)
+
+	// A visit that breaks a rule: an administrative theme without « Aide
+	// aux démarches administratives ». Nothing is saved, the message is
+	// next to the themes.
+	before := count(t, ctx, "SELECT COUNT(*) FROM activite")
+	fillVisit(t, ctx, visit{kind: "individuel", minutes: "60", place: "a_distance", themes: []string{"logement"}})
+	do(t, ctx, chromedp.Click(chromedp.CSS("#enregistrer")))
+	until(t, ctx, "!document.querySelector('#erreur-thematiques').hidden", "the rule's message next to the themes")
+	contains(t, "the message next to the themes", text(t, ctx, "#erreur-thematiques"),
+		"les thématiques administratives", "« Aide aux démarches administratives »")
+	contains(t, "the list of problems at the top of the form", text(t, ctx, ".resume-erreurs"), "Rien n'est enregistré", "Thématiques")
+	if focused := js[string](t, ctx, "document.activeElement.className"); !strings.Contains(focused, "resume-erreurs") {
+		t.Errorf("after a refused save the focus is on %q, want the list of problems", focused)
+	}
+	if after := count(t, ctx, "SELECT COUNT(*) FROM activite"); after != before {
+		t.Fatalf("a visit breaking a rule was saved: %d activities, was %d", after, before)
+	}
+	// She fixes it: the theme it needs, and it saves.
+	do(t, ctx, chromedp.Click(chromedp.CSS(`input[name="thematiques"][value="aide_aux_demarches_administratives"]`)))
+	save(t, ctx)
+
+	if n := count(t, ctx, "SELECT COUNT(*) FROM activite"); n != 3 {
+		t.Fatalf("%d activities on the browser after three visits", n)
+	}
+	contains(t, "the header offline", text(t, ctx, "#etat-synchro"), "Hors ligne", "en attente d'envoi")
+
+	// Reload with no network at all: the service worker opens the app,
+	// the visits are read from the replica in OPFS.
+	do(t, ctx, chromedp.Reload())
+	ready(t, ctx)
+	if h := text(t, ctx, "h1"); h != "Mes activités" {
+		t.Fatalf("offline, the reloaded app shows %q", h)
+	}
+	if n := js[int](t, ctx, "document.querySelectorAll('#liste-activites li').length"); n != 3 {
+		t.Fatalf("offline, the reloaded app lists %d visits, want 3", n)
+	}
+	contains(t, "the list offline", text(t, ctx, "#liste-activites"), "Laval", "Saint-Berthevin", "À distance", "En attente d'envoi")
+	contains(t, "the header after an offline reload", text(t, ctx, "#etat-synchro"), "Hors ligne")
+
+	// The network returns: the app syncs by itself.
+	offline(t, ctx, tm.link, false)
+	synced(t, ctx)
+	until(t, ctx, "document.querySelector('#en-attente').textContent === 'Tout est envoyé'", "the header to say everything was sent")
+	if got := text(t, ctx, "#reseau"); got != "En ligne" {
+		t.Errorf("the header says %q once back online", got)
+	}
+
+	// Her other device (the Go SDK) receives the three visits as written.
+	other := tm.srv.LoggedInDevice(t, "telephone", "camille@exemple.fr", pw)
+	if _, err := other.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, rows := relaistest.Rows(t, other.DB(), "SELECT commune, duree, type_lieu, thematiques, mediateur_id FROM activite ORDER BY duree")
+	want := []string{
+		"Saint-Berthevin 30 autre [\"navigation_sur_internet\"] " + tm.camille,
+		"Laval 45 domicile [\"email\",\"aide_aux_demarches_administratives\",\"argent_impots\"] " + tm.camille,
+		"<nil> 60 a_distance [\"logement\",\"aide_aux_demarches_administratives\"] " + tm.camille,
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("the Go device has %d activities, want 3: %v", len(rows), rows)
+	}
+	for i, r := range rows {
+		got := fmt.Sprintf("%v %v %v %v %v", r...)
+		if got != want[i] {
+			t.Errorf("the Go device's activity %d is %s, want %s", i, got, want[i])
+		}
+	}
+
+	t.Run("concurrent edit", func(t *testing.T) { concurrentEdit(t, tm, ctx, other) })
+	t.Run("revocation wipes the browser", func(t *testing.T) { revocation(t, tm, ctx) })
+}
+
+// A concurrent edit between the browser and a Go device resolves as
+// syncproto.Compare says, on every side, and the coordinator finds the
+// losing value on the dashboard's conflicts page.
+func concurrentEdit(t *testing.T, tm *team, ctx context.Context, other *device.Replica) {
+	id := js[string](t, ctx, "window.relais.query(\"SELECT id FROM activite WHERE commune = 'Laval'\").then(r => r[0].id)")
+	offline(t, ctx, tm.link, true)
+	if _, err := other.DB().Exec("UPDATE activite SET duree = 90 WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Offline, the browser has not seen the 90: she sets 60 minutes.
+	do(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("location.hash = '#/activite/%s'", id)))
+	until(t, ctx, "document.querySelector('h1').textContent === \"Modifier l'activité\"", "the edit form")
+	do(t, ctx, chromedp.Click(chromedp.CSS(`input[name="duree"][value="60"]`)))
+	save(t, ctx)
+	offline(t, ctx, tm.link, false)
+	synced(t, ctx)
+	if _, err := other.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	var winner, loser int64
+	var wv, lv syncproto.Version
+	if err := tm.srv.DB().R.QueryRow(`SELECT winner_val, loser_val, winner_hlc, winner_node, loser_hlc, loser_node FROM _conflicts
+		WHERE tbl = 'activite' AND pk = ? AND col = 'duree'`, id).Scan(&winner, &loser, &wv.HLC, &wv.Node, &lv.HLC, &lv.Node); err != nil {
+		t.Fatalf("no conflict logged for the concurrent edit: %v", err)
+	}
+	if !wv.Beats(lv) {
+		t.Fatalf("the server kept %d (%v) over %d (%v), which syncproto.Compare ranks higher", winner, wv, loser, lv)
+	}
+	if (winner != 60 || loser != 90) && (winner != 90 || loser != 60) {
+		t.Fatalf("conflict between %d and %d, want 60 and 90", winner, loser)
+	}
+	var onServer, onGo int64
+	if err := tm.srv.DB().R.QueryRow("SELECT duree FROM activite WHERE id = ?", id).Scan(&onServer); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.DB().QueryRow("SELECT duree FROM activite WHERE id = ?", id).Scan(&onGo); err != nil {
+		t.Fatal(err)
+	}
+	inBrowser := js[int64](t, ctx, fmt.Sprintf("window.relais.query('SELECT duree FROM activite WHERE id = ?', [%q]).then(r => Number(r[0].duree))", id))
+	if onServer != winner || onGo != winner || inBrowser != winner {
+		t.Fatalf("after the conflict: server %d, Go device %d, browser %d; the winner is %d", onServer, onGo, inBrowser, winner)
+	}
+
+	// Claire sees it on the coordinators' conflicts page.
+	do(t, ctx, chromedp.Navigate(tm.link.URL()+"/connexion"))
+	do(t, ctx,
+		chromedp.SendKeys(chromedp.CSS("#email"), "claire@exemple.fr"),
+		chromedp.SendKeys(chromedp.CSS("#password"), pw),
+		chromedp.Click(chromedp.CSS("main form button[type=submit]")))
+	until(t, ctx, "document.querySelector('h1') && document.querySelector('h1').textContent === 'Conflits'", "the conflicts page")
+	contains(t, "the conflicts page", text(t, ctx, "main"), "Durée (min)", "camille@exemple.fr")
+	var cid int64
+	if err := tm.srv.DB().R.QueryRow("SELECT id FROM _conflicts WHERE tbl = 'activite' AND pk = ? AND col = 'duree'", id).Scan(&cid); err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx, chromedp.Navigate(fmt.Sprintf("%s/conflits/%d", tm.link.URL(), cid)))
+	if w, l := text(t, ctx, "#valeur-gagnante"), text(t, ctx, "#valeur-ecartee"); w != fmt.Sprint(winner) || l != fmt.Sprint(loser) {
+		t.Errorf("the conflict page shows %s kept over %s, want %d over %d", w, l, winner, loser)
+	}
+}
+
+// Revoked from the dashboard, the browser is wiped at its next contact
+// and says so.
+func revocation(t *testing.T, tm *team, ctx context.Context) {
+	var dev string
+	if err := tm.srv.DB().R.QueryRow("SELECT id FROM _devices WHERE name = 'Tablette de Camille'").Scan(&dev); err != nil {
+		t.Fatal(err)
+	}
+	// Claire, still logged in to the dashboard, revokes the tablet.
+	do(t, ctx, chromedp.Navigate(fmt.Sprintf("%s/flotte/%s/revocation", tm.link.URL(), dev)))
+	do(t, ctx, chromedp.Click(chromedp.CSS("#confirmer-revocation")))
+	until(t, ctx, fmt.Sprintf("document.querySelector('#appareil-%s') && document.querySelector('#appareil-%s').textContent.includes('Révoqué')", dev, dev), "the fleet to show the tablet revoked")
+
+	do(t, ctx, chromedp.Navigate(tm.link.URL()+"/app/#/activites"))
+	ready(t, ctx)
+	if n := count(t, ctx, "SELECT COUNT(*) FROM activite"); n == 0 {
+		t.Fatal("the browser had nothing before its revocation reached it")
+	}
+	do(t, ctx, chromedp.Evaluate[chromedp.Void]("window.relais.sync().catch(() => {})"))
+	until(t, ctx, "document.querySelector('#revoque') !== null", "the app to say the device was revoked")
+	contains(t, "the page after revocation", text(t, ctx, "main"), "Connexion", "révoqué", "effacées")
+	for _, table := range []string{"activite", "beneficiaire", "accompagnement", "_outbox"} {
+		if n := count(t, ctx, "SELECT COUNT(*) FROM "+table); n != 0 {
+			t.Errorf("the revoked browser still holds %d rows of %s", n, table)
+		}
+	}
+}
+
+// A first sync cut in the middle of its pull resumes where it stopped:
+// the pages already applied stay, and the rest costs what was left, not
+// everything again. A clean first sync is measured first, on another
+// browser, for comparison.
+func TestAppPullResumes(t *testing.T) {
+	tm := newTeam(t)
+	// Camille's season, recorded on her Go device: 3,000 visits.
+	g := tm.srv.LoggedInDevice(t, "tablette", "camille@exemple.fr", pw)
+	tx, err := g.DB().Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const visits = 3000
+	day := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	for i := range visits {
+		if _, err := tx.Exec(`INSERT INTO activite (id, type, date, duree, type_lieu, commune, thematiques, materiel, autonomie)
+			VALUES (?, 'individuel', ?, 45, 'domicile', 'Laval', '["email"]', '["tablette"]', 'autonome')`,
+			uuid.Must(uuid.NewV7()).String(), day.AddDate(0, 0, i%300).Format("2006-01-02")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// A clean first sync, for its size.
+	clean := chromium(t, 800, 900)
+	openApp(t, clean, tm.link.URL())
+	start := tm.link.Down()
+	submitLogin(t, clean)
+	synced(t, clean)
+	if n := count(t, clean, "SELECT COUNT(*) FROM activite"); n != visits {
+		t.Fatalf("a clean first sync brought %d visits, want %d", n, visits)
+	}
+	full := tm.link.Down() - start
+
+	// The same first sync on another browser, cut halfway.
+	ctx := chromium(t, 800, 900)
+	openApp(t, ctx, tm.link.URL())
+	start = tm.link.Down()
+	cut := tm.link.CutAfter(full / 2)
+	submitLogin(t, ctx)
+	select {
+	case <-cut:
+	case <-time.After(time.Minute):
+		t.Fatal("the link was never cut: the first sync downloaded less than half of what a clean one did")
+	}
+	until(t, ctx, "window.relais && window.relais.status().then(s => !s.syncing || s.lastError !== null)", "the cut to be noticed")
+	kept := count(t, ctx, "SELECT COUNT(*) FROM activite")
+	if kept == 0 || kept >= visits {
+		t.Fatalf("after a cut halfway the browser kept %d visits; want some, not all, of %d", kept, visits)
+	}
+	// The network returns (the browser is told, as a tablet would be).
+	offline(t, ctx, tm.link, true)
+	offline(t, ctx, tm.link, false)
+	synced(t, ctx)
+	if n := count(t, ctx, "SELECT COUNT(*) FROM activite"); n != visits {
+		t.Fatalf("after resuming, the browser has %d visits, want %d", n, visits)
+	}
+	total := tm.link.Down() - start
+	t.Logf("first sync: %d bytes clean, %d bytes cut at half and resumed (%d visits kept at the cut)", full, total, kept)
+	if total > full*3/2 {
+		t.Errorf("a first sync cut halfway cost %d bytes, a clean one %d: it started again instead of resuming", total, full)
+	}
+}

@@ -28,7 +28,7 @@ async function boot(): Promise<void> {
   const main = document.getElementById('contenu') as HTMLElement;
   let relais: Relais;
   try {
-    relais = await open({ appVersion: 'app/1' });
+    relais = await openReplica();
   } catch (err) {
     replace(main, h('div', { class: 'alerte', role: 'alert' },
       h('h1', {}, 'L\'application ne peut pas démarrer'),
@@ -54,15 +54,36 @@ async function boot(): Promise<void> {
     if (s.revoked || (wasIn && !s.loggedIn)) void route(ctx);
   });
   relais.on('change', (e) => {
-    if (e.source !== 'local') void refreshList(ctx, e.tables);
+    // A wipe is followed by a status event, which shows the login page.
+    if (e.source === 'sync') void refreshList(ctx, e.tables);
   });
   window.addEventListener('online', () => void relais.status().then((s) => { ctx.status = s; renderIndicator(ctx); }));
   window.addEventListener('offline', () => void relais.status().then((s) => { ctx.status = s; renderIndicator(ctx); }));
   window.addEventListener('hashchange', () => void route(ctx));
+  // Leaving the page lets the replica go, so that the next page of the
+  // app (in this tab or another) can open it; a page the browser brings
+  // back from its back-forward cache then starts again.
+  window.addEventListener('pagehide', () => void relais.close());
+  window.addEventListener('pageshow', (ev) => { if (ev.persisted) location.reload(); });
   renderIndicator(ctx);
   if (ctx.status.loggedIn) stopAutoSync = relais.startAutoSync();
   await route(ctx);
   document.body.dataset.pret = '1'; // the page is drawn: tests wait for this
+}
+
+/** openReplica opens the SDK. The replica's files in OPFS are held by
+ *  one page at a time: a page of the app just left (kept by the browser
+ *  in its back-forward cache, or still closing) may hold them for a
+ *  moment, so opening is tried again for a few seconds before giving up. */
+async function openReplica(): Promise<Relais> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await open({ appVersion: 'app/1' });
+    } catch (err) {
+      if (attempt >= 10 || !/Access Handle|autre onglet/i.test(String((err as Error)?.message ?? err))) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 /** startSync starts the automatic sync once she is logged in. */
@@ -78,8 +99,20 @@ function registerServiceWorker(): void {
   });
 }
 
-/** route draws the page the address names. */
-export async function route(ctx: Ctx): Promise<void> {
+let routing: Promise<void> = Promise.resolve();
+
+/** route draws the page the address names. Calls are run one after the
+ *  other, so that a page drawn for an older event (a list refreshed by a
+ *  sync) never covers one drawn for a newer one (the login page after a
+ *  revocation). */
+export function route(ctx: Ctx): Promise<void> {
+  routing = routing.then(() => draw(ctx)).catch((err) => {
+    replace(ctx.main, h('div', { class: 'alerte', role: 'alert' }, h('h1', {}, 'Cette page ne peut pas s\'afficher'), h('p', {}, String((err as Error)?.message ?? err))));
+  });
+  return routing;
+}
+
+async function draw(ctx: Ctx): Promise<void> {
   const hash = location.hash || '#/activites';
   const nav = document.getElementById('navigation');
   if (!ctx.status.loggedIn) {
@@ -155,7 +188,7 @@ function renderIndicator(ctx: Ctx): void {
   }
   el.hidden = false;
   const online = s.online && navigator.onLine;
-  const state = s.syncing ? 'synchro' : online ? 'en-ligne' : 'hors-ligne';
+  const state = !online ? 'hors-ligne' : s.syncing ? 'synchro' : 'en-ligne';
   el.dataset.etat = state;
   replace(el,
     h('p', { class: 'reseau', id: 'reseau' },

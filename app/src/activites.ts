@@ -3,7 +3,7 @@
 // run on the values (spec.checkRow); a broken rule shows its French
 // message next to its field and nothing is saved.
 
-import { h, replace, frDate, frDuration, today } from './dom';
+import { h, replace, frDate, frDuration, plural, today } from './dom';
 import { choices, checked, clearProblems, field, select, showProblems, summarySlot, textInput, value } from './form';
 import type { Ctx } from './main';
 import { aideAuxDemarches, checkRow, label, options, ruleProblem, thematiquesAdministratives, typedValue, type Opt, type Problem } from './spec';
@@ -52,7 +52,7 @@ export async function activitiesPage(ctx: Ctx): Promise<void> {
       : h('ul', { class: 'liste', id: 'liste-activites' }, rows.map((r) => {
         const id = String(r.id);
         const lieu = r.type_lieu === 'lieu_activite' && r.structure ? String(r.structure) : [label('type_lieu', r.type_lieu), r.commune].filter(Boolean).join(' · ');
-        const who = [r.beneficiaires, Number(r.anonymes) > 0 ? `${r.anonymes} participant(s) anonyme(s)` : ''].filter(Boolean).join(' · ');
+        const who = [r.beneficiaires, Number(r.anonymes) > 0 ? plural(Number(r.anonymes), 'participant anonyme', 'participants anonymes') : ''].filter(Boolean).join(' · ');
         return h('li', { 'data-id': id },
           h('a', { href: `#/activite/${id}`, class: 'carte' },
             h('span', { class: 'carte-titre' }, `${frDate(r.date)} · ${label('type_activite', r.type) || 'Activité'}`),

@@ -1,7 +1,7 @@
 // Her beneficiaries: the list, the form, and erasure (GDPR): personal
 // values cleared here and, at the next sync, on every replica.
 
-import { h, replace } from './dom';
+import { h, replace, plural } from './dom';
 import { choices, clearProblems, field, select, showProblems, summarySlot, textInput, value } from './form';
 import type { Ctx } from './main';
 import { checkRow, label, options, ruleProblem, typedValue } from './spec';
@@ -28,7 +28,7 @@ export async function beneficiariesPage(ctx: Ctx): Promise<void> {
         h('a', { href: `#/beneficiaire/${b.id}`, class: 'carte' },
           h('span', { class: 'carte-titre' }, b.anonyme === 1 ? 'Bénéficiaire anonyme' : `${b.prenom ?? ''} ${b.nom ?? ''}`.trim()),
           h('span', {}, [b.commune, b.tranche_age ? label('tranche_age', b.tranche_age) : ''].filter(Boolean).join(' · ')),
-          h('span', { class: 'discret' }, `${b.accompagnements} accompagnement(s)`))))));
+          h('span', { class: 'discret' }, plural(Number(b.accompagnements), 'accompagnement', 'accompagnements')))))));
 }
 
 export async function beneficiaryForm(ctx: Ctx, id: string | null): Promise<void> {

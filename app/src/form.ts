@@ -77,7 +77,7 @@ export function showProblems(form: HTMLFormElement, problems: Problem[], labels:
     const slot = form.querySelector<HTMLElement>(`#erreur-${p.field}`) ?? form.querySelector<HTMLElement>('#erreur-general');
     if (slot) {
       slot.hidden = false;
-      slot.append(h('span', { 'data-regle': p.rule }, p.message), ' ');
+      slot.append(h('span', { 'data-regle': p.rule }, capitalized(p.message)), ' ');
       slot.closest('.champ')?.classList.add('en-erreur');
       form.querySelector(`#${fieldId(p.field)}`)?.setAttribute('aria-invalid', 'true');
     }
@@ -91,6 +91,12 @@ export function showProblems(form: HTMLFormElement, problems: Problem[], labels:
     h('h2', {}, problems.length > 1 ? 'Rien n\'est enregistré : il y a des points à corriger' : 'Rien n\'est enregistré : un point est à corriger'),
     h('ul', {}, items));
   summary.focus();
+}
+
+/** capitalized: the domain's messages start in lower case, to follow a
+ *  field's name; alone next to the field they start a sentence. */
+function capitalized(s: string): string {
+  return s.charAt(0).toLocaleUpperCase('fr') + s.slice(1);
 }
 
 export function clearProblems(form: HTMLFormElement): void {

@@ -50,22 +50,22 @@ async function boot(): Promise<void> {
   relais.on('status', (s) => {
     const wasIn = ctx.status.loggedIn;
     ctx.status = s;
-    renderIndicator(ctx);
+    void renderIndicator(ctx);
     if (s.revoked || (wasIn && !s.loggedIn)) void route(ctx);
   });
   relais.on('change', (e) => {
     // A wipe is followed by a status event, which shows the login page.
     if (e.source === 'sync') void refreshList(ctx, e.tables);
   });
-  window.addEventListener('online', () => void relais.status().then((s) => { ctx.status = s; renderIndicator(ctx); }));
-  window.addEventListener('offline', () => void relais.status().then((s) => { ctx.status = s; renderIndicator(ctx); }));
+  window.addEventListener('online', () => void relais.status().then((s) => { ctx.status = s; void renderIndicator(ctx); }));
+  window.addEventListener('offline', () => void relais.status().then((s) => { ctx.status = s; void renderIndicator(ctx); }));
   window.addEventListener('hashchange', () => void route(ctx));
   // Leaving the page lets the replica go, so that the next page of the
   // app (in this tab or another) can open it; a page the browser brings
   // back from its back-forward cache then starts again.
   window.addEventListener('pagehide', () => void relais.close());
   window.addEventListener('pageshow', (ev) => { if (ev.persisted) location.reload(); });
-  renderIndicator(ctx);
+  void renderIndicator(ctx);
   if (ctx.status.loggedIn) stopAutoSync = relais.startAutoSync();
   await route(ctx);
   document.body.dataset.pret = '1'; // the page is drawn: tests wait for this
@@ -176,9 +176,26 @@ async function refreshList(ctx: Ctx, tables: string[]): Promise<void> {
   }
 }
 
+/** waitingRecords counts the records (an activity with its
+ *  beneficiaries and counts, a beneficiary) with changes not yet sent:
+ *  what she saved, rather than the cells the SDK counts. */
+async function waitingRecords(ctx: Ctx): Promise<number> {
+  if (ctx.status.pending === 0) return 0;
+  try {
+    const [r] = await ctx.relais.query(`SELECT COUNT(DISTINCT CASE WHEN o.tbl IN ('accompagnement', 'participants_anonymes')
+        THEN 'activite:' || COALESCE((SELECT activite_id FROM accompagnement WHERE id = o.pk), (SELECT activite_id FROM participants_anonymes WHERE id = o.pk), o.pk)
+        ELSE o.tbl || ':' || o.pk END) AS n FROM _outbox o`);
+    return Number(r?.n ?? ctx.status.pending);
+  } catch {
+    return ctx.status.pending;
+  }
+}
+
+let drawn = 0;
+
 /** renderIndicator draws the sync state in the header: online or not,
  *  what waits to be sent, the last sync, and the refused changes. */
-function renderIndicator(ctx: Ctx): void {
+async function renderIndicator(ctx: Ctx): Promise<void> {
   const el = document.getElementById('etat-synchro');
   if (!el) return;
   const s = ctx.status;
@@ -186,6 +203,9 @@ function renderIndicator(ctx: Ctx): void {
     el.hidden = true;
     return;
   }
+  const turn = ++drawn;
+  const waiting = await waitingRecords(ctx);
+  if (turn !== drawn) return; // a newer status is being drawn
   el.hidden = false;
   const online = s.online && navigator.onLine;
   const state = !online ? 'hors-ligne' : s.syncing ? 'synchro' : 'en-ligne';
@@ -194,7 +214,7 @@ function renderIndicator(ctx: Ctx): void {
     h('p', { class: 'reseau', id: 'reseau' },
       h('span', { class: 'pastille', 'aria-hidden': 'true' }),
       state === 'hors-ligne' ? 'Hors ligne' : state === 'synchro' ? 'Synchronisation…' : 'En ligne'),
-    h('p', { id: 'en-attente' }, s.pending > 0 ? `${plural(s.pending, 'modification', 'modifications')} en attente d'envoi` : 'Tout est envoyé'),
+    h('p', { id: 'en-attente' }, waiting > 0 ? `${plural(waiting, 'fiche', 'fiches')} en attente d'envoi` : 'Tout est envoyé'),
     h('p', { id: 'derniere-synchro' }, s.lastSync ? `Dernière synchronisation ${frTime(s.lastSync)}` : 'Jamais synchronisée'),
     s.rejected > 0
       ? h('p', { id: 'refus', class: 'refus' }, h('a', { href: '#/synchronisation' }, `${plural(s.rejected, 'modification refusée', 'modifications refusées')} : à corriger`))
@@ -215,7 +235,7 @@ async function syncNow(ctx: Ctx): Promise<void> {
     // The status event carries the French error, shown by the indicator.
   }
   ctx.status = await ctx.relais.status();
-  renderIndicator(ctx);
+  void renderIndicator(ctx);
 }
 
 void boot();

@@ -148,7 +148,7 @@ func TestAppOfflineDay(t *testing.T) {
 	do(t, ctx, chromedp.Click(chromedp.CSS("#enregistrer")))
 	until(t, ctx, "!document.querySelector('#erreur-thematiques').hidden", "the rule's message next to the themes")
 	contains(t, "the message next to the themes", text(t, ctx, "#erreur-thematiques"),
-		"les thématiques administratives", "« Aide aux démarches administratives »")
+		"Les thématiques administratives", "« Aide aux démarches administratives »")
 	contains(t, "the list of problems at the top of the form", text(t, ctx, ".resume-erreurs"), "Rien n'est enregistré", "Thématiques")
 	if focused := js[string](t, ctx, "document.activeElement.className"); !strings.Contains(focused, "resume-erreurs") {
 		t.Errorf("after a refused save the focus is on %q, want the list of problems", focused)

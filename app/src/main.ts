@@ -29,6 +29,7 @@ async function boot(): Promise<void> {
   let relais: Relais;
   try {
     relais = await openReplica();
+    performance.mark('relais-ouvert'); // BenchmarkAppOpensOffline reads these marks
   } catch (err) {
     replace(main, h('div', { class: 'alerte', role: 'alert' },
       h('h1', {}, 'L\'application ne peut pas démarrer'),
@@ -69,6 +70,7 @@ async function boot(): Promise<void> {
   if (ctx.status.loggedIn) stopAutoSync = relais.startAutoSync();
   await route(ctx);
   document.body.dataset.pret = '1'; // the page is drawn: tests wait for this
+  performance.mark('relais-pret');
 }
 
 /** openReplica opens the SDK. The replica's files in OPFS are held by

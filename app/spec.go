@@ -30,9 +30,19 @@ type Spec struct {
 	// a row ("relais: rule NAME: message"), so a refusal the form did not
 	// foresee is still shown next to its field.
 	RuleAbortPrefix string `json:"rule_abort_prefix"`
+	// EnumColumns name, per "table.column", the enum a column holds,
+	// so a form offers its labels (domain.EnumColumns).
+	EnumColumns map[string]EnumColumn `json:"enum_columns"`
 	// Checks are, per table, one query that evaluates every rule on a
 	// candidate row.
 	Checks map[string]TableCheck `json:"checks"`
+}
+
+// EnumColumn is the enum a column holds; List when it holds a JSON list
+// of its values.
+type EnumColumn struct {
+	Enum string `json:"enum"`
+	List bool   `json:"list,omitempty"`
 }
 
 // Option is one enum value.
@@ -100,6 +110,10 @@ func BuildSpec(schema *syncproto.Schema) (*Spec, error) {
 		Erase:            domain.EraseStatements(),
 		RuleAbortPrefix:  "relais: rule ",
 		Checks:           map[string]TableCheck{},
+		EnumColumns:      map[string]EnumColumn{},
+	}
+	for _, c := range domain.EnumColumns {
+		s.EnumColumns[c.Table+"."+c.Column] = EnumColumn{Enum: c.Enum, List: c.List}
 	}
 	for _, e := range domain.Enums {
 		for _, o := range e.Options {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	_ "github.com/mattn/go-sqlite3"
@@ -95,6 +96,36 @@ func TestRuleFields(t *testing.T) {
 	}
 	if n != len(domain.Rules()) {
 		t.Errorf("the spec has %d rules, package domain %d", n, len(domain.Rules()))
+	}
+}
+
+// domain.EnumColumns names exactly the columns whose enum_ rule checks
+// them, each with the enum whose values the rule lists.
+func TestEnumColumns(t *testing.T) {
+	listed := map[string]domain.EnumColumn{}
+	for _, c := range domain.EnumColumns {
+		listed["enum_"+c.Table+"_"+c.Column] = c
+	}
+	n := 0
+	for _, r := range domain.Rules() {
+		if !strings.HasPrefix(r.Name, "enum_") {
+			continue
+		}
+		n++
+		c, ok := listed[r.Name]
+		if !ok {
+			t.Errorf("rule %s checks an enum column missing from domain.EnumColumns", r.Name)
+			continue
+		}
+		e, _ := domain.Lookup(c.Enum)
+		for _, v := range e.Values() {
+			if !strings.Contains(r.Violated, "'"+v+"'") {
+				t.Errorf("rule %s does not list %s's value %s", r.Name, c.Enum, v)
+			}
+		}
+	}
+	if n != len(domain.EnumColumns) {
+		t.Errorf("%d enum rules, %d enum columns", n, len(domain.EnumColumns))
 	}
 }
 

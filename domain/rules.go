@@ -267,6 +267,33 @@ func Rules() []Rule {
 	return rules
 }
 
+// EnumColumn is a column that holds values of an enum: one value, or a
+// JSON list of them (List).
+type EnumColumn struct {
+	Table, Column, Enum string
+	List                bool
+}
+
+// EnumColumns are the columns Rules checks against an enum, for forms
+// that offer the enum's labels (the app's spec). A test keeps the list
+// and the rules' enum_ checks equal.
+var EnumColumns = []EnumColumn{
+	{"activite", "type", TypeActivite, false},
+	{"activite", "type_lieu", TypeLieu, false},
+	{"activite", "autonomie", Autonomie, false},
+	{"activite", "structure_de_redirection", StructureDeRedirection, false},
+	{"activite", "niveau", Niveau, false},
+	{"activite", "thematiques", Thematique, true},
+	{"activite", "materiel", Materiel, true},
+	{"beneficiaire", "genre", Genre, false},
+	{"beneficiaire", "tranche_age", TrancheAge, false},
+	{"beneficiaire", "statut_social", StatutSocial, false},
+	{"rendez_vous", "statut", StatutRendezVous, false},
+	{"structure", "itinerance", Itinerance, false},
+	{"activite_coordination", "type", TypeActiviteCoordination, false},
+	{"activite_coordination", "echelon_territorial", EchelonTerritorial, false},
+}
+
 // participantCounts are the count columns of participants_anonymes.
 var participantCounts = func() []string {
 	cols := []string{"total", "deja_accompagne"}

@@ -5,7 +5,8 @@
 import { h, replace, frTime, plural } from './dom';
 import type { Ctx } from './main';
 import type { Rejection } from './sdk/relais.js';
-import { ruleProblem, typedValue } from './spec';
+import { enumOf, label, options, ruleProblem, typedValue } from './spec';
+import { choices, select } from './form';
 import { fieldLabels as activityLabels } from './activites';
 import { fieldLabels as beneficiaryLabels } from './beneficiaires';
 
@@ -35,24 +36,54 @@ export async function refusalsPage(ctx: Ctx): Promise<void> {
       : h('ul', { class: 'liste', id: 'liste-refus' }, [...groups.values()].map((g) => refusal(ctx, g))));
 }
 
+/** valueLabel shows one of her refused values in French. */
+function valueLabel(table: string, column: string, v: unknown): string {
+  if (v == null || v === '') return '(vide)';
+  const e = enumOf(table, column);
+  if (!e) return String(v);
+  if (!e.list) return label(e.name, v);
+  try {
+    return (JSON.parse(String(v)) as unknown[]).map((x) => label(e.name, x)).join(', ');
+  } catch {
+    return String(v);
+  }
+}
+
+/** editor is the input for one refused cell: the enum's choices where
+ *  the column holds one, a text box otherwise. read returns the value. */
+function editor(r: Rejection): { node: HTMLElement; read: () => unknown } {
+  const id = `refus-${r.id}-${r.column}`;
+  const text = (r.table === 'beneficiaire' ? beneficiaryLabels : activityLabels)[r.column] ?? r.column;
+  const e = enumOf(r.table, r.column);
+  if (e && e.list) {
+    let chosen: string[] = [];
+    try { chosen = (JSON.parse(String(r.value ?? '[]')) as unknown[]).map(String); } catch { /* shown empty */ }
+    const node = choices(id, text, options(e.name), chosen, true);
+    return { node, read: () => {
+      const v = Array.from(node.querySelectorAll<HTMLInputElement>('input:checked')).map((i) => i.value);
+      return v.length ? JSON.stringify(v) : null;
+    } };
+  }
+  if (e) {
+    const sel = select(id, options(e.name), r.value);
+    sel.id = id;
+    return { node: h('div', { class: 'sous-champ' }, h('label', { for: id }, text), sel), read: () => sel.value || null };
+  }
+  const input = h('input', { type: 'text', id, value: r.value == null ? '' : String(r.value) });
+  return { node: h('div', { class: 'sous-champ' }, h('label', { for: id }, text), input), read: () => typedValue(r.table, r.column, input.value.trim()) };
+}
+
 function refusal(ctx: Ctx, g: Rejection[]): HTMLElement {
   const first = g[0]!;
   const message = h('p', { class: 'erreur-champ', role: 'alert', hidden: true });
-  const inputs = g.filter((r) => r.column !== '_deleted').map((r) => {
-    const id = `refus-${r.id}-${r.column}`;
-    return h('div', { class: 'sous-champ' },
-      h('label', { for: id }, (r.table === 'beneficiaire' ? beneficiaryLabels : activityLabels)[r.column] ?? r.column),
-      h('input', { type: 'text', id, 'data-colonne': r.column, value: r.value == null ? '' : String(r.value) }));
-  });
+  const cells = g.filter((r) => r.column !== '_deleted');
+  const editors = cells.map((r) => ({ r, ...editor(r) }));
   const retry = async () => {
     message.hidden = true;
     const set: Record<string, unknown> = {};
-    for (const div of inputs) {
-      const input = div.querySelector('input') as HTMLInputElement;
-      const col = input.dataset.colonne!;
-      const before = g.find((r) => r.column === col)?.value;
-      const now = input.value.trim();
-      if (String(before ?? '') !== now) set[col] = typedValue(first.table, col, now);
+    for (const e of editors) {
+      const now = e.read();
+      if (String(now ?? '') !== String(e.r.value ?? '')) set[e.r.column] = now;
     }
     try {
       await ctx.relais.retry(first.id, set);
@@ -66,7 +97,9 @@ function refusal(ctx: Ctx, g: Rejection[]): HTMLElement {
   return h('li', { class: 'carte refus-carte', 'data-table': first.table, 'data-pk': first.pk },
     h('p', { class: 'carte-titre' }, `${tableLabels[first.table] ?? first.table} · refusée ${frTime(first.at)}`),
     h('p', { class: 'raison' }, first.reason),
-    inputs,
+    h('p', {}, 'Votre saisie : ', cells.map((r) => `${(r.table === 'beneficiaire' ? beneficiaryLabels : activityLabels)[r.column] ?? r.column} : ${valueLabel(r.table, r.column, r.value)}`).join(' · ')),
+    h('p', { class: 'aide' }, 'Corrigez ci-dessous puis renvoyez, ou abandonnez votre version : celle du serveur reste alors.'),
+    editors.map((e) => e.node),
     message,
     h('div', { class: 'actions' },
       h('button', { type: 'button', class: 'renvoyer', onclick: () => void retry() }, 'Corriger et renvoyer'),

@@ -26,6 +26,14 @@ interface TableCheck {
 
 const enums = spec.enums as Record<string, Opt[]>;
 const checks = spec.checks as Record<string, TableCheck>;
+const enumColumns = spec.enum_columns as Record<string, { enum: string; list?: boolean }>;
+
+/** enumOf names the enum a column holds, if any, and whether it holds a
+ *  JSON list of its values. */
+export function enumOf(table: string, column: string): { name: string; list: boolean } | null {
+  const c = enumColumns[`${table}.${column}`];
+  return c ? { name: c.enum, list: c.list === true } : null;
+}
 
 export const aideAuxDemarches: string = spec.aide_aux_demarches;
 export const thematiquesAdministratives: string[] = spec.thematiques_administratives;

@@ -208,6 +208,7 @@ func TestAppOfflineDay(t *testing.T) {
 	}
 
 	t.Run("concurrent edit", func(t *testing.T) { concurrentEdit(t, tm, ctx, other) })
+	t.Run("refused change fixed and sent again", func(t *testing.T) { refusedChange(t, tm, ctx, other) })
 	t.Run("revocation wipes the browser", func(t *testing.T) { revocation(t, tm, ctx) })
 }
 
@@ -276,6 +277,56 @@ func concurrentEdit(t *testing.T, tm *team, ctx context.Context, other *device.R
 	do(t, ctx, chromedp.Navigate(fmt.Sprintf("%s/conflits/%d", tm.link.URL(), cid)))
 	if w, l := text(t, ctx, "#valeur-gagnante"), text(t, ctx, "#valeur-ecartee"); w != fmt.Sprint(winner) || l != fmt.Sprint(loser) {
 		t.Errorf("the conflict page shows %s kept over %s, want %d over %d", w, l, winner, loser)
+	}
+}
+
+// Two valid edits that merge into a row breaking a rule: the server
+// refuses the browser's, the header says so, the sync page gives the
+// French reason, and she fixes her value and sends it again.
+func refusedChange(t *testing.T, tm *team, ctx context.Context, other *device.Replica) {
+	id := js[string](t, ctx, "window.relais.query(\"SELECT id FROM activite WHERE commune = 'Laval'\").then(r => r[0].id)")
+	offline(t, ctx, tm.link, true)
+	// Her phone moves the visit to « À distance », which needs no commune.
+	if _, err := other.DB().Exec("UPDATE activite SET type_lieu = 'a_distance', commune = NULL WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Offline, the tablet still has Laval: she moves it to « Autre lieu ».
+	do(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("location.hash = '#/activite/%s'", id)))
+	until(t, ctx, "document.querySelector('h1').textContent === \"Modifier l'activité\"", "the edit form")
+	do(t, ctx, chromedp.Click(chromedp.CSS(`input[name="type_lieu"][value="autre"]`)))
+	save(t, ctx)
+	// Merged, « Autre lieu » with no commune breaks a rule: refused.
+	offline(t, ctx, tm.link, false)
+	until(t, ctx, "document.querySelector('#refus') !== null", "the header to show the refused change")
+	contains(t, "the header", text(t, ctx, "#refus"), "1 modification refusée : à corriger")
+	do(t, ctx, chromedp.Click(chromedp.CSS("#refus a")))
+	until(t, ctx, "document.querySelector('#liste-refus') !== null", "the refused changes")
+	card := text(t, ctx, "#liste-refus")
+	contains(t, "the refused change", card, "Activité", "demande la commune", "Lieu : Autre lieu")
+	// The tablet shows the server's version meanwhile, her value is kept.
+	if lieu := js[string](t, ctx, fmt.Sprintf("window.relais.query('SELECT type_lieu FROM activite WHERE id = ?', [%q]).then(r => r[0].type_lieu)", id)); lieu != "a_distance" {
+		t.Errorf("after the refusal the tablet shows type_lieu %q, want the server's a_distance", lieu)
+	}
+	// She chooses « À domicile » again... which needs the commune too: the
+	// rule, checked on the tablet, says so and nothing is sent.
+	do(t, ctx, chromedp.SetValue(chromedp.CSS(`#liste-refus select`), "domicile"), chromedp.Click(chromedp.CSS("#liste-refus .renvoyer")))
+	until(t, ctx, "document.querySelector('#liste-refus .erreur-champ') && !document.querySelector('#liste-refus .erreur-champ').hidden", "the rule's message on the card")
+	contains(t, "the card's message", text(t, ctx, "#liste-refus .erreur-champ"), "demande la commune")
+	// « À distance » is valid: sent again, accepted.
+	do(t, ctx, chromedp.SetValue(chromedp.CSS(`#liste-refus select`), "a_distance"), chromedp.Click(chromedp.CSS("#liste-refus .renvoyer")))
+	until(t, ctx, "document.querySelector('#aucun-refus') !== null", "no refused change left")
+	do(t, ctx, chromedp.Evaluate[chromedp.Void]("window.relais.sync().catch(() => {})"))
+	synced(t, ctx)
+	until(t, ctx, "window.relais.status().then(s => s.rejected === 0)", "no refused change in the SDK")
+	var lieu string
+	if err := tm.srv.DB().R.QueryRow("SELECT type_lieu FROM activite WHERE id = ?", id).Scan(&lieu); err != nil || lieu != "a_distance" {
+		t.Errorf("the server holds type_lieu %q (%v) after her fix", lieu, err)
+	}
+	if n := js[int](t, ctx, "document.querySelectorAll('#refus').length"); n != 0 {
+		t.Errorf("the header still shows refused changes")
 	}
 }
 

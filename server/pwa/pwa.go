@@ -100,19 +100,23 @@ func New(fsys fs.FS) (*Handler, error) {
 	return h, nil
 }
 
-// Mount serves the app under Prefix.
+// Mount serves the app under Prefix, for GET and HEAD, as the dashboard
+// serves its static files: files, not API routes (the OpenAPI document
+// lists routes).
 func (h *Handler) Mount(a *fiber.App) {
-	a.Get(Prefix+"*", h.serve)
-	a.Head(Prefix+"*", h.serve)
+	a.Use(strings.TrimSuffix(Prefix, "/"), h.serve)
 }
 
 func (h *Handler) serve(c *fiber.Ctx) error {
+	if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead {
+		return c.Next()
+	}
 	if c.Path() == strings.TrimSuffix(Prefix, "/") {
-		// Fiber routes /app here too; the service worker's scope and
-		// the relative links of the page need the slash.
+		// The service worker's scope and the page's relative links
+		// need the slash.
 		return c.Redirect(Prefix, fiber.StatusMovedPermanently)
 	}
-	name := c.Params("*")
+	name := strings.TrimPrefix(c.Path(), Prefix)
 	if name == "" {
 		name = "index.html"
 	}

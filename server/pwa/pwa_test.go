@@ -85,6 +85,14 @@ func TestServesTheApp(t *testing.T) {
 			}
 		})
 	}
+	post, err := http.Post(srv.URL+"/app/index.html", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post.Body.Close()
+	if post.StatusCode == http.StatusOK || post.Header.Get("Content-Security-Policy") == pwa.CSP {
+		t.Errorf("POST /app/index.html answered %s from the app", post.Status)
+	}
 	res, _ := get(t, srv.URL+"/app")
 	if res.StatusCode != http.StatusMovedPermanently || res.Header.Get("Location") != "/app/" {
 		t.Errorf("/app answers %s to %q, want a redirect to /app/", res.Status, res.Header.Get("Location"))

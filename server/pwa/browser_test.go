@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 
@@ -131,6 +133,15 @@ func TestAppOfflineDay(t *testing.T) {
 		t.Fatalf("the browser enrolled as %q (%v), want a device named Tablette de Camille", devName, err)
 	}
 	synced(t, ctx)
+	// Installable: Chromium finds the manifest, its icons and the
+	// service worker fit for an app on the home screen.
+	inst, err := chromedp.Call(ctx, page.GetInstallabilityErrors, cdp.Empty{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range inst.InstallabilityErrors {
+		t.Errorf("Chromium would not install the app: %s", e.ErrorID)
+	}
 
 	offline(t, ctx, tm.link, true)
 	until(t, ctx, "document.querySelector('#reseau') && document.querySelector('#reseau').textContent === 'Hors ligne'", "the header to say Hors ligne")

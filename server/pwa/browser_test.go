@@ -380,6 +380,26 @@ func revocation(t *testing.T, tm *team, ctx context.Context) {
 	}
 }
 
+// countPulled starts adding up, in the page, the cells every sync
+// reports pulled (its progress events count from 1 again at each new
+// sync).
+func countPulled(t testing.TB, ctx context.Context) {
+	t.Helper()
+	do(t, ctx, chromedp.Evaluate[chromedp.Void](`(() => {
+		window.pulledDone = 0; let last = null;
+		window.relais.on('progress', (p) => {
+			if (last && p.exchanges < last.exchanges) window.pulledDone += last.pulled;
+			last = p; window.pulledLast = p.pulled;
+		});
+		window.pulledSum = () => window.pulledDone + (window.pulledLast || 0);
+	})()`))
+}
+
+func pulled(t testing.TB, ctx context.Context) int {
+	t.Helper()
+	return js[int](t, ctx, "window.pulledSum()")
+}
+
 // A first sync cut in the middle of its pull resumes where it stopped:
 // the pages already applied stay, and the rest costs what was left, not
 // everything again. A clean first sync is measured first, on another
@@ -411,6 +431,7 @@ func TestAppPullResumes(t *testing.T) {
 	// A clean first sync, for its size.
 	clean := chromium(t, 800, 900)
 	openApp(t, clean, tm.link.URL())
+	countPulled(t, clean)
 	start := tm.link.Down()
 	submitLogin(t, clean)
 	synced(t, clean)
@@ -418,10 +439,12 @@ func TestAppPullResumes(t *testing.T) {
 		t.Fatalf("a clean first sync brought %d visits, want %d", n, visits)
 	}
 	full := tm.link.Down() - start
+	cells := pulled(t, clean)
 
 	// The same first sync on another browser, cut halfway.
 	ctx := chromium(t, 800, 900)
 	openApp(t, ctx, tm.link.URL())
+	countPulled(t, ctx)
 	start = tm.link.Down()
 	cut := tm.link.CutAfter(full / 2)
 	submitLogin(t, ctx)
@@ -444,8 +467,13 @@ func TestAppPullResumes(t *testing.T) {
 		t.Fatalf("after resuming, the browser has %d visits, want %d", n, visits)
 	}
 	total := tm.link.Down() - start
-	t.Logf("first sync: %d bytes clean, %d bytes cut at half and resumed (%d visits kept at the cut)", full, total, kept)
-	if total > full*3/2 {
-		t.Errorf("a first sync cut halfway cost %d bytes, a clean one %d: it started again instead of resuming", total, full)
+	again := pulled(t, ctx)
+	t.Logf("first sync: %d cells and %d bytes clean; cut at half: %d visits kept, then %d cells and %d bytes in all", cells, full, kept, again, total)
+	// Started again, it would have pulled the kept visits twice.
+	if again >= cells+kept*5 {
+		t.Errorf("a first sync cut halfway pulled %d cells in all, a clean one %d, and %d visits were kept at the cut: it started again instead of resuming", again, cells, kept)
+	}
+	if again < cells {
+		t.Errorf("the resumed sync pulled %d cells, fewer than a clean one (%d)", again, cells)
 	}
 }

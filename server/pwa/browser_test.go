@@ -183,6 +183,9 @@ func TestAppOfflineDay(t *testing.T) {
 	if h := text(t, ctx, "h1"); h != "Mes activités" {
 		t.Fatalf("offline, the reloaded app shows %q", h)
 	}
+	if !js[bool](t, ctx, "performance.getEntriesByType('navigation')[0].workerStart > 0") {
+		t.Error("the offline reload did not go through the service worker")
+	}
 	if n := js[int](t, ctx, "document.querySelectorAll('#liste-activites li').length"); n != 3 {
 		t.Fatalf("offline, the reloaded app lists %d visits, want 3", n)
 	}
@@ -220,6 +223,7 @@ func TestAppOfflineDay(t *testing.T) {
 
 	t.Run("concurrent edit", func(t *testing.T) { concurrentEdit(t, tm, ctx, other) })
 	t.Run("refused change fixed and sent again", func(t *testing.T) { refusedChange(t, tm, ctx, other) })
+	t.Run("beneficiary recorded, erased; activity deleted", func(t *testing.T) { beneficiaries(t, tm, ctx, other) })
 	t.Run("revocation wipes the browser", func(t *testing.T) { revocation(t, tm, ctx) })
 }
 
@@ -338,6 +342,81 @@ func refusedChange(t *testing.T, tm *team, ctx context.Context, other *device.Re
 	}
 	if n := js[int](t, ctx, "document.querySelectorAll('#refus').length"); n != 0 {
 		t.Errorf("the header still shows refused changes")
+	}
+}
+
+// A beneficiary recorded in the form (a rule first refuses her without a
+// name), accompanied in a visit, then erased; a visit deleted. Her Go
+// device sees each step.
+func beneficiaries(t *testing.T, tm *team, ctx context.Context, other *device.Replica) {
+	goTo := func(hash, h1 string) {
+		t.Helper()
+		do(t, ctx, chromedp.Evaluate[chromedp.Void](fmt.Sprintf("location.hash = %q", hash)))
+		until(t, ctx, fmt.Sprintf("document.querySelector('h1').textContent === %q", h1), h1)
+	}
+	goTo("#/beneficiaire/nouveau", "Ajouter un bénéficiaire")
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#champ-prenom"), "Odile"), chromedp.Click(chromedp.CSS("#enregistrer")))
+	until(t, ctx, "!document.querySelector('#erreur-nom').hidden", "the rule's message next to the name")
+	contains(t, "the message next to the name", text(t, ctx, "#erreur-nom"), "Un bénéficiaire identifié (non anonyme) a un prénom et un nom")
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#champ-nom"), "Chauvin"), chromedp.SendKeys(chromedp.CSS("#champ-annee_naissance"), "1944"),
+		chromedp.Click(chromedp.CSS("#enregistrer")))
+	until(t, ctx, "document.querySelector('h1').textContent === 'Mes bénéficiaires'", "the beneficiaries")
+	contains(t, "the beneficiaries", text(t, ctx, "#liste-beneficiaires"), "Odile Chauvin")
+
+	fillVisit(t, ctx, visit{kind: "individuel", minutes: "90", place: "domicile", commune: "Louverné", themes: []string{"sante"}})
+	contains(t, "the beneficiaries to pick", text(t, ctx, "#champ-beneficiaires .options"), "Odile Chauvin")
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#champ-beneficiaires .option label`)))
+	save(t, ctx)
+	contains(t, "the list", text(t, ctx, "#liste-activites"), "Louverné", "Odile Chauvin")
+	synced(t, ctx)
+	if _, err := other.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var prenom, commune string
+	if err := other.DB().QueryRow(`SELECT b.prenom, a.commune FROM accompagnement ac JOIN beneficiaire b ON b.id = ac.beneficiaire_id
+		JOIN activite a ON a.id = ac.activite_id WHERE b.nom = 'Chauvin'`).Scan(&prenom, &commune); err != nil || prenom != "Odile" || commune != "Louverné" {
+		t.Fatalf("the Go device has %q accompanied in %q (%v), want Odile in Louverné", prenom, commune, err)
+	}
+
+	// Erased at her request.
+	id := js[string](t, ctx, "window.relais.query(\"SELECT id FROM beneficiaire WHERE nom = 'Chauvin'\").then(r => r[0].id)")
+	goTo("#/beneficiaire/"+id, "Odile Chauvin")
+	do(t, ctx, chromedp.Click(chromedp.CSS("#effacer")))
+	contains(t, "the erasure's confirmation", text(t, ctx, ".confirmer"), "de tous les autres à leur prochaine synchronisation", "C'est définitif")
+	do(t, ctx, chromedp.Click(chromedp.CSS("#confirmer-effacement")))
+	until(t, ctx, "document.querySelector('h1').textContent === 'Mes bénéficiaires'", "the beneficiaries after the erasure")
+	if got := text(t, ctx, "#liste-beneficiaires"); strings.Contains(got, "Chauvin") || !strings.Contains(got, "Bénéficiaire anonyme") {
+		t.Errorf("after the erasure the list shows:\n%s", got)
+	}
+	synced(t, ctx)
+	if _, err := other.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var anon int
+	var nom, annee any
+	if err := other.DB().QueryRow("SELECT anonyme, nom, annee_naissance FROM beneficiaire WHERE id = ?", id).Scan(&anon, &nom, &annee); err != nil ||
+		anon != 1 || nom != nil || fmt.Sprint(annee) != "1944" {
+		t.Errorf("on the Go device the erased beneficiary is anonyme=%d nom=%v annee=%v (%v); want anonymous, no name, the year kept", anon, nom, annee, err)
+	}
+
+	// The Louverné visit deleted.
+	act := js[string](t, ctx, "window.relais.query(\"SELECT id FROM activite WHERE commune = 'Louverné'\").then(r => r[0].id)")
+	goTo("#/activite/"+act, "Modifier l'activité")
+	do(t, ctx, chromedp.Click(chromedp.CSS("#supprimer")), chromedp.Click(chromedp.CSS("#confirmer-suppression")))
+	until(t, ctx, "document.querySelector('h1').textContent === 'Mes activités'", "the list after deleting")
+	if strings.Contains(text(t, ctx, "main"), "Louverné") {
+		t.Error("the deleted visit is still listed")
+	}
+	synced(t, ctx)
+	if _, err := other.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := other.DB().QueryRow("SELECT COUNT(*) FROM activite WHERE id = ?", act).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the Go device still has the deleted visit (%d, %v)", n, err)
+	}
+	if err := other.DB().QueryRow("SELECT COUNT(*) FROM accompagnement WHERE activite_id = ?", act).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the Go device still has the deleted visit's accompaniment (%d, %v)", n, err)
 	}
 }
 

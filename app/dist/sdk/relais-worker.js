@@ -1,4 +1,4 @@
-// ../../work/wt/websdk/client-sdk/web/node_modules/@sqlite.org/sqlite-wasm/dist/index.mjs
+// node_modules/@sqlite.org/sqlite-wasm/dist/index.mjs
 async function sqlite3InitModule$1(moduleArg = {}) {
   var moduleRtn;
   var Module = moduleArg;
@@ -12935,22 +12935,62 @@ function toWireError(e) {
 }
 
 // src/db.ts
+var MAX_CACHED = 256;
 var Db = class {
   constructor(raw) {
     this.raw = raw;
   }
   raw;
   depth = 0;
+  cache = /* @__PURE__ */ new Map();
+  stmt(sql) {
+    let st = this.cache.get(sql);
+    if (!st) {
+      st = this.raw.prepare(sql);
+      if (this.cache.size >= MAX_CACHED) {
+        const [oldest, old] = this.cache.entries().next().value;
+        old.finalize();
+        this.cache.delete(oldest);
+      }
+      this.cache.set(sql, st);
+    }
+    return st;
+  }
+  /** Forgets prepared statements (after the schema changed). */
+  forget() {
+    for (const st of this.cache.values()) st.finalize();
+    this.cache.clear();
+  }
+  close() {
+    this.forget();
+    this.raw.close();
+  }
   run(sql, params) {
-    this.raw.exec({ sql, bind: bindable(params) });
+    const st = this.stmt(sql);
+    try {
+      if (params !== void 0 && (!Array.isArray(params) || params.length > 0)) st.bind(bindable(params));
+      while (st.step()) {
+      }
+    } finally {
+      st.reset(true);
+    }
     return Number(this.raw.changes());
   }
   /** Runs a script of several statements (migrations). */
   script(sql) {
+    this.forget();
     this.raw.exec({ sql });
   }
   all(sql, params) {
-    return this.raw.exec({ sql, bind: bindable(params), rowMode: "object", returnValue: "resultRows" });
+    const st = this.stmt(sql);
+    const out = [];
+    try {
+      if (params !== void 0 && (!Array.isArray(params) || params.length > 0)) st.bind(bindable(params));
+      while (st.step()) out.push(st.get({}));
+    } finally {
+      st.reset(true);
+    }
+    return out;
   }
   get(sql, params) {
     return this.all(sql, params)[0];
@@ -14179,7 +14219,7 @@ var Engine = class _Engine {
            last_error = NULL, revoked_at = NULL WHERE id = 1`,
           [server, email, ans.user_id, ans.role, ans.access_token, ans.refresh_token]
         );
-        this.db.run("UPDATE _web_state SET user_name = ? WHERE id = 1", [ans.name ?? null]);
+        this.db.run("UPDATE _web_state SET user_name = ? WHERE id = 1", [ans.user_name ?? null]);
       });
       this.access.received(ans.expires_in);
       this.setOnline(true);
@@ -14653,6 +14693,7 @@ var Engine = class _Engine {
       );
       this.db.run("UPDATE _web_state SET user_name = NULL WHERE id = 1");
     });
+    this.db.forget();
     this.db.run("VACUUM");
     this.emit("change", { tables: Object.keys(this.tables).sort(), source: "wipe" });
     this.emitStatus();
@@ -14730,7 +14771,7 @@ var Engine = class _Engine {
     this.emitStatus();
   }
   close() {
-    this.db.raw.close();
+    this.db.close();
   }
 };
 function isTokenRefusal(e) {
@@ -14821,7 +14862,7 @@ async function openDb(dbName) {
     }
   }
   console.warn("relais: no OPFS in this browser; the replica is in memory and lost at reload");
-  return { db: new sqlite3.oo1.DB(":memory:", "c"), storage: "memory", warning: MEMORY_WARNING };
+  return { db: new sqlite3.oo1.DB(), storage: "memory", warning: MEMORY_WARNING };
 }
 self.onmessage = async (ev) => {
   const m = ev.data;

@@ -150,8 +150,10 @@ var Client = class {
         schedule(interval);
       } catch (e) {
         const code = e.code;
-        if (code === "not_logged_in" || code === "device_revoked" || code === "unauthorized") {
+        if (code === "device_revoked") {
           stopped = true;
+        } else if (code === "not_logged_in" || code === "unauthorized" || code === "token_expired") {
+          schedule(interval);
         } else {
           failures++;
           schedule(Math.min(5 * 6e4, 5e3 * 2 ** Math.min(failures - 1, 10)));
@@ -232,6 +234,8 @@ async function open(opts = {}) {
     }
   });
   if (typeof navigator !== "undefined") void call("setOnline", [navigator.onLine]);
+  addEventListener("online", () => void call("setOnline", [true]));
+  addEventListener("offline", () => void call("setOnline", [false]));
   return client;
 }
 export {

@@ -194,6 +194,13 @@ function asInt(v: unknown, what: string): bigint {
   throw new ProtocolError('malformed_body', `${what}: want an integer`);
 }
 
+/** An array, or [] for an absent or null member. */
+function asArr(v: unknown, what: string): unknown[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new ProtocolError('malformed_body', `${what}: want an array`);
+  return v;
+}
+
 export function decodeVersion(v: unknown, what = 'version'): Version {
   if (!Array.isArray(v) || v.length !== 2) throw new ProtocolError('malformed_body', `${what}: want [hlc, node]`);
   return { hlc: asInt(v[0], what), node: asStr(v[1], what) };
@@ -244,8 +251,8 @@ export function decodeChangeList(list: unknown): Change[] {
 
 /** The fields of an answer other than its changes. */
 export function decodeResponseHead(o: Obj): SyncResponse {
-  const refused = (o.refused ?? []) as unknown[];
-  const conflicts = (o.conflicts ?? []) as unknown[];
+  const refused = asArr(o.refused, 'refused');
+  const conflicts = asArr(o.conflicts, 'conflicts');
   return {
     ack: typeof o.ack === 'string' ? o.ack : '',
     applied: Number(o.applied ?? 0),
@@ -264,7 +271,7 @@ export function decodeResponseHead(o: Obj): SyncResponse {
       return {
         table: asStr(r.tbl, 'refusal'),
         pk: asStr(r.pk, 'refusal'),
-        columns: ((r.cols ?? []) as unknown[]).map((c) => asStr(c, 'refusal column')),
+        columns: asArr(r.cols, 'refusal columns').map((c) => asStr(c, 'refusal column')),
         code: asStr(r.code, 'refusal'),
         reason: typeof r.reason === 'string' ? r.reason : '',
         rule: typeof r.rule === 'string' ? r.rule : '',
@@ -274,7 +281,7 @@ export function decodeResponseHead(o: Obj): SyncResponse {
     changes: [],
     cursor: o.cursor === undefined ? 0n : asInt(o.cursor, 'cursor'),
     more: o.more === true,
-    clock: o.clock === undefined ? 0n : toTimestamp(o.clock),
+    clock: o.clock === undefined ? 0n : asInt(o.clock, 'clock'),
     history: typeof o.history === 'string' ? o.history : '',
     historyParent: typeof o.history_parent === 'string' ? o.history_parent : '',
     historySharedSeq: o.history_shared_seq === undefined ? 0n : asInt(o.history_shared_seq, 'history_shared_seq'),

@@ -61,6 +61,23 @@ function storable(v: unknown): unknown {
   return JSON.stringify(v);
 }
 
+/** Cells written per statement: one statement per cell costs its
+ *  crossing into WebAssembly each time (replica's cellWriter does the same
+ *  with 128). A cell written twice in one page is updated in order. */
+const CELL_CHUNK = 64;
+
+function flushCells(db: Db, args: unknown[]): void {
+  while (args.length > 0) {
+    const n = Math.min(args.length / 6, CELL_CHUNK);
+    const chunk = n === CELL_CHUNK ? CELL_CHUNK : n;
+    db.run(
+      `INSERT INTO _cells (tbl, pk, col, val, hlc, node) VALUES ${Array(chunk).fill('(?, ?, ?, ?, ?, ?)').join(', ')}
+       ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node`,
+      args.splice(0, chunk * 6),
+    );
+  }
+}
+
 function rowKey(table: string, pk: string): string {
   return table + '\u0000' + pk;
 }
@@ -68,23 +85,32 @@ function rowKey(table: string, pk: string): string {
 /** Merges changes into the replica. Returns the number of cells that won. */
 export function applyChanges(db: Db, tables: Tables, changes: Change[]): number {
   if (changes.length === 0) return 0;
+  // The cells held for each row touched, read up front, a few hundred
+  // rows per query (as replica.loadRows), and kept current as changes win.
   const held = new Map<string, Map<string, Held>>();
-  const keys: { table: string; pk: string }[] = [];
+  const pks = new Map<string, string[]>();
   for (const c of changes) {
     const k = rowKey(c.table, c.pk);
     if (!held.has(k)) {
-      const cells = new Map<string, Held>();
-      for (const r of db.all('SELECT col, val, hlc, node FROM _cells WHERE tbl = ? AND pk = ?', [c.table, c.pk])) {
-        cells.set(r.col as string, { val: r.val, ver: { hlc: toTimestamp(r.hlc), node: r.node as string } });
+      held.set(k, new Map());
+      let list = pks.get(c.table);
+      if (!list) pks.set(c.table, (list = []));
+      list.push(c.pk);
+    }
+  }
+  for (const [table, list] of pks) {
+    for (let i = 0; i < list.length; i += 500) {
+      const part = JSON.stringify(list.slice(i, i + 500));
+      for (const r of db.all('SELECT pk, col, val, hlc, node FROM _cells WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?))', [table, part])) {
+        held.get(rowKey(table, r.pk as string))!.set(r.col as string, { val: r.val, ver: { hlc: toTimestamp(r.hlc), node: r.node as string } });
       }
-      held.set(k, cells);
-      keys.push({ table: c.table, pk: c.pk });
     }
   }
   const fresh = new Set<string>();
   for (const [k, cells] of held) if (cells.size === 0) fresh.add(k);
 
   const order: { table: string; pk: string }[] = [];
+  const cellArgs: unknown[] = [];
   const dirty = new Map<string, Map<string, unknown>>();
   let won = 0;
   for (const c of changes) {
@@ -94,11 +120,8 @@ export function applyChanges(db: Db, tables: Tables, changes: Change[]): number 
     const d = decide(h ? h.ver : ZERO, c.version, c.prev);
     if (d.outcome !== 'won') continue;
     const val = storable(c.value);
-    db.run(
-      `INSERT INTO _cells (tbl, pk, col, val, hlc, node) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node`,
-      [c.table, c.pk, c.column, val, c.version.hlc, c.version.node],
-    );
+    cellArgs.push(c.table, c.pk, c.column, val, c.version.hlc, c.version.node);
+    if (cellArgs.length >= CELL_CHUNK * 6) flushCells(db, cellArgs);
     cells.set(c.column, { val, ver: c.version });
     won++;
     if (columnType(tables, c.table, c.column) === undefined) continue; // kept aside
@@ -110,6 +133,8 @@ export function applyChanges(db: Db, tables: Tables, changes: Change[]): number 
     }
     cols.set(c.column, val);
   }
+  // Materialising reads cells: every winning cell is written first.
+  flushCells(db, cellArgs);
   for (const { table, pk } of order) {
     const k = rowKey(table, pk);
     const tomb = held.get(k)!.get(DELETED_COLUMN);

@@ -21,12 +21,19 @@ const utf8 = new TextEncoder();
  *  compares UTF-16 code units, which disagrees past U+D7FF. */
 export function compareNodes(a: string, b: string): number {
   if (a === b) return 0;
-  // eslint-disable-next-line no-control-regex
-  if (/^[\x00-\x7f]*$/.test(a) && /^[\x00-\x7f]*$/.test(b)) return a < b ? -1 : 1;
+  // Up to the first difference the two orders agree; there, code units
+  // below the surrogates order as their UTF-8 bytes do.
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  if (i === n) return a.length < b.length ? -1 : 1;
+  const x0 = a.charCodeAt(i);
+  const y0 = b.charCodeAt(i);
+  if (x0 < 0xd800 && y0 < 0xd800) return x0 < y0 ? -1 : 1;
   const x = utf8.encode(a);
   const y = utf8.encode(b);
-  const n = Math.min(x.length, y.length);
-  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+  const m = Math.min(x.length, y.length);
+  for (let j = 0; j < m; j++) if (x[j] !== y[j]) return x[j] < y[j] ? -1 : 1;
   return x.length === y.length ? 0 : x.length < y.length ? -1 : 1;
 }
 

@@ -13257,11 +13257,17 @@ function isZero(v2) {
 var utf8 = new TextEncoder();
 function compareNodes(a, b) {
   if (a === b) return 0;
-  if (/^[\x00-\x7f]*$/.test(a) && /^[\x00-\x7f]*$/.test(b)) return a < b ? -1 : 1;
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  if (i === n) return a.length < b.length ? -1 : 1;
+  const x0 = a.charCodeAt(i);
+  const y0 = b.charCodeAt(i);
+  if (x0 < 55296 && y0 < 55296) return x0 < y0 ? -1 : 1;
   const x = utf8.encode(a);
   const y = utf8.encode(b);
-  const n = Math.min(x.length, y.length);
-  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+  const m = Math.min(x.length, y.length);
+  for (let j = 0; j < m; j++) if (x[j] !== y[j]) return x[j] < y[j] ? -1 : 1;
   return x.length === y.length ? 0 : x.length < y.length ? -1 : 1;
 }
 function compare(a, b) {
@@ -13375,6 +13381,11 @@ function asInt(v2, what) {
   if (typeof v2 === "number" && Number.isInteger(v2)) return BigInt(v2);
   throw new ProtocolError("malformed_body", `${what}: want an integer`);
 }
+function asArr(v2, what) {
+  if (v2 === void 0 || v2 === null) return [];
+  if (!Array.isArray(v2)) throw new ProtocolError("malformed_body", `${what}: want an array`);
+  return v2;
+}
 function decodeVersion(v2, what = "version") {
   if (!Array.isArray(v2) || v2.length !== 2) throw new ProtocolError("malformed_body", `${what}: want [hlc, node]`);
   return { hlc: asInt(v2[0], what), node: asStr(v2[1], what) };
@@ -13419,8 +13430,8 @@ function decodeChangeList(list) {
   });
 }
 function decodeResponseHead(o) {
-  const refused = o.refused ?? [];
-  const conflicts = o.conflicts ?? [];
+  const refused = asArr(o.refused, "refused");
+  const conflicts = asArr(o.conflicts, "conflicts");
   return {
     ack: typeof o.ack === "string" ? o.ack : "",
     applied: Number(o.applied ?? 0),
@@ -13439,7 +13450,7 @@ function decodeResponseHead(o) {
       return {
         table: asStr(r.tbl, "refusal"),
         pk: asStr(r.pk, "refusal"),
-        columns: (r.cols ?? []).map((c) => asStr(c, "refusal column")),
+        columns: asArr(r.cols, "refusal columns").map((c) => asStr(c, "refusal column")),
         code: asStr(r.code, "refusal"),
         reason: typeof r.reason === "string" ? r.reason : "",
         rule: typeof r.rule === "string" ? r.rule : "",
@@ -13449,7 +13460,7 @@ function decodeResponseHead(o) {
     changes: [],
     cursor: o.cursor === void 0 ? 0n : asInt(o.cursor, "cursor"),
     more: o.more === true,
-    clock: o.clock === void 0 ? 0n : toTimestamp(o.clock),
+    clock: o.clock === void 0 ? 0n : asInt(o.clock, "clock"),
     history: typeof o.history === "string" ? o.history : "",
     historyParent: typeof o.history_parent === "string" ? o.history_parent : "",
     historySharedSeq: o.history_shared_seq === void 0 ? 0n : asInt(o.history_shared_seq, "history_shared_seq")
@@ -13504,27 +13515,46 @@ function storable(v2) {
   if (v2 === null || typeof v2 !== "object" || v2 instanceof Uint8Array) return typeof v2 === "boolean" ? v2 ? 1 : 0 : v2;
   return JSON.stringify(v2);
 }
+var CELL_CHUNK = 64;
+function flushCells(db, args) {
+  while (args.length > 0) {
+    const n = Math.min(args.length / 6, CELL_CHUNK);
+    const chunk = n === CELL_CHUNK ? CELL_CHUNK : n;
+    db.run(
+      `INSERT INTO _cells (tbl, pk, col, val, hlc, node) VALUES ${Array(chunk).fill("(?, ?, ?, ?, ?, ?)").join(", ")}
+       ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node`,
+      args.splice(0, chunk * 6)
+    );
+  }
+}
 function rowKey(table, pk) {
   return table + "\0" + pk;
 }
 function applyChanges(db, tables, changes) {
   if (changes.length === 0) return 0;
   const held = /* @__PURE__ */ new Map();
-  const keys = [];
+  const pks = /* @__PURE__ */ new Map();
   for (const c of changes) {
     const k2 = rowKey(c.table, c.pk);
     if (!held.has(k2)) {
-      const cells = /* @__PURE__ */ new Map();
-      for (const r of db.all("SELECT col, val, hlc, node FROM _cells WHERE tbl = ? AND pk = ?", [c.table, c.pk])) {
-        cells.set(r.col, { val: r.val, ver: { hlc: toTimestamp(r.hlc), node: r.node } });
+      held.set(k2, /* @__PURE__ */ new Map());
+      let list = pks.get(c.table);
+      if (!list) pks.set(c.table, list = []);
+      list.push(c.pk);
+    }
+  }
+  for (const [table, list] of pks) {
+    for (let i = 0; i < list.length; i += 500) {
+      const part = JSON.stringify(list.slice(i, i + 500));
+      for (const r of db.all("SELECT pk, col, val, hlc, node FROM _cells WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?))", [table, part])) {
+        held.get(rowKey(table, r.pk)).set(r.col, { val: r.val, ver: { hlc: toTimestamp(r.hlc), node: r.node } });
       }
-      held.set(k2, cells);
-      keys.push({ table: c.table, pk: c.pk });
     }
   }
   const fresh = /* @__PURE__ */ new Set();
   for (const [k2, cells] of held) if (cells.size === 0) fresh.add(k2);
   const order = [];
+  const cellArgs = [];
   const dirty = /* @__PURE__ */ new Map();
   let won = 0;
   for (const c of changes) {
@@ -13534,11 +13564,8 @@ function applyChanges(db, tables, changes) {
     const d = decide(h ? h.ver : ZERO, c.version, c.prev);
     if (d.outcome !== "won") continue;
     const val = storable(c.value);
-    db.run(
-      `INSERT INTO _cells (tbl, pk, col, val, hlc, node) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node`,
-      [c.table, c.pk, c.column, val, c.version.hlc, c.version.node]
-    );
+    cellArgs.push(c.table, c.pk, c.column, val, c.version.hlc, c.version.node);
+    if (cellArgs.length >= CELL_CHUNK * 6) flushCells(db, cellArgs);
     cells.set(c.column, { val, ver: c.version });
     won++;
     if (columnType(tables, c.table, c.column) === void 0) continue;
@@ -13550,6 +13577,7 @@ function applyChanges(db, tables, changes) {
     }
     cols.set(c.column, val);
   }
+  flushCells(db, cellArgs);
   for (const { table, pk } of order) {
     const k2 = rowKey(table, pk);
     const tomb = held.get(k2).get(DELETED_COLUMN);

@@ -19,7 +19,7 @@ if (tests) {
     bundle: true,
     platform: 'node',
     format: 'esm',
-    target: 'node20',
+    target: 'node18',
     sourcemap: 'inline',
     external: ['@sqlite.org/sqlite-wasm'],
     logLevel: 'warning',
@@ -30,7 +30,7 @@ if (tests) {
     bundle: true,
     platform: 'node',
     format: 'esm',
-    target: 'node20',
+    target: 'node18',
     external: ['@sqlite.org/sqlite-wasm'],
     logLevel: 'warning',
   });

@@ -27,6 +27,9 @@ func TestTypeScriptSDK(t *testing.T) {
 		}
 		t.Skip("node and npm are not installed: the TypeScript SDK's tests did not run (RELAIS_REQUIRE_NODE=1 makes this a failure)")
 	}
+	if v, err := exec.Command("node", "--version").Output(); err == nil {
+		t.Logf("node %s", strings.TrimSpace(string(v)))
+	}
 	bin := filepath.Join(t.TempDir(), "relais")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/relais").CombinedOutput(); err != nil {
 		t.Fatalf("build the server: %v\n%s", err, out)

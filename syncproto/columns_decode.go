@@ -56,12 +56,28 @@ func decodeColumns(rd *byteReader, most int) ([]Change, error) {
 	return out, p.consumed()
 }
 
+// Bounds on the names of one message. A count is checked against the
+// bytes left, but an empty name costs one byte and a decoded table or
+// column several dozen: without these, a request of a few megabytes
+// could make the server allocate gigabytes. A schema has a few dozen
+// tables and a few hundred columns; every node names the version or the
+// prev of at least one change, and every shape the columns of at least
+// one group, so nodes and shape columns are bounded by the changes.
+const (
+	maxColumnTables  = 1 << 10
+	maxColumnColumns = 1 << 13 // all tables together
+)
+
 // readNames reads the tables with their columns, and the nodes.
 func (p *columnPage) readNames(rd *byteReader) error {
 	ntables, err := rd.count()
 	if err != nil {
 		return fmt.Errorf("tables: %w", err)
 	}
+	if ntables > maxColumnTables {
+		return fmt.Errorf("%d tables, at most %d", ntables, maxColumnTables)
+	}
+	columns := 0
 	p.tables = make([]decTable, ntables)
 	for i := range p.tables {
 		if p.tables[i].name, err = rd.text(); err != nil {
@@ -70,6 +86,9 @@ func (p *columnPage) readNames(rd *byteReader) error {
 		ncols, err := rd.count()
 		if err != nil {
 			return fmt.Errorf("table %d: %w", i, err)
+		}
+		if columns += ncols; columns > maxColumnColumns {
+			return fmt.Errorf("more than %d columns", maxColumnColumns)
 		}
 		p.tables[i].cols = make([]decColumn, ncols)
 		for j := range p.tables[i].cols {
@@ -81,6 +100,9 @@ func (p *columnPage) readNames(rd *byteReader) error {
 	nnodes, err := rd.count()
 	if err != nil {
 		return fmt.Errorf("nodes: %w", err)
+	}
+	if nnodes > 2*p.most {
+		return fmt.Errorf("%d nodes for at most %d changes", nnodes, p.most)
 	}
 	p.nodes = make([]string, nnodes)
 	for i := range p.nodes {
@@ -98,6 +120,10 @@ func (p *columnPage) readShapes(rd *byteReader) error {
 	if err != nil {
 		return fmt.Errorf("shapes: %w", err)
 	}
+	if nshapes > p.most {
+		return fmt.Errorf("%d shapes for at most %d changes", nshapes, p.most)
+	}
+	columns := 0
 	p.shapes = make([][]int, nshapes)
 	for i := range p.shapes {
 		t, err := rd.index(len(p.tables))
@@ -108,6 +134,9 @@ func (p *columnPage) readShapes(rd *byteReader) error {
 		n, err := rd.count()
 		if err != nil || n == 0 || n > ncols {
 			return fmt.Errorf("shape %d: bad column count", i)
+		}
+		if columns += n; columns > p.most {
+			return fmt.Errorf("shapes name more than %d columns", p.most)
 		}
 		s := make([]int, n+1)
 		s[0] = t

@@ -1,8 +1,10 @@
 package syncproto
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -240,4 +242,62 @@ func FuzzDecodeRequestColumns(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestColumnsNamesBounded: counts of tables, columns, nodes and shapes
+// that the bytes could hold (an empty name is one byte) but no message
+// needs are refused before anything is allocated for them: decoded, a
+// few megabytes of such counts would take gigabytes. Requests (on the
+// server) and answers (on devices) alike.
+func TestColumnsNamesBounded(t *testing.T) {
+	const n = 1 << 20
+	uv := func(b []byte, vs ...uint64) []byte {
+		for _, v := range vs {
+			b = binary.AppendUvarint(b, v)
+		}
+		return b
+	}
+	after := func(magic []byte) []byte { return appendBytes(append([]byte(nil), magic...), []byte(`{}`)) }
+	tests := []struct {
+		name string
+		body func(magic []byte) []byte
+	}{
+		{"tables", func(m []byte) []byte { return append(uv(after(m), n), make([]byte, 2*n)...) }},
+		{"columns", func(m []byte) []byte {
+			return append(appendBytes(uv(after(m), 1), []byte("t")), append(uv(nil, n), make([]byte, n)...)...)
+		}},
+		{"nodes", func(m []byte) []byte { return append(uv(after(m), 0, n), make([]byte, n)...) }},
+		{"shapes", func(m []byte) []byte {
+			b := appendBytes(uv(after(m), 1), []byte("t"))
+			b = appendBytes(uv(b, 1), []byte("c"))
+			b = uv(b, 0, n)
+			for range n {
+				b = append(b, 0, 1, 0)
+			}
+			return b
+		}},
+	}
+	for _, tt := range tests {
+		for _, form := range []struct {
+			magic  []byte
+			decode func([]byte) error
+		}{
+			{requestForm.magic, func(b []byte) error { _, err := DecodeRequestColumns(b); return err }},
+			{answerForm.magic, func(b []byte) error { _, err := DecodeResponseColumns(b); return err }},
+		} {
+			t.Run(tt.name+" "+string(form.magic[:2]), func(t *testing.T) {
+				body := tt.body(form.magic)
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				err := form.decode(body)
+				runtime.ReadMemStats(&after)
+				if CodeOf(err) != CodeMalformedBody {
+					t.Fatalf("got %v, want malformed_body", err)
+				}
+				if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+					t.Fatalf("refusing %d bytes allocated %d bytes", len(body), alloc)
+				}
+			})
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -130,6 +131,50 @@ func TestHostileRequests(t *testing.T) {
 			res.Body.Close()
 		})
 	}
+	// The same kinds of request in the column form of a push: the server
+	// reads it by its Content-Type, through the same limited reader and
+	// checks.
+	columns := func(chs ...syncproto.Change) []byte {
+		b, err := syncproto.EncodeRequestColumns(&syncproto.SyncRequest{Push: &syncproto.Batch{ID: uuid.NewString(), Changes: chs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	manyColumns, err := syncproto.EncodeRequestColumns(&syncproto.SyncRequest{Push: &syncproto.Batch{ID: "b", Changes: many}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A million tables with empty names: two bytes each on the wire.
+	emptyTables := binary.AppendUvarint([]byte("RQ\x01\x02{}"), 1<<20)
+	emptyTables = append(emptyTables, make([]byte, 2<<20)...)
+	columnCases := []struct {
+		name   string
+		enc    string
+		body   []byte
+		status int
+		code   syncproto.Code
+	}{
+		{"not the column form", "", []byte("<html>"), 400, syncproto.CodeMalformedBody},
+		{"JSON named as columns", "", good(), 400, syncproto.CodeMalformedBody},
+		{"a million empty tables", "", emptyTables, 400, syncproto.CodeMalformedBody},
+		{"decompression bomb", "gzip", bomb, 413, syncproto.CodeBodyTooLarge},
+		{"5001 changes", "", manyColumns, 400, syncproto.CodeTooManyChanges},
+		{"table name injection", "", columns(change("activite; DROP TABLE activite; --", pk, "duree", 1, dev, now+1)), 400, syncproto.CodeUnknownTable},
+		{"another node's version", "", columns(change("activite", pk, "duree", 1, uuid.NewString(), now+1)), 400, syncproto.CodeBadChange},
+		{"text into an integer", "", columns(change("activite", pk, "duree", "trois", dev, now+1)), 400, syncproto.CodeBadValue},
+		{"clock an hour ahead", "", columns(change("activite", pk, "duree", 1, dev, far)), 400, syncproto.CodeClockAhead},
+	}
+	for _, c := range columnCases {
+		t.Run("columns: "+c.name, func(t *testing.T) {
+			postAs(t, srv.URL+"/v1/sync", token, syncproto.MediaTypeColumns, c.enc, c.body, c.status, c.code)
+			res, err := http.Get(srv.URL + "/healthz")
+			if err != nil || res.StatusCode != http.StatusOK {
+				t.Fatalf("server down after %q: %v", c.name, err)
+			}
+			res.Body.Close()
+		})
+	}
 	// A body over the limit is refused on its Content-Length, before it
 	// is read: the server answers and closes while a client would still
 	// be sending, so this one is spoken over a raw connection that sends
@@ -172,11 +217,17 @@ func flip(tok string) string {
 
 func post(t *testing.T, url, token, enc string, body []byte, status int, code syncproto.Code) {
 	t.Helper()
+	postAs(t, url, token, "application/json", enc, body, status, code)
+}
+
+// postAs is post with another Content-Type.
+func postAs(t *testing.T, url, token, ctype, enc string, body []byte, status int, code syncproto.Code) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
 	if enc != "" {
 		req.Header.Set("Content-Encoding", enc)
 	}

@@ -14120,6 +14120,7 @@ var Engine = class _Engine {
    *  (or uses the one installed last time, offline), runs the migrations
    *  not yet run, installs the triggers, and gives the device its node id. */
   static async open(db, opts, emit) {
+    db.script("PRAGMA secure_delete = ON; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16384;");
     db.script(WEB_DDL);
     const cached = db.get("SELECT schema_version, schema_json FROM _web_state WHERE id = 1");
     let schema = null;

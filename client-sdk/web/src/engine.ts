@@ -173,6 +173,11 @@ export class Engine {
    *  (or uses the one installed last time, offline), runs the migrations
    *  not yet run, installs the triggers, and gives the device its node id. */
   static async open(db: Db, opts: EngineOptions, emit: Emit): Promise<Engine> {
+    // As the Go SDK's store: freed pages zeroed (an erased beneficiary's
+    // values must not linger in the file), every commit durable, no
+    // foreign keys (cells of a row arrive in any order); a page cache
+    // sized for the first sync's scattered B-tree inserts.
+    db.script('PRAGMA secure_delete = ON; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -16384;');
     db.script(WEB_DDL);
     const cached = db.get<{ schema_version: string | null; schema_json: string | null }>('SELECT schema_version, schema_json FROM _web_state WHERE id = 1');
     let schema: DeviceSchema | null = null;

@@ -205,3 +205,30 @@ test('a refused access token is refreshed once, and the refresh token rotates', 
   assert.equal(st.pending > 0, true, 'nothing recorded is lost');
   await a.close();
 });
+
+test('erasing a beneficiary clears her personal values here and, once synced, on the other tablet', async () => {
+  server.addUser('manon@exemple.fr', 'un-mot-de-passe', 'conseiller');
+  const a = await openInProcess({ server: server.url, retryForMs: 2000 });
+  const b = await openInProcess({ server: server.url, retryForMs: 2000 });
+  await a.login('manon@exemple.fr', 'un-mot-de-passe');
+  await b.login('manon@exemple.fr', 'un-mot-de-passe');
+  assert.equal(a.engine.db.value('PRAGMA secure_delete'), 1);
+  const id = a.uuid();
+  await a.exec("INSERT INTO beneficiaire (id, anonyme, prenom, nom, telephone, commune) VALUES (?, 0, 'Odette', 'Lefèvre', '0600000000', 'Laval')", [id]);
+  await a.sync();
+  await b.sync();
+  assert.equal((await b.query('SELECT nom FROM beneficiaire WHERE id = ?', [id]))[0].nom, 'Lefèvre');
+  await a.erase(id);
+  const here = (await a.query('SELECT anonyme, prenom, nom, telephone, commune FROM beneficiaire WHERE id = ?', [id]))[0];
+  assert.deepEqual({ ...here }, { anonyme: 1, prenom: null, nom: null, telephone: null, commune: 'Laval' });
+  await a.sync();
+  await b.sync();
+  for (const r of [a, b]) {
+    const leftovers = r.engine.db.value("SELECT COUNT(*) FROM _cells WHERE val IN ('Odette', 'Lefèvre', '0600000000')");
+    assert.equal(leftovers, 0);
+    assert.equal((await r.query('SELECT nom FROM beneficiaire WHERE id = ?', [id]))[0].nom, null);
+  }
+  await assert.rejects(a.erase(a.uuid()), (e: RelaisError) => e.code === 'not_found');
+  await a.close();
+  await b.close();
+});

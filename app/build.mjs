@@ -16,9 +16,17 @@ import { join, relative } from 'node:path';
 const sdkDir = process.env.RELAIS_SDK_DIR || '../client-sdk/web';
 const sdkFiles = ['relais.js', 'relais-worker.js', 'sqlite3.wasm'];
 
+// The SDK is built again each time (a second or two), so that the copy
+// under dist/sdk/ is never an older build of its sources; its packages
+// are installed when they are missing.
+if (!process.env.RELAIS_SDK_DIR) {
+  if (!existsSync(join(sdkDir, 'node_modules'))) {
+    execSync('npm ci --no-audit --no-fund', { cwd: sdkDir, stdio: 'inherit' });
+  }
+  execSync('npm run build --silent', { cwd: sdkDir, stdio: 'inherit' });
+}
 if (!sdkFiles.every((f) => existsSync(join(sdkDir, 'dist', f)))) {
-  console.log('The SDK is not built: npm ci && npm run build in client-sdk/web');
-  execSync('npm ci --no-audit --no-fund && npm run build', { cwd: sdkDir, stdio: 'inherit' });
+  throw new Error(`the SDK's build is missing in ${sdkDir}/dist`);
 }
 
 rmSync('dist', { recursive: true, force: true });

@@ -17,7 +17,8 @@ export const fieldLabels: Record<string, string> = {
   precisions_demarche: 'Précisions sur la démarche', materiel: 'Matériel utilisé', autonomie: 'Autonomie du bénéficiaire',
   oriente_vers_structure: 'Orientation', structure_de_redirection: 'Structure de redirection', titre_atelier: 'Titre de l\'atelier',
   niveau: 'Niveau de l\'atelier', notes: 'Notes', total: 'Participants anonymes', deja_accompagne: 'Déjà accompagnés',
-  beneficiaires: 'Bénéficiaires', general: 'Enregistrement',
+  beneficiaires: 'Bénéficiaires', nouveau_prenom: 'Prénom de la personne ajoutée', nouveau_nom: 'Nom de la personne ajoutée',
+  general: 'Enregistrement',
 };
 
 function userId(ctx: Ctx): string {
@@ -217,7 +218,13 @@ function beneficiaryPicker(people: Beneficiary[], linked: string[]): HTMLElement
       ? h('p', { class: 'aide' }, 'Aucun bénéficiaire enregistré. Ajoutez-en depuis « Bénéficiaires », ou comptez les participants anonymes ci-dessous.')
       : [h('label', { for: 'recherche-beneficiaire', class: 'aide' }, 'Rechercher'), search],
     h('p', { class: 'erreur-champ', id: 'erreur-beneficiaires', hidden: true }),
-    h('div', { class: 'options' }, items));
+    h('div', { class: 'options' }, items),
+    h('fieldset', { class: 'sous-groupe' },
+      h('legend', {}, 'Une personne accompagnée pour la première fois'),
+      h('p', { class: 'aide' }, 'Elle est ajoutée à vos bénéficiaires en même temps que l\'activité.'),
+      h('div', { class: 'ligne' },
+        field('nouveau_prenom', 'Prénom', textInput('nouveau_prenom', '')),
+        field('nouveau_nom', 'Nom', textInput('nouveau_nom', '')))));
 }
 
 function num(v: string): number | null {
@@ -269,9 +276,16 @@ async function save(ctx: Ctx, form: HTMLFormElement, id: string | null, linked: 
   const counts: Record<string, unknown> = {};
   for (const c of ['total', 'deja_accompagne', 'genre_feminin', 'genre_masculin']) counts[c] = num(value(form, c));
   const hasCounts = Object.values(counts).some((v) => v != null && v !== 0);
+  // A person met for the first time, typed in the form: a new
+  // beneficiary, judged by the beneficiary's rules, shown on her fields.
+  const newcomer = { anonyme: 0, prenom: value(form, 'nouveau_prenom') || null, nom: value(form, 'nouveau_nom') || null };
+  const hasNewcomer = newcomer.prenom !== null || newcomer.nom !== null;
   const problems = missing(row);
   problems.push(...await checkRow(r, 'activite', row));
   if (hasCounts) problems.push(...await checkRow(r, 'participants_anonymes', counts));
+  if (hasNewcomer) {
+    problems.push(...(await checkRow(r, 'beneficiaire', newcomer)).map((p) => ({ ...p, field: `nouveau_${p.field}` })));
+  }
   if (problems.length) {
     showProblems(form, problems, fieldLabels);
     return;
@@ -288,6 +302,11 @@ async function save(ctx: Ctx, form: HTMLFormElement, id: string | null, linked: 
   const chosen = checked(form, 'beneficiaires');
   for (const b of linked.filter((x) => !chosen.includes(x))) {
     stmts.push({ sql: 'DELETE FROM accompagnement WHERE activite_id = ? AND beneficiaire_id = ?', params: [actId, b] });
+  }
+  if (hasNewcomer) {
+    const b = r.uuid();
+    stmts.push({ sql: 'INSERT INTO beneficiaire (id, anonyme, prenom, nom) VALUES (?, 0, ?, ?)', params: [b, newcomer.prenom, newcomer.nom] });
+    chosen.push(b);
   }
   for (const b of chosen.filter((x) => !linked.includes(x))) {
     stmts.push({ sql: 'INSERT INTO accompagnement (id, activite_id, beneficiaire_id) VALUES (?, ?, ?)', params: [r.uuid(), actId, b] });

@@ -366,26 +366,37 @@ func beneficiaries(t *testing.T, tm *team, ctx context.Context, other *device.Re
 	fillVisit(t, ctx, visit{kind: "individuel", minutes: "90", place: "domicile", commune: "Louverné", themes: []string{"sante"}})
 	contains(t, "the beneficiaries to pick", text(t, ctx, "#champ-beneficiaires .options"), "Odile Chauvin")
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#champ-beneficiaires .option label`)))
+	// Her husband, met for the first time, typed in the visit's form:
+	// without his name, the beneficiary's rule stops the save.
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#champ-nouveau_prenom"), "Marcel"), chromedp.Click(chromedp.CSS("#enregistrer")))
+	until(t, ctx, "!document.querySelector('#erreur-nouveau_nom').hidden", "the rule's message next to the new person's name")
+	contains(t, "the message next to the new name", text(t, ctx, "#erreur-nouveau_nom"), "a un prénom et un nom")
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#champ-nouveau_nom"), "Chauvin"))
 	save(t, ctx)
-	contains(t, "the list", text(t, ctx, "#liste-activites"), "Louverné", "Odile Chauvin")
+	contains(t, "the list", text(t, ctx, "#liste-activites"), "Louverné", "Odile Chauvin", "Marcel Chauvin")
 	synced(t, ctx)
 	if _, err := other.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var prenom, commune string
 	if err := other.DB().QueryRow(`SELECT b.prenom, a.commune FROM accompagnement ac JOIN beneficiaire b ON b.id = ac.beneficiaire_id
-		JOIN activite a ON a.id = ac.activite_id WHERE b.nom = 'Chauvin'`).Scan(&prenom, &commune); err != nil || prenom != "Odile" || commune != "Louverné" {
+		JOIN activite a ON a.id = ac.activite_id WHERE b.prenom = 'Odile'`).Scan(&prenom, &commune); err != nil || prenom != "Odile" || commune != "Louverné" {
 		t.Fatalf("the Go device has %q accompanied in %q (%v), want Odile in Louverné", prenom, commune, err)
+	}
+	var both int
+	if err := other.DB().QueryRow(`SELECT COUNT(*) FROM accompagnement ac JOIN beneficiaire b ON b.id = ac.beneficiaire_id
+		JOIN activite a ON a.id = ac.activite_id WHERE a.commune = 'Louverné' AND b.nom = 'Chauvin' AND b.prenom IN ('Odile', 'Marcel')`).Scan(&both); err != nil || both != 2 {
+		t.Fatalf("the Go device has %d of Odile and Marcel accompanied in Louverné (%v), want both", both, err)
 	}
 
 	// Erased at her request.
-	id := js[string](t, ctx, "window.relais.query(\"SELECT id FROM beneficiaire WHERE nom = 'Chauvin'\").then(r => r[0].id)")
+	id := js[string](t, ctx, "window.relais.query(\"SELECT id FROM beneficiaire WHERE prenom = 'Odile'\").then(r => r[0].id)")
 	goTo("#/beneficiaire/"+id, "Odile Chauvin")
 	do(t, ctx, chromedp.Click(chromedp.CSS("#effacer")))
 	contains(t, "the erasure's confirmation", text(t, ctx, ".confirmer"), "de tous les autres à leur prochaine synchronisation", "C'est définitif")
 	do(t, ctx, chromedp.Click(chromedp.CSS("#confirmer-effacement")))
 	until(t, ctx, "document.querySelector('h1').textContent === 'Mes bénéficiaires'", "the beneficiaries after the erasure")
-	if got := text(t, ctx, "#liste-beneficiaires"); strings.Contains(got, "Chauvin") || !strings.Contains(got, "Bénéficiaire anonyme") {
+	if got := text(t, ctx, "#liste-beneficiaires"); strings.Contains(got, "Odile") || !strings.Contains(got, "Bénéficiaire anonyme") {
 		t.Errorf("after the erasure the list shows:\n%s", got)
 	}
 	synced(t, ctx)

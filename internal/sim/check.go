@@ -272,7 +272,7 @@ func (w *World) checkAcked(ctx context.Context, sdb *sql.DB, d *Device, c syncpr
 			// device's erasure, then the server's, then a re-creation).
 			return nil
 		}
-		if held.Node == w.srv.Node() {
+		if w.serverNode(held.Node) {
 			// The server's own writes (an erasure) take the version they
 			// overwrite as prev, so they never overwrite unseen; a write
 			// that lost to one on arrival is in the conflict log, and

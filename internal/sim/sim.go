@@ -59,6 +59,11 @@ type Config struct {
 	Dir string
 	// Trace, when set, receives the schedule step by step.
 	Trace io.Writer
+	// Servers is 2 for two servers on one database, as several servers
+	// behind a load balancer run (issue 15): each exchange reaches either
+	// at random, each writes under a node of its own, and a server
+	// restart stops one while the other serves. Otherwise one server.
+	Servers int
 }
 
 // Result is what a run did and what it found.
@@ -72,6 +77,9 @@ type Result struct {
 	Refusals   map[string]int
 	Restarts   int // device restarts
 	ServerUps  int // server restarts
+	// BySecond are the exchanges the second server of a two-server run
+	// answered.
+	BySecond int
 	Batches    int // batches the server acknowledged
 	Conflicts  int // rows in the server's conflict log
 	Rejected   int // changes the server refused for their content (rules, after concurrent writes)
@@ -124,6 +132,14 @@ type World struct {
 	dir     string
 	srvCfg  server.Config
 	srv     *server.Server
+	// second is the other server of a two-server run (nil otherwise), on
+	// the same database; pick chooses which server an exchange reaches,
+	// from a source of its own so that one-server runs replay as before.
+	second    *server.Server
+	secondCfg server.Config
+	pickMu    sync.Mutex
+	pick      *rand.Rand
+	bySecond  atomic.Int64
 	shiftMs atomic.Int64 // how far the server's clock is moved ahead of the wall clock
 	devs    []*Device
 	rows    []rowRef
@@ -232,6 +248,50 @@ func (w *World) stopServer() error {
 	return nil
 }
 
+// startSecond and stopSecond do the same for the second server.
+func (w *World) startSecond() error {
+	srv, err := server.New(w.ctx, w.secondCfg)
+	if err != nil {
+		return fmt.Errorf("sim: start the second server: %w", err)
+	}
+	w.second = srv
+	return nil
+}
+
+func (w *World) stopSecond() error {
+	if w.second == nil {
+		return nil
+	}
+	err := w.second.Close()
+	w.second = nil
+	if err != nil {
+		return fmt.Errorf("sim: stop the second server: %w", err)
+	}
+	return nil
+}
+
+// server returns the server an exchange reaches: in a two-server run,
+// either of those running, at random; nil when none runs.
+func (w *World) server() *server.Server {
+	if w.second == nil {
+		return w.srv
+	}
+	if w.srv == nil {
+		return w.second
+	}
+	w.pickMu.Lock()
+	defer w.pickMu.Unlock()
+	if w.pick.IntN(2) == 0 {
+		return w.srv
+	}
+	return w.second
+}
+
+// serverNode says whether node is one of the servers' own.
+func (w *World) serverNode(node string) bool {
+	return (w.srv != nil && node == w.srv.Node()) || (w.second != nil && node == w.second.Node())
+}
+
 func (w *World) openDevice(d *Device) error {
 	r, err := device.Open(w.ctx, d.path, device.Options{
 		HTTPClient: &http.Client{Transport: d.link},
@@ -296,6 +356,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer func() { _ = w.stopServer() }()
+	if cfg.Servers == 2 {
+		w.pick = rand.New(rand.NewPCG(cfg.Seed, 2))
+		w.secondCfg = w.srvCfg
+		// A node of its own: two servers stamping writes under one node
+		// could give two different writes the same version.
+		w.secondCfg.Node = fmt.Sprintf("00000000-0000-4000-8000-%012x", cfg.Seed%(1<<48))
+		if err := w.startSecond(); err != nil {
+			return nil, err
+		}
+		defer func() { _ = w.stopSecond() }()
+	}
 
 	// Device clocks: most within the bound (behind, or a little ahead),
 	// and in a third of the schedules one device beyond it.
@@ -365,6 +436,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("sim: seed %d final check: %w", cfg.Seed, err)
 	}
 	w.res.Faults, w.res.Refusals, w.res.Violations = w.faults, w.refusals, w.violations
+	w.res.BySecond = int(w.bySecond.Load())
 	return &w.res, nil
 }
 
@@ -397,8 +469,15 @@ func (w *World) doStep() error {
 		d.r = nil
 		return w.openDevice(d)
 	default:
-		w.tracef("step %d: restart server", w.step)
 		w.res.ServerUps++
+		if w.second != nil && w.rng.IntN(2) == 0 {
+			w.tracef("step %d: restart the second server", w.step)
+			if err := w.stopSecond(); err != nil {
+				return err
+			}
+			return w.startSecond()
+		}
+		w.tracef("step %d: restart server", w.step)
 		if err := w.stopServer(); err != nil {
 			return err
 		}
@@ -456,7 +535,7 @@ func (w *World) erase(d *Device) error {
 	}
 	id := ids[w.rng.IntN(len(ids))]
 	if w.rng.IntN(2) == 0 {
-		err := w.srv.EraseBeneficiaire(w.ctx, id)
+		err := w.server().EraseBeneficiaire(w.ctx, id)
 		w.tracef("step %d: server erases beneficiaire %s: %v", w.step, id, err)
 		if syncproto.CodeOf(err) == syncproto.CodeNotFound {
 			return nil

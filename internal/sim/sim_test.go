@@ -58,9 +58,22 @@ func simDir(t *testing.T) string {
 // restarts, and checks after each that the replicas converged and no
 // acknowledged write was lost. A failure prints the seed and the command
 // that replays it with a step-by-step trace.
-func TestSimulation(t *testing.T) {
+func TestSimulation(t *testing.T) { play(t, "TestSimulation", 1, ciSchedules) }
+
+// TestSimulationTwoServers plays schedules with two servers on one
+// database, each exchange reaching either at random (a load balancer),
+// lost and replayed answers landing on the other server, and restarts
+// that stop one server while the other serves: the same invariants hold.
+func TestSimulationTwoServers(t *testing.T) { play(t, "TestSimulationTwoServers", 2, ciTwoServerSchedules) }
+
+// ciTwoServerSchedules is the two-server budget in CI, smaller than the
+// one-server one: the exchange code is the same, what is new is where
+// the exchanges land.
+const ciTwoServerSchedules = 50
+
+func play(t *testing.T, name string, servers int, schedules uint64) {
 	ctx := context.Background()
-	n := envInt(t, "RELAIS_SIM_SCHEDULES", ciSchedules)
+	n := envInt(t, "RELAIS_SIM_SCHEDULES", schedules)
 	first := envInt(t, "RELAIS_SIM_SEED", 1)
 	trace := os.Getenv("RELAIS_SIM_TRACE") != ""
 	dir := simDir(t)
@@ -101,7 +114,7 @@ func TestSimulation(t *testing.T) {
 				}
 				seed := first + i
 				var buf bytes.Buffer
-				cfg := Config{Seed: seed, Template: tpl, Dir: filepath.Join(dir, fmt.Sprintf("w%d", wk))}
+				cfg := Config{Seed: seed, Template: tpl, Dir: filepath.Join(dir, fmt.Sprintf("w%d", wk)), Servers: servers}
 				if trace {
 					cfg.Trace = &buf
 				}
@@ -113,17 +126,18 @@ func TestSimulation(t *testing.T) {
 				switch {
 				case err != nil:
 					failed = append(failed, seed)
-					t.Errorf("seed %d: %v\nreplay: RELAIS_SIM_SEED=%d RELAIS_SIM_SCHEDULES=1 RELAIS_SIM_TRACE=1 go test -run TestSimulation ./internal/sim", seed, err, seed)
+					t.Errorf("seed %d: %v\nreplay: RELAIS_SIM_SEED=%d RELAIS_SIM_SCHEDULES=1 RELAIS_SIM_TRACE=1 go test -run '^%s$' ./internal/sim", seed, err, seed, name)
 				case res.Failed():
 					failed = append(failed, seed)
-					t.Errorf("seed %d broke %d invariants:\n  %s\nreplay: RELAIS_SIM_SEED=%d RELAIS_SIM_SCHEDULES=1 RELAIS_SIM_TRACE=1 go test -run TestSimulation ./internal/sim",
-						seed, len(res.Violations), joinLines(res.Violations), seed)
+					t.Errorf("seed %d broke %d invariants:\n  %s\nreplay: RELAIS_SIM_SEED=%d RELAIS_SIM_SCHEDULES=1 RELAIS_SIM_TRACE=1 go test -run '^%s$' ./internal/sim",
+						seed, len(res.Violations), joinLines(res.Violations), seed, name)
 				default:
 					totals.Steps += res.Steps
 					totals.Exchanges += res.Exchanges
 					totals.Writes += res.Writes
 					totals.Restarts += res.Restarts
 					totals.ServerUps += res.ServerUps
+					totals.BySecond += res.BySecond
 					totals.Batches += res.Batches
 					totals.Conflicts += res.Conflicts
 					totals.Rejected += res.Rejected
@@ -145,9 +159,12 @@ func TestSimulation(t *testing.T) {
 		}(wk)
 	}
 	wg.Wait()
-	t.Logf("%d schedules passed (seeds %d..%d) in %s on %d workers: %d steps, %d writes, %d exchanges, %d batches acknowledged, %d conflicts logged, %d changes refused by rules, %d erasures, %d device restarts, %d server restarts; faults %v; refusals %v",
+	if servers == 2 && totals.Seed > 0 && (totals.BySecond == 0 || totals.BySecond == totals.Exchanges) {
+		t.Errorf("the second server answered %d of %d exchanges: the two-server mode is not at work", totals.BySecond, totals.Exchanges)
+	}
+	t.Logf("%d schedules passed (seeds %d..%d) in %s on %d workers: %d steps, %d writes, %d exchanges, %d batches acknowledged, %d conflicts logged, %d changes refused by rules, %d erasures, %d device restarts, %d server restarts, %d exchanges answered by a second server; faults %v; refusals %v",
 		totals.Seed, first, first+n-1, time.Since(start).Round(time.Second), workers, totals.Steps, totals.Writes, totals.Exchanges,
-		totals.Batches, totals.Conflicts, totals.Rejected, totals.Erasures, totals.Restarts, totals.ServerUps, totals.Faults, totals.Refusals)
+		totals.Batches, totals.Conflicts, totals.Rejected, totals.Erasures, totals.Restarts, totals.ServerUps, totals.BySecond, totals.Faults, totals.Refusals)
 }
 
 func joinLines(s []string) string {

@@ -104,7 +104,8 @@ func (l *link) RoundTrip(req *http.Request) (*http.Response, error) {
 // records what the exchange said about batches. delivered says whether the
 // device will see the answer.
 func (w *World) serve(d *Device, cr capturedRequest, delivered bool) (*http.Response, error) {
-	if w.srv == nil {
+	srv := w.server()
+	if srv == nil {
 		return nil, errNetwork // the server is down between a kill and its restart
 	}
 	req, err := http.NewRequest(cr.method, cr.url, bytes.NewReader(cr.body))
@@ -112,7 +113,10 @@ func (w *World) serve(d *Device, cr capturedRequest, delivered bool) (*http.Resp
 		return nil, fmt.Errorf("sim: rebuild request: %w", err)
 	}
 	req.Header = cr.header.Clone()
-	res, err := w.srv.App().Test(req, -1)
+	if srv == w.second {
+		w.bySecond.Add(1)
+	}
+	res, err := srv.App().Test(req, -1)
 	if err != nil {
 		return nil, fmt.Errorf("sim: serve: %w", err)
 	}

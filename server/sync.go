@@ -101,6 +101,7 @@ func (s *Server) Exchange(ctx context.Context, p auth.Principal, req *syncproto.
 		resp.Changes = page.Changes
 	}
 	resp.Cursor, resp.More = page.Cursor, page.More
+	s.witnessServed(resp.Changes)
 	resp.Clock = s.clock.Now()
 	resp.History, resp.HistoryParent, resp.HistorySharedSeq = s.history.id, s.history.parent, s.history.sharedSeq
 	if err := s.noteAfterPull(ctx, p, &note, !page.More); err != nil {

@@ -24,6 +24,9 @@ func (s *Server) WriteRow(ctx context.Context, table, pk string, values map[stri
 // WriteRowTx is WriteRow inside a transaction the caller owns, for writes
 // that must commit together with other bookkeeping.
 func (s *Server) WriteRowTx(ctx context.Context, tx *sql.Tx, table, pk string, values map[string]any) error {
+	if err := s.witnessStored(ctx, tx); err != nil {
+		return err
+	}
 	ver := syncproto.Version{HLC: s.clock.Now(), Node: s.node}
 	res, err := replica.Write(ctx, tx, s.Schema(), ver, table, pk, values,
 		s.applyOptions())
@@ -40,6 +43,46 @@ func (s *Server) WriteRowTx(ctx context.Context, tx *sql.Tx, table, pk string, v
 		return err
 	}
 	return replica.SaveClock(ctx, tx, ver.HLC)
+}
+
+// witnessStored advances the server's clock past the newest version
+// stored in the database (the clock every merge saves with its writes),
+// before the server stamps a write of its own. One server sees every
+// exchange, and its clock has already passed every version it stored;
+// with several servers on one database, another may have stored a
+// device's write this process never saw, stamped ahead of this
+// process's clock (a device's clock a little fast), and an erasure
+// stamped below it would lose to the very values it erases.
+func (s *Server) witnessStored(ctx context.Context, tx *sql.Tx) error {
+	var stored int64
+	if err := tx.QueryRowContext(ctx, "SELECT hlc FROM _replica WHERE id = 1").Scan(&stored); err != nil {
+		return fmt.Errorf("read the stored clock: %w", err)
+	}
+	// A stored version too far ahead was accepted when the bound allowed
+	// it: the clock is not advanced past it, as it would not be by a
+	// request, and the write goes on.
+	_, _ = s.clock.Update(syncproto.Timestamp(stored))
+	return nil
+}
+
+// witnessServed advances the server's clock past the versions of the
+// cells an answer carries, before the answer's clock is read: the
+// device's clock follows that one, and a write the device makes after
+// receiving a cell must beat it. One server's clock has passed every
+// version it stored; another server on the database may have stored
+// these, stamped ahead of this process's clock, and the device's next
+// write would then lose to a cell it had seen, with no conflict logged
+// (the simulation's two-server mode, seeds 150078 and 150099).
+func (s *Server) witnessServed(changes []syncproto.Change) {
+	var newest syncproto.Timestamp
+	for i := range changes {
+		newest = max(newest, changes[i].Version.HLC)
+	}
+	if newest > 0 {
+		// Stored versions were accepted within the bound; one beyond it
+		// now (the server's wall clock set back) does not move the clock.
+		_, _ = s.clock.Update(newest)
+	}
 }
 
 // Node is the server's node id, the author of the server's own writes.

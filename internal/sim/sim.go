@@ -68,18 +68,18 @@ type Config struct {
 
 // Result is what a run did and what it found.
 type Result struct {
-	Seed       uint64
-	Devices    int
-	Steps      int
-	Exchanges  int
-	Writes     int
-	Faults     map[string]int
-	Refusals   map[string]int
-	Restarts   int // device restarts
-	ServerUps  int // server restarts
+	Seed      uint64
+	Devices   int
+	Steps     int
+	Exchanges int
+	Writes    int
+	Faults    map[string]int
+	Refusals  map[string]int
+	Restarts  int // device restarts
+	ServerUps int // server restarts
 	// BySecond are the exchanges the second server of a two-server run
 	// answered.
-	BySecond int
+	BySecond   int
 	Batches    int // batches the server acknowledged
 	Conflicts  int // rows in the server's conflict log
 	Rejected   int // changes the server refused for their content (rules, after concurrent writes)
@@ -126,12 +126,12 @@ type batchInfo struct {
 
 // World is one run's server, devices and network.
 type World struct {
-	cfg     Config
-	rng     *rand.Rand
-	ctx     context.Context
-	dir     string
-	srvCfg  server.Config
-	srv     *server.Server
+	cfg    Config
+	rng    *rand.Rand
+	ctx    context.Context
+	dir    string
+	srvCfg server.Config
+	srv    *server.Server
 	// second is the other server of a two-server run (nil otherwise), on
 	// the same database; pick chooses which server an exchange reaches,
 	// from a source of its own so that one-server runs replay as before.
@@ -140,13 +140,13 @@ type World struct {
 	pickMu    sync.Mutex
 	pick      *rand.Rand
 	bySecond  atomic.Int64
-	shiftMs atomic.Int64 // how far the server's clock is moved ahead of the wall clock
-	devs    []*Device
-	rows    []rowRef
-	held    []heldRequest
-	step    int
-	faulty  bool
-	batches map[batchKey]*batchInfo
+	shiftMs   atomic.Int64 // how far the server's clock is moved ahead of the wall clock
+	devs      []*Device
+	rows      []rowRef
+	held      []heldRequest
+	step      int
+	faulty    bool
+	batches   map[batchKey]*batchInfo
 
 	refusals   map[string]int
 	faults     map[string]int

@@ -68,23 +68,24 @@ type Config struct {
 
 // Result is what a run did and what it found.
 type Result struct {
-	Seed      uint64
-	Devices   int
-	Steps     int
-	Exchanges int
-	Writes    int
-	Faults    map[string]int
-	Refusals  map[string]int
-	Restarts  int // device restarts
-	ServerUps int // server restarts
-	// BySecond are the exchanges the second server of a two-server run
-	// answered.
-	BySecond   int
+	Seed       uint64
+	Devices    int
+	Steps      int
+	Exchanges  int
+	Writes     int
+	Faults     map[string]int
+	Refusals   map[string]int
+	Restarts   int // device restarts
+	ServerUps  int // server restarts
 	Batches    int // batches the server acknowledged
 	Conflicts  int // rows in the server's conflict log
 	Rejected   int // changes the server refused for their content (rules, after concurrent writes)
 	Erasures   int // beneficiaries erased, by the server or from a device
 	Violations []string
+
+	// BySecond are the exchanges the second server of a two-server run
+	// answered.
+	BySecond int
 }
 
 // Failed reports whether an invariant was broken.
@@ -126,27 +127,19 @@ type batchInfo struct {
 
 // World is one run's server, devices and network.
 type World struct {
-	cfg    Config
-	rng    *rand.Rand
-	ctx    context.Context
-	dir    string
-	srvCfg server.Config
-	srv    *server.Server
-	// second is the other server of a two-server run (nil otherwise), on
-	// the same database; pick chooses which server an exchange reaches,
-	// from a source of its own so that one-server runs replay as before.
-	second    *server.Server
-	secondCfg server.Config
-	pickMu    sync.Mutex
-	pick      *rand.Rand
-	bySecond  atomic.Int64
-	shiftMs   atomic.Int64 // how far the server's clock is moved ahead of the wall clock
-	devs      []*Device
-	rows      []rowRef
-	held      []heldRequest
-	step      int
-	faulty    bool
-	batches   map[batchKey]*batchInfo
+	cfg     Config
+	rng     *rand.Rand
+	ctx     context.Context
+	dir     string
+	srvCfg  server.Config
+	srv     *server.Server
+	shiftMs atomic.Int64 // how far the server's clock is moved ahead of the wall clock
+	devs    []*Device
+	rows    []rowRef
+	held    []heldRequest
+	step    int
+	faulty  bool
+	batches map[batchKey]*batchInfo
 
 	refusals   map[string]int
 	faults     map[string]int
@@ -166,6 +159,15 @@ type World struct {
 	// obsMu serialises what the wire observer records, and logMu the
 	// trace, during the steps where devices sync concurrently.
 	obsMu, logMu sync.Mutex
+
+	// second is the other server of a two-server run (nil otherwise), on
+	// the same database; pick chooses which server an exchange reaches,
+	// from a source of its own so that one-server runs replay as before.
+	second    *server.Server
+	secondCfg server.Config
+	pickMu    sync.Mutex
+	pick      *rand.Rand
+	bySecond  atomic.Int64
 }
 
 type rowRef struct{ table, id string }

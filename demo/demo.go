@@ -191,7 +191,7 @@ func generate(ctx context.Context, db *store.DB, opt Options, viaApply bool) (Su
 			return g.flush()
 		}
 		var there int
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM _cells WHERE tbl = 'structure' AND pk = ?", g.placeIDs[0]).Scan(&there); err != nil {
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM _rows WHERE tbl = (SELECT id FROM _tables WHERE name = 'structure') AND pk = "+replica.PKSQL("?"), g.placeIDs[0]).Scan(&there); err != nil {
 			return err
 		}
 		if there > 0 {

@@ -1,9 +1,13 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/syncproto"
+	"slices"
 	"time"
 
 	"github.com/relais-numerique/relais/migrations"
@@ -91,36 +95,32 @@ func (g *gen) conflicts(ctx context.Context, tx *sql.Tx, devices []demoDevice, e
 			phones[d.owner] = d
 		}
 	}
+	// Each node's three newest writes to these columns of activities.
+	type cell struct {
+		pk, col string
+		val     any
+		hlc     int64
+	}
+	newest := map[string][]cell{}
+	err := replica.EachCell(ctx, tx, g.schema, func(c syncproto.Change, _ int64) error {
+		if c.Table != "activite" || (c.Column != "duree" && c.Column != "commune" && c.Column != "notes") {
+			return nil
+		}
+		list := append(newest[c.Version.Node], cell{c.PK, c.Column, c.Value, int64(c.Version.HLC)})
+		slices.SortStableFunc(list, func(a, b cell) int { return cmp.Compare(b.hlc, a.hlc) })
+		newest[c.Version.Node] = list[:min(len(list), 3)]
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	made := 0
 	for _, p := range g.staff {
 		phone, ok := phones[p]
 		if !ok || made >= 8 {
 			continue
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT c.pk, c.col, c.val, c.hlc FROM _cells c
-			WHERE c.tbl = 'activite' AND c.node = ? AND c.col IN ('duree', 'commune', 'notes')
-			ORDER BY c.hlc DESC LIMIT 3`, p.Node)
-		if err != nil {
-			return err
-		}
-		type cell struct {
-			pk, col string
-			val     any
-			hlc     int64
-		}
-		var cells []cell
-		for rows.Next() {
-			var c cell
-			if err := rows.Scan(&c.pk, &c.col, &c.val, &c.hlc); err != nil {
-				rows.Close()
-				return err
-			}
-			cells = append(cells, c)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
+		cells := newest[p.Node]
 		for i, c := range cells {
 			if i >= 2 {
 				break

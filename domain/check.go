@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -38,6 +39,7 @@ func RulesFor(schema *syncproto.Schema) map[string][]Rule {
 // Querier runs queries in a transaction or on a database.
 type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
@@ -301,44 +303,70 @@ func (c *Check) completeErasures(ctx context.Context, q Querier, write WriteFunc
 	if len(c.erasing) == 0 && len(c.rows["beneficiaire"]) == 0 {
 		return nil
 	}
-	keys, err := json.Marshal(c.erasing)
-	if err != nil {
-		return fmt.Errorf("complete erasure: %w", err)
+	// The candidates: the rows the batch erases, and the rows it touches
+	// that are deleted (no domain row). Their values as held (a deleted
+	// row's are kept with its versions).
+	touched := c.rows["beneficiaire"]
+	live := map[string]bool{}
+	if all := append(slices.Clone(touched), c.erasing...); len(all) > 0 {
+		list, err := json.Marshal(all)
+		if err != nil {
+			return fmt.Errorf("complete erasure: %w", err)
+		}
+		rows, err := q.QueryContext(ctx, "SELECT id FROM beneficiaire WHERE id IN (SELECT value FROM json_each(?))", string(list))
+		if err != nil {
+			return fmt.Errorf("complete erasure: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("complete erasure: %w", err)
+			}
+			live[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("complete erasure: %w", err)
+		}
 	}
-	touched, err := json.Marshal(c.rows["beneficiaire"])
-	if err != nil {
-		return fmt.Errorf("complete erasure: %w", err)
+	candidates := slices.Clone(c.erasing)
+	for _, pk := range touched {
+		if !live[pk] {
+			candidates = append(candidates, pk)
+		}
 	}
-	rows, err := q.QueryContext(ctx, `SELECT pk, col, pk IN (SELECT id FROM beneficiaire) FROM _cells
-		WHERE tbl = 'beneficiaire' AND col IN `+sqlList(PersonalColumns)+` AND val IS NOT NULL
-		  AND pk IN (SELECT pk FROM _cells WHERE tbl = 'beneficiaire' AND col = 'anonyme' AND val = 1)
-		  AND (pk IN (SELECT value FROM json_each(?))
-		       OR (pk IN (SELECT value FROM json_each(?)) AND pk NOT IN (SELECT id FROM beneficiaire)))
-		ORDER BY pk, col`, string(keys), string(touched))
+	slices.Sort(candidates)
+	candidates = slices.Compact(candidates)
+	if len(candidates) == 0 {
+		return nil
+	}
+	cols := append([]string{"anonyme"}, PersonalColumns...)
+	vals, err := replica.Values(ctx, q, c.schema, "beneficiaire", candidates, cols)
 	if err != nil {
 		return fmt.Errorf("complete erasure: %w", err)
 	}
 	left := map[string]map[string]any{}
 	var order []string
-	for rows.Next() {
-		var pk, col string
-		var live bool
-		if err := rows.Scan(&pk, &col, &live); err != nil {
-			rows.Close()
-			return fmt.Errorf("complete erasure: %w", err)
+	for _, pk := range candidates {
+		m, ok := vals[pk]
+		if !ok || syncproto.ValueText(m["anonyme"]) != "1" {
+			continue
 		}
-		if live && c.filled[syncproto.Cell{Table: "beneficiaire", PK: pk, Column: col}] {
-			continue // the batch's own value on a live row: the rules judge it
+		isLive := live[pk]
+		for _, col := range PersonalColumns {
+			if m[col] == nil {
+				continue
+			}
+			if isLive && c.filled[syncproto.Cell{Table: "beneficiaire", PK: pk, Column: col}] {
+				continue // the batch's own value on a live row: the rules judge it
+			}
+			if left[pk] == nil {
+				left[pk] = map[string]any{}
+				order = append(order, pk)
+			}
+			left[pk][col] = nil
 		}
-		if left[pk] == nil {
-			left[pk] = map[string]any{}
-			order = append(order, pk)
-		}
-		left[pk][col] = nil
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("complete erasure: %w", err)
 	}
 	for _, pk := range order {
 		if write == nil {

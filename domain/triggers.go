@@ -23,7 +23,7 @@ const TriggerPrefix = "_check_rule_"
 //     from elsewhere is the server's business, not the user's mistake).
 //   - AFTER INSERT/UPDATE OF anonyme on beneficiaire, not guarded: once a
 //     beneficiary is anonymised, its personal values are cleared from
-//     every local table that can hold them (domain row, cell values,
+//     every local table that can hold them (domain row,
 //     outbox, rejected changes, conflict log), whether the erasure was
 //     made here or arrived from the server.
 func DeviceTriggers(schema *syncproto.Schema, when string) []string {
@@ -86,7 +86,6 @@ func scrubStatements(schema *syncproto.Schema) string {
 	in := sqlList(cols)
 	var b strings.Builder
 	fmt.Fprintf(&b, "    UPDATE beneficiaire SET %s WHERE id = NEW.id AND (%s);\n", strings.Join(set, ", "), strings.Join(held, " OR "))
-	fmt.Fprintf(&b, "    UPDATE _cells SET val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND val IS NOT NULL;\n", in)
 	fmt.Fprintf(&b, "    UPDATE _outbox SET val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND val IS NOT NULL;\n", in)
 	fmt.Fprintf(&b, "    UPDATE _rejected SET val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND val IS NOT NULL;\n", in)
 	fmt.Fprintf(&b, "    UPDATE _conflicts SET winner_val = NULL, loser_val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND (winner_val IS NOT NULL OR loser_val IS NOT NULL);\n", in)

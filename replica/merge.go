@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,7 +14,7 @@ import (
 
 // Options says what kind of replica is being written.
 type Options struct {
-	// AssignSeq gives every cell that changes the next pull sequence
+	// AssignSeq gives every row that changes the next pull sequence
 	// number (the server does; devices do not serve pulls).
 	AssignSeq bool
 	// RecordConflicts writes concurrent writes that lost to _conflicts.
@@ -28,11 +27,20 @@ type Options struct {
 	// writer connection, which Apply uses instead of preparing its own.
 	Prepared *Prepared
 	// Owners names, for each table whose rows belong to someone, the
-	// column holding the owner. Every cell written to such a row is
-	// tagged with the row's owner (the owner column of _cells), so that a
-	// pull can read one person's cells by index (see ReadOwned). The
-	// server sets it; devices, which serve no pulls, leave it nil.
+	// column holding the owner. The row's version record carries the
+	// owner (interned in _owners), so that a pull can read one person's
+	// rows by index (see ReadOwned). The server sets it; devices, which
+	// serve no pulls, leave it nil.
 	Owners map[string]string
+	// Pending, on a device, returns the versions of the device's own
+	// writes not acknowledged yet (its outbox) for some rows: they are
+	// held versions too, newer than the row's record when they win (see
+	// LAYOUT in doc.go). Nil on the server.
+	Pending func(ctx context.Context, tx *sql.Tx, rows []syncproto.RowKey) (map[syncproto.RowKey]map[string]syncproto.Version, error)
+	// VersionsOnly records the changes' versions in the rows' records
+	// and touches no value: a device acknowledging its own writes, whose
+	// values its domain tables already hold.
+	VersionsOnly bool
 }
 
 // Result says what applying a batch did.
@@ -41,12 +49,26 @@ type Result struct {
 	Lost       int // cells older than the version held
 	Duplicates int // cells already held at exactly this version
 	// KeptAside counts cells of tables or columns this replica's schema
-	// does not have yet: their versions and values are kept in _cells and
-	// materialised when a migration adds the column.
+	// does not have yet: their versions are kept in the row's record and
+	// their values in its extra values, materialised when a migration
+	// adds the column.
 	KeptAside int
 	Conflicts []syncproto.ConflictReport
 	// Seq is the last sequence number given out, when AssignSeq is set.
 	Seq int64
+}
+
+// rowState is one touched row during an Apply.
+type rowState struct {
+	key        syncproto.RowKey
+	rec        *record
+	pending    map[string]syncproto.Version
+	fresh      bool // no record and no pending write: no domain row either
+	wasDeleted bool
+	seq        int64
+	won        map[string]any // winning values, by column
+	domain     map[string]any // the domain row as held before, read on demand
+	domainRead bool
 }
 
 // Apply merges changes into the replica inside tx. Changes must already
@@ -64,60 +86,59 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	}
 	// Statements below run without the caller's cancellation: go-sqlite3
 	// starts a goroutine per statement to watch a cancellable context,
-	// which costs more than a cell's insert. The transaction still obeys
+	// which costs more than a row's insert. The transaction still obeys
 	// ctx, and one Apply is bounded by the size of a batch or page.
 	ctx = context.WithoutCancel(ctx)
 	st := newStmts(tx)
 	st.pre = opt.Prepared
 	defer st.close()
-	// A replica that neither numbers cells for pulls nor tags their owner
-	// (a device) writes them without those two columns: every argument
-	// bound costs a call through cgo, and they would all be NULL.
-	cells := &cellWriter{st: st, untagged: !opt.AssignSeq && len(opt.Owners) == 0}
 
+	d, err := loadDict(ctx, tx)
+	if err != nil {
+		return res, err
+	}
 	var seq int64
 	if opt.AssignSeq {
 		if err := tx.QueryRowContext(ctx, "SELECT seq FROM _replica WHERE id = 1").Scan(&seq); err != nil {
 			return res, fmt.Errorf("merge: read sequence: %w", err)
 		}
 	}
-
-	// Rows touched, in first-touched order, with the columns that won.
-	var order []syncproto.RowKey
-	dirty := map[syncproto.RowKey]map[string]any{}
-	// The cells held for each row touched, read up front (a few queries
-	// per batch rather than one per cell) and kept current as changes win.
-	heldRows, err := loadRows(ctx, st, changes)
+	var newest int64
+	states, order, err := loadStates(ctx, tx, st, d, changes, opt)
 	if err != nil {
 		return res, err
 	}
-	// Rows that had no cell at all before this batch: they have no domain
-	// row either, so each is written whole with one statement per table.
-	fresh := map[syncproto.RowKey]bool{}
-	for k, cells := range heldRows {
-		if len(cells) == 0 {
-			fresh[k] = true
-		}
-	}
-	owners, retag := rowOwners(changes, heldRows, fresh, opt.Owners)
 
 	for i := range changes {
 		c := &changes[i]
 		val := plain(c.Value)
 		k := c.Row()
-		held := heldRows[k]
-		h := held[c.Column] // the zero heldCell when the cell is new
-		heldVal, heldVer := h.val, h.ver
+		s := states[k]
+		bit, err := d.column(ctx, s.rec.tbl, c.Column)
+		if err != nil {
+			return res, err
+		}
+		var heldVer syncproto.Version
+		if cl, ok := s.rec.clock(bit); ok {
+			heldVer = d.version(cl)
+		}
+		if pv, ok := s.pending[c.Column]; ok && pv.Beats(heldVer) {
+			heldVer = pv
+		}
 
-		d := syncproto.Decide(heldVer, c.Version, c.Prev)
-		concurrent := d.Concurrent
-		switch d.Outcome {
+		dec := syncproto.Decide(heldVer, c.Version, c.Prev)
+		concurrent := dec.Concurrent && opt.RecordConflicts
+		switch dec.Outcome {
 		case syncproto.Duplicate:
 			res.Duplicates++
 			continue
 		case syncproto.Lost:
 			res.Lost++
-			if concurrent && opt.RecordConflicts {
+			if concurrent {
+				heldVal, err := s.value(ctx, tx, schema, c.Column)
+				if err != nil {
+					return res, err
+				}
 				if err := recordConflict(ctx, tx, c.Cell(), heldVal, heldVer, val, c.Version, now()); err != nil {
 					return res, err
 				}
@@ -126,17 +147,46 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 			continue
 		}
 
-		var seqArg any
-		if opt.AssignSeq {
-			seq++
-			seqArg = seq
+		var heldVal any
+		if concurrent {
+			if heldVal, err = s.value(ctx, tx, schema, c.Column); err != nil {
+				return res, err
+			}
 		}
-		if err := cells.add(ctx, c, val, seqArg, owners[k]); err != nil {
+		if opt.AssignSeq && s.seq == 0 {
+			seq++
+			s.seq = seq
+		}
+		nid, err := d.node(ctx, c.Version.Node)
+		if err != nil {
 			return res, err
 		}
-		held[c.Column] = heldCell{val: val, ver: c.Version}
+		s.rec.setClock(colClock{bit: bit, hlc: int64(c.Version.HLC), node: nid, seq: s.seq})
+		newest = max(newest, int64(c.Version.HLC))
+		if opt.AssignSeq {
+			s.rec.seq = sql.NullInt64{Int64: s.seq, Valid: true}
+		}
+		if !opt.VersionsOnly {
+			if c.Column == syncproto.DeletedColumn {
+				s.rec.deleted = isOne(val)
+			}
+			if s.won == nil {
+				s.won = map[string]any{}
+			}
+			s.won[c.Column] = val
+		}
+		if col, owned := opt.Owners[c.Table]; owned && col == c.Column {
+			s.rec.owner = sql.NullInt64{}
+			if tag := ownerTag(val); tag != nil {
+				id, err := d.owner(ctx, tag.(string))
+				if err != nil {
+					return res, err
+				}
+				s.rec.owner = sql.NullInt64{Int64: id, Valid: true}
+			}
+		}
 		res.Won++
-		if concurrent && opt.RecordConflicts {
+		if concurrent {
 			if err := recordConflict(ctx, tx, c.Cell(), val, c.Version, heldVal, heldVer, now()); err != nil {
 				return res, err
 			}
@@ -144,48 +194,35 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 		}
 		if _, known := schema.ColumnType(c.Table, c.Column); !known {
 			res.KeptAside++
-			continue
 		}
-		cols, seen := dirty[k]
-		if !seen {
-			cols = map[string]any{}
-			dirty[k] = cols
-			order = append(order, k)
-		}
-		cols[c.Column] = val
-	}
-	// What follows reads or tags cells in _cells: every winning cell must
-	// be written first.
-	if err := cells.flush(ctx); err != nil {
-		return res, err
 	}
 
-	for _, k := range retag {
-		if err := tagRow(ctx, st, k, owners[k]); err != nil {
+	// The clock never goes below a version held (invariant 4): with
+	// versions packed in records, keeping it here costs less than
+	// searching them all when the replica opens.
+	if newest > 0 {
+		if _, err := tx.ExecContext(ctx, "UPDATE _replica SET hlc = MAX(hlc, ?) WHERE id = 1", newest); err != nil {
+			return res, fmt.Errorf("merge: save clock: %w", err)
+		}
+	}
+	recs := &recordWriter{st: st}
+	newRows := &rowWriter{st: st}
+	for _, k := range order {
+		s := states[k]
+		if !s.rec.dirty {
+			continue
+		}
+		if !opt.VersionsOnly && s.won != nil {
+			if err := s.materialise(ctx, tx, st, schema, newRows); err != nil {
+				return res, err
+			}
+		}
+		if err := recs.add(ctx, s.rec); err != nil {
 			return res, err
 		}
 	}
-	newRows := &rowWriter{st: st}
-	for _, k := range order {
-		tomb := heldRows[k][syncproto.DeletedColumn]
-		won := dirty[k]
-		if fresh[k] {
-			won = wholeRow(schema.Tables[k.Table], won)
-			// A new row, neither deleted nor re-created, is written
-			// with the table's other new rows, a chunk at a time. Each
-			// domain row is written once per Apply and nothing in
-			// between reads it, so the order rows are written in does
-			// not matter.
-			if _, recreated := won[syncproto.DeletedColumn]; !recreated && !isOne(tomb.val) {
-				if err := newRows.add(ctx, schema.Tables[k.Table], k.PK, won); err != nil {
-					return res, err
-				}
-				continue
-			}
-		}
-		if err := materialise(ctx, tx, st, schema, k, won, isOne(tomb.val)); err != nil {
-			return res, err
-		}
+	if err := recs.flush(ctx); err != nil {
+		return res, err
 	}
 	if err := newRows.flushAll(ctx); err != nil {
 		return res, err
@@ -199,74 +236,240 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	return res, nil
 }
 
-// materialise brings the domain row in line with its cells after some of
-// them won: deleted rows disappear, re-created rows are rebuilt from all
-// their cells, other rows get the winning columns. deleted is the row's
-// tombstone as held after the merge.
-func materialise(ctx context.Context, tx *sql.Tx, st *stmts, schema *syncproto.Schema, k syncproto.RowKey, won map[string]any, deleted bool) error {
-	t := schema.Tables[k.Table]
-	if deleted {
-		del, err := st.prepare(ctx, deleteSQL(t))
-		if err == nil {
-			_, err = del.ExecContext(ctx, k.PK)
+// loadStates reads the record of every row the changes touch (a query
+// per table and few hundred rows), and the device's pending writes.
+func loadStates(ctx context.Context, tx *sql.Tx, st *stmts, d *dict, changes []syncproto.Change, opt Options) (map[syncproto.RowKey]*rowState, []syncproto.RowKey, error) {
+	states := map[syncproto.RowKey]*rowState{}
+	var order []syncproto.RowKey
+	pks := map[string][]string{}
+	var tables []string
+	for i := range changes {
+		k := changes[i].Row()
+		if _, ok := states[k]; ok {
+			continue
 		}
+		states[k] = &rowState{key: k}
+		order = append(order, k)
+		if _, ok := pks[k.Table]; !ok {
+			tables = append(tables, k.Table)
+		}
+		pks[k.Table] = append(pks[k.Table], k.PK)
+	}
+	nodes := map[int64]bool{}
+	for _, table := range tables {
+		tid, err := d.table(ctx, table)
 		if err != nil {
-			return fmt.Errorf("merge: delete %s %s: %w", k.Table, k.PK, err)
+			return nil, nil, err
 		}
+		recs := make(map[string]*record, len(pks[table]))
+		if err := loadRecords(ctx, tx, tid, pks[table], recs); err != nil {
+			return nil, nil, err
+		}
+		for _, pk := range pks[table] {
+			s := states[syncproto.RowKey{Table: table, PK: pk}]
+			s.rec = recs[pk]
+			if s.rec == nil {
+				s.rec = &record{tbl: tid, pk: pk}
+			}
+			s.wasDeleted = s.rec.deleted
+			for _, c := range s.rec.clocks {
+				nodes[c.node] = true
+			}
+		}
+	}
+	if err := d.resolve(ctx, nodes, nil); err != nil {
+		return nil, nil, err
+	}
+	if opt.Pending != nil {
+		pend, err := opt.Pending(ctx, tx, order)
+		if err != nil {
+			return nil, nil, fmt.Errorf("merge: pending writes: %w", err)
+		}
+		for k, p := range pend {
+			if s := states[k]; s != nil {
+				s.pending = p
+			}
+		}
+	}
+	for _, s := range states {
+		s.fresh = !s.rec.held && len(s.pending) == 0
+	}
+	return states, order, nil
+}
+
+// value is a cell's value as held before this Apply wrote it, or as
+// won earlier in this Apply: from the domain row of a live row, from the
+// record's extra values otherwise.
+func (s *rowState) value(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, col string) (any, error) {
+	if v, ok := s.won[col]; ok {
+		return v, nil
+	}
+	if col == syncproto.DeletedColumn {
+		if _, ok := s.rec.clock(DeletedBit); !ok {
+			return nil, nil
+		}
+		if s.wasDeleted {
+			return int64(1), nil
+		}
+		return int64(0), nil
+	}
+	t := schema.Tables[s.key.Table]
+	if _, known := schema.ColumnType(s.key.Table, col); !known || s.wasDeleted || t == nil {
+		m, err := s.rec.extraVals()
+		if err != nil {
+			return nil, err
+		}
+		return m[col], nil
+	}
+	if !s.domainRead {
+		row, err := readDomainRow(ctx, tx, t, s.key.PK)
+		if err != nil {
+			return nil, err
+		}
+		s.domain, s.domainRead = row, true
+	}
+	return s.domain[col], nil
+}
+
+// readDomainRow reads every column of one domain row (nil when absent).
+func readDomainRow(ctx context.Context, q execQueryer, t *syncproto.Table, pk string) (map[string]any, error) {
+	names := t.ColumnNames()
+	vals := make([]any, len(names))
+	ptrs := make([]any, len(names))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	qs := make([]string, len(names))
+	for i, n := range names {
+		qs[i] = quote(n)
+	}
+	if len(names) == 0 {
+		return map[string]any{}, nil
+	}
+	rows, err := q.QueryContext(ctx, "SELECT "+strings.Join(qs, ", ")+" FROM "+quote(t.Name)+" WHERE id = ?", pk)
+	if err != nil {
+		return nil, fmt.Errorf("merge: read row %s %s: %w", t.Name, pk, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return nil, rows.Err()
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return nil, fmt.Errorf("merge: read row %s %s: %w", t.Name, pk, err)
+	}
+	out := make(map[string]any, len(names))
+	for i, n := range names {
+		out[n] = sqlValue(vals[i])
+	}
+	return out, rows.Err()
+}
+
+// sqlValue turns a value read from SQLite into what a change carries.
+func sqlValue(v any) any {
+	if b, ok := v.([]byte); ok {
+		return string(b)
+	}
+	return v
+}
+
+// materialise brings the domain row and the record's extra values in
+// line with the values that won. A live row keeps its values in the
+// domain table; a deleted one in its record's extra values, so that an
+// explicit re-creation (a newer tombstone saying 0) brings them back;
+// columns the schema does not know are always in the extra values.
+func (s *rowState) materialise(ctx context.Context, tx *sql.Tx, st *stmts, schema *syncproto.Schema, newRows *rowWriter) error {
+	t := schema.Tables[s.key.Table]
+	known := make(map[string]any, len(s.won))
+	for col, v := range s.won {
+		if col == syncproto.DeletedColumn {
+			continue
+		}
+		if _, ok := schema.ColumnType(s.key.Table, col); ok && t != nil {
+			known[col] = v
+			continue
+		}
+		if err := s.rec.setExtra(col, v); err != nil {
+			return err
+		}
+	}
+	if t == nil {
 		return nil
 	}
-	cols := won
-	if _, recreated := won[syncproto.DeletedColumn]; recreated {
-		all, err := RowCells(ctx, tx, schema, k.Table, k.PK)
+	now := s.rec.deleted
+	switch {
+	case !s.wasDeleted && !now:
+		_, recreated := s.won[syncproto.DeletedColumn]
+		if s.fresh {
+			if len(known) == 0 && !recreated {
+				return nil
+			}
+			return newRows.add(ctx, t, s.key.PK, wholeRow(t, known))
+		}
+		if len(known) == 0 && !recreated {
+			return nil
+		}
+		return upsert(ctx, st, t, s.key.PK, known)
+	case !s.wasDeleted && now:
+		row := map[string]any{}
+		if !s.fresh {
+			held, err := readDomainRow(ctx, tx, t, s.key.PK)
+			if err != nil {
+				return err
+			}
+			if held != nil {
+				row = held
+			}
+		}
+		for c, v := range known {
+			row[c] = v
+		}
+		for c, v := range row {
+			if v == nil {
+				continue
+			}
+			if err := s.rec.setExtra(c, v); err != nil {
+				return err
+			}
+		}
+		if s.fresh {
+			return nil
+		}
+		del, err := st.prepare(ctx, deleteSQL(t))
+		if err == nil {
+			_, err = del.ExecContext(ctx, s.key.PK)
+		}
+		if err != nil {
+			return fmt.Errorf("merge: delete %s %s: %w", s.key.Table, s.key.PK, err)
+		}
+		return nil
+	case s.wasDeleted && now:
+		for c, v := range known {
+			if err := s.rec.setExtra(c, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	default: // re-created
+		m, err := s.rec.extraVals()
 		if err != nil {
 			return err
 		}
-		cols = all
+		row := map[string]any{}
+		for c := range t.Columns {
+			if v, ok := m[c]; ok {
+				row[c] = v
+				delete(m, c)
+				s.rec.dirty = true
+			}
+		}
+		for c, v := range known {
+			row[c] = v
+		}
+		return upsert(ctx, st, t, s.key.PK, wholeRow(t, row))
 	}
-	return upsert(ctx, st, t, k.PK, cols)
 }
 
-// rowOwners works out the owner each touched row of an owned table will
-// have once the batch is merged: the owner cell as held, or the newest
-// one the batch brings if it beats it (the same rule as every cell). It
-// also lists the rows, already held, whose owner the batch changes: their
-// older cells must be tagged again. Rows of tables with no owner, or
-// without an owner cell, get no tag (nil).
-func rowOwners(changes []syncproto.Change, held map[syncproto.RowKey]map[string]heldCell, fresh map[syncproto.RowKey]bool, ownerCols map[string]string) (map[syncproto.RowKey]any, []syncproto.RowKey) {
-	if len(ownerCols) == 0 {
-		return nil, nil
-	}
-	newest := syncproto.NewestWrites(changes, func(table string) (string, bool) {
-		col, ok := ownerCols[table]
-		return col, ok
-	})
-	tags := map[syncproto.RowKey]any{}
-	var retag []syncproto.RowKey
-	for i := range changes {
-		c := &changes[i]
-		col, owned := ownerCols[c.Table]
-		if !owned {
-			continue
-		}
-		k := c.Row()
-		if _, done := tags[k]; done {
-			continue
-		}
-		h := held[k][col]
-		owner := h.val
-		if n, ok := newest[k]; ok && syncproto.Decide(h.ver, changes[n].Version, changes[n].Prev).Outcome == syncproto.Won {
-			owner = plain(changes[n].Value)
-		}
-		tag := ownerTag(owner)
-		tags[k] = tag
-		if !fresh[k] && ownerTag(h.val) != tag {
-			retag = append(retag, k)
-		}
-	}
-	return tags, retag
-}
-
-// ownerTag is the text a row's owner is tagged with (see
+// ownerTag is the text a row's owner is recorded by (see
 // syncproto.ValueText, which the scope rules compare owners by), nil for
 // none.
 func ownerTag(v any) any {
@@ -276,105 +479,104 @@ func ownerTag(v any) any {
 	return syncproto.ValueText(v)
 }
 
-// tagRow sets the owner tag of every cell held for one row; the cells the
-// batch wrote have it already.
-func tagRow(ctx context.Context, st *stmts, k syncproto.RowKey, tag any) error {
-	q, err := st.prepare(ctx, tagRowSQL)
-	if err == nil {
-		_, err = q.ExecContext(ctx, tag, k.Table, k.PK, tag)
-	}
+// recordWriter writes version records a chunk at a time (see chunkFor).
+type recordWriter struct {
+	st   *stmts
+	args []any
+	n    int
+	pk   string // the first buffered row, to name it in an error
+}
+
+var recordChunks = []int{64, 8, 1}
+
+const recordArgs = 8
+
+func (w *recordWriter) add(ctx context.Context, r *record) error {
+	extra, err := r.extraArg()
 	if err != nil {
-		return fmt.Errorf("merge: tag owner of %s %s: %w", k.Table, k.PK, err)
+		return err
 	}
+	var deleted int64
+	if r.deleted {
+		deleted = 1
+	}
+	var newest int64
+	for _, c := range r.clocks {
+		newest = max(newest, c.hlc)
+	}
+	w.args = append(w.args, r.tbl, PKArg(r.pk), r.owner, r.seq, deleted, newest, encodeClocks(r.clocks), extra)
+	if w.n == 0 {
+		w.pk = r.pk
+	}
+	w.n++
+	if w.n < recordChunks[0] {
+		return nil
+	}
+	return w.flush(ctx)
+}
+
+func (w *recordWriter) flush(ctx context.Context) error {
+	for w.n > 0 {
+		n := chunkFor(recordChunks, w.n)
+		q, err := w.st.prepare(ctx, putRecordsSQL(n))
+		if err == nil {
+			_, err = q.ExecContext(ctx, w.args[:n*recordArgs]...)
+		}
+		if err != nil {
+			return fmt.Errorf("merge: write versions of %d rows from %s: %w", n, w.pk, err)
+		}
+		w.args = w.args[n*recordArgs:]
+		w.n -= n
+	}
+	w.args = w.args[:0]
 	return nil
 }
 
-// TagOwners tags with their row's owner, read from its ownerCol cell,
-// the cells of table that have a sequence number and no tag: cells written
-// before tags existed, or by a writer that did not pass Options.Owners
-// (the demo generator's bulk load). It starts from the untagged cells, by
-// the owner index, so that it costs nothing once every cell is tagged.
-// It returns the number of cells tagged.
-func TagOwners(ctx context.Context, tx *sql.Tx, table, ownerCol string) (int64, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE _cells SET owner = o.tag
-		FROM (SELECT u.pk, CAST(oc.val AS TEXT) AS tag
-			FROM (SELECT DISTINCT pk FROM _cells WHERE owner IS NULL AND seq IS NOT NULL AND tbl = ?1) AS u
-			CROSS JOIN _cells AS oc ON oc.tbl = ?1 AND oc.pk = u.pk AND oc.col = ?2
-			WHERE oc.val IS NOT NULL) AS o
-		WHERE _cells.tbl = ?1 AND _cells.pk = o.pk AND _cells.owner IS NULL`, table, ownerCol)
-	if err != nil {
-		return 0, fmt.Errorf("tag owners of %s: %w", table, err)
+// The statements Apply runs, as text: Prepared.Warm prepares the same.
+// They are plain SQL that PostgreSQL runs as well (ON CONFLICT ... DO
+// UPDATE, excluded).
+const (
+	recordTuple  = "(?, ?, ?, ?, ?, ?, ?, ?)"
+	putRecordSQL = `INSERT INTO _rows (tbl, pk, owner, seq, deleted, hlc, clocks, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tbl, pk) DO UPDATE SET owner = excluded.owner, seq = excluded.seq, deleted = excluded.deleted, hlc = excluded.hlc, clocks = excluded.clocks, extra = excluded.extra`
+)
+
+var putRecordsTexts = func() map[int]string {
+	m := map[int]string{1: putRecordSQL}
+	for _, n := range recordChunks {
+		if n > 1 {
+			m[n] = multiRow(putRecordSQL, recordTuple, n)
+		}
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, fmt.Errorf("tag owners of %s: %w", table, err)
+	return m
+}()
+
+func putRecordsSQL(n int) string {
+	if q, ok := putRecordsTexts[n]; ok {
+		return q
 	}
-	return n, nil
+	return multiRow(putRecordSQL, recordTuple, n)
 }
 
-// heldCell is a cell's value and version as the replica holds it.
-type heldCell struct {
-	val any
-	ver syncproto.Version
+// plain turns a decoded JSON number into the int64 or float64 SQLite
+// should store; Schema.Check already did this for known columns, and
+// cells kept aside need it too.
+func plain(v any) any {
+	n, ok := v.(json.Number)
+	if !ok {
+		return v
+	}
+	if i, err := n.Int64(); err == nil {
+		return i
+	}
+	if f, err := n.Float64(); err == nil {
+		return f
+	}
+	return n.String()
 }
 
-// loadRows reads every cell held for the rows the changes touch: one
-// query per table and few hundred rows. Every touched row gets a map,
-// empty when the replica holds none of its cells.
-func loadRows(ctx context.Context, st *stmts, changes []syncproto.Change) (map[syncproto.RowKey]map[string]heldCell, error) {
-	held := map[syncproto.RowKey]map[string]heldCell{}
-	pks := map[string][]string{}
-	for i := range changes {
-		k := changes[i].Row()
-		if _, ok := held[k]; !ok {
-			held[k] = map[string]heldCell{}
-			pks[k.Table] = append(pks[k.Table], k.PK)
-		}
-	}
-	q, err := st.prepare(ctx, loadRowsSQL)
-	if err != nil {
-		return nil, fmt.Errorf("merge: %w", err)
-	}
-	const chunk = 500
-	for table, keys := range pks {
-		for len(keys) > 0 {
-			part := keys[:min(chunk, len(keys))]
-			keys = keys[len(part):]
-			list, err := json.Marshal(part)
-			if err != nil {
-				return nil, fmt.Errorf("merge: read rows of %s: %w", table, err)
-			}
-			if err := scanCells(ctx, q, table, string(list), held); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return held, nil
-}
-
-func scanCells(ctx context.Context, q *sql.Stmt, table, list string, held map[syncproto.RowKey]map[string]heldCell) error {
-	rows, err := q.QueryContext(ctx, table, list)
-	if err != nil {
-		return fmt.Errorf("merge: read rows of %s: %w", table, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var pk, col string
-		var h heldCell
-		var hlc int64
-		if err := rows.Scan(&pk, &col, &h.val, &hlc, &h.ver.Node); err != nil {
-			return fmt.Errorf("merge: read rows of %s: %w", table, err)
-		}
-		h.ver.HLC = syncproto.Timestamp(hlc)
-		if cells, ok := held[syncproto.RowKey{Table: table, PK: pk}]; ok {
-			cells[col] = h
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("merge: read rows of %s: %w", table, err)
-	}
-	return nil
-}
+// rowChunks are the chunk sizes new domain rows are written by.
+var rowChunks = []int{32, 8, 1}
 
 // wholeRow returns the values of a row written for the first time: every
 // column of the table, NULL where no cell arrived. Writing the same
@@ -444,27 +646,6 @@ func (s *stmts) close() {
 	}
 }
 
-// RowCells returns the values of one row's known columns as held in _cells.
-func RowCells(ctx context.Context, q Queryer, schema *syncproto.Schema, table, pk string) (map[string]any, error) {
-	rows, err := q.QueryContext(ctx, "SELECT col, val FROM _cells WHERE tbl = ? AND pk = ?", table, pk)
-	if err != nil {
-		return nil, fmt.Errorf("merge: read row %s %s: %w", table, pk, err)
-	}
-	defer rows.Close()
-	cols := map[string]any{}
-	for rows.Next() {
-		var col string
-		var val any
-		if err := rows.Scan(&col, &val); err != nil {
-			return nil, fmt.Errorf("merge: read row %s %s: %w", table, pk, err)
-		}
-		if _, known := schema.ColumnType(table, col); known {
-			cols[col] = val
-		}
-	}
-	return cols, rows.Err()
-}
-
 func upsert(ctx context.Context, st *stmts, t *syncproto.Table, pk string, cols map[string]any) error {
 	names := make([]string, 0, len(cols))
 	for n := range cols {
@@ -485,66 +666,6 @@ func upsert(ctx context.Context, st *stmts, t *syncproto.Table, pk string, cols 
 	if err != nil {
 		return fmt.Errorf("merge: write row %s %s: %w", t.Name, pk, err)
 	}
-	return nil
-}
-
-// Winning cells and new rows are written with multi-row statements, a
-// chunk at a time: through database/sql and cgo, each statement run costs
-// a few microseconds before SQLite does any work, more than inserting one
-// cell. Each chunk size is one statement text, prepared once (kept across
-// transactions by Prepared); a remainder smaller than the smallest size
-// above one goes a row at a time.
-var (
-	cellChunks = []int{128, 16, 1}
-	rowChunks  = []int{32, 8, 1}
-)
-
-// cellWriter buffers winning cells, in the order they won, and writes
-// them in chunks. A cell may win twice in one batch: its two rows are in
-// the same statement or in successive ones, in order, and SQLite applies
-// the rows of an INSERT one after the other, so the later one is held,
-// with its seq, as when each was written on its own.
-type cellWriter struct {
-	st *stmts
-	// untagged cells are written with putUntaggedSQL: seq and owner are
-	// always NULL, and add is given nil for both.
-	untagged bool
-	args     []any
-	first    []syncproto.Cell // each buffered cell, to name it in an error
-}
-
-func (w *cellWriter) add(ctx context.Context, c *syncproto.Change, val, seq, owner any) error {
-	if w.untagged {
-		w.args = append(w.args, c.Table, c.PK, c.Column, val, int64(c.Version.HLC), c.Version.Node)
-	} else {
-		w.args = append(w.args, c.Table, c.PK, c.Column, val, int64(c.Version.HLC), c.Version.Node, seq, owner)
-	}
-	w.first = append(w.first, c.Cell())
-	if len(w.first) < cellChunks[0] {
-		return nil
-	}
-	return w.flush(ctx)
-}
-
-func (w *cellWriter) flush(ctx context.Context) error {
-	per := taggedArgs
-	if w.untagged {
-		per = untaggedArgs
-	}
-	for len(w.first) > 0 {
-		n := chunkFor(cellChunks, len(w.first))
-		q, err := w.st.prepare(ctx, putCellsSQL(n, w.untagged))
-		if err == nil {
-			_, err = q.ExecContext(ctx, w.args[:n*per]...)
-		}
-		if err != nil {
-			c := w.first[0]
-			return fmt.Errorf("merge: write %d cells from %s.%s of %s: %w", n, c.Table, c.Column, c.PK, err)
-		}
-		w.args = w.args[n*per:]
-		w.first = w.first[n:]
-	}
-	w.args, w.first = w.args[:0], w.first[:0]
 	return nil
 }
 
@@ -620,46 +741,6 @@ func (w *rowWriter) flushAll(ctx context.Context) error {
 	return nil
 }
 
-// putCellsSQL writes n cells, with putCellSQL, or with putUntaggedSQL
-// when untagged.
-func putCellsSQL(n int, untagged bool) string {
-	texts := putCellsTexts
-	if untagged {
-		texts = putUntaggedTexts
-	}
-	if q, ok := texts[n]; ok {
-		return q
-	}
-	if untagged {
-		return multiRow(putUntaggedSQL, untaggedTuple, n)
-	}
-	return multiRow(putCellSQL, taggedTuple, n)
-}
-
-const (
-	taggedArgs    = 8
-	taggedTuple   = "(?, ?, ?, ?, ?, ?, ?, ?)"
-	untaggedArgs  = 6
-	untaggedTuple = "(?, ?, ?, ?, ?, ?)"
-)
-
-// putCellsTexts and putUntaggedTexts hold the texts of the chunk sizes,
-// built once: each chunk's statement is looked up by its text.
-var (
-	putCellsTexts    = chunkTexts(putCellSQL, taggedTuple)
-	putUntaggedTexts = chunkTexts(putUntaggedSQL, untaggedTuple)
-)
-
-func chunkTexts(single, tuple string) map[int]string {
-	m := map[int]string{1: single}
-	for _, n := range cellChunks {
-		if n > 1 {
-			m[n] = multiRow(single, tuple, n)
-		}
-	}
-	return m
-}
-
 // newRowsSQL writes n new rows of t, every column given (names sorted):
 // the text of upsertSQL with n rows of values.
 func newRowsSQL(t *syncproto.Table, names []string, n int) string {
@@ -688,18 +769,6 @@ func multiRow(single, tuple string, n int) string {
 	b.WriteString(single[i+len(tuple):])
 	return b.String()
 }
-
-// The statements Apply runs, as text: Prepared.Warm prepares the same.
-const (
-	putCellSQL = `INSERT INTO _cells (tbl, pk, col, val, hlc, node, seq, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node, seq = excluded.seq, owner = excluded.owner`
-	// putUntaggedSQL is putCellSQL with seq and owner NULL, as literals.
-	putUntaggedSQL = `INSERT INTO _cells (tbl, pk, col, val, hlc, node) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node, seq = NULL, owner = NULL`
-	tagRowSQL   = `UPDATE _cells SET owner = ? WHERE tbl = ? AND pk = ? AND owner IS NOT ?`
-	loadRowsSQL = `SELECT pk, col, val, hlc, node FROM _cells
-		WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?))`
-)
 
 func deleteSQL(t *syncproto.Table) string { return "DELETE FROM " + quote(t.Name) + " WHERE id = ?" }
 
@@ -739,38 +808,4 @@ func recordConflict(ctx context.Context, tx *sql.Tx, cell syncproto.Cell, winVal
 		return fmt.Errorf("merge: record conflict on %s.%s: %w", cell.Table, cell.Column, err)
 	}
 	return nil
-}
-
-// plain turns a decoded JSON number into the int64 or float64 SQLite
-// should store; Schema.Check already did this for known columns, and
-// cells kept aside need it too.
-func plain(v any) any {
-	n, ok := v.(json.Number)
-	if !ok {
-		return v
-	}
-	if i, err := n.Int64(); err == nil {
-		return i
-	}
-	if f, err := n.Float64(); err == nil {
-		return f
-	}
-	return n.String()
-}
-
-// Rematerialise rebuilds one domain row from its cells: deleted if its
-// tombstone says so, otherwise upserted with every known column.
-func Rematerialise(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, table, pk string) error {
-	if _, ok := schema.Tables[table]; !ok {
-		return nil
-	}
-	var tomb sql.NullInt64
-	err := tx.QueryRowContext(ctx, "SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?",
-		table, pk, syncproto.DeletedColumn).Scan(&tomb)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("merge: read tombstone of %s %s: %w", table, pk, err)
-	}
-	st := newStmts(tx)
-	defer st.close()
-	return materialise(ctx, tx, st, schema, syncproto.RowKey{Table: table, PK: pk}, map[string]any{syncproto.DeletedColumn: nil}, tomb.Valid && tomb.Int64 == 1)
 }

@@ -2,6 +2,7 @@ package replica_test
 
 import (
 	"context"
+	"github.com/relais-numerique/relais/store"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -43,7 +44,7 @@ func demoPages(b *testing.B) []syncproto.Change {
 			demoErr = err
 			return
 		}
-		page, err := replica.ReadPage(ctx, db.R, 0, 1<<30, nil)
+		page, err := replica.ReadPage(ctx, db.R, schemaOf(b, db), 0, 1<<30, nil)
 		demoCells, demoErr = page.Changes, err
 	})
 	if demoErr != nil {
@@ -192,4 +193,13 @@ func reportPerCell(b *testing.B) {
 	cells := float64(b.N * benchPageCells)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/cells, "ns/cell")
 	b.ReportMetric(float64(applyCPU.Nanoseconds())/cells, "cpu-ns/cell")
+}
+
+func schemaOf(tb testing.TB, db *store.DB) *syncproto.Schema {
+	tb.Helper()
+	s, err := replica.LoadSchema(context.Background(), db.R)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }

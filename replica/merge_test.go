@@ -64,9 +64,8 @@ func apply(tb tester, db *store.DB, schema *syncproto.Schema, changes []syncprot
 // table and every cell's value and version.
 func dump(tb tester, db *store.DB) string {
 	tb.Helper()
-	return relaistest.Dump(tb, db.W,
-		"SELECT id, type, duree, notes FROM activite ORDER BY id",
-		"SELECT tbl, pk, col, val, hlc, node FROM _cells ORDER BY tbl, pk, col")
+	return relaistest.Dump(tb, db.W, "SELECT id, type, duree, notes FROM activite ORDER BY id") +
+		relaistest.CellsText(tb, db.W, false, false)
 }
 
 var rowIDs = []string{"0192f1a0-0000-7000-8000-000000000001", "0192f1a0-0000-7000-8000-000000000002"}
@@ -246,7 +245,7 @@ func TestSequenceNumbersIncrease(t *testing.T) {
 	opt := replica.Options{AssignSeq: true}
 	apply(t, db, schema, []syncproto.Change{change(rowIDs[0], "type", "a", v(1, "a"), v(0, "")), change(rowIDs[1], "type", "b", v(1, "a"), v(0, ""))}, opt)
 	apply(t, db, schema, []syncproto.Change{change(rowIDs[0], "type", "c", v(2, "a"), v(1, "a"))}, opt)
-	page, err := replica.ReadPage(ctx, db.R, 0, 10, nil)
+	page, err := replica.ReadPage(ctx, db.R, schema, 0, 10, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,11 +253,11 @@ func TestSequenceNumbersIncrease(t *testing.T) {
 	if len(page.Changes) != 2 || page.Changes[0].PK != rowIDs[1] || page.Changes[1].Value != "c" || page.More || page.Cursor != 3 {
 		t.Fatalf("page %+v", page)
 	}
-	first, err := replica.ReadPage(ctx, db.R, 0, 1, nil)
+	first, err := replica.ReadPage(ctx, db.R, schema, 0, 1, nil)
 	if err != nil || !first.More || first.Cursor != 2 {
 		t.Fatalf("first page %+v %v", first, err)
 	}
-	rest, err := replica.ReadPage(ctx, db.R, first.Cursor, 1, nil)
+	rest, err := replica.ReadPage(ctx, db.R, schema, first.Cursor, 1, nil)
 	if err != nil || rest.More || len(rest.Changes) != 1 || rest.Changes[0].Value != "c" {
 		t.Fatalf("second page %+v %v", rest, err)
 	}

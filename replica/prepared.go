@@ -45,15 +45,13 @@ func NewPrepared(db *sql.DB) *Prepared {
 }
 
 // Warm prepares the statements Apply uses for every batch of this schema:
-// writing cells (one chunk size each, with and without seq and owner),
-// reading the held cells of rows,
-// and for each table writing new rows (one chunk size each) and deleting
+// writing version records (one chunk size each), and for each table writing new rows (one chunk size each) and deleting
 // one. Call it outside any transaction,
 // again after the schema changed.
 func (p *Prepared) Warm(ctx context.Context, schema *syncproto.Schema) error {
-	queries := []string{loadRowsSQL}
-	for _, n := range cellChunks {
-		queries = append(queries, putCellsSQL(n, false), putCellsSQL(n, true))
+	var queries []string
+	for _, n := range recordChunks {
+		queries = append(queries, putRecordsSQL(n))
 	}
 	for _, name := range schema.TableNames() {
 		t := schema.Tables[name]

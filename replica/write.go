@@ -3,7 +3,6 @@ package replica
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -21,19 +20,17 @@ func Write(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, ver syncpr
 		cols = append(cols, c)
 	}
 	slices.Sort(cols)
+	held, err := HeldRow(ctx, tx, schema, table, pk)
+	if err != nil {
+		return Result{}, fmt.Errorf("write %s %s: %w", table, pk, err)
+	}
 	changes := make([]syncproto.Change, 0, len(cols))
 	for _, col := range cols {
 		ch := syncproto.Change{Table: table, PK: pk, Column: col, Value: values[col], Version: ver}
 		if err := schema.Check(&ch); err != nil {
 			return Result{}, fmt.Errorf("write %s %s: %w", table, pk, err)
 		}
-		var hlc int64
-		err := tx.QueryRowContext(ctx, "SELECT hlc, node FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", table, pk, col).
-			Scan(&hlc, &ch.Prev.Node)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return Result{}, fmt.Errorf("write %s %s: %w", table, pk, err)
-		}
-		ch.Prev.HLC = syncproto.Timestamp(hlc)
+		ch.Prev = held[col].Version
 		changes = append(changes, ch)
 	}
 	return Apply(ctx, tx, schema, changes, opt)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/relais-numerique/relais/domain"
+	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -163,10 +164,11 @@ func (s *Server) RunRetention(ctx context.Context, maxAge time.Duration) (int, e
 // (bound twice). CROSS JOIN keeps SQLite from walking every
 // accompaniment cell for each beneficiary: it must go through the
 // beneficiary's accompaniments first.
-const retentionDue = `COALESCE(b.anonyme, 0) = 0
-	AND (SELECT MAX(c.hlc) FROM _cells c WHERE c.tbl = 'beneficiaire' AND c.pk = b.id) < ?
-	AND NOT EXISTS (SELECT 1 FROM accompagnement a CROSS JOIN _cells c ON c.tbl = 'accompagnement' AND c.pk = a.id
-	                WHERE a.beneficiaire_id = b.id AND c.hlc >= ?)`
+// Each row's newest write is its version record's hlc.
+var retentionDue = `COALESCE(b.anonyme, 0) = 0
+	AND (SELECT r.hlc FROM _rows r WHERE r.tbl = (SELECT id FROM _tables WHERE name = 'beneficiaire') AND r.pk = ` + replica.PKSQL("b.id") + `) < ?
+	AND NOT EXISTS (SELECT 1 FROM accompagnement a CROSS JOIN _rows r ON r.tbl = (SELECT id FROM _tables WHERE name = 'accompagnement') AND r.pk = ` + replica.PKSQL("a.id") + `
+	                WHERE a.beneficiaire_id = b.id AND r.hlc >= ?)`
 
 // retentionCandidates returns up to retentionChunk beneficiaries due for
 // anonymisation whose id sorts after the given one.

@@ -64,9 +64,9 @@ func (s *Server) pullPage(ctx context.Context, p auth.Principal, cursor int64, l
 		var page replica.Page
 		want := limit - len(out.Changes)
 		if view.All() {
-			page, err = replica.ReadPage(ctx, tx, out.Cursor, want, notOwn)
+			page, err = replica.ReadPage(ctx, tx, s.Schema(), out.Cursor, want, notOwn)
 		} else {
-			page, err = replica.ReadOwned(ctx, tx, out.Cursor, want, view.Owners(), notOwn)
+			page, err = replica.ReadOwned(ctx, tx, s.Schema(), out.Cursor, want, view.Owners(), notOwn)
 		}
 		scanned += want // at most; exactly when the page is full (More)
 		if err != nil {

@@ -221,7 +221,7 @@ func tagOwners(ctx context.Context, db *store.DB) error {
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	for table, col := range scope.NewRules(schema).OwnerColumns() {
-		if _, err := replica.TagOwners(ctx, tx, table, col); err != nil {
+		if _, err := replica.TagOwners(ctx, tx, schema, table, col); err != nil {
 			return err
 		}
 	}

@@ -391,7 +391,7 @@ func (s *Server) refusals(ctx context.Context, tx *sql.Tx, p auth.Principal, cha
 	}
 	answer := make([]syncproto.Refusal, len(list))
 	for i, r := range list {
-		cur, err := replica.ReadCells(ctx, tx, r.Table, r.PK, r.Columns)
+		cur, err := replica.ReadCells(ctx, tx, s.Schema(), r.Table, r.PK, r.Columns)
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/relais-numerique/relais/replica"
 
 	"github.com/relais-numerique/relais/syncproto"
 )
@@ -32,13 +33,16 @@ func (r *Replica) restampPending(ctx context.Context, refusal *syncproto.Error) 
 		return false, nil // the date is still wrong: the user must fix it first
 	}
 	err := r.db.Write(ctx, func(tx *sql.Tx) error {
-		var received sql.NullInt64
-		err := tx.QueryRowContext(ctx, `SELECT MAX(c.hlc) FROM _cells c WHERE NOT EXISTS
-			(SELECT 1 FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col)`).Scan(&received)
+		// The records hold what the device received and what the server
+		// acknowledged, never a pending write (see rows.go).
+		if err := resolvePrev(ctx, tx); err != nil {
+			return err
+		}
+		received, err := replica.MaxHLC(ctx, tx)
 		if err != nil {
 			return fmt.Errorf("restamp: %w", err)
 		}
-		clock := max(syncproto.Timestamp(received.Int64), syncproto.MakeTimestamp(serverMs, 0))
+		clock := max(received, syncproto.MakeTimestamp(serverMs, 0))
 		type entry struct {
 			id            int64
 			tbl, pk, col  string
@@ -86,10 +90,6 @@ func (r *Replica) restampPending(ctx context.Context, refusal *syncproto.Error) 
 			clock = syncproto.Next(max(clock, syncproto.Timestamp(prev)), 0, syncproto.FromTime(wall))
 			renamed[stamp{e.tbl, e.pk, e.col, e.hlc}] = int64(clock)
 			if _, err := tx.ExecContext(ctx, "UPDATE _outbox SET hlc = ?, prev_hlc = ?, batch = NULL WHERE id = ?", int64(clock), prev, e.id); err != nil {
-				return fmt.Errorf("restamp: %w", err)
-			}
-			if _, err := tx.ExecContext(ctx, "UPDATE _cells SET hlc = ? WHERE tbl = ? AND pk = ? AND col = ? AND node = ? AND hlc = ?",
-				int64(clock), e.tbl, e.pk, e.col, r.node, e.hlc); err != nil {
 				return fmt.Errorf("restamp: %w", err)
 			}
 		}

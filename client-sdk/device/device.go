@@ -292,37 +292,13 @@ func (r *Replica) materialiseKeptAside(ctx context.Context) error {
 	}
 	return r.applyLocal(ctx, func(tx *sql.Tx) error {
 		for _, tc := range added {
-			pks, err := cellKeys(ctx, tx, tc[0], tc[1])
-			if err != nil {
+			if _, err := replica.MaterialiseColumn(ctx, tx, r.schema, tc[0], tc[1]); err != nil {
 				return err
-			}
-			for _, pk := range pks {
-				if err := replica.Rematerialise(ctx, tx, r.schema, tc[0], pk); err != nil {
-					return err
-				}
 			}
 		}
 		_, err := tx.ExecContext(ctx, "UPDATE _device SET known_columns = ? WHERE id = 1", strings.Join(now, "\n"))
 		return err
 	})
-}
-
-// cellKeys lists the rows holding a cell in table.column.
-func cellKeys(ctx context.Context, tx *sql.Tx, table, column string) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT pk FROM _cells WHERE tbl = ? AND col = ?", table, column)
-	if err != nil {
-		return nil, fmt.Errorf("kept-aside cells of %s.%s: %w", table, column, err)
-	}
-	defer rows.Close()
-	var pks []string
-	for rows.Next() {
-		var pk string
-		if err := rows.Scan(&pk); err != nil {
-			return nil, fmt.Errorf("kept-aside cells of %s.%s: %w", table, column, err)
-		}
-		pks = append(pks, pk)
-	}
-	return pks, rows.Err()
 }
 
 // applyLocal runs fn with the capture triggers silenced, for writes that

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/relais-numerique/relais/replica"
+	"slices"
 
 	"github.com/relais-numerique/relais/syncproto"
 )
@@ -85,13 +87,24 @@ func (r *Replica) requeueOwnCells(ctx context.Context, tx *sql.Tx) error {
 			return fmt.Errorf("requeue own writes: %w", err)
 		}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO _outbox (tbl, pk, col, val, hlc, node, prev_hlc, prev_node)
-		SELECT c.tbl, c.pk, c.col, c.val, c.hlc, c.node, 0, '' FROM _cells c
-		 WHERE c.node = ?
-		   AND NOT EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col)
-		 ORDER BY c.hlc`, r.node)
+	var own []syncproto.Change
+	err = replica.EachCell(ctx, tx, r.schema, func(c syncproto.Change, _ int64) error {
+		if c.Version.Node == r.node {
+			own = append(own, c)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("requeue own writes: %w", err)
+	}
+	slices.SortStableFunc(own, func(a, b syncproto.Change) int { return syncproto.Compare(a.Version, b.Version) })
+	for _, c := range own {
+		_, err = tx.ExecContext(ctx, `INSERT INTO _outbox (tbl, pk, col, val, hlc, node, prev_hlc, prev_node)
+			SELECT ?, ?, ?, ?, ?, ?, 0, '' WHERE NOT EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = ? AND o.pk = ? AND o.col = ?)`,
+			c.Table, c.PK, c.Column, c.Value, int64(c.Version.HLC), c.Version.Node, c.Table, c.PK, c.Column)
+		if err != nil {
+			return fmt.Errorf("requeue own writes: %w", err)
+		}
 	}
 	if trigger != "" {
 		if _, err := tx.ExecContext(ctx, trigger); err != nil {

@@ -101,63 +101,40 @@ func (r *Replica) setAsideRow(ctx context.Context, tx *sql.Tx, batchID string, r
 	if _, err := tx.ExecContext(ctx, "DELETE FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ?", batchID, rf.Table, rf.PK); err != nil {
 		return 0, err
 	}
-	touched := false
+	// Writes made since the batch left follow her refused version,
+	// which the server never took: they now follow the server's. The
+	// cells not written again since are put back as the server holds
+	// them.
+	var cols []string
+	var cells []syncproto.Change
 	for _, e := range entries {
-		cur, has := current[e.col]
-		// Writes made since the batch left follow her refused version,
-		// which the server never took: they now follow the server's.
+		cur := current[e.col]
 		if _, err := tx.ExecContext(ctx, "UPDATE _outbox SET prev_hlc = ?, prev_node = ? WHERE tbl = ? AND pk = ? AND col = ? AND batch IS NULL",
 			int64(cur.Version.HLC), cur.Version.Node, rf.Table, rf.PK, e.col); err != nil {
 			return 0, err
 		}
-		var hlc int64
-		var node string
-		err := tx.QueryRowContext(ctx, "SELECT hlc, node FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", rf.Table, rf.PK, e.col).Scan(&hlc, &node)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && (syncproto.Timestamp(hlc) != e.ver.HLC || node != e.ver.Node)) {
+		var again bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ? AND col = ?)", rf.Table, rf.PK, e.col).Scan(&again); err != nil {
+			return 0, err
+		}
+		if again || slices.Contains(cols, e.col) {
 			continue // written again since: her newer write stands
 		}
-		if err != nil {
-			return 0, err
-		}
-		touched = true
-		if has {
-			_, err = tx.ExecContext(ctx, "UPDATE _cells SET val = ?, hlc = ?, node = ? WHERE tbl = ? AND pk = ? AND col = ?",
-				cur.Value, int64(cur.Version.HLC), cur.Version.Node, rf.Table, rf.PK, e.col)
-		} else {
-			_, err = tx.ExecContext(ctx, "DELETE FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", rf.Table, rf.PK, e.col)
-			if _, known := r.schema.ColumnType(rf.Table, e.col); err == nil && known && e.col != syncproto.DeletedColumn {
-				_, err = tx.ExecContext(ctx, "UPDATE "+quoteIdent(rf.Table)+" SET "+quoteIdent(e.col)+" = NULL WHERE id = ?", rf.PK)
-			}
-		}
-		if err != nil {
-			return 0, err
+		cols = append(cols, e.col)
+		if c, has := current[e.col]; has {
+			cells = append(cells, c)
 		}
 	}
-	if touched {
-		if err := r.rebuildRow(ctx, tx, rf.Table, rf.PK); err != nil {
+	if len(cols) > 0 {
+		var left bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ?)", rf.Table, rf.PK).Scan(&left); err != nil {
+			return 0, err
+		}
+		if err := replica.PutBack(ctx, tx, r.schema, rf.Table, rf.PK, cells, cols, left); err != nil {
 			return 0, err
 		}
 	}
 	return len(entries), nil
-}
-
-// rebuildRow makes a domain row match its cells again: removed when no
-// cell of it is left, rebuilt otherwise.
-func (r *Replica) rebuildRow(ctx context.Context, tx *sql.Tx, table, pk string) error {
-	if _, ok := r.schema.Tables[table]; !ok {
-		return nil
-	}
-	var left int
-	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM _cells WHERE tbl = ? AND pk = ?", table, pk).Scan(&left); err != nil {
-		return fmt.Errorf("rebuild %s %s: %w", table, pk, err)
-	}
-	if left == 0 {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM "+quoteIdent(table)+" WHERE id = ?", pk); err != nil {
-			return fmt.Errorf("rebuild %s %s: %w", table, pk, err)
-		}
-		return nil
-	}
-	return replica.Rematerialise(ctx, tx, r.schema, table, pk)
 }
 
 // setAsideBatch handles a batch refused whole for its content (a table
@@ -166,6 +143,9 @@ func (r *Replica) rebuildRow(ctx context.Context, tx *sql.Tx, table, pk string) 
 // as the reason and no server version to put back (the server has none
 // it would send: its answer carried none).
 func (r *Replica) setAsideBatch(ctx context.Context, tx *sql.Tx, batch *syncproto.Batch, pe *syncproto.Error, at time.Time) (int, error) {
+	if err := resolvePrev(ctx, tx); err != nil {
+		return 0, err
+	}
 	var refused []syncproto.Refusal
 	seen := map[syncproto.RowKey]bool{}
 	for _, c := range batch.Changes {

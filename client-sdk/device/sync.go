@@ -406,6 +406,9 @@ func (r *Replica) nextBatch(ctx context.Context, size int) (*syncproto.Batch, in
 		err := tx.QueryRowContext(ctx, "SELECT batch FROM _outbox WHERE batch IS NOT NULL ORDER BY batch LIMIT 1").Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			id = uuid.Must(uuid.NewV7()).String()
+			if err := resolvePrev(ctx, tx); err != nil {
+				return err
+			}
 			cut, err := cutBatch(ctx, tx, id, size)
 			if err != nil || !cut {
 				return err
@@ -514,6 +517,9 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 		keep = append(keep, c)
 	}
 	err := r.applyLocal(ctx, func(tx *sql.Tx) error {
+		if err := resolvePrev(ctx, tx); err != nil {
+			return err
+		}
 		if batch != nil && resp.Ack == batch.ID {
 			// Before the page: the page may bring a newer version of a
 			// cell whose refused write is put back as the server held it.
@@ -522,11 +528,11 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 				return err
 			}
 			aside = n
-			if _, err := tx.ExecContext(ctx, "DELETE FROM _outbox WHERE batch = ?", batch.ID); err != nil {
-				return fmt.Errorf("drop acknowledged batch: %w", err)
+			if err := r.acknowledge(ctx, tx, batch.ID); err != nil {
+				return err
 			}
 		}
-		if _, err := replica.Apply(ctx, tx, r.schema, keep, replica.Options{Prepared: r.prepared}); err != nil {
+		if _, err := replica.Apply(ctx, tx, r.schema, keep, replica.Options{Prepared: r.prepared, Pending: pendingVersions}); err != nil {
 			return err
 		}
 		var last int64

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -46,9 +47,41 @@ func captureTriggers(t *syncproto.Table) []string {
 			t.Name, c, strings.ToLower(string(t.Columns[c])), quoteIdent(c), allowed)
 	}
 
+	// What an insert is compared with: nothing for a new row (every
+	// column set is sent), the row it replaces for INSERT OR REPLACE
+	// (which fires no DELETE trigger), the values kept with a deleted
+	// row for a re-creation. The BEFORE INSERT trigger puts them in
+	// _replaced, where the AFTER INSERT trigger reads them (one probe of
+	// an empty table for a new row) and clears them.
+	// Tables are named by their number in the replica's dictionary
+	// (_tables), looked up rather than written in: the number is the
+	// replica's own, and the same text must serve every replica.
+	tid := fmt.Sprintf("(SELECT id FROM _tables WHERE name = %s)", lit)
+	rowKey := fmt.Sprintf("_rows.tbl = %s AND _rows.pk = %s", tid, replica.PKSQL("NEW.id"))
+	var obj, oldObj, removes []string
+	for _, c := range cols {
+		obj = append(obj, quoteLiteral(c), quoteIdent(c))
+		oldObj = append(oldObj, quoteLiteral("$."+c), "OLD."+quoteIdent(c))
+		removes = append(removes, quoteLiteral("$."+c))
+	}
+	var before strings.Builder
+	fmt.Fprintf(&before, "    DELETE FROM _replaced WHERE tbl = %s AND pk = NEW.id;\n", lit)
+	if len(cols) > 0 {
+		fmt.Fprintf(&before, "    INSERT INTO _replaced (tbl, pk, vals, recreate) SELECT %s, id, json_object(%s), 0 FROM %s WHERE id = NEW.id;\n",
+			lit, strings.Join(obj, ", "), q)
+		fmt.Fprintf(&before, "    INSERT OR REPLACE INTO _replaced (tbl, pk, vals, recreate) SELECT %s, NEW.id, COALESCE(extra, '{}'), 1 FROM _rows WHERE %s AND deleted = 1;\n",
+			lit, rowKey)
+		fmt.Fprintf(&before, "    UPDATE _rows SET deleted = 0, extra = NULLIF(json_remove(COALESCE(extra, '{}'), %s), '{}') WHERE %s AND deleted = 1;\n",
+			strings.Join(removes, ", "), rowKey)
+	} else {
+		fmt.Fprintf(&before, "    INSERT OR REPLACE INTO _replaced (tbl, pk, vals, recreate) SELECT %s, NEW.id, '{}', 1 FROM _rows WHERE %s AND deleted = 1;\n", lit, rowKey)
+		fmt.Fprintf(&before, "    UPDATE _rows SET deleted = 0 WHERE %s AND deleted = 1;\n", rowKey)
+	}
+
 	var ins, upd strings.Builder
-	fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, '%s', 0 WHERE EXISTS (SELECT 1 FROM _cells WHERE tbl = %s AND pk = NEW.id AND col = '%s' AND val = 1);\n",
-		lit, syncproto.DeletedColumn, lit, syncproto.DeletedColumn)
+	stash := fmt.Sprintf("_replaced WHERE tbl = %s AND pk = NEW.id", lit)
+	fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, '%s', 0 WHERE EXISTS (SELECT 1 FROM %s AND recreate = 1);\n",
+		lit, syncproto.DeletedColumn, stash)
 	_, owned := t.Columns[ownerColumn]
 	owned = owned && !adminTables[t.Name]
 	for _, c := range cols {
@@ -60,21 +93,41 @@ func captureTriggers(t *syncproto.Table) []string {
 			// may run before this one, and NEW would still say NULL.
 			val = fmt.Sprintf("(SELECT %s FROM %s WHERE id = NEW.id)", qc, q)
 		}
-		fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, %s, %s WHERE %s IS NOT (SELECT val FROM _cells WHERE tbl = %s AND pk = NEW.id AND col = %s);\n",
-			lit, lc, val, val, lit, lc)
+		fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, %s, %s WHERE %s IS NOT (SELECT vals ->> %s FROM %s);\n",
+			lit, lc, val, val, quoteLiteral("$."+c), stash)
 		fmt.Fprintf(&upd, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, %s, NEW.%s WHERE NEW.%s IS NOT OLD.%s;\n",
 			lit, lc, qc, qc, qc)
 	}
+	fmt.Fprintf(&ins, "    DELETE FROM %s;\n", stash)
+	// A deleted row's values are kept with its versions, so that an
+	// explicit re-creation brings back what it does not set.
+	oldKey := fmt.Sprintf("_rows.tbl = %s AND _rows.pk = %s", tid, replica.PKSQL("OLD.id"))
+	var del strings.Builder
+	// A table this replica has never numbered (a fresh one) gets its
+	// number, with its tombstone as column 0, as replica.Apply would.
+	fmt.Fprintf(&del, "    INSERT OR IGNORE INTO _tables (name) VALUES (%s);\n", lit)
+	fmt.Fprintf(&del, "    INSERT OR IGNORE INTO _columns (tbl, bit, name) SELECT id, 0, '%s' FROM _tables WHERE name = %s;\n", syncproto.DeletedColumn, lit)
+	if len(cols) > 0 {
+		fmt.Fprintf(&del, "    INSERT INTO _rows (tbl, pk, deleted, clocks, extra) SELECT %s, %s, 1, x'', json_set('{}', %s) WHERE NOT EXISTS (SELECT 1 FROM _rows WHERE %s);\n",
+			tid, replica.PKSQL("OLD.id"), strings.Join(oldObj, ", "), oldKey)
+		fmt.Fprintf(&del, "    UPDATE _rows SET deleted = 1, extra = json_set(COALESCE(extra, '{}'), %s) WHERE %s;\n", strings.Join(oldObj, ", "), oldKey)
+	} else {
+		fmt.Fprintf(&del, "    INSERT INTO _rows (tbl, pk, deleted, clocks) SELECT %s, %s, 1, x'' WHERE NOT EXISTS (SELECT 1 FROM _rows WHERE %s);\n",
+			tid, replica.PKSQL("OLD.id"), oldKey)
+		fmt.Fprintf(&del, "    UPDATE _rows SET deleted = 1 WHERE %s;\n", oldKey)
+	}
+	fmt.Fprintf(&del, "    INSERT INTO _outbox (tbl, pk, col, val) VALUES (%s, OLD.id, '%s', 1);\n", lit, syncproto.DeletedColumn)
 	name := func(op string) string { return quoteIdent("_capture_" + t.Name + "_" + op) }
 	check := func(op string) string { return quoteIdent("_check_" + t.Name + "_" + op) }
 	return []string{
 		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", check("insert"), q, notApplying, checks.String()),
 		fmt.Sprintf("CREATE TRIGGER %s BEFORE UPDATE ON %s WHEN %s\nBEGIN\n    SELECT RAISE(ABORT, 'relais: the id of a synced row cannot change') WHERE NEW.id IS NOT OLD.id;\n%sEND",
 			check("update"), q, notApplying, checks.String()),
+		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", name("before_insert"), q, notApplying, before.String()),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("insert"), q, notApplying, clockTick, ins.String()),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("update"), q, notApplying, clockTick, upd.String()),
-		fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s WHEN %s\nBEGIN\n    %s\n    INSERT INTO _outbox (tbl, pk, col, val) VALUES (%s, OLD.id, '%s', 1);\nEND",
-			name("delete"), q, notApplying, clockTick, lit, syncproto.DeletedColumn),
+		fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s WHEN %s\nBEGIN\n    %s\n%sEND",
+			name("delete"), q, notApplying, clockTick, del.String()),
 	}
 }
 
@@ -87,6 +140,11 @@ func installTriggers(ctx context.Context, db *sql.DB, schema *syncproto.Schema) 
 		return fmt.Errorf("install triggers: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	// Every synced table and column numbered in the replica's
+	// dictionary, before any trigger names them.
+	if _, err := replica.Dictionary(ctx, tx, schema); err != nil {
+		return fmt.Errorf("install triggers: %w", err)
+	}
 	want := replicaTriggers(schema)
 
 	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND (name LIKE '\_capture\_%' ESCAPE '\' OR name LIKE '\_check\_%' ESCAPE '\')`)

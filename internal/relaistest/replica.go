@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -29,7 +30,7 @@ func DumpReplica(ctx context.Context, db *sql.DB, schema *syncproto.Schema) (str
 			return "", "", err
 		}
 	}
-	if err := dumpQuery(ctx, db, &b, "_cells", "SELECT tbl, pk, col, val, hlc, node FROM _cells ORDER BY tbl, pk, col"); err != nil {
+	if err := dumpCells(ctx, db, schema, &b, nil); err != nil {
 		return "", "", err
 	}
 	sum := sha256.Sum256([]byte(b.String()))
@@ -41,27 +42,145 @@ func DumpReplica(ctx context.Context, db *sql.DB, schema *syncproto.Schema) (str
 // works in no structure and coordinates nobody.
 func DumpOwned(ctx context.Context, db *sql.DB, schema *syncproto.Schema, owner string) (string, string, error) {
 	var b strings.Builder
-	mine := "SELECT pk FROM _cells WHERE tbl = %s AND col = 'mediateur_id' AND val = '" + owner + "'"
+	// The rows whose owner cell names owner, live or deleted.
+	cells, err := Cells(ctx, db)
+	if err != nil {
+		return "", "", err
+	}
+	mine := map[syncproto.RowKey]bool{}
+	for _, c := range cells {
+		if c.Column == "mediateur_id" && Canon(c.Value) == Canon(owner) {
+			mine[c.Row()] = true
+		}
+	}
 	for _, name := range schema.TableNames() {
 		if _, owned := schema.Tables[name].Columns["mediateur_id"]; !owned {
 			continue
 		}
 		cols := append([]string{"id"}, schema.Tables[name].ColumnNames()...)
-		q := fmt.Sprintf("SELECT %s FROM %s WHERE id IN (%s) ORDER BY id", quoteAll(cols), `"`+name+`"`, fmt.Sprintf(mine, "'"+name+"'"))
-		if err := dumpQuery(ctx, db, &b, name, q); err != nil {
+		q := fmt.Sprintf("SELECT %s FROM %s WHERE mediateur_id = ? ORDER BY id", quoteAll(cols), `"`+name+`"`)
+		if err := dumpQuery(ctx, db, &b, name, q, owner); err != nil {
 			return "", "", err
 		}
 	}
-	q := "SELECT tbl, pk, col, val, hlc, node FROM _cells c WHERE pk IN (" + fmt.Sprintf(mine, "c.tbl") + ") ORDER BY tbl, pk, col"
-	if err := dumpQuery(ctx, db, &b, "_cells", q); err != nil {
+	if err := dumpCells(ctx, db, schema, &b, func(c syncproto.Change) bool { return mine[c.Row()] }); err != nil {
 		return "", "", err
 	}
 	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:]), b.String(), nil
 }
 
-func dumpQuery(ctx context.Context, db *sql.DB, b *strings.Builder, label, q string) error {
-	rows, err := db.QueryContext(ctx, q)
+// dumpCells writes every cell held (those keep accepts), with its
+// version, as the _cells table of the per-cell layout listed them.
+func dumpCells(ctx context.Context, db *sql.DB, schema *syncproto.Schema, b *strings.Builder, keep func(syncproto.Change) bool) error {
+	return replica.EachCell(ctx, db, schema, func(c syncproto.Change, _ int64) error {
+		if keep != nil && !keep(c) {
+			return nil
+		}
+		b.WriteString("_cells")
+		for _, v := range []any{c.Table, c.PK, c.Column, c.Value, int64(c.Version.HLC), c.Version.Node} {
+			b.WriteByte('|')
+			b.WriteString(Canon(v))
+		}
+		b.WriteByte('\n')
+		return nil
+	})
+}
+
+// Cell is a cell as a replica holds it, with its pull sequence (0 on a
+// device) and its row's owner as recorded for pulls ("" for none).
+type Cell struct {
+	syncproto.Change
+	Seq   int64
+	Owner string
+}
+
+// CellsText lists every cell held, one per line: table, key, column,
+// value, version, and as asked the sequence and the row's owner.
+func CellsText(tb Fataler, db *sql.DB, withSeq, withOwner bool) string {
+	tb.Helper()
+	cells, err := Cells(context.Background(), db)
+	if err != nil {
+		tb.Fatalf("%v", err)
+	}
+	var b strings.Builder
+	for _, c := range cells {
+		fmt.Fprintf(&b, "%s|%s|%s|%s|%d|%s", c.Table, c.PK, c.Column, Canon(c.Value), int64(c.Version.HLC), c.Version.Node)
+		if withSeq {
+			fmt.Fprintf(&b, "|%d", c.Seq)
+		}
+		if withOwner {
+			fmt.Fprintf(&b, "|%s", c.Owner)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// Cells lists every cell a replica holds, in table, key and column
+// order: what tests look at instead of the layout's tables.
+func Cells(ctx context.Context, db *sql.DB) ([]Cell, error) {
+	schema, err := replica.LoadSchema(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	owners := map[syncproto.RowKey]string{}
+	rows, err := db.QueryContext(ctx, "SELECT t.name, r.pk, o.owner FROM _rows r JOIN _tables t ON t.id = r.tbl JOIN _owners o ON o.id = r.owner")
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var table, owner string
+		var pk any
+		if err := rows.Scan(&table, &pk, &owner); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		owners[syncproto.RowKey{Table: table, PK: replica.PKText(pk)}] = owner
+	}
+	rows.Close()
+	var out []Cell
+	err = replica.EachCell(ctx, db, schema, func(c syncproto.Change, seq int64) error {
+		out = append(out, Cell{Change: c, Seq: seq, Owner: owners[c.Row()]})
+		return nil
+	})
+	return out, err
+}
+
+// CountCells counts the cells a replica holds that keep accepts (all
+// when nil). It fails the test on error.
+func CountCells(t Fataler, db *sql.DB, keep func(c Cell) bool) int {
+	t.Helper()
+	cells, err := Cells(context.Background(), db)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	n := 0
+	for _, c := range cells {
+		if keep == nil || keep(c) {
+			n++
+		}
+	}
+	return n
+}
+
+// HeldCell returns one cell as a replica holds it; ok is false when it
+// holds none.
+func HeldCell(ctx context.Context, db *sql.DB, table, pk, col string) (replica.Cell, bool, error) {
+	schema, err := replica.LoadSchema(ctx, db)
+	if err != nil {
+		return replica.Cell{}, false, err
+	}
+	row, err := replica.HeldRow(ctx, db, schema, table, pk)
+	if err != nil {
+		return replica.Cell{}, false, err
+	}
+	c, ok := row[col]
+	return c, ok, nil
+}
+
+func dumpQuery(ctx context.Context, db *sql.DB, b *strings.Builder, label, q string, args ...any) error {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("dump %s: %w", label, err)
 	}
@@ -144,3 +263,29 @@ func FirstDiff(want, got string) string {
 	}
 	return "same text, different hash"
 }
+
+// RowValue reads one column of a row as a replica keeps it, whether the
+// row is live (its domain row) or deleted (the values kept beside its
+// versions); nil when it holds none.
+func RowValue(ctx context.Context, db *sql.DB, table, pk, col string) (any, error) {
+	var v any
+	err := db.QueryRowContext(ctx, "SELECT "+`"`+col+`"`+" FROM "+`"`+table+`"`+" WHERE id = ?", pk).Scan(&v)
+	if err == nil {
+		return v, nil
+	}
+	if err != sql.ErrNoRows {
+		return nil, fmt.Errorf("read %s.%s of %s: %w", table, col, pk, err)
+	}
+	err = db.QueryRowContext(ctx, "SELECT extra ->> ? FROM _rows WHERE tbl = (SELECT id FROM _tables WHERE name = ?) AND pk = "+replica.PKSQL("?"),
+		"$."+col, table, pk).Scan(&v)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s.%s of %s: %w", table, col, pk, err)
+	}
+	return v, nil
+}
+
+// Text is a value as text ("" for NULL), as ids are compared.
+func Text(v any) string { return syncproto.ValueText(v) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/relais-numerique/relais/replica"
 
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/syncproto"
@@ -172,8 +173,10 @@ func (w *World) checkErased(ctx context.Context) error {
 		}
 		for name, db := range dbs {
 			var n int
-			err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM _cells WHERE tbl = 'beneficiaire' AND pk = ?
-				AND col IN ('prenom', 'nom', 'telephone', 'email', 'adresse', 'notes') AND val IS NOT NULL`, id).Scan(&n)
+			// Values kept beside the row's versions (a deleted row's).
+			err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM _rows r, json_each(r.extra) j
+				WHERE r.tbl = (SELECT t.id FROM _tables t WHERE t.name = 'beneficiaire') AND r.pk = `+replica.PKSQL("?")+`
+				AND j.key IN ('prenom', 'nom', 'telephone', 'email', 'adresse', 'notes') AND j.value IS NOT NULL`, id).Scan(&n)
 			if err != nil {
 				return fmt.Errorf("check erasure on %s: %w", name, err)
 			}
@@ -201,12 +204,11 @@ func (w *World) checkKept(ctx context.Context, sdb *sql.DB, d *Device, c syncpro
 	if w.settled[settledKey{c.Table, c.PK, c.Column, c.Version}] {
 		return nil
 	}
-	var val any
-	err := sdb.QueryRowContext(ctx, "SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", c.Table, c.PK, c.Column).Scan(&val)
-	if err != nil && err != sql.ErrNoRows {
+	cell, ok, err := relaistest.HeldCell(ctx, sdb, c.Table, c.PK, c.Column)
+	if err != nil {
 		return fmt.Errorf("read cell: %w", err)
 	}
-	if err == nil && relaistest.Canon(val) == relaistest.Canon(c.Value) {
+	if ok && relaistest.Canon(cell.Value) == relaistest.Canon(c.Value) {
 		return nil
 	}
 	var kept any
@@ -239,18 +241,15 @@ func mergeKeys(first, second map[string]bool) map[string]bool {
 }
 
 func (w *World) checkAcked(ctx context.Context, sdb *sql.DB, d *Device, c syncproto.Change, successors map[syncproto.Cell]map[syncproto.Version]bool) error {
-	var val any
-	var hlc int64
-	var held syncproto.Version
-	err := sdb.QueryRowContext(ctx, "SELECT val, hlc, node FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", c.Table, c.PK, c.Column).Scan(&val, &hlc, &held.Node)
-	if err == sql.ErrNoRows {
-		w.violate("acknowledged write %s.%s of %s by %s is not on the server at all", c.Table, c.Column, c.PK, d.name)
-		return nil
-	}
+	cell, ok, err := relaistest.HeldCell(ctx, sdb, c.Table, c.PK, c.Column)
 	if err != nil {
 		return fmt.Errorf("read cell: %w", err)
 	}
-	held.HLC = syncproto.Timestamp(hlc)
+	if !ok {
+		w.violate("acknowledged write %s.%s of %s by %s is not on the server at all", c.Table, c.Column, c.PK, d.name)
+		return nil
+	}
+	val, held := cell.Value, cell.Version
 	switch cmp := syncproto.Compare(held, c.Version); {
 	case cmp < 0:
 		w.violate("acknowledged write %s.%s of %s (%s) by %s is newer than what the server holds (%s)",
@@ -327,7 +326,6 @@ func (w *World) isErased(ctx context.Context, sdb *sql.DB, c syncproto.Change) b
 	if !isPersonal(c) {
 		return false
 	}
-	var anonyme sql.NullInt64
-	err := sdb.QueryRowContext(ctx, "SELECT val FROM _cells WHERE tbl = 'beneficiaire' AND pk = ? AND col = 'anonyme'", c.PK).Scan(&anonyme)
-	return err == nil && anonyme.Int64 == 1
+	cell, ok, err := relaistest.HeldCell(ctx, sdb, "beneficiaire", c.PK, "anonyme")
+	return err == nil && ok && relaistest.Canon(cell.Value) == "1"
 }

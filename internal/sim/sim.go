@@ -27,6 +27,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/relais-numerique/relais/internal/relaistest"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -690,13 +691,12 @@ func (w *World) write(d *Device) error {
 			// narrowing who sees a row does not take it back from the
 			// conseillère's tablet (README, Scopes), which the final
 			// check could not tell from a row left there by mistake.
-			var owner sql.NullString
-			err := db.QueryRowContext(w.ctx, "SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = 'mediateur_id'", row.table, row.id).Scan(&owner)
-			if err != nil && err != sql.ErrNoRows {
+			owner, err := relaistest.RowValue(w.ctx, db, row.table, row.id, "mediateur_id")
+			if err != nil {
 				return fmt.Errorf("%s: read owner: %w", d.name, err)
 			}
-			if owner.Valid {
-				cols, vals = append(cols, "mediateur_id"), append(vals, owner.String)
+			if owner != nil {
+				cols, vals = append(cols, "mediateur_id"), append(vals, relaistest.Text(owner))
 			}
 		}
 		cols, vals = w.owned(d, row.table, cols, vals)

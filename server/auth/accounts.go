@@ -188,7 +188,7 @@ func (a *Accounts) nodeTaken(ctx context.Context, id string) (bool, error) {
 	err := a.R.QueryRowContext(ctx, `SELECT
 		EXISTS (SELECT 1 FROM _replica WHERE node = ?1)
 		OR EXISTS (SELECT 1 FROM _batches WHERE device_id = ?1)
-		OR EXISTS (SELECT 1 FROM _cells WHERE node = ?1)
+		OR EXISTS (SELECT 1 FROM _nodes WHERE node = ?1)
 		OR EXISTS (SELECT 1 FROM _conflicts WHERE winner_node = ?1 OR loser_node = ?1)`, id).Scan(&taken)
 	if err != nil {
 		return false, fmt.Errorf("check node id: %w", err)

@@ -2,9 +2,11 @@ package scope
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 
+	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -153,8 +155,12 @@ type heldRow struct{ owner string }
 // depend on the batch, so that the server can keep it prepared
 // (PushQueries); the keys go in as one JSON argument rather than a list
 // of placeholders, whose length would make every batch's text new.
-const heldRowsSQL = `SELECT pk, MAX(CASE WHEN col = ? THEN val END) FROM _cells
-	WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?)) GROUP BY pk`
+//
+// The owner is the one the row's version record carries (the merge keeps
+// it equal to the owner column); the keys are turned into the form
+// _rows.pk holds (replica.PKSQL).
+var heldRowsSQL = `SELECT r.pk, o.owner FROM _rows r LEFT JOIN _owners o ON o.id = r.owner
+	WHERE r.tbl = (SELECT id FROM _tables WHERE name = ?) AND r.pk IN (SELECT ` + replica.PKSQL("value") + ` FROM json_each(?))`
 
 // PushQueries returns the text of the queries CheckPush runs, so that a
 // caller can keep them prepared.
@@ -167,19 +173,19 @@ func heldRows(ctx context.Context, q Queryer, table string, pks []string) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)
 	}
-	rows, err := q.QueryContext(ctx, heldRowsSQL, OwnerColumn, table, string(keys))
+	rows, err := q.QueryContext(ctx, heldRowsSQL, table, string(keys))
 	if err != nil {
 		return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)
 	}
 	defer rows.Close()
 	out := make(map[string]heldRow, len(pks))
 	for rows.Next() {
-		var pk string
-		var owner any
+		var pk any
+		var owner sql.NullString
 		if err := rows.Scan(&pk, &owner); err != nil {
 			return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)
 		}
-		out[pk] = heldRow{owner: text(owner)}
+		out[replica.PKText(pk)] = heldRow{owner: owner.String}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("scope: read held rows of %s: %w", table, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -86,7 +87,7 @@ func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, b
 	for _, k := range rows {
 		switch r.policy(k.Table).kind {
 		case kindCoordination:
-			m, err := cellText(ctx, tx, k.Table, k.PK, "mediateur_id")
+			m, err := cellText(ctx, tx, r.schema, k.Table, k.PK, "mediateur_id")
 			if err != nil {
 				return err
 			}
@@ -94,7 +95,7 @@ func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, b
 				people = append(people, m)
 			}
 		case kindEnActivite:
-			s, err := cellText(ctx, tx, k.Table, k.PK, "structure_id")
+			s, err := cellText(ctx, tx, r.schema, k.Table, k.PK, "structure_id")
 			if err != nil {
 				return err
 			}
@@ -133,20 +134,12 @@ func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, b
 	// CROSS JOIN makes SQLite start from the few rows named, reaching
 	// their cells by primary key; left to itself it walked every cell
 	// below "before" by the seq index, the whole table on every push.
-	res, err := tx.ExecContext(ctx, `UPDATE _cells SET seq = ? + r.n FROM (
-			SELECT c.tbl, c.pk, c.col, row_number() OVER (ORDER BY c.seq) AS n
-			FROM temp._reannounce a CROSS JOIN _cells c ON a.tbl = c.tbl AND a.pk = c.pk
-			WHERE c.seq <= ?) AS r
-		WHERE _cells.tbl = r.tbl AND _cells.pk = r.pk AND _cells.col = r.col`, seq, before)
+	keys, err := reannounced(ctx, tx)
 	if err != nil {
-		return fmt.Errorf("reannounce: renumber cells: %w", err)
+		return err
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
+	if _, err := replica.Renumber(ctx, tx, keys, before); err != nil {
 		return fmt.Errorf("reannounce: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE _replica SET seq = ? WHERE id = 1", seq+n); err != nil {
-		return fmt.Errorf("reannounce: save sequence: %w", err)
 	}
 	_, err = tx.ExecContext(ctx, "DELETE FROM temp._reannounce")
 	if err != nil {
@@ -213,16 +206,30 @@ type Written struct {
 	Table, PK, Column string
 }
 
-func cellText(ctx context.Context, tx *sql.Tx, table, pk, col string) (string, error) {
-	var v any
-	err := tx.QueryRowContext(ctx, "SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", table, pk, col).Scan(&v)
-	if err == sql.ErrNoRows {
-		return "", nil
-	}
+func cellText(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, table, pk, col string) (string, error) {
+	vals, err := replica.Values(ctx, tx, schema, table, []string{pk}, []string{col})
 	if err != nil {
 		return "", fmt.Errorf("reannounce: read %s.%s: %w", table, col, err)
 	}
-	return text(v), nil
+	return text(vals[pk][col]), nil
+}
+
+// reannounced lists the rows gathered in temp._reannounce.
+func reannounced(ctx context.Context, tx *sql.Tx) ([]syncproto.RowKey, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT tbl, pk FROM temp._reannounce")
+	if err != nil {
+		return nil, fmt.Errorf("reannounce: %w", err)
+	}
+	defer rows.Close()
+	var out []syncproto.RowKey
+	for rows.Next() {
+		var k syncproto.RowKey
+		if err := rows.Scan(&k.Table, &k.PK); err != nil {
+			return nil, fmt.Errorf("reannounce: %w", err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
 }
 
 // quote makes a schema identifier safe to splice into SQL. Table names

@@ -108,12 +108,13 @@ type policy struct {
 // Rules are the policies of a schema's tables.
 type Rules struct {
 	tables map[string]policy
+	schema *syncproto.Schema // to read rows' values as held (replica.Values)
 }
 
 // NewRules derives each table's policy from the schema: its name for the
 // reference and team tables, its owner column for the others.
 func NewRules(schema *syncproto.Schema) *Rules {
-	r := &Rules{tables: map[string]policy{}}
+	r := &Rules{tables: map[string]policy{}, schema: schema}
 	for name, t := range schema.Tables {
 		var p policy
 		switch name {

@@ -8,13 +8,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
 // Queryer reads the server database; *sql.DB and *sql.Tx have it.
-type Queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
+type Queryer = replica.DB
 
 // window is a coordination's period, as ISO days; "" is open-ended.
 type window struct{ from, to string }
@@ -162,7 +161,7 @@ func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change
 	}
 	vals := map[string]map[string]map[string]string{}
 	for table, pks := range rowsOf {
-		m, err := lookup(ctx, q, table, need[table], pks)
+		m, err := v.rules.lookup(ctx, q, table, need[table], pks)
 		if err != nil {
 			return nil, err
 		}
@@ -328,22 +327,6 @@ func (v *View) keepOwned(c *syncproto.Change, owner string, dates []string) bool
 	return false
 }
 
-// linkedDatesSQL read, for rows dated through other rows, the dates of
-// the activities they are linked to. The cells are read from _cells, so
-// a deleted row's tombstone is judged like the row was; a beneficiary's
-// accompaniments from the accompagnement table, by its index on
-// beneficiaire_id.
-const (
-	byActivitySQL = `SELECT c.pk, d.val FROM _cells c JOIN _cells d ON d.tbl = 'activite' AND d.pk = c.val AND d.col = 'date'
-		WHERE c.tbl = ? AND c.col = ? AND c.pk IN (SELECT value FROM json_each(?))`
-	// CROSS JOIN keeps SQLite starting from the few accompaniments of
-	// the page's beneficiaries: left to itself it walked every activity's
-	// date cell, and a coordinator's first pull took three times as long.
-	byAccompanimentSQL = `SELECT a.beneficiaire_id, d.val FROM accompagnement a
-		CROSS JOIN _cells d ON d.tbl = 'activite' AND d.pk = a.activite_id AND d.col = 'date'
-		WHERE a.beneficiaire_id IN (SELECT value FROM json_each(?))`
-)
-
 // linkedDates reads the dates of the rows of need (table -> primary
 // keys) that are dated through other rows.
 func (r *Rules) linkedDates(ctx context.Context, q Queryer, need map[string][]string) (map[syncproto.RowKey][]string, error) {
@@ -354,31 +337,66 @@ func (r *Rules) linkedDates(ctx context.Context, q Queryer, need map[string][]st
 		if err != nil {
 			return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
 		}
-		var rows *sql.Rows
 		switch {
 		case p.team.byActivity != "":
-			rows, err = q.QueryContext(ctx, byActivitySQL, table, p.team.byActivity, string(keys))
-		case p.team.byAccompaniment && r.policy("accompagnement").kind == kindOwned:
-			rows, err = q.QueryContext(ctx, byAccompanimentSQL, string(keys))
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
-		}
-		for rows.Next() {
-			var pk string
-			var d any
-			if err := rows.Scan(&pk, &d); err != nil {
-				rows.Close()
+			// The rows' activity, then the activity's date, both as
+			// held, so that a deleted row's tombstone is judged like the
+			// row was.
+			links, err := replica.Values(ctx, q, r.schema, table, pks, []string{p.team.byActivity})
+			if err != nil {
 				return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
 			}
-			k := syncproto.RowKey{Table: table, PK: pk}
-			out[k] = append(out[k], text(d))
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+			var acts []string
+			for _, m := range links {
+				if a := text(m[p.team.byActivity]); a != "" {
+					acts = append(acts, a)
+				}
+			}
+			dates, err := replica.Values(ctx, q, r.schema, "activite", acts, []string{"date"})
+			if err != nil {
+				return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+			}
+			for pk, m := range links {
+				if dm, ok := dates[text(m[p.team.byActivity])]; ok {
+					k := syncproto.RowKey{Table: table, PK: pk}
+					out[k] = append(out[k], text(dm["date"]))
+				}
+			}
+		case p.team.byAccompaniment && r.policy("accompagnement").kind == kindOwned:
+			// A beneficiary's accompaniments, by the accompagnement
+			// table's index on beneficiaire_id, then their activities'
+			// dates as held.
+			rows, err := q.QueryContext(ctx, `SELECT beneficiaire_id, activite_id FROM accompagnement
+				WHERE beneficiaire_id IN (SELECT value FROM json_each(?)) AND activite_id IS NOT NULL`, string(keys))
+			if err != nil {
+				return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+			}
+			type link struct{ ben, act string }
+			var links []link
+			var acts []string
+			for rows.Next() {
+				var l link
+				if err := rows.Scan(&l.ben, &l.act); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+				}
+				links = append(links, l)
+				acts = append(acts, l.act)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+			}
+			dates, err := replica.Values(ctx, q, r.schema, "activite", acts, []string{"date"})
+			if err != nil {
+				return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+			}
+			for _, l := range links {
+				if dm, ok := dates[l.act]; ok {
+					k := syncproto.RowKey{Table: table, PK: l.ben}
+					out[k] = append(out[k], text(dm["date"]))
+				}
+			}
 		}
 	}
 	return out, nil
@@ -388,44 +406,23 @@ func (r *Rules) linkedDates(ctx context.Context, q Queryer, need map[string][]st
 // SQLite's limit on bound parameters.
 const lookupChunk = 500
 
-// lookup reads some columns of some rows of a table from _cells (which
-// keeps the cells of deleted rows too, so a tombstone reaches those who
-// saw the row). It returns pk -> column -> value as text.
-func lookup(ctx context.Context, q Queryer, table string, cols, pks []string) (map[string]map[string]string, error) {
-	out := make(map[string]map[string]string, len(pks))
-	for start := 0; start < len(pks); start += lookupChunk {
-		chunk := pks[start:min(start+lookupChunk, len(pks))]
-		args := make([]any, 0, 1+len(chunk)+len(cols))
-		args = append(args, table)
-		for _, pk := range chunk {
-			args = append(args, pk)
-		}
-		for _, c := range cols {
-			args = append(args, c)
-		}
-		rows, err := q.QueryContext(ctx, "SELECT pk, col, val FROM _cells WHERE tbl = ? AND pk IN ("+placeholders(len(chunk))+
-			") AND col IN ("+placeholders(len(cols))+")", args...)
-		if err != nil {
-			return nil, fmt.Errorf("scope: read owners in %s: %w", table, err)
-		}
-		for rows.Next() {
-			var pk, col string
-			var val any
-			if err := rows.Scan(&pk, &col, &val); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("scope: read owners in %s: %w", table, err)
+// lookup reads some columns of some rows of a table as held (a deleted
+// row's values are kept with its versions, so a tombstone reaches those
+// who saw the row). It returns pk -> column -> value as text.
+func (r *Rules) lookup(ctx context.Context, q Queryer, table string, cols, pks []string) (map[string]map[string]string, error) {
+	vals, err := replica.Values(ctx, q, r.schema, table, pks, cols)
+	if err != nil {
+		return nil, fmt.Errorf("scope: read owners in %s: %w", table, err)
+	}
+	out := make(map[string]map[string]string, len(vals))
+	for pk, m := range vals {
+		t := make(map[string]string, len(m))
+		for c, v := range m {
+			if v != nil {
+				t[c] = text(v)
 			}
-			m := out[pk]
-			if m == nil {
-				m = map[string]string{}
-				out[pk] = m
-			}
-			m[col] = text(val)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("scope: read owners in %s: %w", table, err)
-		}
+		out[pk] = t
 	}
 	return out, nil
 }

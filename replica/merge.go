@@ -56,6 +56,9 @@ type Result struct {
 	Conflicts []syncproto.ConflictReport
 	// Seq is the last sequence number given out, when AssignSeq is set.
 	Seq int64
+	// Numbered is how many rows were given a sequence number (one each,
+	// the last Numbered numbers up to Seq), when AssignSeq is set.
+	Numbered int
 }
 
 // rowState is one touched row during an Apply.
@@ -156,6 +159,7 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 		if opt.AssignSeq && s.seq == 0 {
 			seq++
 			s.seq = seq
+			res.Numbered++
 		}
 		nid, err := d.node(ctx, c.Version.Node)
 		if err != nil {

@@ -95,8 +95,8 @@ func (s *Server) pullPage(ctx context.Context, p auth.Principal, cursor int64, l
 }
 
 // reannounce renumbers cells whose visibility a write may have widened
-// (see scope.Reannounce). res is the merge's result: the cells it wrote
-// took the last res.Won sequence numbers.
+// (see scope.Reannounce). res is the merge's result: the rows it wrote
+// took the last res.Numbered sequence numbers.
 func (s *Server) reannounce(ctx context.Context, tx *sql.Tx, changes []syncproto.Change, res replica.Result) error {
 	if res.Won == 0 {
 		return nil
@@ -105,7 +105,7 @@ func (s *Server) reannounce(ctx context.Context, tx *sql.Tx, changes []syncproto
 	for i, c := range changes {
 		w[i] = scope.Written{Table: c.Table, PK: c.PK, Column: c.Column}
 	}
-	return s.scopeRules().Reannounce(ctx, tx, w, res.Seq-int64(res.Won))
+	return s.scopeRules().Reannounce(ctx, tx, w, res.Seq-int64(res.Numbered))
 }
 
 // MergeOptions are the merge options of every write into a server's

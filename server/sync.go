@@ -277,7 +277,7 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 					reason: v.Rule.Message, rule: v.Rule.Name, err: rules.Refusal(v).With(syncproto.DetailIndex, first)}
 			}
 		}
-		applied = seqRange{from: res.Seq - int64(res.Won), to: res.Seq}
+		applied = seqRange{from: res.Seq - int64(res.Numbered), to: res.Seq}
 		if err := s.completeRefusedErasures(ctx, wtx, b.Changes, refused); err != nil {
 			return fmt.Errorf("push batch %s: %w", b.ID, err)
 		}

@@ -60,10 +60,14 @@ func TestWrongDateThenCorrected(t *testing.T) {
 		t.Fatalf("report %+v: want pending writes restamped and pushed", rep)
 	}
 	var duree int
-	var hlc int64
-	if err := srv.DB().R.QueryRow("SELECT a.duree, c.hlc FROM activite a JOIN _cells c ON c.pk = a.id AND c.col = 'duree' WHERE a.id = ?", id).Scan(&duree, &hlc); err != nil {
+	if err := srv.DB().R.QueryRow("SELECT duree FROM activite WHERE id = ?", id).Scan(&duree); err != nil {
 		t.Fatal(err)
 	}
+	cell, ok, err := relaistest.HeldCell(ctx, srv.DB().R, "activite", id, "duree")
+	if err != nil || !ok {
+		t.Fatalf("version of duree: %v %v", ok, err)
+	}
+	hlc := int64(cell.Version.HLC)
 	if duree != 45 {
 		t.Fatalf("server holds duree %d, want 45", duree)
 	}

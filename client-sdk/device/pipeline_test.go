@@ -63,7 +63,7 @@ func TestPipelinedPullInterrupted(t *testing.T) {
 		// failAt-th on during the first Sync; cancel cancels that Sync.
 		fault func(req *http.Request, cancel context.CancelFunc) (*http.Response, error)
 		// failApply, when set, makes applying the page holding this
-		// cell's row fail, through a trigger on the puller's _cells.
+		// cell's row fail, through a trigger on the puller's _rows.
 		failApply bool
 	}{
 		{
@@ -126,8 +126,8 @@ func TestPipelinedPullInterrupted(t *testing.T) {
 			}
 			if tc.failApply {
 				// A row written in the middle of the pull.
-				if _, err := puller.DB().ExecContext(ctx, fmt.Sprintf(`CREATE TRIGGER test_fail_apply BEFORE INSERT ON _cells
-					WHEN NEW.pk = '%s' BEGIN SELECT RAISE(ABORT, 'injected failure'); END`, ids[rows/2])); err != nil {
+				if _, err := puller.DB().ExecContext(ctx, fmt.Sprintf(`CREATE TRIGGER test_fail_apply BEFORE INSERT ON _rows
+					WHEN NEW.pk = unhex(replace('%s', '-', '')) BEGIN SELECT RAISE(ABORT, 'injected failure'); END`, ids[rows/2])); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -211,11 +211,7 @@ func TestPipelinedPullReport(t *testing.T) {
 
 func countCells(t *testing.T, r *device.Replica) int {
 	t.Helper()
-	var n int
-	if err := r.DB().QueryRow("SELECT COUNT(*) FROM _cells").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return relaistest.CountCells(t, r.DB(), nil)
 }
 
 // sameData fails the test unless the device holds exactly the server's

@@ -13,7 +13,10 @@ import (
 
 // keptOnWipe are the tables a wipe leaves: the schema's bookkeeping and
 // the device's identity and state, which then records the revocation.
-var keptOnWipe = map[string]bool{"_device": true, "_replica": true}
+//
+// The table and column numbers stay too: the capture triggers name
+// tables by them, and they hold nothing but the schema's names.
+var keptOnWipe = map[string]bool{"_device": true, "_replica": true, "_tables": true, "_columns": true}
 
 // wipeRevoked erases the replica after the server said this device was
 // revoked: every row of every table (domain rows, cell versions, outbox,

@@ -240,7 +240,7 @@ func TestPushOutsideScopeIsRefusedWhole(t *testing.T) {
 	var state [2]int
 	snapshot := func() [2]int {
 		var s [2]int
-		must(t, tm.srv.DB().R.QueryRow("SELECT COUNT(*), COALESCE(SUM(seq), 0) FROM _cells").Scan(&s[0], &s[1]))
+		must(t, tm.srv.DB().R.QueryRow("SELECT COUNT(*), COALESCE(SUM(seq), 0) FROM _rows").Scan(&s[0], &s[1]))
 		return s
 	}
 	state = snapshot()

@@ -105,7 +105,7 @@ func TestFilterByTagsDecidesLikeLookups(t *testing.T) {
 			if pages > 1000 {
 				rt.Fatal("pull does not end")
 			}
-			page, err := replica.ReadOwned(ctx, tx, cursor, limit, owners, nil)
+			page, err := replica.ReadOwned(ctx, tx, schema, cursor, limit, owners, nil)
 			if err != nil {
 				rt.Fatal(err)
 			}

@@ -35,10 +35,11 @@ type errorBody struct {
 // serverCell reads one cell of a row as the server holds it.
 func serverCell(t *testing.T, w *world, table, pk, col string) any {
 	t.Helper()
-	var v any
-	if err := w.srv.DB().R.QueryRow("SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", table, pk, col).Scan(&v); err != nil {
-		t.Fatalf("read %s.%s of %s: %v", table, col, pk, err)
+	c, ok, err := relaistest.HeldCell(context.Background(), w.srv.DB().R, table, pk, col)
+	if err != nil || !ok {
+		t.Fatalf("read %s.%s of %s: %v %v", table, col, pk, ok, err)
 	}
+	v := c.Value
 	if b, ok := v.([]byte); ok {
 		return string(b)
 	}
@@ -225,7 +226,7 @@ func ownerConflict(t *testing.T, w *world, table, pk, loser, winner string) {
 func storedCells(t *testing.T, w *world) [2]int64 {
 	t.Helper()
 	var s [2]int64
-	if err := w.srv.DB().R.QueryRow("SELECT COUNT(*), COALESCE(SUM(seq), 0) FROM _cells").Scan(&s[0], &s[1]); err != nil {
+	if err := w.srv.DB().R.QueryRow("SELECT COUNT(*), COALESCE(SUM(seq), 0) FROM _rows").Scan(&s[0], &s[1]); err != nil {
 		t.Fatal(err)
 	}
 	return s

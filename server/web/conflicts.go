@@ -83,20 +83,27 @@ func (c Conflict) ResolutionLabel() string {
 
 var conflictSelect = `SELECT c.id, c.tbl, c.pk, c.col, c.winner_val, c.winner_hlc, c.winner_node,
 	c.loser_val, c.loser_hlc, c.loser_node, c.detected_at, c.resolved_at, COALESCE(c.resolved_by, ''), COALESCE(c.resolution, ''),
-	COALESCE(wd.user_id, ''), COALESCE(ld.user_id, ''), COALESCE(o.owner, ''), COALESCE(wd.name, ''), COALESCE(ld.name, '')
+	COALESCE(wd.user_id, ''), COALESCE(ld.user_id, ''), COALESCE(` + ownerExpr + `, ''), COALESCE(wd.name, ''), COALESCE(ld.name, '')
 	FROM _conflicts c
 	LEFT JOIN _devices wd ON wd.id = c.winner_node
 	LEFT JOIN _devices ld ON ld.id = c.loser_node
 	LEFT JOIN _rows r ON r.tbl = (SELECT t.id FROM _tables t WHERE t.name = c.tbl) AND r.pk = ` + rowKey + `
-	LEFT JOIN _owners o ON o.id = r.owner`
+	LEFT JOIN _owners o ON o.id = r.owner
+	LEFT JOIN coordination co ON c.tbl = 'coordination' AND co.id = c.pk
+	LEFT JOIN mediateur_en_activite mea ON c.tbl = 'mediateur_en_activite' AND mea.id = c.pk`
 
 // rowKey is a conflict's key in the form _rows.pk holds it.
 var rowKey = replica.PKSQL("c.pk")
 
+// ownerExpr is the person a conflict's record is about: its owner as its
+// version record holds it (owned tables), or the médiateur a team row
+// names (coordinations, and where médiateurs work, which have no owner).
+const ownerExpr = "COALESCE(o.owner, co.mediateur_id, mea.mediateur_id)"
+
 // visibleClause keeps the conflicts on records the viewer may see, or
 // written by someone whose records they may see. Its one argument is a
 // JSON array of user ids (or NULL for everything).
-const visibleClause = `(?1 IS NULL OR o.owner IN (SELECT value FROM json_each(?1))
+var visibleClause = `(?1 IS NULL OR ` + ownerExpr + ` IN (SELECT value FROM json_each(?1))
 	OR wd.user_id IN (SELECT value FROM json_each(?1)) OR ld.user_id IN (SELECT value FROM json_each(?1)))`
 
 func scopeArg(s scope) any {

@@ -24,30 +24,43 @@ func TestRetentionOnTheDemo(t *testing.T) {
 	r := srv.DB().R
 	last := map[string]int64{}
 	identified := map[string]bool{}
-	rows, err := r.QueryContext(ctx, `SELECT b.id, b.anonyme, c.hlc FROM beneficiaire b JOIN _cells c ON c.tbl = 'beneficiaire' AND c.pk = b.id`)
+	rows, err := r.QueryContext(ctx, `SELECT id, anonyme FROM beneficiaire`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
 		var id string
 		var anon int
-		var hlc int64
-		rows.Scan(&id, &anon, &hlc)
+		rows.Scan(&id, &anon)
 		identified[id] = anon == 0
-		last[id] = max(last[id], hlc)
 	}
 	rows.Close()
-	rows, err = r.QueryContext(ctx, `SELECT a.beneficiaire_id, c.hlc FROM accompagnement a JOIN _cells c ON c.tbl = 'accompagnement' AND c.pk = a.id`)
+	beneficiaryOf := map[string]string{}
+	rows, err = r.QueryContext(ctx, `SELECT id, beneficiaire_id FROM accompagnement WHERE beneficiaire_id IS NOT NULL`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for rows.Next() {
-		var id string
-		var hlc int64
-		rows.Scan(&id, &hlc)
-		last[id] = max(last[id], hlc)
+		var id, ben string
+		rows.Scan(&id, &ben)
+		beneficiaryOf[id] = ben
 	}
 	rows.Close()
+	cells, err := relaistest.Cells(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cells {
+		switch {
+		case c.Table == "beneficiaire":
+			if _, live := identified[c.PK]; live {
+				last[c.PK] = max(last[c.PK], int64(c.Version.HLC))
+			}
+		case c.Table == "accompagnement" && beneficiaryOf[c.PK] != "":
+			b := beneficiaryOf[c.PK]
+			last[b] = max(last[b], int64(c.Version.HLC))
+		}
+	}
 	now := int64(syncproto.FromTime(srv.Clock().Physical().Time().Add(-server.DefaultRetention)))
 	want := 0
 	for id, ok := range identified {

@@ -94,11 +94,7 @@ func rowCount(t *testing.T, srv *relaistest.Server, table, pk string) int {
 
 func cellCount(t *testing.T, srv *relaistest.Server, pk string) int {
 	t.Helper()
-	var n int
-	if err := srv.DB().R.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM _cells WHERE pk = ?", pk).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return relaistest.CountCells(t, srv.DB().R, func(c relaistest.Cell) bool { return c.PK == pk })
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }

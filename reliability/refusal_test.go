@@ -273,10 +273,9 @@ func TestCoordinatorRefusalCostsNoDownload(t *testing.T) {
 		t.Fatalf("the refused edit on her tablet: duree %d (%v), want the server's 45 back", duree, err)
 	}
 	fresh := insert(2)
-	var want int
-	if err := srv.DB().R.QueryRowContext(ctx, "SELECT COUNT(*) FROM _cells WHERE tbl = 'activite' AND col != 'notes' AND pk IN (?, ?)", fresh[0], fresh[1]).Scan(&want); err != nil {
-		t.Fatal(err)
-	}
+	want := relaistest.CountCells(t, srv.DB().R, func(c relaistest.Cell) bool {
+		return c.Table == "activite" && c.Column != "notes" && (c.PK == fresh[0] || c.PK == fresh[1])
+	})
 	next, err := coordDev.Sync(ctx)
 	if err != nil || next.Pulled != want {
 		t.Fatalf("next sync: %+v, %v; want exactly the %d new cells", next, err, want)

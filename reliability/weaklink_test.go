@@ -255,11 +255,12 @@ func TestWeakLinkBacklog(t *testing.T) {
 	if n := pending(t, r); n != 0 {
 		t.Fatalf("%d changes still pending", n)
 	}
-	var cells, activities, conflicts int
-	if err := srv.DB().R.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM _cells), (SELECT COUNT(*) FROM activite), (SELECT COUNT(*) FROM _conflicts)`).
-		Scan(&cells, &activities, &conflicts); err != nil {
+	var activities, conflicts int
+	if err := srv.DB().R.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM activite), (SELECT COUNT(*) FROM _conflicts)`).
+		Scan(&activities, &conflicts); err != nil {
 		t.Fatal(err)
 	}
+	cells := relaistest.CountCells(t, srv.DB().R, nil)
 	if cells != st.Pending || activities != rows || conflicts != 0 {
 		t.Errorf("server holds %d cells (want %d), %d activities (want %d), %d conflicts (want 0)", cells, st.Pending, activities, rows, conflicts)
 	}

@@ -238,8 +238,12 @@ func TestBackupRestoreLosesNothing(t *testing.T) {
 	ids := []string{
 		"01928a10-0000-7000-8000-000000000001", "01928a10-0000-7000-8000-000000000002",
 		"01928a10-0000-7000-8000-000000000003", "01928a10-0000-7000-8000-000000000004",
+		"01928a10-0000-7000-8000-000000000005",
 	}
 	sql("a", fmt.Sprintf("INSERT INTO activite (id, type, duree, commune) VALUES ('%s', 'individuel', 45, 'Laval')", ids[0]))
+	// A row no one touches after the backup: a device pulling from zero
+	// would download it again.
+	sql("a", fmt.Sprintf("INSERT INTO activite (id, type, duree, commune) VALUES ('%s', 'individuel', 20, 'Ernée')", ids[4]))
 	sync("a")
 	sync("b")
 
@@ -281,8 +285,8 @@ func TestBackupRestoreLosesNothing(t *testing.T) {
 	// The restored server no longer has the writes made after the backup.
 	login("témoin")
 	sync("témoin")
-	if got := sql("témoin", "SELECT count(*) AS n FROM activite"); got != "n\n1\n" {
-		t.Fatalf("the restored server should hold only the backup's row, a fresh device got:\n%s", got)
+	if got := sql("témoin", "SELECT count(*) AS n FROM activite"); got != "n\n2\n" {
+		t.Fatalf("the restored server should hold only the backup's rows, a fresh device got:\n%s", got)
 	}
 
 	// A write on b right after the restore, before anything else.
@@ -295,11 +299,12 @@ func TestBackupRestoreLosesNothing(t *testing.T) {
 			t.Fatalf("sync %d of device %s after the restore, saying the server was restored: %v, want %v:\n%s", i, name, said, i < 2, out)
 		}
 		// b synced last with the backup's history: it pulls again only
-		// past the sequence the two histories share. It receives the 4
-		// cells a wrote after the backup (the collectif row's 3 and the
-		// new duree), sent again by a, and not the backup row's type and
-		// commune it already holds (pulling from 0 brought those 2 too).
-		if i == 1 && !strings.Contains(out, "Reçues : 4 ") {
+		// past the sequence the two histories share. It receives the 2
+		// rows a wrote after the backup, sent again by a, whole (a row
+		// travels whole): the collectif row and the re-dated one, 6
+		// cells; not the backup row no one touched since (pulling from 0
+		// brought its 3 cells too).
+		if i == 1 && !strings.Contains(out, "Reçues : 6 ") {
 			t.Fatalf("device b's first sync after the restore did not receive just what the backup lacked:\n%s", out)
 		}
 	}

@@ -74,6 +74,10 @@ func (q rulesQuerier) ExecContext(ctx context.Context, query string, args ...any
 	return q.tx.ExecContext(ctx, query, args...)
 }
 
+func (q rulesQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return q.tx.QueryRowContext(ctx, query, args...)
+}
+
 func (q rulesQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	table, ok := q.r.checks[query]
 	if !ok || len(args) != 1 {

@@ -115,10 +115,8 @@ func TestPushFormIsNegotiated(t *testing.T) {
 			t.Fatalf("device %s differs from the server:\n%s\nvs\n%s", r.Node(), got, want)
 		}
 	}
-	var cells, conflicts int
-	if err := srv.DB().R.QueryRow("SELECT COUNT(*) FROM _cells WHERE tbl = 'activite'").Scan(&cells); err != nil {
-		t.Fatal(err)
-	}
+	var conflicts int
+	cells := relaistest.CountCells(t, srv.DB().R, func(c relaistest.Cell) bool { return c.Table == "activite" })
 	if err := srv.DB().R.QueryRow("SELECT COUNT(*) FROM _conflicts").Scan(&conflicts); err != nil {
 		t.Fatal(err)
 	}

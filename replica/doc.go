@@ -2,33 +2,84 @@
 // a SQLite replica, on the server and on devices alike, so that both
 // sides converge by the same code (docs/DESIGN.md, invariant 1).
 //
-// A replica stores each cell twice. _cells holds, for every (table, pk,
-// column) ever written, the winning value and its version; it is the
-// truth, and what a pull reads. The domain tables hold the same winning
-// values as rows, for the application's plain SQL; they are a view that
-// Apply keeps in step, and that Rematerialise rebuilds from _cells when
-// cells had to be taken back.
+// # Layout: one version record per row
 //
-// Apply takes a batch or a page of changes inside the caller's
-// transaction. It reads the cells held for every row the changes touch
-// (a few queries, not one per cell), decides each cell with
-// syncproto.Compare against the version held (already held, older,
-// newer; concurrent when the change's prev is not the held version),
-// writes the winners to _cells, then brings each touched domain row in
-// line: written whole when it is new, deleted when its tombstone is set,
-// updated column by column otherwise. Options says which kind of replica
-// is written: the server numbers every cell that changes for pulls
-// (AssignSeq), records concurrent writes that lost (RecordConflicts) and
-// tags cells of owned rows with the row's owner (Owners) so that a pull
-// can read one person's cells by index; a device does none of these.
-// Cells of a table or column the local schema does not know yet are kept
-// in _cells and materialised when a migration adds the column.
+// The cell (table, pk, column) is the unit of conflict, not of storage.
+// Each value lives once, in its domain table (activite, beneficiaire…),
+// where the application reads and writes it with plain SQL. Beside it,
+// _rows holds one record per row ever seen (migration replica/00003):
 //
-// Reading back is ReadPage (cells above a sequence number, in order) and
-// ReadOwned (the same, restricted to some owners and the untagged cells).
-// Prepared keeps Apply's statements prepared on the writer connection
-// across transactions, since preparing them costs more than running
-// them.
+//	tbl     the table's number in _tables
+//	pk      the row's key: the 16 bytes of its UUID (PKArg; any other
+//	        key as text)
+//	owner   server: the row's owner, by its number in _owners; a pull
+//	        reads one person's rows by the index (owner, seq)
+//	seq     server: the row's pull sequence number, given anew each time
+//	        a column of it changes
+//	deleted the row's tombstone as the domain table reflects it (1: no
+//	        domain row)
+//	hlc     the newest of its columns' versions (retention, the clock)
+//	clocks  every column's version, packed (encodeClocks): per column its
+//	        number in _columns (0 is _deleted), its hlc, its node's number
+//	        in _nodes, the seq of its last change; varints, each a
+//	        difference from the previous column's, so columns written
+//	        together cost about four bytes each
+//	extra   JSON object of values kept beside the versions: columns this
+//	        replica's schema does not have yet (kept, never dropped, and
+//	        moved into the domain row by MaterialiseColumn when a
+//	        migration adds them), and every value of a deleted row, so
+//	        that an explicit re-creation brings them back and nothing
+//	        but the record has to be scrubbed by an erasure
+//
+// Dictionary numbers are local to a replica and never travel. They are
+// read again by each transaction (loadDict): a number given out in a
+// transaction that rolled back may be given to another name later.
+//
+// # Applying changes
+//
+// Apply takes a batch or a page inside the caller's transaction. It reads
+// the records of every row the changes touch (a query per table and few
+// hundred rows), decides each cell with syncproto.Decide against the
+// version held, updates the records in memory, then writes each changed
+// record once (multi-row upserts) and brings the domain row in line:
+// written whole when new, updated column by column, its values moved to
+// extra when deleted and back when re-created. Options says which kind
+// of replica is written: the server numbers every row that changes
+// (AssignSeq, one number per row per Apply), records concurrent writes
+// that lost (RecordConflicts, with the held value read from the domain
+// row) and keeps each row's owner (Owners); a device passes Pending, the
+// versions of its own writes still in its outbox, which it holds as well
+// (its records hold only what it received or had acknowledged, see
+// client-sdk/device/rows.go), and acknowledges its own writes with
+// VersionsOnly.
+//
+// # Reading
+//
+// ReadPage and ReadOwned return the rows numbered after a cursor, in
+// order, every cell of each: a row moves to a new number whenever one of
+// its columns changes, so a reader whose cursor passed an older column's
+// number may have passed it after the row had moved on; sending the
+// whole row is what keeps "a device past a cursor holds every cell
+// numbered up to it" true. HeldRow, Values, Versions and EachCell read
+// cells back (values from the domain row or extra, versions from
+// clocks); Renumber gives rows new numbers (scope.Reannounce); PutBack
+// puts a refused row back as the server holds it (device).
+//
+// # Engines
+//
+// The statements over the store are plain SQL that PostgreSQL also runs
+// (INSERT … ON CONFLICT … DO UPDATE, excluded, IN lists of parameters),
+// except: unhex in PKSQL (PostgreSQL: decode(…, 'hex'), or the compat
+// set's unhex), the JSON ->> operator and json_each (both in PostgreSQL,
+// the second through the compat set), WITHOUT ROWID in the migration
+// (an engine's DDL is its own), and the compound select ordered by a
+// column that ReadOwned sends (PostgreSQL merges the arms with a
+// Merge Append on the same index). The clocks and extra encodings are
+// Go's, the same on both: a PostgreSQL store keeps them as bytea and
+// jsonb (or text).
+//
+// A replica written by the per-cell layout (_cells) is converted by Init
+// on its first open (upgradeCells), in one transaction.
 //
 // Of this module, the package imports only syncproto
 // (internal/layering enforces it), so that the merge can be reasoned

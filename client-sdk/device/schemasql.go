@@ -70,6 +70,10 @@ type RuleSQL struct {
 	Message string   `json:"message"`
 }
 
+// dropCells ends the version-record layout's first migration for a
+// fresh replica.
+const dropCells = "DROP TABLE _cells;\n"
+
 // replicaSets are the migration sets of a device replica, in the order
 // Open applies them.
 var replicaSets = []migrations.Set{migrations.Replica, migrations.Domain, migrations.Device}
@@ -77,14 +81,31 @@ var replicaSets = []migrations.Set{migrations.Replica, migrations.Domain, migrat
 // SchemaSQL returns the SQL of a device replica of this version. It
 // builds a replica in memory to read the schema the migrations leave,
 // so the triggers are generated from the tables a device really has.
-func SchemaSQL(ctx context.Context) (*ReplicaSQL, error) {
+func SchemaSQL(ctx context.Context) (*ReplicaSQL, error) { return schemaSQL(ctx, false) }
+
+// SchemaSQLCells returns the SQL of a device replica of the per-cell
+// layout (see cells_legacy.go), the one the web SDK builds today.
+func SchemaSQLCells(ctx context.Context) (*ReplicaSQL, error) { return schemaSQL(ctx, true) }
+
+func schemaSQL(ctx context.Context, cells bool) (*ReplicaSQL, error) {
 	out := &ReplicaSQL{Tables: map[string]map[string]string{}}
 	for _, set := range replicaSets {
 		ms, err := migrationScripts(set)
 		if err != nil {
 			return nil, err
 		}
-		out.Migrations = append(out.Migrations, ms...)
+		for _, m := range ms {
+			if from, ok := cellsSetVersions[set]; cells && ok && m.Version >= from {
+				continue
+			}
+			if !cells && set == migrations.Replica && m.Version == cellsSetVersions[set] {
+				// A replica of the per-cell layout is converted by the Go
+				// SDK when it opens (replica.Init), which then drops
+				// _cells; a fresh one has nothing to convert.
+				m.Up += dropCells
+			}
+			out.Migrations = append(out.Migrations, m)
+		}
 	}
 	// One connection to an in-memory database (each connection to
 	// ":memory:" would be a database of its own); store.Open is for
@@ -95,17 +116,36 @@ func SchemaSQL(ctx context.Context) (*ReplicaSQL, error) {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if err := migrations.Up(ctx, db, replicaSets...); err != nil {
-		return nil, fmt.Errorf("schema sql: %w", err)
-	}
-	if out.DomainVersion, err = migrations.Version(ctx, db, migrations.Domain); err != nil {
-		return nil, fmt.Errorf("schema sql: %w", err)
+	if cells {
+		// The scripts themselves, as the web SDK runs them: goose would
+		// run every migration embedded.
+		for _, m := range out.Migrations {
+			if _, err := db.ExecContext(ctx, m.Up); err != nil {
+				return nil, fmt.Errorf("schema sql: %s %d: %w", m.Set, m.Version, err)
+			}
+			if m.Set == string(migrations.Domain) {
+				out.DomainVersion = max(out.DomainVersion, m.Version)
+			}
+		}
+	} else {
+		if err := migrations.Up(ctx, db, replicaSets...); err != nil {
+			return nil, fmt.Errorf("schema sql: %w", err)
+		}
+		if _, err := db.ExecContext(ctx, dropCells); err != nil {
+			return nil, fmt.Errorf("schema sql: %w", err)
+		}
+		if out.DomainVersion, err = migrations.Version(ctx, db, migrations.Domain); err != nil {
+			return nil, fmt.Errorf("schema sql: %w", err)
+		}
 	}
 	schema, err := replica.LoadSchema(ctx, db)
 	if err != nil {
 		return nil, fmt.Errorf("schema sql: %w", err)
 	}
 	out.Triggers = replicaTriggers(schema)
+	if cells {
+		out.Triggers = cellsTriggers(schema)
+	}
 	for _, name := range schema.TableNames() {
 		cols := map[string]string{}
 		for c, typ := range schema.Tables[name].Columns {
@@ -221,9 +261,11 @@ type driverResult int64
 func (r driverResult) LastInsertId() (int64, error) { return 0, nil }
 func (r driverResult) RowsAffected() (int64, error) { return int64(r), nil }
 
-// SchemaJSON is SchemaSQL's answer as the server serves it.
+// SchemaJSON is the answer the server serves: the per-cell layout
+// (SchemaSQLCells) while the web SDK builds that one; SchemaSQL's once
+// it keeps version records (LAYOUT.md).
 func SchemaJSON(ctx context.Context) ([]byte, error) {
-	s, err := SchemaSQL(ctx)
+	s, err := SchemaSQLCells(ctx)
 	if err != nil {
 		return nil, err
 	}

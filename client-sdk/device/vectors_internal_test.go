@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -146,22 +147,27 @@ func dumpForVectors(t *testing.T, r *Replica) ([]map[string]any, []vectorCell) {
 		out = append(out, map[string]any{"id": id, "type": text(typ), "duree": duree, "commune": text(commune)})
 	}
 	rows.Close()
-	cr, err := r.DB().Query("SELECT tbl, pk, col, val, typeof(val), CAST(hlc AS TEXT), node FROM _cells ORDER BY tbl, pk, col")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cr.Close()
+	// Every cell held, as the per-cell layout listed them: the layout
+	// changed (one version record per row), what a replica holds did not.
 	var cells []vectorCell
-	for cr.Next() {
-		var c vectorCell
-		if err := cr.Scan(&c.Table, &c.PK, &c.Col, &c.Val, &c.Type, &c.HLC, &c.Node); err != nil {
-			t.Fatal(err)
-		}
-		c.Val = text(c.Val)
-		if _, err := strconv.ParseInt(c.HLC, 10, 64); err != nil {
-			t.Fatal(err)
+	err = replica.EachCell(context.Background(), r.DB(), r.schema, func(ch syncproto.Change, _ int64) error {
+		c := vectorCell{Table: ch.Table, PK: ch.PK, Col: ch.Column, Val: text(ch.Value),
+			HLC: strconv.FormatInt(int64(ch.Version.HLC), 10), Node: ch.Version.Node}
+		switch ch.Value.(type) {
+		case nil:
+			c.Type = "null"
+		case int64:
+			c.Type = "integer"
+		case float64:
+			c.Type = "real"
+		default:
+			c.Type = "text"
 		}
 		cells = append(cells, c)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out, cells
 }

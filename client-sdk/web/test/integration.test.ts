@@ -68,7 +68,9 @@ test('login, push, pull, refusal and revocation against the real server', async 
   b.on('progress', (p) => progress.push(p));
   const pulled = await b.sync();
   assert.ok(pulled.pulled >= 30, `pulled ${pulled.pulled}`);
-  assert.ok(pulled.exchanges > 10);
+  // A row travels whole (the server's version records, issue 13): pages of
+  // 2 cells bring one activity each, so at least one exchange per row.
+  assert.ok(pulled.exchanges >= 6, `${pulled.exchanges} exchanges`);
   assert.ok(progress.length >= pulled.exchanges - 1 && progress.at(-1)!.bytesDown > 0 && progress.at(-1)!.pulled === pulled.pulled);
   assert.ok(changes.some((t) => t.includes('activite')));
   const rows = await b.query<{ id: string; duree: number; mediateur_id: string }>('SELECT id, duree, mediateur_id FROM activite ORDER BY id');

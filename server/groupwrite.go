@@ -30,10 +30,14 @@ import (
 // device). It gets a virtual start time, the later of the virtual time
 // and the finish time of its device's previous write, and a finish time,
 // its start plus its cost; the writer runs next the write that finishes
-// first, and the virtual time is the start of the write last started
-// (fair queueing by finish time; a virtual time taken from finish times
-// instead, as in self-clocked fair queueing, made a newcomer wait for
-// every big write started in the same round, measured). A small write
+// first. The virtual time advances, each time a write is taken, by its
+// cost divided by the number of devices waiting: what each would have
+// got had the writer been shared out evenly (weighted fair queueing).
+// Two simpler clocks were measured and dropped: the finish time of the
+// write last started (self-clocked fair queueing) made a newcomer wait
+// for every big write started in the same round; its start time never
+// moved while a crowd of first writes waited, so a day's work kept being
+// overtaken by smaller ones (fleet p99 18 s). A small write
 // therefore overtakes the big ones queued before it, a device sending
 // many writes is served in turn with the others rather than in one run,
 // and a big write still runs once the writes that overtook it have used
@@ -49,8 +53,9 @@ type groupWriter struct {
 	maxCost int              // cost per group: the first write is taken whatever its cost, the next only while the sum stays within
 	maxTime time.Duration    // the writer time after which a group takes no more writes
 	queue   jobHeap          // waiting writes, by virtual finish time
-	vtime   int64            // virtual time: the start time of the write last started
+	vtime   int64            // virtual time
 	last    map[string]int64 // per key, the finish time of its last write, while above vtime
+	active  map[string]int   // per key, its writes in the queue
 	seq     uint64           // arrival counter, the tie breaker
 	closed  bool
 	wake    chan struct{} // a write was queued, or Close was called (buffered, 1)
@@ -76,6 +81,10 @@ type groupJob struct {
 	index  int    // position in the heap, -1 once taken
 }
 
+// costScale is the unit of virtual times: a cell's cost, divided among
+// up to a thousand waiting devices, still moves the clock.
+const costScale = 1 << 10
+
 // errWriterClosed answers writes submitted while the server shuts down.
 var errWriterClosed = errors.New("server is shutting down")
 
@@ -92,7 +101,7 @@ const (
 
 func newGroupWriter(db *sql.DB, max int) *groupWriter {
 	g := &groupWriter{db: db, max: max, maxCost: defaultGroupCost, maxTime: defaultGroupTime,
-		last: map[string]int64{}, wake: make(chan struct{}, 1)}
+		last: map[string]int64{}, active: map[string]int{}, wake: make(chan struct{}, 1)}
 	g.done.Add(1)
 	go g.run()
 	return g
@@ -129,8 +138,9 @@ func (g *groupWriter) enqueue(job *groupJob) error {
 		return errWriterClosed
 	}
 	job.start = max(g.vtime, g.last[job.key])
-	job.finish = job.start + job.cost
+	job.finish = job.start + job.cost*costScale
 	g.last[job.key] = job.finish
+	g.active[job.key]++
 	g.seq++
 	job.seq = g.seq
 	heap.Push(&g.queue, job)
@@ -150,6 +160,7 @@ func (g *groupWriter) withdraw(job *groupJob) bool {
 		return false
 	}
 	heap.Remove(&g.queue, job.index)
+	g.leave(job.key)
 	return true
 }
 
@@ -168,7 +179,10 @@ func (g *groupWriter) next(n int, used int64, elapsed time.Duration) *groupJob {
 		return nil
 	}
 	heap.Pop(&g.queue)
-	g.vtime = max(g.vtime, j.start)
+	// The virtual time runs as the work would be shared out: serving
+	// this write's cost takes that much from each key waiting.
+	g.vtime += j.cost * costScale / int64(len(g.active))
+	g.leave(j.key)
 	if g.last[j.key] <= g.vtime {
 		delete(g.last, j.key) // no write of its own above the virtual time
 	}
@@ -180,6 +194,13 @@ func (g *groupWriter) next(n int, used int64, elapsed time.Duration) *groupJob {
 		}
 	}
 	return j
+}
+
+// leave counts one write of key out of the queue.
+func (g *groupWriter) leave(key string) {
+	if g.active[key]--; g.active[key] <= 0 {
+		delete(g.active, key)
+	}
 }
 
 // Close stops taking writes, waits for the group being written, and

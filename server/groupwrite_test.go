@@ -382,3 +382,61 @@ func TestGroupWriterNewcomer(t *testing.T) {
 		t.Errorf("the newcomer ran at position %d of %v, want 1 (right after the big write under way)", i, order)
 	}
 }
+
+// TestGroupWriterStreamOfSmaller: a write of 300 cells is not overtaken
+// for ever by a stream of 100-cell writes of other devices, each arriving
+// while the one before runs (a fleet at 17:00: day's works of different
+// sizes). The virtual time must move as they are served; when it moved
+// only with the writes' start times, every newcomer started where the
+// 300-cell write did and finished before it, and it waited for the whole
+// stream.
+func TestGroupWriterStreamOfSmaller(t *testing.T) {
+	g := newGatedWriter(t)
+	const stream = 40
+	var mu sync.Mutex
+	var order []string
+	var wg sync.WaitGroup
+	var newcomer func(i int)
+	newcomer = func(i int) {
+		defer wg.Done()
+		err := g.Do(context.Background(), fmt.Sprint("small", i), 100, func(*sql.Tx) error {
+			mu.Lock()
+			order = append(order, fmt.Sprint("small", i))
+			mu.Unlock()
+			if i+1 < stream {
+				// The next one arrives while this one runs.
+				g.mu.Lock()
+				before := len(g.queue)
+				g.mu.Unlock()
+				wg.Add(1)
+				go newcomer(i + 1)
+				g.queued(t, before+1)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("small write %d: %v", i, err)
+		}
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		err := g.Do(context.Background(), "day", 300, func(*sql.Tx) error {
+			mu.Lock()
+			order = append(order, "day")
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			t.Errorf("the 300-cell write: %v", err)
+		}
+	}()
+	g.queued(t, 1)
+	go newcomer(0)
+	g.queued(t, 2)
+	g.release()
+	wg.Wait()
+	if i := slices.Index(order, "day"); i < 0 || i > 8 {
+		t.Errorf("the 300-cell write ran at position %d of %d, want within the first 8", i, len(order))
+	}
+}

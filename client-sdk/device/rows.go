@@ -72,55 +72,67 @@ func pendingVersions(ctx context.Context, tx *sql.Tx, rows []syncproto.RowKey) (
 // (applying a page, an acknowledgement, a refusal) and before a batch is
 // cut, so that prev is the version held when the write was made.
 func resolvePrev(ctx context.Context, tx *sql.Tx) error {
-	rows, err := tx.QueryContext(ctx, "SELECT id, tbl, pk, col FROM _outbox WHERE prev_hlc = -1 ORDER BY id")
+	// An older entry of the same cell is one already cut (an unsent one
+	// is folded into the newest), hence resolved: one statement for all.
+	if _, err := tx.ExecContext(ctx, `UPDATE _outbox AS e SET (prev_hlc, prev_node) =
+		(SELECT o.hlc, o.node FROM _outbox o WHERE o.tbl = e.tbl AND o.pk = e.pk AND o.col = e.col AND o.id < e.id AND o.prev_hlc != -1
+		 ORDER BY o.id DESC LIMIT 1)
+		WHERE e.prev_hlc = -1 AND EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = e.tbl AND o.pk = e.pk AND o.col = e.col AND o.id < e.id AND o.prev_hlc != -1)`); err != nil {
+		return fmt.Errorf("resolve prev: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT DISTINCT tbl, pk FROM _outbox WHERE prev_hlc = -1")
 	if err != nil {
 		return fmt.Errorf("resolve prev: %w", err)
 	}
-	type entry struct {
-		id           int64
-		tbl, pk, col string
-	}
-	var entries []entry
 	byTable := map[string][]string{}
 	for rows.Next() {
-		var e entry
-		if err := rows.Scan(&e.id, &e.tbl, &e.pk, &e.col); err != nil {
+		var table, pk string
+		if err := rows.Scan(&table, &pk); err != nil {
 			rows.Close()
 			return fmt.Errorf("resolve prev: %w", err)
 		}
-		entries = append(entries, e)
-		byTable[e.tbl] = append(byTable[e.tbl], e.pk)
+		byTable[table] = append(byTable[table], pk)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("resolve prev: %w", err)
 	}
-	if len(entries) == 0 {
-		return nil
-	}
-	base := map[string]map[string]map[string]syncproto.Version{}
 	for table, pks := range byTable {
-		v, err := replica.Versions(ctx, tx, table, pks)
+		base, err := replica.Versions(ctx, tx, table, pks)
 		if err != nil {
 			return fmt.Errorf("resolve prev: %w", err)
 		}
-		base[table] = v
-	}
-	for _, e := range entries {
-		var prev syncproto.Version
-		var hlc int64
-		err := tx.QueryRowContext(ctx, `SELECT hlc, node FROM _outbox WHERE tbl = ? AND pk = ? AND col = ? AND id < ? AND prev_hlc != -1
-			ORDER BY id DESC LIMIT 1`, e.tbl, e.pk, e.col, e.id).Scan(&hlc, &prev.Node)
-		switch {
-		case err == sql.ErrNoRows:
-			prev = base[e.tbl][e.pk][e.col]
-		case err != nil:
-			return fmt.Errorf("resolve prev: %w", err)
-		default:
-			prev.HLC = syncproto.Timestamp(hlc)
+		// Rows the replica holds no version of (new rows, the common
+		// case): prev is none, for all their entries at once.
+		var fresh []string
+		for _, pk := range pks {
+			if _, ok := base[pk]; !ok {
+				fresh = append(fresh, pk)
+			}
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE _outbox SET prev_hlc = ?, prev_node = ? WHERE id = ?", int64(prev.HLC), prev.Node, e.id); err != nil {
-			return fmt.Errorf("resolve prev: %w", err)
+		for len(fresh) > 0 {
+			part := fresh[:min(len(fresh), 500)]
+			fresh = fresh[len(part):]
+			list, err := json.Marshal(part)
+			if err != nil {
+				return fmt.Errorf("resolve prev: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE _outbox SET prev_hlc = 0, prev_node = ''
+				WHERE prev_hlc = -1 AND tbl = ? AND pk IN (SELECT value FROM json_each(?))`, table, string(list)); err != nil {
+				return fmt.Errorf("resolve prev: %w", err)
+			}
+		}
+		for pk, cols := range base {
+			for col, v := range cols {
+				if _, err := tx.ExecContext(ctx, "UPDATE _outbox SET prev_hlc = ?, prev_node = ? WHERE prev_hlc = -1 AND tbl = ? AND pk = ? AND col = ?",
+					int64(v.HLC), v.Node, table, pk, col); err != nil {
+					return fmt.Errorf("resolve prev: %w", err)
+				}
+			}
+			// Columns the record has no version of.
+			if _, err := tx.ExecContext(ctx, "UPDATE _outbox SET prev_hlc = 0, prev_node = '' WHERE prev_hlc = -1 AND tbl = ? AND pk = ?", table, pk); err != nil {
+				return fmt.Errorf("resolve prev: %w", err)
+			}
 		}
 	}
 	return nil

@@ -88,7 +88,7 @@ const DeletedBit = 0
 // canonical (lower-case) UUID, which every synced key is; any other key
 // is kept as its text, so that it reads back exactly.
 func PKArg(pk string) any {
-	if u, ok := parseUUID(pk); ok {
+	if u, ok := syncproto.ParseUUID(pk); ok {
 		return u[:]
 	}
 	return pk
@@ -99,7 +99,7 @@ func PKText(v any) string {
 	switch x := v.(type) {
 	case []byte:
 		if len(x) == 16 {
-			return formatUUID(x)
+			return syncproto.FormatUUID(x)
 		}
 		return string(x)
 	case string:
@@ -478,53 +478,4 @@ func loadRecords(ctx context.Context, q execQueryer, tbl int64, pks []string, ou
 		}
 	}
 	return nil
-}
-
-// parseUUID reads a UUID in canonical form (lower-case hex, 8-4-4-4-12);
-// any other spelling is kept as text (see PKArg).
-func parseUUID(s string) (u [16]byte, ok bool) {
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return u, false
-	}
-	j := 0
-	for i := 0; i < 36; {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			i++
-			continue
-		}
-		hi, ok1 := lowerHex(s[i])
-		lo, ok2 := lowerHex(s[i+1])
-		if !ok1 || !ok2 {
-			return u, false
-		}
-		u[j] = hi<<4 | lo
-		j++
-		i += 2
-	}
-	return u, true
-}
-
-func lowerHex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
-}
-
-func formatUUID(u []byte) string {
-	const hex = "0123456789abcdef"
-	var b [36]byte
-	j := 0
-	for i := 0; i < 16; i++ {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b[j] = '-'
-			j++
-		}
-		b[j], b[j+1] = hex[u[i]>>4], hex[u[i]&0xf]
-		j += 2
-	}
-	return string(b[:])
 }

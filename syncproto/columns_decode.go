@@ -326,7 +326,7 @@ func (d *columnDecoder) newUUID() (string, error) {
 	default:
 		return "", fmt.Errorf("uuid heads: bad code %d", code)
 	}
-	s := formatUUID(u[:])
+	s := FormatUUID(u[:])
 	d.uuids = append(d.uuids, s)
 	return s, nil
 }

@@ -167,7 +167,7 @@ func (e *columnEncoder) uuidRef(u [16]byte) (back int, isNew bool) {
 
 func (e *columnEncoder) appendKey(pk string) {
 	ks := &e.fixed[streamKeys]
-	if u, ok := parseUUID(pk); ok {
+	if u, ok := ParseUUID(pk); ok {
 		back, isNew := e.uuidRef(u)
 		if isNew {
 			*ks = append(*ks, keyNewUUID)
@@ -212,7 +212,7 @@ func (e *columnEncoder) appendValue(t *encTable, col int, v any) error {
 		}
 		seen[x] = t.nstring[col]
 		t.nstring[col]++
-		if u, ok := parseUUID(x); ok {
+		if u, ok := ParseUUID(x); ok {
 			back, isNew := e.uuidRef(u)
 			if isNew {
 				b = append(b, valNewUUID)

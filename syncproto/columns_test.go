@@ -52,7 +52,7 @@ func drawChanges(t *rapid.T) []Change {
 			binary.BigEndian.PutUint64(u[:8], uint64(rapid.Int64Range(0, 1<<48-1).Draw(t, "ms"))<<16|0x7000|uint64(rapid.IntRange(0, 0xfff).Draw(t, "ra")))
 			binary.BigEndian.PutUint64(u[8:], uint64(rapid.Int64().Draw(t, "rb")))
 			u[8] = u[8]&0x3f | 0x80
-			return formatUUID(u[:])
+			return FormatUUID(u[:])
 		case 6:
 			return rapid.SampledFrom([]string{"individuel", "collectif", "2026-10-30"}).Draw(t, "enum")
 		}

@@ -4,9 +4,10 @@ import (
 	"encoding/binary"
 )
 
-// parseUUID reads a UUID in canonical form (lower-case hex, 8-4-4-4-12);
+// ParseUUID reads a UUID in canonical form (lower-case hex, 8-4-4-4-12);
 // any other spelling travels as a string, so that it comes back exactly.
-func parseUUID(s string) (u [16]byte, ok bool) {
+// The replicas key rows by the same 16 bytes, so they share this reading.
+func ParseUUID(s string) (u [16]byte, ok bool) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return u, false
 	}
@@ -38,7 +39,8 @@ func lowerHex(c byte) (byte, bool) {
 	return 0, false
 }
 
-func formatUUID(u []byte) string {
+// FormatUUID writes 16 bytes as a canonical UUID, the inverse of ParseUUID.
+func FormatUUID(u []byte) string {
 	const hex = "0123456789abcdef"
 	var b [36]byte
 	j := 0

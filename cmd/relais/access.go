@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"text/tabwriter"
@@ -204,9 +203,6 @@ func runCoordinationList(ctx context.Context, args []string, e *env) error {
 	fs, data := adminFlags("admin coordination list", e)
 	if err := fs.parse(args); err != nil {
 		return err
-	}
-	if pg, err := data.postgres(); err != nil || pg {
-		return cmp.Or(err, errNotOnPostgres("« admin coordination list »"))
 	}
 	return withDB(ctx, *data, func(db *store.DB) error {
 		rows, err := db.R.QueryContext(ctx, `SELECT c.id, COALESCE(cu.email, c.coordinateur_id), COALESCE(mu.email, c.mediateur_id),

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/relais-numerique/relais/internal/pgtest"
+	"github.com/relais-numerique/relais/server"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -43,6 +44,30 @@ func TestStoreFlag(t *testing.T) {
 	if _, errs, code := cli(t, "", "admin", "keys", "rotate", "--store", url); code != 0 {
 		t.Fatalf("keys rotate: exit %d: %s", code, errs)
 	}
+	// The coordinations, read from the domain tables, with the people's
+	// addresses.
+	_, errs, code = cli(t, pw, "admin", "user", "add", "--store", url, "--email", "denise@exemple.fr", "--role", "coordinateur", "--password-stdin")
+	if code != 0 {
+		t.Fatalf("user add: exit %d: %s", code, errs)
+	}
+	db, err := server.OpenPostgres(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var denise, camille string
+	for email, id := range map[string]*string{"denise@exemple.fr": &denise, "camille@exemple.fr": &camille} {
+		if err := db.R.QueryRow("SELECT id FROM _users WHERE email = ?", email).Scan(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.W.Exec("INSERT INTO coordination (id, coordinateur_id, mediateur_id, debut) VALUES ('co-1', ?, ?, '2026-01-05')", denise, camille); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if out, errs, code := cli(t, "", "admin", "coordination", "list", "--store", url); code != 0 ||
+		!strings.Contains(out, "denise@exemple.fr") || !strings.Contains(out, "Camille@exemple.fr") || !strings.Contains(out, "co-1") {
+		t.Fatalf("coordination list on PostgreSQL: exit %d, out %q, err %q", code, out, errs)
+	}
 	if out, _, code := cli(t, "", "admin", "user", "list", "--data", filepath.Join(t.TempDir(), "rien")); code == 0 || strings.Contains(out, "Camille") {
 		t.Fatalf("without --store the data directory is read: exit %d, out %q", code, out)
 	}
@@ -56,7 +81,6 @@ func TestStoreFlag(t *testing.T) {
 		{"serve", []string{"serve", "--store", url, "--addr", "127.0.0.1:0"}, 1, "PostgreSQL"},
 		{"backup", []string{"backup", "--store", url, "--to", filepath.Join(t.TempDir(), "b.db")}, 1, "pg_dump"},
 		{"restore", []string{"restore", "--store", url, "--from", "b.db"}, 1, "pg_dump"},
-		{"coordination list", []string{"admin", "coordination", "list", "--store", url}, 1, "PostgreSQL"},
 		{"retention", []string{"admin", "retention", "run", "--store", url}, 1, "PostgreSQL"},
 		{"not PostgreSQL", []string{"admin", "user", "list", "--store", "mysql://root@127.0.0.1/relais"}, 2, "postgres://"},
 	} {

@@ -12,5 +12,6 @@
 // IGNORE / OR REPLACE; a parameter used only in "? IS NULL" needs
 // CAST(? AS TEXT), or PostgreSQL cannot tell its type; CASE branches
 // may not mix booleans and integers; temporary tables are named without
-// SQLite's "temp." (both engines look there first).
+// SQLite's "temp." (both engines look there first), or better avoided: a
+// set gathered over several statements is kept in Go (scope.Reannounce).
 package portability

@@ -5,8 +5,10 @@ import (
 	"testing"
 
 	"github.com/relais-numerique/relais/internal/pgtest"
+	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 // Engine is one of the stores a server can keep its state in. Tests of
@@ -58,4 +60,19 @@ func closeLater(t testing.TB, db *store.DB, err error) *store.DB {
 		}
 	})
 	return db
+}
+
+// DomainSchema is the synced schema as the domain migrations define it,
+// read from a fresh SQLite server database: the same on both engines
+// (TestPostgresTwins keeps the PostgreSQL twins in step), for tests that
+// serve part of the server on a store without a whole server.New.
+func DomainSchema(t testing.TB) *syncproto.Schema {
+	t.Helper()
+	db, err := server.OpenDB(context.Background(), t.TempDir())
+	db = closeLater(t, db, err)
+	schema, err := replica.LoadSchema(context.Background(), db.R)
+	if err != nil {
+		t.Fatalf("load the domain schema: %v", err)
+	}
+	return schema
 }

@@ -1,10 +1,12 @@
 package scope
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/relais-numerique/relais/replica"
@@ -60,28 +62,16 @@ func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, b
 	if len(rows) == 0 && len(links) == 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS _reannounce (tbl TEXT NOT NULL, pk TEXT NOT NULL,
-		PRIMARY KEY (tbl, pk)) WITHOUT ROWID`); err != nil {
-		return fmt.Errorf("reannounce: %w", err)
+	// The rows to renumber are gathered here, in Go, rather than in a
+	// temporary table: the same text then runs on SQLite and PostgreSQL
+	// (no INSERT OR IGNORE, no temp. schema, no WITHOUT ROWID), and the
+	// set is small (the rows of a team change, or a batch's re-linked
+	// rows).
+	set := keySet{}
+	for _, k := range rows {
+		set.add(k.Table, k.PK)
 	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM temp._reannounce"); err != nil {
-		return fmt.Errorf("reannounce: %w", err)
-	}
-	add := func(table, pk string) error {
-		_, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO temp._reannounce (tbl, pk) VALUES (?, ?)", table, pk)
-		return err
-	}
-	// All rows in one statement: a batch of new activities names each of
-	// them here, and one insert per row cost more than the merge itself.
-	list, err := json.Marshal(rows)
-	if err != nil {
-		return fmt.Errorf("reannounce: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO temp._reannounce (tbl, pk)
-		SELECT value ->> '$.tbl', value ->> '$.pk' FROM json_each(?)`, string(list)); err != nil {
-		return fmt.Errorf("reannounce: %w", err)
-	}
-	if err := r.reannounceLinked(ctx, tx, activities, links); err != nil {
+	if err := r.reannounceLinked(ctx, tx, activities, links, set); err != nil {
 		return err
 	}
 	for _, k := range rows {
@@ -109,43 +99,59 @@ func (r *Rules) Reannounce(ctx context.Context, tx *sql.Tx, changed []Written, b
 			if p.kind != kindOwned || p.team == nil {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO temp._reannounce (tbl, pk) SELECT ?, id FROM "+
-				quote(table)+" WHERE "+quote(OwnerColumn)+" = ?", table, m); err != nil {
+			if err := set.query(ctx, tx, "SELECT CAST(? AS TEXT), id FROM "+quote(table)+" WHERE "+quote(OwnerColumn)+" = ?", table, m); err != nil {
 				return fmt.Errorf("reannounce rows of %s in %s: %w", m, table, err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO temp._reannounce (tbl, pk)
-			SELECT 'mediateur_en_activite', id FROM mediateur_en_activite WHERE mediateur_id = ?
+		if err := set.query(ctx, tx, `SELECT 'mediateur_en_activite', id FROM mediateur_en_activite WHERE mediateur_id = ?
 			UNION SELECT 'structure', structure_id FROM mediateur_en_activite WHERE mediateur_id = ? AND structure_id IS NOT NULL`, m, m); err != nil {
 			return fmt.Errorf("reannounce structures of %s: %w", m, err)
 		}
 	}
 	for _, s := range structures {
-		if err := add("structure", s); err != nil {
-			return fmt.Errorf("reannounce: %w", err)
-		}
+		set.add("structure", s)
 	}
-	var seq int64
-	if err := tx.QueryRowContext(ctx, "SELECT seq FROM _replica WHERE id = 1").Scan(&seq); err != nil {
-		return fmt.Errorf("reannounce: read sequence: %w", err)
-	}
-	// New numbers follow the old order, above every number given so far,
-	// so they cannot collide with one another or with the unique index.
-	// CROSS JOIN makes SQLite start from the few rows named, reaching
-	// their cells by primary key; left to itself it walked every cell
-	// below "before" by the seq index, the whole table on every push.
-	keys, err := reannounced(ctx, tx)
-	if err != nil {
-		return err
-	}
-	if _, err := replica.Renumber(ctx, tx, keys, before); err != nil {
-		return fmt.Errorf("reannounce: %w", err)
-	}
-	_, err = tx.ExecContext(ctx, "DELETE FROM temp._reannounce")
-	if err != nil {
+	// Renumber gives the new numbers in the rows' old order, above every
+	// number given so far, so they cannot collide with one another or
+	// with the unique index.
+	if _, err := replica.Renumber(ctx, tx, set.keys(), before); err != nil {
 		return fmt.Errorf("reannounce: %w", err)
 	}
 	return nil
+}
+
+// keySet gathers the rows to re-announce, each once.
+type keySet map[syncproto.RowKey]bool
+
+func (s keySet) add(table, pk string) { s[syncproto.RowKey{Table: table, PK: pk}] = true }
+
+// query adds the rows a query returns as (table, primary key).
+func (s keySet) query(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var table, pk string
+		if err := rows.Scan(&table, &pk); err != nil {
+			return err
+		}
+		s.add(table, pk)
+	}
+	return rows.Err()
+}
+
+// keys lists the set in a stable order.
+func (s keySet) keys() []syncproto.RowKey {
+	out := make([]syncproto.RowKey, 0, len(s))
+	for k := range s {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b syncproto.RowKey) int {
+		return cmp.Or(strings.Compare(a.Table, b.Table), strings.Compare(a.PK, b.PK))
+	})
+	return out
 }
 
 // Widens reports whether writing table.column of a row, even a new row,
@@ -158,14 +164,14 @@ func (r *Rules) Widens(table, column string) bool {
 		r.policy(table).kind == kindOwned && r.policy("beneficiaire").team != nil
 }
 
-// reannounceLinked adds to temp._reannounce the rows dated through the
+// reannounceLinked adds to set the rows dated through the
 // activities re-dated (or given to someone else) and the accompaniments
 // re-linked: their accompaniments, anonymous participants and
 // beneficiaries. Only rows of médiateurs someone coordinates are named:
 // nobody else receives them through a link, and a conseillère's every
 // new accompaniment of a known beneficiary would otherwise send the
 // beneficiary again to her own devices.
-func (r *Rules) reannounceLinked(ctx context.Context, tx *sql.Tx, activities, links []string) error {
+func (r *Rules) reannounceLinked(ctx context.Context, tx *sql.Tx, activities, links []string, set keySet) error {
 	if r.policy("accompagnement").kind != kindOwned || r.policy("coordination").kind != kindCoordination {
 		return nil
 	}
@@ -175,15 +181,14 @@ func (r *Rules) reannounceLinked(ctx context.Context, tx *sql.Tx, activities, li
 		if err != nil {
 			return fmt.Errorf("reannounce: %w", err)
 		}
-		q := `INSERT OR IGNORE INTO temp._reannounce (tbl, pk)
-			SELECT 'accompagnement', x.id FROM accompagnement x WHERE x.activite_id IN (SELECT value FROM json_each(?1))` + coordinated + `
+		q := `SELECT 'accompagnement', x.id FROM accompagnement x WHERE x.activite_id IN (SELECT value FROM json_each(?1))` + coordinated + `
 			UNION SELECT 'beneficiaire', x.beneficiaire_id FROM accompagnement x
 				WHERE x.activite_id IN (SELECT value FROM json_each(?1)) AND x.beneficiaire_id IS NOT NULL` + coordinated
 		if r.policy("participants_anonymes").kind == kindOwned {
 			q += ` UNION SELECT 'participants_anonymes', x.id FROM participants_anonymes x
 				WHERE x.activite_id IN (SELECT value FROM json_each(?1))` + coordinated
 		}
-		if _, err := tx.ExecContext(ctx, q, string(list)); err != nil {
+		if err := set.query(ctx, tx, q, string(list)); err != nil {
 			return fmt.Errorf("reannounce rows of activities: %w", err)
 		}
 	}
@@ -192,8 +197,7 @@ func (r *Rules) reannounceLinked(ctx context.Context, tx *sql.Tx, activities, li
 		if err != nil {
 			return fmt.Errorf("reannounce: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO temp._reannounce (tbl, pk)
-			SELECT 'beneficiaire', x.beneficiaire_id FROM accompagnement x
+		if err := set.query(ctx, tx, `SELECT 'beneficiaire', x.beneficiaire_id FROM accompagnement x
 			WHERE x.id IN (SELECT value FROM json_each(?)) AND x.beneficiaire_id IS NOT NULL`+coordinated, string(list)); err != nil {
 			return fmt.Errorf("reannounce beneficiaries of accompaniments: %w", err)
 		}
@@ -212,24 +216,6 @@ func cellText(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, table, 
 		return "", fmt.Errorf("reannounce: read %s.%s: %w", table, col, err)
 	}
 	return text(vals[pk][col]), nil
-}
-
-// reannounced lists the rows gathered in temp._reannounce.
-func reannounced(ctx context.Context, tx *sql.Tx) ([]syncproto.RowKey, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT tbl, pk FROM temp._reannounce")
-	if err != nil {
-		return nil, fmt.Errorf("reannounce: %w", err)
-	}
-	defer rows.Close()
-	var out []syncproto.RowKey
-	for rows.Next() {
-		var k syncproto.RowKey
-		if err := rows.Scan(&k.Table, &k.PK); err != nil {
-			return nil, fmt.Errorf("reannounce: %w", err)
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
 }
 
 // quote makes a schema identifier safe to splice into SQL. Table names

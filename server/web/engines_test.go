@@ -18,6 +18,7 @@ import (
 	"github.com/relais-numerique/relais/server/auth"
 	"github.com/relais-numerique/relais/server/web"
 	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -26,9 +27,16 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // servers sharing it, and returns its URL.
 func dashboardOn(t *testing.T, db *store.DB) string {
 	t.Helper()
+	return dashboardWith(t, db, nil)
+}
+
+// dashboardWith is dashboardOn with the synced schema the statistics and
+// exports read (nil for none).
+func dashboardWith(t *testing.T, db *store.DB, schema *syncproto.Schema) string {
+	t.Helper()
 	acc := &auth.Accounts{W: db.W, R: db.R}
 	limits := &auth.LoginLimits{W: db.W, R: db.R, PerAccount: 3, PerAddress: 50, Window: time.Hour, Now: time.Now}
-	h, err := web.New(web.Deps{DB: db, Accounts: acc, LoginLimits: limits,
+	h, err := web.New(web.Deps{DB: db, Accounts: acc, LoginLimits: limits, Schema: func() *syncproto.Schema { return schema },
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		RevokeDevice: func(ctx context.Context, actor, device string) error {
 			return acc.RevokeDevice(ctx, device, actor, time.Now())

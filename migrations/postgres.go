@@ -15,7 +15,7 @@ import (
 // version numbers as the SQLite files, each creating the same tables and
 // columns in PostgreSQL's types (TestPostgresTwins keeps them in step).
 //
-//go:embed postgres/server/*.sql postgres/domain/*.sql postgres/compat/*.sql
+//go:embed postgres/server/*.sql postgres/domain/*.sql postgres/compat/*.sql postgres/replica/*.sql
 var pgFiles embed.FS
 
 // Compat is a PostgreSQL-only set, applied first: SQLite's functions that

@@ -68,15 +68,22 @@
 // # Engines
 //
 // The statements over the store are plain SQL that PostgreSQL also runs
-// (INSERT … ON CONFLICT … DO UPDATE, excluded, IN lists of parameters),
-// except: unhex in PKSQL (PostgreSQL: decode(…, 'hex'), or the compat
-// set's unhex), the JSON ->> operator and json_each (both in PostgreSQL,
-// the second through the compat set), WITHOUT ROWID in the migration
-// (an engine's DDL is its own), and the compound select ordered by a
-// column that ReadOwned sends (PostgreSQL merges the arms with a
-// Merge Append on the same index). The clocks and extra encodings are
-// Go's, the same on both: a PostgreSQL store keeps them as bytea and
-// jsonb (or text).
+// (INSERT … ON CONFLICT, excluded, RETURNING, IN lists of parameters;
+// unhex and the two-argument MAX come from the compat migrations there),
+// so a server keeps its replica in either (migrations/postgres/replica:
+// bytea keys and clocks, extra and the conflict log's values as text).
+// Only LoadSchema and the conversion of _cells read SQLite's catalogue.
+//
+// Several servers on one PostgreSQL write the same replica at once
+// (Options.Shared). Apply then reads and decides without locks, draws
+// its sequence numbers (Options.Draw, pgstore.NextSeq: the counter row
+// of _replica, locked until the transaction ends) only once everything
+// is decided, and checks under that lock that the records it read are
+// still those held (a record's number changes with every write to it);
+// if another server committed one in between, it decides again, locked.
+// It writes nothing before the lock, and a name new to the dictionaries
+// is written after taking it: two servers never wait for each other's
+// uncommitted rows in opposite orders. Renumber takes the lock first.
 //
 // A replica written by the per-cell layout (_cells) is converted by Init
 // on its first open (upgradeCells), in one transaction.

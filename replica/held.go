@@ -265,6 +265,12 @@ func Renumber(ctx context.Context, tx *sql.Tx, keys []syncproto.RowKey, before i
 	if len(keys) == 0 {
 		return 0, nil
 	}
+	// The records are read under the sequence lock: with several servers
+	// on one database, one read before it could be written back over
+	// another server's newer cells.
+	if _, err := drawSeq(ctx, tx, 0); err != nil {
+		return 0, fmt.Errorf("renumber: %w", err)
+	}
 	d, err := loadDict(ctx, tx)
 	if err != nil {
 		return 0, err
@@ -299,10 +305,11 @@ func Renumber(ctx context.Context, tx *sql.Tx, keys []syncproto.RowKey, before i
 		return 0, nil
 	}
 	slices.SortFunc(recs, func(a, b *record) int { return int(a.seq.Int64 - b.seq.Int64) })
-	var seq int64
-	if err := tx.QueryRowContext(ctx, "SELECT seq FROM _replica WHERE id = 1").Scan(&seq); err != nil {
-		return 0, fmt.Errorf("renumber: read sequence: %w", err)
+	first, err := drawSeq(ctx, tx, int64(len(recs)))
+	if err != nil {
+		return 0, fmt.Errorf("renumber: %w", err)
 	}
+	seq := first - 1
 	st := newStmts(tx)
 	defer st.close()
 	w := &recordWriter{st: st}
@@ -318,9 +325,6 @@ func Renumber(ctx context.Context, tx *sql.Tx, keys []syncproto.RowKey, before i
 	}
 	if err := w.flush(ctx); err != nil {
 		return 0, err
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE _replica SET seq = ? WHERE id = 1", seq); err != nil {
-		return 0, fmt.Errorf("renumber: save sequence: %w", err)
 	}
 	return int64(len(recs)), nil
 }

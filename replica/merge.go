@@ -41,6 +41,17 @@ type Options struct {
 	// and touches no value: a device acknowledging its own writes, whose
 	// values its domain tables already hold.
 	VersionsOnly bool
+	// Shared says other processes write the same database at the same
+	// time (several servers on one PostgreSQL). Apply then writes nothing
+	// before it holds the sequence lock (a name new to the dictionaries
+	// takes it early), and checks under it that the records it read
+	// before are still those held, deciding again if not: two servers
+	// merging into one row never write over each other's cells.
+	Shared bool
+	// Draw reserves n sequence numbers in tx and returns the first (n ==
+	// 0: only the lock); the server on PostgreSQL passes pgstore.NextSeq.
+	// Nil draws from the counter row of _replica, incremented in tx.
+	Draw func(ctx context.Context, tx *sql.Tx, n int64) (int64, error)
 }
 
 // Result says what applying a batch did.
@@ -72,20 +83,23 @@ type rowState struct {
 	won        map[string]any // winning values, by column
 	domain     map[string]any // the domain row as held before, read on demand
 	domainRead bool
+	heldSeq    sql.NullInt64 // the record's number as read (Options.Shared checks it)
 }
 
 // Apply merges changes into the replica inside tx. Changes must already
 // have passed Schema.Check where the caller requires known columns (the
 // server does; a device keeps unknown columns aside). Apply is
 // idempotent: applying the same changes again changes nothing.
+//
+// Sequence numbers are drawn late (Options.Draw): after the rows'
+// records were read and every cell decided, just before anything is
+// written. With several writers on one database (Options.Shared) the
+// draw locks the counter until tx ends, and the records read before it
+// are checked again under that lock: when another writer changed one in
+// between, the decisions are taken again, locked this time.
 func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []syncproto.Change, opt Options) (Result, error) {
-	var res Result
 	if len(changes) == 0 {
-		return res, nil
-	}
-	now := time.Now
-	if opt.Now != nil {
-		now = opt.Now
+		return Result{}, nil
 	}
 	// Statements below run without the caller's cancellation: go-sqlite3
 	// starts a goroutine per statement to watch a cancellable context,
@@ -95,31 +109,104 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	st := newStmts(tx)
 	st.pre = opt.Prepared
 	defer st.close()
+	a := &applier{tx: tx, st: st, schema: schema, changes: changes, opt: opt, now: opt.Now}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	for attempt := 0; ; attempt++ {
+		res, again, err := a.run(ctx)
+		if err != nil || !again {
+			return res, err
+		}
+		if attempt > 0 {
+			// The second attempt runs under the lock: nobody else can
+			// have changed what it read.
+			return res, fmt.Errorf("merge: records changed under the sequence lock")
+		}
+	}
+}
 
+// applier is one Apply: its inputs, and whether it holds the sequence
+// lock yet (Options.Shared).
+type applier struct {
+	tx      *sql.Tx
+	st      *stmts
+	schema  *syncproto.Schema
+	changes []syncproto.Change
+	opt     Options
+	now     func() time.Time
+	locked  bool
+}
+
+// draw reserves n sequence numbers in tx (n == 0: only the lock) and
+// returns the first.
+func (a *applier) draw(ctx context.Context, n int64) (int64, error) {
+	a.locked = true
+	if a.opt.Draw != nil {
+		return a.opt.Draw(ctx, a.tx, n)
+	}
+	return drawSeq(ctx, a.tx, n)
+}
+
+// drawSeq is the default Options.Draw: the counter row of _replica,
+// incremented in tx, which holds it until tx ends (pgstore.NextSeq runs
+// the same statement on PostgreSQL).
+func drawSeq(ctx context.Context, tx *sql.Tx, n int64) (int64, error) {
+	var last int64
+	if err := tx.QueryRowContext(ctx, "UPDATE _replica SET seq = seq + ? WHERE id = 1 RETURNING seq", n).Scan(&last); err != nil {
+		return 0, fmt.Errorf("merge: draw sequence numbers: %w", err)
+	}
+	return last - n + 1, nil
+}
+
+// pendingConflict is a conflict to record once the cells are decided.
+type pendingConflict struct {
+	cell            syncproto.Cell
+	winVal, loseVal any
+	winVer, loseVer syncproto.Version
+}
+
+// run is one attempt at Apply. again says the records read changed before
+// the lock was taken: nothing was written, and run must be called again.
+func (a *applier) run(ctx context.Context) (res Result, again bool, err error) {
+	tx, st, schema, opt := a.tx, a.st, a.schema, a.opt
 	d, err := loadDict(ctx, tx)
 	if err != nil {
-		return res, err
+		return res, false, err
 	}
-	var seq int64
-	if opt.AssignSeq {
-		if err := tx.QueryRowContext(ctx, "SELECT seq FROM _replica WHERE id = 1").Scan(&seq); err != nil {
-			return res, fmt.Errorf("merge: read sequence: %w", err)
+	if opt.Shared && !a.locked {
+		// A name new to the dictionaries is written under the lock, and
+		// the dictionaries read again once it is held: another writer
+		// may have numbered names in between.
+		missing, err := d.missing(ctx, a.changes, opt.Owners)
+		if err != nil {
+			return res, false, err
+		}
+		if missing {
+			if _, err := a.draw(ctx, 0); err != nil {
+				return res, false, err
+			}
+			if d, err = loadDict(ctx, tx); err != nil {
+				return res, false, err
+			}
 		}
 	}
 	var newest int64
-	states, order, err := loadStates(ctx, tx, st, d, changes, opt)
+	var numbered int64
+	var conflicts []pendingConflict
+	states, order, err := loadStates(ctx, tx, st, d, a.changes, opt)
 	if err != nil {
-		return res, err
+		return res, false, err
 	}
 
-	for i := range changes {
-		c := &changes[i]
+	for i := range a.changes {
+		c := &a.changes[i]
 		val := plain(c.Value)
 		k := c.Row()
 		s := states[k]
 		bit, err := d.column(ctx, s.rec.tbl, c.Column)
 		if err != nil {
-			return res, err
+			return res, false, err
 		}
 		var heldVer syncproto.Version
 		if cl, ok := s.rec.clock(bit); ok {
@@ -140,11 +227,9 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 			if concurrent {
 				heldVal, err := s.value(ctx, tx, schema, c.Column)
 				if err != nil {
-					return res, err
+					return res, false, err
 				}
-				if err := recordConflict(ctx, tx, c.Cell(), heldVal, heldVer, val, c.Version, now()); err != nil {
-					return res, err
-				}
+				conflicts = append(conflicts, pendingConflict{cell: c.Cell(), winVal: heldVal, winVer: heldVer, loseVal: val, loseVer: c.Version})
 				res.Conflicts = append(res.Conflicts, syncproto.ConflictReport{Cell: c.Cell(), Winner: heldVer, Loser: c.Version})
 			}
 			continue
@@ -153,23 +238,20 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 		var heldVal any
 		if concurrent {
 			if heldVal, err = s.value(ctx, tx, schema, c.Column); err != nil {
-				return res, err
+				return res, false, err
 			}
 		}
 		if opt.AssignSeq && s.seq == 0 {
-			seq++
-			s.seq = seq
-			res.Numbered++
+			// A provisional number, below zero, until the draw.
+			numbered++
+			s.seq = -numbered
 		}
 		nid, err := d.node(ctx, c.Version.Node)
 		if err != nil {
-			return res, err
+			return res, false, err
 		}
 		s.rec.setClock(colClock{bit: bit, hlc: int64(c.Version.HLC), node: nid, seq: s.seq})
 		newest = max(newest, int64(c.Version.HLC))
-		if opt.AssignSeq {
-			s.rec.seq = sql.NullInt64{Int64: s.seq, Valid: true}
-		}
 		if !opt.VersionsOnly {
 			if c.Column == syncproto.DeletedColumn {
 				s.rec.deleted = isOne(val)
@@ -184,20 +266,49 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 			if tag := ownerTag(val); tag != nil {
 				id, err := d.owner(ctx, tag.(string))
 				if err != nil {
-					return res, err
+					return res, false, err
 				}
 				s.rec.owner = sql.NullInt64{Int64: id, Valid: true}
 			}
 		}
 		res.Won++
 		if concurrent {
-			if err := recordConflict(ctx, tx, c.Cell(), val, c.Version, heldVal, heldVer, now()); err != nil {
-				return res, err
-			}
+			conflicts = append(conflicts, pendingConflict{cell: c.Cell(), winVal: val, winVer: c.Version, loseVal: heldVal, loseVer: heldVer})
 			res.Conflicts = append(res.Conflicts, syncproto.ConflictReport{Cell: c.Cell(), Winner: c.Version, Loser: heldVer})
 		}
 		if _, known := schema.ColumnType(c.Table, c.Column); !known {
 			res.KeptAside++
+		}
+	}
+
+	// Everything is decided: draw the numbers, as late as can be, and
+	// write.
+	writes := numbered > 0 || len(conflicts) > 0 || newest > 0
+	if opt.Shared && writes && !a.locked {
+		first, err := a.draw(ctx, numbered)
+		if err != nil {
+			return res, false, err
+		}
+		stale, err := staleRecords(ctx, tx, states, order)
+		if err != nil {
+			return res, false, err
+		}
+		if stale {
+			// The numbers drawn are left unused: a gap, which cursors
+			// step over.
+			return Result{}, true, nil
+		}
+		res.Seq, res.Numbered = numberRows(states, order, first, numbered)
+	} else if opt.AssignSeq && numbered > 0 {
+		first, err := a.draw(ctx, numbered)
+		if err != nil {
+			return res, false, err
+		}
+		res.Seq, res.Numbered = numberRows(states, order, first, numbered)
+	}
+	for _, c := range conflicts {
+		if err := recordConflict(ctx, tx, c.cell, c.winVal, c.winVer, c.loseVal, c.loseVer, a.now()); err != nil {
+			return res, false, err
 		}
 	}
 
@@ -206,7 +317,7 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 	// searching them all when the replica opens.
 	if newest > 0 {
 		if _, err := tx.ExecContext(ctx, "UPDATE _replica SET hlc = MAX(hlc, ?) WHERE id = 1", newest); err != nil {
-			return res, fmt.Errorf("merge: save clock: %w", err)
+			return res, false, fmt.Errorf("merge: save clock: %w", err)
 		}
 	}
 	recs := &recordWriter{st: st}
@@ -218,26 +329,81 @@ func Apply(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema, changes []
 		}
 		if !opt.VersionsOnly && s.won != nil {
 			if err := s.materialise(ctx, tx, st, schema, newRows); err != nil {
-				return res, err
+				return res, false, err
 			}
 		}
 		if err := recs.add(ctx, s.rec); err != nil {
-			return res, err
+			return res, false, err
 		}
 	}
 	if err := recs.flush(ctx); err != nil {
-		return res, err
+		return res, false, err
 	}
 	if err := newRows.flushAll(ctx); err != nil {
-		return res, err
+		return res, false, err
 	}
-	if opt.AssignSeq {
-		if _, err := tx.ExecContext(ctx, "UPDATE _replica SET seq = ? WHERE id = 1", seq); err != nil {
-			return res, fmt.Errorf("merge: save sequence: %w", err)
+	return res, false, nil
+}
+
+// numberRows turns the provisional numbers (-1, -2…, in the order the
+// rows first won a cell) into the drawn ones, first onwards, and returns
+// the last and how many.
+func numberRows(states map[syncproto.RowKey]*rowState, order []syncproto.RowKey, first, n int64) (int64, int) {
+	if n == 0 {
+		return 0, 0
+	}
+	for _, k := range order {
+		s := states[k]
+		if s.seq >= 0 {
+			continue
 		}
-		res.Seq = seq
+		s.seq = first - s.seq - 1
+		s.rec.seq = sql.NullInt64{Int64: s.seq, Valid: true}
+		for i := range s.rec.clocks {
+			if s.rec.clocks[i].seq < 0 {
+				s.rec.clocks[i].seq = s.seq
+			}
+		}
 	}
-	return res, nil
+	return first + n - 1, int(n)
+}
+
+// staleRecords says whether a record read before the sequence lock was
+// taken has changed since: a row another writer numbered, or created.
+// Every change to a server's record gives it a new number, so the
+// numbers tell.
+func staleRecords(ctx context.Context, tx *sql.Tx, states map[syncproto.RowKey]*rowState, order []syncproto.RowKey) (bool, error) {
+	byTable := map[int64][]*rowState{}
+	var tables []int64
+	for _, k := range order {
+		s := states[k]
+		if _, ok := byTable[s.rec.tbl]; !ok {
+			tables = append(tables, s.rec.tbl)
+		}
+		byTable[s.rec.tbl] = append(byTable[s.rec.tbl], s)
+	}
+	for _, tbl := range tables {
+		list := byTable[tbl]
+		pks := make([]string, len(list))
+		for i, s := range list {
+			pks[i] = s.key.PK
+		}
+		now := map[string]*record{}
+		if err := loadRecords(ctx, tx, tbl, pks, now); err != nil {
+			return false, err
+		}
+		for _, s := range list {
+			r := now[s.key.PK]
+			switch {
+			case r == nil && !s.rec.held:
+			case r == nil || !s.rec.held:
+				return true, nil
+			case r.seq != s.heldSeq:
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // loadStates reads the record of every row the changes touch (a query
@@ -276,6 +442,7 @@ func loadStates(ctx context.Context, tx *sql.Tx, st *stmts, d *dict, changes []s
 				s.rec = &record{tbl: tid, pk: pk}
 			}
 			s.wasDeleted = s.rec.deleted
+			s.heldSeq = s.rec.seq
 			for _, c := range s.rec.clocks {
 				nodes[c.node] = true
 			}
@@ -804,9 +971,9 @@ func upsertSQL(t *syncproto.Table, names []string) string {
 }
 
 func recordConflict(ctx context.Context, tx *sql.Tx, cell syncproto.Cell, winVal any, win syncproto.Version, loseVal any, lose syncproto.Version, at time.Time) error {
-	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO _conflicts
+	_, err := tx.ExecContext(ctx, `INSERT INTO _conflicts
 		(tbl, pk, col, winner_val, winner_hlc, winner_node, loser_val, loser_hlc, loser_node, detected_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		cell.Table, cell.PK, cell.Column, winVal, int64(win.HLC), win.Node, loseVal, int64(lose.HLC), lose.Node, at.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("merge: record conflict on %s.%s: %w", cell.Table, cell.Column, err)

@@ -45,65 +45,73 @@ func TestApplyChunkedSameAsOneByOne(t *testing.T) {
 		{"device", replica.Options{}},
 		{"server", replica.Options{AssignSeq: true, RecordConflicts: true, Owners: map[string]string{"activite": "type"}}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			rapid.Check(t, func(rt *rapid.T) {
-				dir, err := os.MkdirTemp("", "relais-chunk-*")
-				if err != nil {
-					rt.Fatal(err)
-				}
-				defer os.RemoveAll(dir)
-				whole, schema := openReplica(rt, dir, "whole")
-				defer whole.Close()
-				single, _ := openReplica(rt, dir, "single")
-				defer single.Close()
-				// Some rows held before, so that the batch meets both new
-				// rows and rows to update.
-				before := rapid.SliceOfN(rapid.Custom(genChangeMany), 0, 40).Draw(rt, "before")
-				batch := rapid.SliceOfN(rapid.Custom(genChangeMany), 100, 400).Draw(rt, "batch")
-				for _, db := range []*store.DB{whole, single} {
-					if len(before) > 0 {
-						apply(rt, db, schema, before, tc.opt)
+	eachEngine(t, func(t *testing.T, e *engine) {
+		for _, tc := range cases {
+			if e.postgres() && !tc.opt.AssignSeq {
+				continue // devices keep SQLite
+			}
+			if tc.opt.AssignSeq {
+				tc.opt.Shared = e.postgres()
+			}
+			t.Run(tc.name, func(t *testing.T) {
+				rapid.Check(t, func(rt *rapid.T) {
+					dir, err := os.MkdirTemp("", "relais-chunk-*")
+					if err != nil {
+						rt.Fatal(err)
 					}
-				}
-				got := apply(rt, whole, schema, batch, tc.opt)
-				// One Apply per change, in one transaction: a commit each
-				// would make the test slow for nothing.
-				var want replica.Result
-				err = single.Write(context.Background(), func(tx *sql.Tx) error {
-					for _, c := range batch {
-						r, err := replica.Apply(context.Background(), tx, schema, []syncproto.Change{c}, tc.opt)
-						if err != nil {
-							return err
+					defer os.RemoveAll(dir)
+					whole, schema := openReplica(rt, e, dir, "whole")
+					defer whole.Close()
+					single, _ := openReplica(rt, e, dir, "single")
+					defer single.Close()
+					// Some rows held before, so that the batch meets both new
+					// rows and rows to update.
+					before := rapid.SliceOfN(rapid.Custom(genChangeMany), 0, 40).Draw(rt, "before")
+					batch := rapid.SliceOfN(rapid.Custom(genChangeMany), 100, 400).Draw(rt, "batch")
+					for _, db := range []*store.DB{whole, single} {
+						if len(before) > 0 {
+							apply(rt, db, schema, before, tc.opt)
 						}
-						want.Won += r.Won
-						want.Lost += r.Lost
-						want.Duplicates += r.Duplicates
-						want.KeptAside += r.KeptAside
-						want.Conflicts = append(want.Conflicts, r.Conflicts...)
 					}
-					return nil
+					got := apply(rt, whole, schema, batch, tc.opt)
+					// One Apply per change, in one transaction: a commit each
+					// would make the test slow for nothing.
+					var want replica.Result
+					err = single.Write(context.Background(), func(tx *sql.Tx) error {
+						for _, c := range batch {
+							r, err := replica.Apply(context.Background(), tx, schema, []syncproto.Change{c}, tc.opt)
+							if err != nil {
+								return err
+							}
+							want.Won += r.Won
+							want.Lost += r.Lost
+							want.Duplicates += r.Duplicates
+							want.KeptAside += r.KeptAside
+							want.Conflicts = append(want.Conflicts, r.Conflicts...)
+						}
+						return nil
+					})
+					if err != nil {
+						rt.Fatal(err)
+					}
+					if got.Won != want.Won || got.Lost != want.Lost || got.Duplicates != want.Duplicates || len(got.Conflicts) != len(want.Conflicts) {
+						rt.Fatalf("counts differ: whole batch %+v, one by one %+v", got, want)
+					}
+					// Sequence numbers are given per row and per Apply, so
+					// they differ between the two; the rest must not.
+					queries := []string{
+						"SELECT id, type, duree, notes FROM activite ORDER BY id",
+						"SELECT tbl, pk, col, winner_val, winner_hlc, winner_node, loser_val, loser_hlc, loser_node FROM _conflicts ORDER BY tbl, pk, col, loser_hlc, loser_node",
+					}
+					a := relaistest.Dump(rt, whole.W, queries...) + relaistest.CellsText(rt, whole.W, false, true)
+					b := relaistest.Dump(rt, single.W, queries...) + relaistest.CellsText(rt, single.W, false, true)
+					if a != b {
+						rt.Fatalf("states differ:\n%s\n---\n%s", a, b)
+					}
 				})
-				if err != nil {
-					rt.Fatal(err)
-				}
-				if got.Won != want.Won || got.Lost != want.Lost || got.Duplicates != want.Duplicates || len(got.Conflicts) != len(want.Conflicts) {
-					rt.Fatalf("counts differ: whole batch %+v, one by one %+v", got, want)
-				}
-				// Sequence numbers are given per row and per Apply, so
-				// they differ between the two; the rest must not.
-				queries := []string{
-					"SELECT id, type, duree, notes FROM activite ORDER BY id",
-					"SELECT tbl, pk, col, winner_val, winner_hlc, winner_node, loser_val, loser_hlc, loser_node FROM _conflicts ORDER BY tbl, pk, col, loser_hlc, loser_node",
-				}
-				a := relaistest.Dump(rt, whole.W, queries...) + relaistest.CellsText(rt, whole.W, false, true)
-				b := relaistest.Dump(rt, single.W, queries...) + relaistest.CellsText(rt, single.W, false, true)
-				if a != b {
-					rt.Fatalf("states differ:\n%s\n---\n%s", a, b)
-				}
 			})
-		})
-	}
+		}
+	})
 }
 
 // TestApplyUntaggedSameAsTagged: options that number rows and record
@@ -120,9 +128,10 @@ func TestApplyUntaggedSameAsTagged(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer os.RemoveAll(dir)
-		untaggedDB, schema := openReplica(rt, dir, "untagged")
+		// Devices' options: SQLite only.
+		untaggedDB, schema := openReplica(rt, &engine{name: "sqlite"}, dir, "untagged")
 		defer untaggedDB.Close()
-		taggedDB, _ := openReplica(rt, dir, "tagged")
+		taggedDB, _ := openReplica(rt, &engine{name: "sqlite"}, dir, "tagged")
 		defer taggedDB.Close()
 		before := rapid.SliceOfN(rapid.Custom(genChangeMany), 0, 60).Draw(rt, "before")
 		batch := rapid.SliceOfN(rapid.Custom(genChangeMany), 1, 400).Draw(rt, "batch")

@@ -11,10 +11,12 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/relais-numerique/relais/internal/pgtest"
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/store/pgstore"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -25,9 +27,35 @@ type tester interface {
 	Fatalf(format string, args ...any)
 }
 
-// openReplica creates a replica with the real migrations in dir.
-func openReplica(tb tester, dir, name string) (*store.DB, *syncproto.Schema) {
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// engine is a store the merge runs on: the tests of this package run on
+// both (one suite, two stores), SQLite as devices and a single server
+// keep it, PostgreSQL as several servers share it.
+type engine struct {
+	name string
+	t    *testing.T        // the (sub)test PostgreSQL databases belong to
+	dbs  map[string]string // PostgreSQL: a database per replica name, emptied on each open
+}
+
+func (e *engine) postgres() bool { return e.name == "postgres" }
+
+// eachEngine runs fn as a subtest per engine.
+func eachEngine(t *testing.T, fn func(t *testing.T, e *engine)) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) { fn(t, &engine{name: name, t: t, dbs: map[string]string{}}) })
+	}
+}
+
+// openReplica creates an empty replica with the real migrations: a file
+// in dir, or on PostgreSQL a database of the engine's test, emptied (a
+// property test opens replicas by the hundred; a database each would
+// cost more than the test).
+func openReplica(tb tester, e *engine, dir, name string) (*store.DB, *syncproto.Schema) {
 	tb.Helper()
+	if e.postgres() {
+		return openPostgresReplica(tb, e, name)
+	}
 	ctx := context.Background()
 	db, err := store.Open(filepath.Join(dir, name+".db"), store.Options{})
 	if err != nil {
@@ -44,6 +72,44 @@ func openReplica(tb tester, dir, name string) (*store.DB, *syncproto.Schema) {
 		tb.Fatal(err)
 	}
 	return db, schema
+}
+
+func openPostgresReplica(tb tester, e *engine, name string) (*store.DB, *syncproto.Schema) {
+	tb.Helper()
+	ctx := context.Background()
+	url, ok := e.dbs[name]
+	if !ok {
+		url = pgtest.DB(e.t)
+		e.dbs[name] = url
+	}
+	db, err := pgstore.Open(ctx, url, pgstore.Options{MaxConns: 4})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if !ok {
+		if err := migrations.UpPostgres(ctx, db.W, migrations.Compat, migrations.Replica, migrations.Domain); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	schema, err := pgstore.LoadSchema(ctx, db.W)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tables := append([]string{"_rows", "_tables", "_columns", "_nodes", "_owners", "_conflicts", "_replica"}, schema.TableNames()...)
+	if _, err := db.W.ExecContext(ctx, "TRUNCATE "+strings.Join(tables, ", ")+" RESTART IDENTITY"); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := replica.Init(ctx, db.W); err != nil {
+		tb.Fatal(err)
+	}
+	return db, schema
+}
+
+// serverOptions are the merge options of a server on the engine.
+func serverOptions(e *engine, opt replica.Options) replica.Options {
+	opt.AssignSeq = true
+	opt.Shared = e.postgres()
+	return opt
 }
 
 func apply(tb tester, db *store.DB, schema *syncproto.Schema, changes []syncproto.Change, opt replica.Options) replica.Result {
@@ -94,8 +160,14 @@ func genChange(t *rapid.T) syncproto.Change {
 // Replicas that receive the same changes in any order, in any grouping
 // into batches, any number of times, hold the same state: the merge
 // engine is commutative, associative and idempotent on real SQLite.
-func TestApplyConverges(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
+func TestApplyConverges(t *testing.T) { eachEngine(t, testApplyConverges) }
+
+func testApplyConverges(tt *testing.T, e *engine) {
+	opt := replica.Options{} // a device's
+	if e.postgres() {
+		opt = serverOptions(e, opt)
+	}
+	rapid.Check(tt, func(t *rapid.T) {
 		changes := rapid.SliceOfN(rapid.Custom(genChange), 1, 25).Draw(t, "changes")
 		// Two writes with the same version are the same write; keep the
 		// generated set consistent with that.
@@ -114,23 +186,23 @@ func TestApplyConverges(t *testing.T) {
 		}
 		defer os.RemoveAll(dir)
 
-		ref, schema := openReplica(t, dir, "ref")
+		ref, schema := openReplica(t, e, dir, "ref")
 		defer ref.Close()
-		apply(t, ref, schema, set, replica.Options{})
+		apply(t, ref, schema, set, opt)
 		want := dump(t, ref)
 
-		other, _ := openReplica(t, dir, "other")
+		other, _ := openReplica(t, e, dir, "other")
 		defer other.Close()
 		perm := rapid.Permutation(set).Draw(t, "order")
 		for len(perm) > 0 {
 			n := rapid.IntRange(1, len(perm)).Draw(t, "batch")
-			apply(t, other, schema, perm[:n], replica.Options{})
+			apply(t, other, schema, perm[:n], opt)
 			perm = perm[n:]
 		}
 		if got := dump(t, other); got != want {
 			t.Fatalf("replicas diverge:\nin order:\n%s\npermuted:\n%s", want, got)
 		}
-		res := apply(t, other, schema, set, replica.Options{})
+		res := apply(t, other, schema, set, opt)
 		if res.Won != 0 {
 			t.Fatalf("re-applying changed %d cells", res.Won)
 		}
@@ -148,10 +220,12 @@ func change(pk, col string, val any, ver, prev syncproto.Version) syncproto.Chan
 	return syncproto.Change{Table: "activite", PK: pk, Column: col, Value: val, Version: ver, Prev: prev}
 }
 
-func TestConflictsAreRecordedOnce(t *testing.T) {
-	db, schema := openReplica(t, t.TempDir(), "server")
+func TestConflictsAreRecordedOnce(t *testing.T) { eachEngine(t, testConflictsAreRecordedOnce) }
+
+func testConflictsAreRecordedOnce(t *testing.T, e *engine) {
+	db, schema := openReplica(t, e, t.TempDir(), "server")
 	defer db.Close()
-	opt := replica.Options{AssignSeq: true, RecordConflicts: true}
+	opt := serverOptions(e, replica.Options{RecordConflicts: true})
 	id := rowIDs[0]
 	apply(t, db, schema, []syncproto.Change{change(id, "duree", int64(30), v(10, "a"), v(0, ""))}, opt)
 
@@ -197,8 +271,14 @@ func TestConflictsAreRecordedOnce(t *testing.T) {
 	}
 }
 
-func TestTombstones(t *testing.T) {
-	db, schema := openReplica(t, t.TempDir(), "r")
+func TestTombstones(t *testing.T) { eachEngine(t, testTombstones) }
+
+func testTombstones(t *testing.T, e *engine) {
+	db, schema := openReplica(t, e, t.TempDir(), "r")
+	opt := replica.Options{} // a device's
+	if e.postgres() {
+		opt = serverOptions(e, opt)
+	}
 	defer db.Close()
 	id := rowIDs[0]
 	count := func() int {
@@ -211,18 +291,18 @@ func TestTombstones(t *testing.T) {
 	apply(t, db, schema, []syncproto.Change{
 		change(id, "type", "individuel", v(1, "a"), v(0, "")),
 		change(id, "duree", int64(30), v(1, "a"), v(0, "")),
-	}, replica.Options{})
-	apply(t, db, schema, []syncproto.Change{change(id, syncproto.DeletedColumn, int64(1), v(5, "b"), v(0, ""))}, replica.Options{})
+	}, opt)
+	apply(t, db, schema, []syncproto.Change{change(id, syncproto.DeletedColumn, int64(1), v(5, "b"), v(0, ""))}, opt)
 	if count() != 0 {
 		t.Fatal("deleted row still there")
 	}
 	// An edit made after the delete, elsewhere, does not bring it back...
-	apply(t, db, schema, []syncproto.Change{change(id, "duree", int64(45), v(6, "a"), v(1, "a"))}, replica.Options{})
+	apply(t, db, schema, []syncproto.Change{change(id, "duree", int64(45), v(6, "a"), v(1, "a"))}, opt)
 	if count() != 0 {
 		t.Fatal("an edit undid a delete")
 	}
 	// ...an explicit re-creation does, with every cell's current value.
-	apply(t, db, schema, []syncproto.Change{change(id, syncproto.DeletedColumn, int64(0), v(7, "a"), v(5, "b"))}, replica.Options{})
+	apply(t, db, schema, []syncproto.Change{change(id, syncproto.DeletedColumn, int64(0), v(7, "a"), v(5, "b"))}, opt)
 	var typ string
 	var duree int64
 	if err := db.W.QueryRow("SELECT type, duree FROM activite WHERE id = ?", id).Scan(&typ, &duree); err != nil {
@@ -232,17 +312,19 @@ func TestTombstones(t *testing.T) {
 		t.Fatalf("re-created row has %q %d", typ, duree)
 	}
 	// An older delete arriving late loses to the re-creation.
-	apply(t, db, schema, []syncproto.Change{change(id, syncproto.DeletedColumn, int64(1), v(6, "c"), v(0, ""))}, replica.Options{})
+	apply(t, db, schema, []syncproto.Change{change(id, syncproto.DeletedColumn, int64(1), v(6, "c"), v(0, ""))}, opt)
 	if count() != 1 {
 		t.Fatal("an older delete won over a newer re-creation")
 	}
 }
 
-func TestSequenceNumbersIncrease(t *testing.T) {
+func TestSequenceNumbersIncrease(t *testing.T) { eachEngine(t, testSequenceNumbersIncrease) }
+
+func testSequenceNumbersIncrease(t *testing.T, e *engine) {
 	ctx := context.Background()
-	db, schema := openReplica(t, t.TempDir(), "server")
+	db, schema := openReplica(t, e, t.TempDir(), "server")
 	defer db.Close()
-	opt := replica.Options{AssignSeq: true}
+	opt := serverOptions(e, replica.Options{})
 	apply(t, db, schema, []syncproto.Change{change(rowIDs[0], "type", "a", v(1, "a"), v(0, "")), change(rowIDs[1], "type", "b", v(1, "a"), v(0, ""))}, opt)
 	apply(t, db, schema, []syncproto.Change{change(rowIDs[0], "type", "c", v(2, "a"), v(1, "a"))}, opt)
 	page, err := replica.ReadPage(ctx, db.R, schema, 0, 10, nil)

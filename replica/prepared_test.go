@@ -13,12 +13,15 @@ import (
 // TestPreparedSameState: applying batches with statements kept prepared
 // across transactions leaves exactly the state that applying them without
 // does, batch after batch (new rows, updates, deletes, re-creations).
-func TestPreparedSameState(t *testing.T) {
+func TestPreparedSameState(t *testing.T) { eachEngine(t, testPreparedSameState) }
+
+func testPreparedSameState(t *testing.T, e *engine) {
+	opt := serverOptions(e, replica.Options{})
 	rapid.Check(t, func(rt *rapid.T) {
 		dir := t.TempDir()
-		plainDB, schema := openReplica(rt, dir, "plain")
+		plainDB, schema := openReplica(rt, e, dir, "plain")
 		defer plainDB.Close()
-		fastDB, _ := openReplica(rt, dir, "prepared")
+		fastDB, _ := openReplica(rt, e, dir, "prepared")
 		defer fastDB.Close()
 		pre := replica.NewPrepared(fastDB.W)
 		defer pre.Close()
@@ -27,8 +30,10 @@ func TestPreparedSameState(t *testing.T) {
 		}
 		batches := rapid.SliceOfN(rapid.SliceOfN(rapid.Custom(genChange), 1, 12), 1, 6).Draw(rt, "batches")
 		for _, b := range batches {
-			apply(rt, plainDB, schema, b, replica.Options{AssignSeq: true})
-			apply(rt, fastDB, schema, b, replica.Options{AssignSeq: true, Prepared: pre})
+			apply(rt, plainDB, schema, b, opt)
+			fast := opt
+			fast.Prepared = pre
+			apply(rt, fastDB, schema, b, fast)
 		}
 		if a, b := dump(rt, plainDB), dump(rt, fastDB); a != b {
 			rt.Fatalf("states differ:\n%s\n---\n%s", a, b)
@@ -40,7 +45,7 @@ func TestPreparedSameState(t *testing.T) {
 // of new rows is written through the warmed statements.
 func TestPreparedWarmCoversNewRows(t *testing.T) {
 	dir := t.TempDir()
-	db, schema := openReplica(t, dir, "r")
+	db, schema := openReplica(t, &engine{name: "sqlite"}, dir, "r")
 	defer db.Close()
 	pre := replica.NewPrepared(db.W)
 	defer pre.Close()

@@ -439,10 +439,14 @@ func Init(ctx context.Context, db *sql.DB) (State, error) {
 		if err != nil {
 			return st, fmt.Errorf("replica node id: %w", err)
 		}
-		if _, err := db.ExecContext(ctx, "INSERT INTO _replica (id, node) VALUES (1, ?)", id.String()); err != nil {
+		// Servers started together on one database: the first insert
+		// wins, the others read its row.
+		if _, err := db.ExecContext(ctx, "INSERT INTO _replica (id, node) VALUES (1, ?) ON CONFLICT (id) DO NOTHING", id.String()); err != nil {
 			return st, fmt.Errorf("replica init: %w", err)
 		}
-		st.Node = id.String()
+		if err := db.QueryRowContext(ctx, "SELECT node, hlc, seq FROM _replica WHERE id = 1").Scan(&st.Node, &st.HLC, &st.Seq); err != nil {
+			return st, fmt.Errorf("replica init: %w", err)
+		}
 	} else if err != nil {
 		return st, fmt.Errorf("replica init: %w", err)
 	}

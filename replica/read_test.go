@@ -22,11 +22,13 @@ import (
 // every cell carries its row's current owner as tag. perQuery varies how
 // many owners SQLite merges in one query, so that the merge of several
 // such streams is exercised too.
-func TestReadOwnedProperty(t *testing.T) {
+func TestReadOwnedProperty(t *testing.T) { eachEngine(t, testReadOwnedProperty) }
+
+func testReadOwnedProperty(t *testing.T, e *engine) {
 	owners := map[string]string{"activite": "mediateur_id"}
 	people := []string{"ana", "ben", "chloe"}
 	rapid.Check(t, func(rt *rapid.T) {
-		db, schema := openReplica(rt, t.TempDir(), "owned")
+		db, schema := openReplica(rt, e, t.TempDir(), "owned")
 		defer db.Close()
 		var hlc syncproto.Timestamp
 		batches := rapid.IntRange(1, 6).Draw(rt, "batches")
@@ -48,7 +50,7 @@ func TestReadOwnedProperty(t *testing.T) {
 				}
 				changes = append(changes, syncproto.Change{Table: "activite", PK: id, Column: col, Value: val, Version: v})
 			}
-			apply(rt, db, schema, changes, replica.Options{AssignSeq: true, Owners: owners})
+			apply(rt, db, schema, changes, serverOptions(e, replica.Options{Owners: owners}))
 		}
 		ctx := context.Background()
 
@@ -142,8 +144,10 @@ func anySlice(s []string) []any {
 
 // TestTagOwnersBackfill: cells written without tags (an older database, a
 // bulk writer) get them from TagOwners, and a second run finds nothing.
-func TestTagOwnersBackfill(t *testing.T) {
-	db, schema := openReplica(t, t.TempDir(), "backfill")
+func TestTagOwnersBackfill(t *testing.T) { eachEngine(t, testTagOwnersBackfill) }
+
+func testTagOwnersBackfill(t *testing.T, e *engine) {
+	db, schema := openReplica(t, e, t.TempDir(), "backfill")
 	defer db.Close()
 	v := func(h int) syncproto.Version { return syncproto.Version{HLC: syncproto.Timestamp(h), Node: "n"} }
 	apply(t, db, schema, []syncproto.Change{
@@ -151,7 +155,7 @@ func TestTagOwnersBackfill(t *testing.T) {
 		{Table: "activite", PK: "a1", Column: "mediateur_id", Value: "ana", Version: v(1)},
 		{Table: "activite", PK: "a2", Column: "notes", Value: "y", Version: v(2)},
 		{Table: "structure", PK: "s1", Column: "nom", Value: "z", Version: v(3)},
-	}, replica.Options{AssignSeq: true})
+	}, serverOptions(e, replica.Options{}))
 	for i, want := range []int64{1, 0} {
 		var n int64
 		err := db.Write(context.Background(), func(tx *sql.Tx) error {

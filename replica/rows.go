@@ -281,7 +281,11 @@ func (d *dict) table(ctx context.Context, name string) (int64, error) {
 		return id, nil
 	}
 	var id int64
-	err := d.q.QueryRowContext(ctx, "INSERT INTO _tables (name) VALUES (?) RETURNING id", name).Scan(&id)
+	fresh, err := d.insertNew(ctx, "INSERT INTO _tables (name) VALUES (?) ON CONFLICT (name) DO NOTHING RETURNING id", "SELECT id FROM _tables WHERE name = ?", name, &id)
+	if err == nil && !fresh {
+		// Another writer numbered it meanwhile, with its columns.
+		return id, d.loadColumns(ctx, id, name)
+	}
 	if err == nil {
 		_, err = d.q.ExecContext(ctx, "INSERT INTO _columns (tbl, bit, name) VALUES (?, ?, ?)", id, DeletedBit, syncproto.DeletedColumn)
 	}
@@ -291,6 +295,42 @@ func (d *dict) table(ctx context.Context, name string) (int64, error) {
 	d.addTable(id, name)
 	d.addColumn(id, DeletedBit, syncproto.DeletedColumn)
 	return id, nil
+}
+
+// insertName gives name a number, or reads the one another writer gave
+// it meanwhile (a server starting beside others numbers the schema too):
+// the insert then does nothing and returns no row.
+func (d *dict) insertName(ctx context.Context, insert, find, name string, id *int64) error {
+	_, err := d.insertNew(ctx, insert, find, name, id)
+	return err
+}
+
+// insertNew is insertName, and says whether this writer gave the number.
+func (d *dict) insertNew(ctx context.Context, insert, find, name string, id *int64) (bool, error) {
+	err := d.q.QueryRowContext(ctx, insert, name).Scan(id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, d.q.QueryRowContext(ctx, find, name).Scan(id)
+	}
+	return err == nil, err
+}
+
+// loadColumns reads the columns of a table another writer numbered.
+func (d *dict) loadColumns(ctx context.Context, id int64, name string) error {
+	rows, err := d.q.QueryContext(ctx, "SELECT bit, name FROM _columns WHERE tbl = ?", id)
+	if err != nil {
+		return fmt.Errorf("replica: columns of %s: %w", name, err)
+	}
+	defer rows.Close()
+	d.addTable(id, name)
+	for rows.Next() {
+		var bit int
+		var col string
+		if err := rows.Scan(&bit, &col); err != nil {
+			return fmt.Errorf("replica: columns of %s: %w", name, err)
+		}
+		d.addColumn(id, bit, col)
+	}
+	return rows.Err()
 }
 
 // maxColumns bounds a table's columns, tombstone included: a device's
@@ -308,6 +348,9 @@ func (d *dict) column(ctx context.Context, tbl int64, name string) (int, error) 
 		return 0, fmt.Errorf("replica: table %s has more than %d columns", d.tableNames[tbl], maxColumns-1)
 	}
 	if _, err := d.q.ExecContext(ctx, "INSERT INTO _columns (tbl, bit, name) VALUES (?, ?, ?)", tbl, bit, name); err != nil {
+		// Another writer numbered a column of this table meanwhile: the
+		// caller's transaction fails, and is retried with the numbers
+		// read again.
 		return 0, fmt.Errorf("replica: number column %s.%s: %w", d.tableNames[tbl], name, err)
 	}
 	d.addColumn(tbl, bit, name)
@@ -322,7 +365,7 @@ func (d *dict) node(ctx context.Context, name string) (int64, error) {
 	var id int64
 	err := d.q.QueryRowContext(ctx, "SELECT id FROM _nodes WHERE node = ?", name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		err = d.q.QueryRowContext(ctx, "INSERT INTO _nodes (node) VALUES (?) RETURNING id", name).Scan(&id)
+		err = d.insertName(ctx, "INSERT INTO _nodes (node) VALUES (?) ON CONFLICT (node) DO NOTHING RETURNING id", "SELECT id FROM _nodes WHERE node = ?", name, &id)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("replica: number node %s: %w", name, err)
@@ -339,7 +382,7 @@ func (d *dict) owner(ctx context.Context, name string) (int64, error) {
 	var id int64
 	err := d.q.QueryRowContext(ctx, "SELECT id FROM _owners WHERE owner = ?", name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		err = d.q.QueryRowContext(ctx, "INSERT INTO _owners (owner) VALUES (?) RETURNING id", name).Scan(&id)
+		err = d.insertName(ctx, "INSERT INTO _owners (owner) VALUES (?) ON CONFLICT (owner) DO NOTHING RETURNING id", "SELECT id FROM _owners WHERE owner = ?", name, &id)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("replica: number owner %s: %w", name, err)
@@ -478,4 +521,52 @@ func loadRecords(ctx context.Context, q execQueryer, tbl int64, pks []string, ou
 		}
 	}
 	return nil
+}
+
+// missing says whether changes name a table, column, node or owner the
+// dictionaries do not number yet (Options.Shared: those are written
+// under the sequence lock). Nodes and owners found are kept.
+func (d *dict) missing(ctx context.Context, changes []syncproto.Change, owners map[string]string) (bool, error) {
+	seenNode := map[string]bool{}
+	for i := range changes {
+		c := &changes[i]
+		tid, ok := d.tables[c.Table]
+		if !ok {
+			return true, nil
+		}
+		if _, ok := d.cols[tid][c.Column]; !ok {
+			return true, nil
+		}
+		if n := c.Version.Node; !seenNode[n] {
+			seenNode[n] = true
+			if found, err := d.lookup(ctx, "_nodes", "node", n, d.nodes, d.nodeNames); err != nil || !found {
+				return !found, err
+			}
+		}
+		if col, owned := owners[c.Table]; owned && col == c.Column {
+			if tag := ownerTag(plain(c.Value)); tag != nil {
+				if found, err := d.lookup(ctx, "_owners", "owner", tag.(string), d.owners, d.ownerNames); err != nil || !found {
+					return !found, err
+				}
+			}
+		}
+	}
+	return false, nil
+}
+
+// lookup finds a node's or owner's number without giving one.
+func (d *dict) lookup(ctx context.Context, table, col, name string, ids map[string]int64, names map[int64]string) (bool, error) {
+	if _, ok := ids[name]; ok {
+		return true, nil
+	}
+	var id int64
+	err := d.q.QueryRowContext(ctx, "SELECT id FROM "+table+" WHERE "+col+" = ?", name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("replica: look up %s %s: %w", col, name, err)
+	}
+	ids[name], names[id] = id, name
+	return true, nil
 }

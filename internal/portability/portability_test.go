@@ -24,8 +24,14 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // ported are the directories (from the module root) whose every constant
 // statement must run on PostgreSQL, but for those listed in pending.
 var ported = []string{"server/auth", "server/web", "server/scope", "server/backup.go:ensureHistory", "server/backup.go:readHistory",
-	"server/sync.go:recordRefusal", "server/prepared.go", "server/metrics.go:devicesSeenLastDay",
-	"cmd/relais/access.go", "cmd/relais/devicesql.go", "cmd/relais/rejected.go", "domain", "server/gdpr.go", "server/pgrules.go"}
+	"server/sync.go", "server/prepared.go", "server/metrics.go",
+	"cmd/relais/access.go", "cmd/relais/devicesql.go", "cmd/relais/rejected.go", "domain", "server/gdpr.go", "server/pgrules.go",
+	"server/pull.go", "server/write.go", "server/health.go", "server/groupwrite.go", "server/postgres.go",
+	// The merge, but for reading SQLite's catalogue (the server on
+	// PostgreSQL reads its schema with pgstore.LoadSchema) and converting
+	// the per-cell layout, which PostgreSQL never had.
+	"replica/merge.go", "replica/rows.go", "replica/held.go", "replica/write.go", "replica/prepared.go",
+	"replica/read.go"}
 
 // elsewhere are statements of the audited code that never run on
 // PostgreSQL, by file or file:function, with the reason; they are
@@ -36,15 +42,13 @@ var elsewhere = map[string]string{
 	"domain/erase.go:EraseStatements": "a device's erasure (SQLite, and the browser app)",
 	"server/backup.go:CheckBackup":    "backups of a data directory; a PostgreSQL store is backed up with PostgreSQL's tools",
 	"server/backup.go:Restore":        "backups of a data directory; a PostgreSQL store is backed up with PostgreSQL's tools",
+	"replica/schema.go":               "reads SQLite's catalogue; the server on PostgreSQL reads its schema with pgstore.LoadSchema",
+	"replica/upgrade.go":              "converts the per-cell layout, which PostgreSQL never had",
 }
 
 // pending are statements of ported code that wait for something else,
 // by a fragment of their text, with the reason.
-var pending = map[string]string{
-	"EXISTS (SELECT 1 FROM _replica WHERE node": "reads the merge's tables, which come to PostgreSQL with the row-version layout (issue 13)",
-	"FROM _rows":        "reads the merge's version records, which come to PostgreSQL with the merge (issue 15, pgmerge)",
-	"UPDATE _conflicts": "writes the merge's conflict log, which comes to PostgreSQL with the merge (issue 15, pgmerge)",
-}
+var pending = map[string]string{}
 
 // audited are the directories whose statements are listed.
 var audited = []string{"server", "replica", "domain", "cmd/relais"}
@@ -159,7 +163,7 @@ func TestStatementsPrepareOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := migrations.UpPostgres(ctx, db.W, migrations.Compat, migrations.Domain, migrations.Server); err != nil {
+	if err := migrations.UpPostgres(ctx, db.W, migrations.Compat, migrations.Replica, migrations.Domain, migrations.Server); err != nil {
 		t.Fatal(err)
 	}
 	root, err := filepath.Abs("../..")

@@ -11,7 +11,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mattn/go-sqlite3"
+
 	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/store/pgstore"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -87,6 +90,14 @@ func dumpCells(ctx context.Context, db *sql.DB, schema *syncproto.Schema, b *str
 	})
 }
 
+// LoadSchema reads the synced tables of a replica on either engine.
+func LoadSchema(ctx context.Context, db *sql.DB) (*syncproto.Schema, error) {
+	if _, lite := db.Driver().(*sqlite3.SQLiteDriver); lite {
+		return replica.LoadSchema(ctx, db)
+	}
+	return pgstore.LoadSchema(ctx, db)
+}
+
 // Cell is a cell as a replica holds it, with its pull sequence (0 on a
 // device) and its row's owner as recorded for pulls ("" for none).
 type Cell struct {
@@ -120,7 +131,7 @@ func CellsText(tb Fataler, db *sql.DB, withSeq, withOwner bool) string {
 // Cells lists every cell a replica holds, in table, key and column
 // order: what tests look at instead of the layout's tables.
 func Cells(ctx context.Context, db *sql.DB) ([]Cell, error) {
-	schema, err := replica.LoadSchema(ctx, db)
+	schema, err := LoadSchema(ctx, db)
 	if err != nil {
 		return nil, err
 	}

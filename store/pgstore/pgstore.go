@@ -48,7 +48,7 @@ func Open(ctx context.Context, url string, opt Options) (*store.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL address %s: %w", redactURL(url), err)
 	}
-	db := sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg)})
+	db := sql.OpenDB(rebindConnector{stdlib.GetConnector(*cfg, stdlib.OptionAfterConnect(registerAffinity))})
 	n := opt.MaxConns
 	if n <= 0 {
 		n = 16

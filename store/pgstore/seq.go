@@ -25,9 +25,13 @@ import (
 // which cursors, being "greater than", step over.
 //
 // Reserve late: everything tx does between NextSeq and its commit holds
-// up every other server's writes.
+// up every other server's writes. With n == 0 it only takes the lock
+// (and returns the number after the last one given out): a writer that
+// must write something else first that every server shares (a name in
+// the merge's dictionaries) takes it before, so that two servers never
+// wait for each other's uncommitted rows in opposite orders.
 func NextSeq(ctx context.Context, tx *sql.Tx, n int64) (int64, error) {
-	if n <= 0 {
+	if n < 0 {
 		return 0, fmt.Errorf("reserve sequence numbers: %d is not a count", n)
 	}
 	var last int64

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relais-numerique/relais/internal/pgtest"
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/store"
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -60,10 +61,13 @@ func freeAddr(t *testing.T) string {
 type serverProc struct {
 	t    *testing.T
 	data string
-	addr string
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	done chan struct{}
+	// store, when set, is the PostgreSQL database the server runs on
+	// (--store) instead of the data directory.
+	store string
+	addr  string
+	cmd   *exec.Cmd
+	log   *bytes.Buffer
+	done  chan struct{}
 }
 
 func startServerProc(t *testing.T, data, addr string, extra ...string) *serverProc {
@@ -74,11 +78,24 @@ func startServerProc(t *testing.T, data, addr string, extra ...string) *serverPr
 	return p
 }
 
+// startServerOn starts `relais serve` on a PostgreSQL database.
+func startServerOn(t *testing.T, storeURL, addr string, extra ...string) *serverProc {
+	t.Helper()
+	p := &serverProc{t: t, store: storeURL, addr: addr}
+	p.start(extra...)
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
 func (p *serverProc) URL() string { return "http://" + p.addr }
 
 func (p *serverProc) start(extra ...string) {
 	p.t.Helper()
-	args := append([]string{"serve", "--data", p.data, "--addr", p.addr}, extra...)
+	args := []string{"serve", "--data", p.data, "--addr", p.addr}
+	if p.store != "" {
+		args = []string{"serve", "--store", p.store, "--addr", p.addr}
+	}
+	args = append(args, extra...)
 	p.cmd = exec.Command(relaisBin, args...)
 	p.log = &bytes.Buffer{}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log

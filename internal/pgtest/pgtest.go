@@ -58,7 +58,11 @@ var (
 
 // Main runs a package's tests (call it from TestMain) and stops the
 // cluster pgtest started for them, if it started one.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain with work of its own after the tests: it
+// returns the tests' exit code instead of exiting.
+func Run(m *testing.M) int {
 	mu.Lock()
 	inMain = true
 	mu.Unlock()
@@ -69,7 +73,7 @@ func Main(m *testing.M) {
 		started = nil
 	}
 	mu.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // Required reports whether the environment demands a PostgreSQL.

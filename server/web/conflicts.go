@@ -102,8 +102,9 @@ const ownerExpr = "COALESCE(o.owner, co.mediateur_id, mea.mediateur_id)"
 
 // visibleClause keeps the conflicts on records the viewer may see, or
 // written by someone whose records they may see. Its one argument is a
-// JSON array of user ids (or NULL for everything).
-var visibleClause = `(?1 IS NULL OR ` + ownerExpr + ` IN (SELECT value FROM json_each(?1))
+// JSON array of user ids (or NULL for everything), typed for PostgreSQL,
+// which cannot tell a parameter's type from "IS NULL" alone.
+var visibleClause = `(CAST(?1 AS TEXT) IS NULL OR ` + ownerExpr + ` IN (SELECT value FROM json_each(?1))
 	OR wd.user_id IN (SELECT value FROM json_each(?1)) OR ld.user_id IN (SELECT value FROM json_each(?1)))`
 
 func scopeArg(s scope) any {

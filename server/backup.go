@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/relais-numerique/relais/store"
 )
 
 // ensureHistory gives a database its history identity the first time it
@@ -161,26 +163,55 @@ func Restore(ctx context.Context, from, dataDir string, now time.Time) (RestoreI
 		return out, err
 	}
 	defer db.Close()
-	out.History = uuid.NewString()
+	out.History, err = renewHistory(ctx, db, out.Backup.History, now)
+	return out, err
+}
+
+// renewHistory gives a restored database a new history identity whose
+// parent is the backup's, sharing with it every sequence number the
+// database holds, and a new node id for the server's own writes.
+func renewHistory(ctx context.Context, db *store.DB, parent string, now time.Time) (string, error) {
+	id := uuid.NewString()
 	node, err := uuid.NewV7()
 	if err != nil {
-		return out, fmt.Errorf("restore: %w", err)
+		return "", fmt.Errorf("restore: %w", err)
 	}
 	err = db.Write(ctx, func(tx *sql.Tx) error {
 		// Every sequence number up to the backup's last is the same cell
 		// in both histories; the restored server numbers on from there.
 		if _, err := tx.ExecContext(ctx, `UPDATE _history SET history = ?, parent = ?, restored_at = ?,
 			shared_seq = (SELECT seq FROM _replica WHERE id = 1) WHERE id = 1`,
-			out.History, nullable(out.Backup.History), now.UnixMilli()); err != nil {
+			id, nullable(parent), now.UnixMilli()); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, "UPDATE _replica SET node = ? WHERE id = 1", node.String())
 		return err
 	})
 	if err != nil {
-		return out, fmt.Errorf("restore: new history identity: %w", err)
+		return "", fmt.Errorf("restore: new history identity: %w", err)
 	}
-	return out, nil
+	return id, nil
+}
+
+// MarkRestored is the end of Restore for a database put back by other
+// means: a PostgreSQL store restored with pg_restore, or recovered to a
+// point in time. It must run before any server serves the restored
+// database: it gives it a new history identity, child of the one it
+// holds, so that devices that synced after the backup send their own
+// writes again and pull what changed since it (as after Restore). It
+// returns the new identity and the last sequence number the two share.
+func MarkRestored(ctx context.Context, db *store.DB, now time.Time) (RestoreInfo, error) {
+	var out RestoreInfo
+	h, err := readHistory(ctx, db.R)
+	if err != nil {
+		return out, err
+	}
+	out.Backup = BackupInfo{Path: db.Path, History: h.id}
+	if err := db.R.QueryRowContext(ctx, "SELECT seq FROM _replica WHERE id = 1").Scan(&out.Backup.Seq); err != nil {
+		return out, fmt.Errorf("restore: %w", err)
+	}
+	out.History, err = renewHistory(ctx, db, h.id, now)
+	return out, err
 }
 
 func nullable(s string) any {

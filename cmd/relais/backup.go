@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/store"
 )
 
 // runBackup copies the server database while the server runs.
@@ -40,6 +41,13 @@ func runRestore(ctx context.Context, args []string, e *env) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
+	pg, err := data.postgres()
+	if err != nil {
+		return err
+	}
+	if pg && *from == "" {
+		return markRestored(ctx, *data, e)
+	}
 	if *from == "" {
 		return usagef("--from est obligatoire : le fichier de sauvegarde à restaurer")
 	}
@@ -66,5 +74,19 @@ func notPostgres(data place) error {
 	if err != nil || !pg {
 		return err
 	}
-	return fmt.Errorf("avec une base PostgreSQL (--store), sauvegardez et restaurez avec les outils de PostgreSQL (pg_dump, pg_restore, pg_basebackup) : voir README.md")
+	return fmt.Errorf("avec une base PostgreSQL (--store), sauvegardez et restaurez avec les outils de PostgreSQL (pg_dump, pg_restore, pg_basebackup), puis, avant de redémarrer les serveurs, « relais restore --store ADRESSE » sans --from : voir README.md")
+}
+
+// markRestored gives a PostgreSQL store put back with PostgreSQL's tools
+// a new history identity (server.MarkRestored), every server stopped.
+func markRestored(ctx context.Context, data place, e *env) error {
+	return withDB(ctx, data, func(db *store.DB) error {
+		info, err := server.MarkRestored(ctx, db, time.Now())
+		if err != nil {
+			return fmt.Errorf("restauration impossible : %w", err)
+		}
+		fmt.Fprintf(e.stdout, "Base restaurée (séquence %d, historique %s).\n", info.Backup.Seq, info.Backup.History)
+		fmt.Fprintf(e.stdout, "Nouvel historique : %s. Les appareils renverront leurs propres modifications et retéléchargeront ce qui a changé depuis la sauvegarde à leur prochaine synchronisation.\n", info.History)
+		return nil
+	})
 }

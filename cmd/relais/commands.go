@@ -13,7 +13,7 @@ var commands = []command{
 	{path: "demo", summary: "remplir un répertoire de données avec un département réaliste (Mayenne)", run: runDemo},
 	{path: "bench", args: "SCENARIO|all", summary: "mesurer la synchronisation contre un vrai serveur (voir BENCHMARKS.md)", run: runBench},
 	{path: "backup", summary: "sauvegarder la base du serveur, même pendant qu'il tourne (--to FICHIER)", run: runBackup},
-	{path: "restore", summary: "restaurer une sauvegarde, serveur arrêté (--from FICHIER)", run: runRestore},
+	{path: "restore", summary: "restaurer une sauvegarde, serveur arrêté (--from FICHIER) ; avec --store, marquer restaurée une base PostgreSQL remise par pg_restore", run: runRestore},
 	{path: "version", summary: "afficher la version de ce programme", run: runVersion},
 
 	{path: "admin user add", summary: "créer un compte (mot de passe sur l'entrée standard)", run: runUserAdd},

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,21 @@ import (
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// historyOf reads the history identity of a PostgreSQL store.
+func historyOf(t *testing.T, url string) string {
+	t.Helper()
+	db, err := server.OpenPostgres(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h, err := server.HistoryOf(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
 
 // cliEnv runs a command with the given environment variables.
 func cliEnv(t *testing.T, vars map[string]string, stdin string, args ...string) (stdout, stderr string, code int) {
@@ -68,6 +84,27 @@ func TestStoreFlag(t *testing.T) {
 		!strings.Contains(out, "denise@exemple.fr") || !strings.Contains(out, "Camille@exemple.fr") || !strings.Contains(out, "co-1") {
 		t.Fatalf("coordination list on PostgreSQL: exit %d, out %q, err %q", code, out, errs)
 	}
+	// Put back with PostgreSQL's tools, the database is marked restored:
+	// a new history, child of the one it held, sharing its sequence (0:
+	// nothing was numbered in this database).
+	before := historyOf(t, url)
+	out, errs, code = cli(t, "", "restore", "--store", url)
+	if code != 0 || !strings.Contains(out, "Nouvel historique") {
+		t.Fatalf("restore --store: exit %d, out %q, err %q", code, out, errs)
+	}
+	db, err = server.OpenPostgres(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parent sql.NullString
+	var shared int64
+	if err := db.R.QueryRow("SELECT parent, shared_seq FROM _history WHERE id = 1").Scan(&parent, &shared); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if after := historyOf(t, url); after == before || parent.String != before || shared != 0 || !strings.Contains(out, after) {
+		t.Fatalf("restore --store: history %s → %s, parent %q, output %q", before, after, parent.String, out)
+	}
 	if out, _, code := cli(t, "", "admin", "user", "list", "--data", filepath.Join(t.TempDir(), "rien")); code == 0 || strings.Contains(out, "Camille") {
 		t.Fatalf("without --store the data directory is read: exit %d, out %q", code, out)
 	}
@@ -80,7 +117,7 @@ func TestStoreFlag(t *testing.T) {
 	}{
 		{"serve", []string{"serve", "--store", url, "--addr", "127.0.0.1:0"}, 1, "PostgreSQL"},
 		{"backup", []string{"backup", "--store", url, "--to", filepath.Join(t.TempDir(), "b.db")}, 1, "pg_dump"},
-		{"restore", []string{"restore", "--store", url, "--from", "b.db"}, 1, "pg_dump"},
+		{"restore from a file", []string{"restore", "--store", url, "--from", "b.db"}, 1, "pg_dump"},
 		{"retention", []string{"admin", "retention", "run", "--store", url}, 1, "PostgreSQL"},
 		{"not PostgreSQL", []string{"admin", "user", "list", "--store", "mysql://root@127.0.0.1/relais"}, 2, "postgres://"},
 	} {

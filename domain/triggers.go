@@ -27,17 +27,6 @@ const TriggerPrefix = "_check_rule_"
 //     outbox, rejected changes, conflict log), whether the erasure was
 //     made here or arrived from the server.
 func DeviceTriggers(schema *syncproto.Schema, when string) []string {
-	return deviceTriggers(schema, when, false)
-}
-
-// DeviceTriggersCells is DeviceTriggers for a device replica of the
-// per-cell layout (_cells), which the web SDK still builds: its scrub
-// also clears the values _cells keeps.
-func DeviceTriggersCells(schema *syncproto.Schema, when string) []string {
-	return deviceTriggers(schema, when, true)
-}
-
-func deviceTriggers(schema *syncproto.Schema, when string, cells bool) []string {
 	var out []string
 	applicable := RulesFor(schema)
 	tables := make([]string, 0, len(applicable))
@@ -57,7 +46,7 @@ func deviceTriggers(schema *syncproto.Schema, when string, cells bool) []string 
 				name, op, quoteIdent(t), when, body.String()))
 		}
 	}
-	if scrub := scrubStatements(schema, cells); scrub != "" {
+	if scrub := scrubStatements(schema); scrub != "" {
 		out = append(out,
 			fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON beneficiaire WHEN NEW.anonyme = 1\nBEGIN\n%sEND",
 				quoteIdent(TriggerPrefix+"beneficiaire_effacement_insert"), scrub),
@@ -71,7 +60,7 @@ func deviceTriggers(schema *syncproto.Schema, when string, cells bool) []string 
 // everywhere a device keeps values. Clearing a cell's value without
 // changing its version is deliberate: erasure wins over any local write,
 // even one newer than the erasure that the server refused.
-func scrubStatements(schema *syncproto.Schema, cells bool) string {
+func scrubStatements(schema *syncproto.Schema) string {
 	t, ok := schema.Tables["beneficiaire"]
 	if !ok {
 		return ""
@@ -97,9 +86,6 @@ func scrubStatements(schema *syncproto.Schema, cells bool) string {
 	in := sqlList(cols)
 	var b strings.Builder
 	fmt.Fprintf(&b, "    UPDATE beneficiaire SET %s WHERE id = NEW.id AND (%s);\n", strings.Join(set, ", "), strings.Join(held, " OR "))
-	if cells {
-		fmt.Fprintf(&b, "    UPDATE _cells SET val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND val IS NOT NULL;\n", in)
-	}
 	fmt.Fprintf(&b, "    UPDATE _outbox SET val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND val IS NOT NULL;\n", in)
 	fmt.Fprintf(&b, "    UPDATE _rejected SET val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND val IS NOT NULL;\n", in)
 	fmt.Fprintf(&b, "    UPDATE _conflicts SET winner_val = NULL, loser_val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND (winner_val IS NOT NULL OR loser_val IS NOT NULL);\n", in)

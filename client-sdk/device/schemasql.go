@@ -39,7 +39,9 @@ type ReplicaSQL struct {
 	DomainVersion int64 `json:"domain_version"`
 	// Migrations, in order: each one's "Up" section, a script of one or
 	// more statements to run whole (SQLite's own exec splits it), in one
-	// transaction, once.
+	// transaction, once. Then a replica that holds _cells (the per-cell
+	// layout's table, which the first replica migrations create) converts
+	// it into version records and drops it (see SchemaSQL).
 	Migrations []MigrationSQL `json:"migrations"`
 	// Triggers are installed after the migrations, each statement alone;
 	// they are dropped and installed again when Version changes.
@@ -70,10 +72,6 @@ type RuleSQL struct {
 	Message string   `json:"message"`
 }
 
-// dropCells ends the version-record layout's first migration for a
-// fresh replica.
-const dropCells = "DROP TABLE _cells;\n"
-
 // replicaSets are the migration sets of a device replica, in the order
 // Open applies them.
 var replicaSets = []migrations.Set{migrations.Replica, migrations.Domain, migrations.Device}
@@ -81,31 +79,21 @@ var replicaSets = []migrations.Set{migrations.Replica, migrations.Domain, migrat
 // SchemaSQL returns the SQL of a device replica of this version. It
 // builds a replica in memory to read the schema the migrations leave,
 // so the triggers are generated from the tables a device really has.
-func SchemaSQL(ctx context.Context) (*ReplicaSQL, error) { return schemaSQL(ctx, false) }
-
-// SchemaSQLCells returns the SQL of a device replica of the per-cell
-// layout (see cells_legacy.go), the one the web SDK builds today.
-func SchemaSQLCells(ctx context.Context) (*ReplicaSQL, error) { return schemaSQL(ctx, true) }
-
-func schemaSQL(ctx context.Context, cells bool) (*ReplicaSQL, error) {
+//
+// The migrations are the files as they are: the first two replica
+// migrations create _cells, the per-cell layout's table, which an SDK
+// converts into version records and drops once they have run, before it
+// installs the triggers (replica.Init's upgradeCells; the web SDK's
+// upgradeCells in client-sdk/web/src/rows.ts). On a fresh replica there
+// is nothing to convert and the table is only dropped.
+func SchemaSQL(ctx context.Context) (*ReplicaSQL, error) {
 	out := &ReplicaSQL{Tables: map[string]map[string]string{}}
 	for _, set := range replicaSets {
 		ms, err := migrationScripts(set)
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range ms {
-			if from, ok := cellsSetVersions[set]; cells && ok && m.Version >= from {
-				continue
-			}
-			if !cells && set == migrations.Replica && m.Version == cellsSetVersions[set] {
-				// A replica of the per-cell layout is converted by the Go
-				// SDK when it opens (replica.Init), which then drops
-				// _cells; a fresh one has nothing to convert.
-				m.Up += dropCells
-			}
-			out.Migrations = append(out.Migrations, m)
-		}
+		out.Migrations = append(out.Migrations, ms...)
 	}
 	// One connection to an in-memory database (each connection to
 	// ":memory:" would be a database of its own); store.Open is for
@@ -116,36 +104,17 @@ func schemaSQL(ctx context.Context, cells bool) (*ReplicaSQL, error) {
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	if cells {
-		// The scripts themselves, as the web SDK runs them: goose would
-		// run every migration embedded.
-		for _, m := range out.Migrations {
-			if _, err := db.ExecContext(ctx, m.Up); err != nil {
-				return nil, fmt.Errorf("schema sql: %s %d: %w", m.Set, m.Version, err)
-			}
-			if m.Set == string(migrations.Domain) {
-				out.DomainVersion = max(out.DomainVersion, m.Version)
-			}
-		}
-	} else {
-		if err := migrations.Up(ctx, db, replicaSets...); err != nil {
-			return nil, fmt.Errorf("schema sql: %w", err)
-		}
-		if _, err := db.ExecContext(ctx, dropCells); err != nil {
-			return nil, fmt.Errorf("schema sql: %w", err)
-		}
-		if out.DomainVersion, err = migrations.Version(ctx, db, migrations.Domain); err != nil {
-			return nil, fmt.Errorf("schema sql: %w", err)
-		}
+	if err := migrations.Up(ctx, db, replicaSets...); err != nil {
+		return nil, fmt.Errorf("schema sql: %w", err)
+	}
+	if out.DomainVersion, err = migrations.Version(ctx, db, migrations.Domain); err != nil {
+		return nil, fmt.Errorf("schema sql: %w", err)
 	}
 	schema, err := replica.LoadSchema(ctx, db)
 	if err != nil {
 		return nil, fmt.Errorf("schema sql: %w", err)
 	}
 	out.Triggers = replicaTriggers(schema)
-	if cells {
-		out.Triggers = cellsTriggers(schema)
-	}
 	for _, name := range schema.TableNames() {
 		cols := map[string]string{}
 		for c, typ := range schema.Tables[name].Columns {
@@ -261,11 +230,9 @@ type driverResult int64
 func (r driverResult) LastInsertId() (int64, error) { return 0, nil }
 func (r driverResult) RowsAffected() (int64, error) { return int64(r), nil }
 
-// SchemaJSON is the answer the server serves: the per-cell layout
-// (SchemaSQLCells) while the web SDK builds that one; SchemaSQL's once
-// it keeps version records (LAYOUT.md).
+// SchemaJSON is the answer the server serves: SchemaSQL's, in JSON.
 func SchemaJSON(ctx context.Context) ([]byte, error) {
-	s, err := SchemaSQLCells(ctx)
+	s, err := SchemaSQL(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/relais-numerique/relais/replica"
@@ -21,7 +22,8 @@ var update = flag.Bool("update", false, "rewrite testdata/apply_vectors.json fro
 
 // applyVectorsFile holds cases of a device applying pulled pages: the
 // pages as the server sends them (JSON), and the replica they leave
-// (domain rows and cell versions). The web SDK's tests
+// (domain rows, cell versions, and the version records and dictionaries
+// byte for byte). The web SDK's tests
 // (client-sdk/web/test/vectors.test.ts) apply the same pages to a replica
 // built from the same SQL and must find the same state: the two SDKs
 // cannot disagree on what a pull leaves.
@@ -37,6 +39,61 @@ type applyCase struct {
 	// Cells is every cell held, in order (table, pk, column), with its
 	// value, SQLite type and version.
 	Cells []vectorCell `json:"cells"`
+	// Records are the rows of _rows, in (tbl, pk) order, as SQL reads
+	// them, one line each, values between " | " (NULL for null): tbl,
+	// hex(pk), owner, seq, deleted, hlc, hex(clocks), extra. Both SDKs
+	// must write the same bytes.
+	Records []string `json:"records"`
+	// Tables, Columns and Nodes are the dictionaries (the tables the
+	// records name): id | name, tbl | bit | name, id | node.
+	Tables  []string `json:"tables"`
+	Columns []string `json:"columns"`
+	Nodes   []string `json:"nodes"`
+}
+
+// recordsSQL and the dictionaries' queries are the ones the web SDK's
+// test runs.
+var vectorQueries = map[string]string{
+	"records": "SELECT tbl, hex(pk), owner, seq, deleted, CAST(hlc AS TEXT), hex(clocks), extra FROM _rows ORDER BY tbl, pk",
+	"tables":  "SELECT id, name FROM _tables WHERE id IN (SELECT tbl FROM _rows) ORDER BY id",
+	"columns": "SELECT tbl, bit, name FROM _columns WHERE tbl IN (SELECT tbl FROM _rows) ORDER BY tbl, bit",
+	"nodes":   "SELECT id, node FROM _nodes ORDER BY id",
+}
+
+func vectorRows(t *testing.T, r *Replica, q string) []string {
+	t.Helper()
+	rows, err := r.DB().Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		line := make([]string, len(vals))
+		for i, v := range vals {
+			line[i] = "NULL"
+			if v != nil {
+				line[i] = fmt.Sprint(text(v))
+			}
+		}
+		out = append(out, strings.Join(line, " | "))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 type vectorCell struct {
@@ -125,6 +182,10 @@ func makeApplyVectors(t *testing.T) applyVectors {
 			c.ColumnPages = append(c.ColumnPages, base64.StdEncoding.EncodeToString(cols))
 		}
 		c.Rows, c.Cells = dumpForVectors(t, r)
+		c.Records = vectorRows(t, r, vectorQueries["records"])
+		c.Tables = vectorRows(t, r, vectorQueries["tables"])
+		c.Columns = vectorRows(t, r, vectorQueries["columns"])
+		c.Nodes = vectorRows(t, r, vectorQueries["nodes"])
 		r.Close()
 		out.Cases = append(out.Cases, c)
 	}
@@ -201,5 +262,82 @@ func TestApplyVectors(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s differs from what this SDK's apply leaves; if on purpose, rerun with -update and make the web SDK agree", applyVectorsFile)
+	}
+}
+
+// upgradeVectorsFile holds what the Go SDK's conversion leaves of the
+// per-cell device replicas in internal/upgrade/testdata/device (written
+// by the per-cell layout's code): the version records, dictionaries,
+// outbox and clock, as lines. The web SDK's test converts the same files
+// (a browser holding a per-cell replica in OPFS) and must leave the same
+// bytes.
+const upgradeVectorsFile = "testdata/upgrade_vectors.json"
+
+var upgradeQueries = []struct{ name, q string }{
+	{"records", vectorQueries["records"]},
+	{"tables", "SELECT id, name FROM _tables ORDER BY id"},
+	{"columns", "SELECT tbl, bit, name FROM _columns ORDER BY tbl, bit"},
+	{"nodes", "SELECT id, node FROM _nodes ORDER BY id"},
+	{"outbox", "SELECT id, tbl, pk, col, quote(val), CAST(hlc AS TEXT), node, CAST(prev_hlc AS TEXT), prev_node, batch FROM _outbox ORDER BY id"},
+	{"rejected", "SELECT id, tbl, pk, col, quote(val), code FROM _rejected ORDER BY id"},
+	{"clock", "SELECT CAST(hlc AS TEXT) FROM _replica"},
+	{"cells", "SELECT name FROM sqlite_master WHERE name = '_cells'"},
+}
+
+func makeUpgradeVectors(t *testing.T) map[string]map[string][]string {
+	ctx := context.Background()
+	out := map[string]map[string][]string{}
+	for _, name := range []string{"tablette-claire.db", "tablette-ancienne.db"} {
+		src, err := os.ReadFile(filepath.Join("..", "..", "internal", "upgrade", "testdata", "device", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, src, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(ctx, path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string][]string{}
+		for _, q := range upgradeQueries {
+			m[q.name] = vectorRows(t, r, q.q)
+			if m[q.name] == nil {
+				m[q.name] = []string{}
+			}
+		}
+		r.Close()
+		out[name] = m
+	}
+	return out
+}
+
+// TestUpgradeVectors checks the committed conversions against this SDK's
+// (or rewrites them with -update).
+func TestUpgradeVectors(t *testing.T) {
+	v := makeUpgradeVectors(t)
+	if len(v["tablette-claire.db"]["records"]) == 0 || len(v["tablette-claire.db"]["outbox"]) == 0 || len(v["tablette-claire.db"]["cells"]) != 0 {
+		t.Fatalf("the conversion of tablette-claire.db left no records, no outbox, or _cells: %v", v["tablette-claire.db"])
+	}
+	want, err := json.MarshalIndent(map[string]any{
+		"comment": "Written by go test ./client-sdk/device -run TestUpgradeVectors -update; read by client-sdk/web's tests. Do not edit by hand.",
+		"cases":   v,
+	}, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, '\n')
+	if *update {
+		if err := os.WriteFile(upgradeVectorsFile, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(upgradeVectorsFile)
+	if err != nil {
+		t.Fatalf("%v (go test ./client-sdk/device -run TestUpgradeVectors -update writes it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s differs from what this SDK's conversion leaves; if on purpose, rerun with -update and make the web SDK agree", upgradeVectorsFile)
 	}
 }

@@ -13050,27 +13050,6 @@ function quoteIdent(s) {
   return '"' + s.replace(/"/g, '""') + '"';
 }
 
-// src/hlc.ts
-var LOGICAL_BITS = 16n;
-var MAX_INT64 = (1n << 63n) - 1n;
-function makeTimestamp(millis, logical = 0) {
-  return BigInt(millis) << LOGICAL_BITS | BigInt(logical & 65535);
-}
-function fromMillis(ms) {
-  return makeTimestamp(Math.floor(ms));
-}
-function next(last, received, physical) {
-  let n = last > received ? last : received;
-  if (n < MAX_INT64) n++;
-  return physical > n ? physical : n;
-}
-function toTimestamp(v2) {
-  if (typeof v2 === "bigint") return v2;
-  if (typeof v2 === "number" && Number.isSafeInteger(v2)) return BigInt(v2);
-  if (typeof v2 === "string" && /^-?\d+$/.test(v2)) return BigInt(v2);
-  throw new Error(`not a clock reading: ${String(v2)}`);
-}
-
 // src/json.ts
 var JSONSyntaxError = class extends Error {
 };
@@ -13247,6 +13226,27 @@ function stringify(v2) {
     }
   }
   throw new Error(`JSON: cannot write a ${typeof v2}`);
+}
+
+// src/hlc.ts
+var LOGICAL_BITS = 16n;
+var MAX_INT64 = (1n << 63n) - 1n;
+function makeTimestamp(millis, logical = 0) {
+  return BigInt(millis) << LOGICAL_BITS | BigInt(logical & 65535);
+}
+function fromMillis(ms) {
+  return makeTimestamp(Math.floor(ms));
+}
+function next(last, received, physical) {
+  let n = last > received ? last : received;
+  if (n < MAX_INT64) n++;
+  return physical > n ? physical : n;
+}
+function toTimestamp(v2) {
+  if (typeof v2 === "bigint") return v2;
+  if (typeof v2 === "number" && Number.isSafeInteger(v2)) return BigInt(v2);
+  if (typeof v2 === "string" && /^-?\d+$/.test(v2)) return BigInt(v2);
+  throw new Error(`not a clock reading: ${String(v2)}`);
 }
 
 // src/version.ts
@@ -13480,6 +13480,664 @@ function decodeResponse(text) {
   return r;
 }
 
+// src/rows.ts
+var DELETED_BIT = 0;
+var MAX_COLUMNS = 63;
+function putUvarint(out, v2) {
+  if (typeof v2 === "number" && v2 < 128) {
+    out.push(v2);
+    return;
+  }
+  let x = BigInt(v2);
+  while (x >= 0x80n) {
+    out.push(Number(x & 0x7fn) | 128);
+    x >>= 7n;
+  }
+  out.push(Number(x));
+}
+function putVarint(out, v2) {
+  if (v2 === 0n) {
+    out.push(0);
+    return;
+  }
+  const x = BigInt.asIntN(64, v2);
+  putUvarint(out, BigInt.asUintN(64, x >= 0n ? x << 1n : (-x << 1n) - 1n));
+}
+function encodeClocks(cs) {
+  const out = [];
+  let ph = 0n;
+  let ps = 0n;
+  for (const c of cs) {
+    putUvarint(out, c.bit);
+    putVarint(out, c.hlc - ph);
+    putUvarint(out, c.node);
+    putVarint(out, c.seq - ps);
+    ph = c.hlc;
+    ps = c.seq;
+  }
+  return Uint8Array.from(out);
+}
+var BadClocksError = class extends Error {
+  constructor() {
+    super("replica: damaged clocks blob");
+  }
+};
+function decodeClocks(b) {
+  const out = [];
+  let i = 0;
+  const uvarint = () => {
+    if (i < b.length && b[i] < 128) return b[i++];
+    let x = 0n;
+    let s = 0n;
+    for (let k2 = 0; ; k2++) {
+      if (k2 === 10 || i >= b.length) throw new BadClocksError();
+      const c = b[i++];
+      if (c < 128) {
+        if (k2 === 9 && c > 1) throw new BadClocksError();
+        return x | BigInt(c) << s;
+      }
+      x |= BigInt(c & 127) << s;
+      s += 7n;
+    }
+  };
+  const varint = () => {
+    const u = uvarint();
+    if (typeof u === "number") return u & 1 ? BigInt(-(u >>> 1) - 1) : BigInt(u >>> 1);
+    const x = u >> 1n;
+    return u & 1n ? BigInt.asIntN(64, ~x) : BigInt.asIntN(64, x);
+  };
+  let ph = 0n;
+  let ps = 0n;
+  while (i < b.length) {
+    const bit = Number(uvarint());
+    const dh = varint();
+    const node = uvarint();
+    const ds = varint();
+    const hlc = BigInt.asIntN(64, ph + dh);
+    const seq2 = BigInt.asIntN(64, ps + ds);
+    out.push({ bit, hlc, node: Number(node), seq: seq2 });
+    ph = hlc;
+    ps = seq2;
+  }
+  return out;
+}
+var UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+var HEX = "0123456789abcdef";
+var utf8d = new TextDecoder();
+function pkArg(pk) {
+  if (!UUID.test(pk)) return pk;
+  const h = pk.replace(/-/g, "");
+  const u = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) u[i] = parseInt(h.substr(2 * i, 2), 16);
+  return u;
+}
+function pkText(v2) {
+  if (v2 instanceof Uint8Array) {
+    if (v2.length !== 16) return utf8d.decode(v2);
+    let s = "";
+    for (let i = 0; i < 16; i++) {
+      if (i === 4 || i === 6 || i === 8 || i === 10) s += "-";
+      s += HEX[v2[i] >> 4] + HEX[v2[i] & 15];
+    }
+    return s;
+  }
+  return String(v2);
+}
+function sqlValue(v2) {
+  return v2 instanceof Uint8Array ? utf8d.decode(v2) : v2;
+}
+function goString(s) {
+  return JSON.stringify(s).replace(/[<>&\u2028\u2029]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+}
+function goJSON(v2) {
+  if (v2 === null || v2 === void 0) return "null";
+  switch (typeof v2) {
+    case "bigint":
+      return v2.toString();
+    case "number":
+      if (!Number.isFinite(v2)) throw new Error("json: unsupported value: " + String(v2));
+      return String(v2);
+    case "string":
+      return goString(v2);
+    case "boolean":
+      return v2 ? "true" : "false";
+  }
+  if (v2 instanceof Uint8Array) return goString(utf8d.decode(v2));
+  if (Array.isArray(v2)) return "[" + v2.map(goJSON).join(",") + "]";
+  const o = v2;
+  const keys = Object.keys(o).sort(compareNodes);
+  return "{" + keys.map((k2) => goString(k2) + ":" + goJSON(o[k2])).join(",") + "}";
+}
+function goJSONMap(m) {
+  const keys = [...m.keys()].sort(compareNodes);
+  return "{" + keys.map((k2) => goString(k2) + ":" + goJSON(m.get(k2))).join(",") + "}";
+}
+function newRec(tbl, pk) {
+  return { tbl, pk, owner: null, seq: null, deleted: false, clocks: [], extraJS: null, extra: null, held: false, dirty: false };
+}
+function clockIndex(r, bit) {
+  let lo = 0;
+  let hi = r.clocks.length;
+  while (lo < hi) {
+    const mid = lo + hi >> 1;
+    if (r.clocks[mid].bit < bit) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+function recClock(r, bit) {
+  const i = clockIndex(r, bit);
+  return i < r.clocks.length && r.clocks[i].bit === bit ? r.clocks[i] : void 0;
+}
+function setClock(r, c) {
+  const i = clockIndex(r, c.bit);
+  if (i < r.clocks.length && r.clocks[i].bit === c.bit) r.clocks[i] = c;
+  else r.clocks.splice(i, 0, c);
+  r.dirty = true;
+}
+function extraVals(r) {
+  if (r.extra) return r.extra;
+  r.extra = /* @__PURE__ */ new Map();
+  if (r.extraJS === null || r.extraJS === "") return r.extra;
+  const m = parse(r.extraJS);
+  if (m === null || typeof m !== "object" || Array.isArray(m)) throw new Error(`replica: extra values of ${r.pk}: not an object`);
+  for (const [k2, v2] of Object.entries(m)) r.extra.set(k2, v2);
+  return r.extra;
+}
+function setExtra(r, col, v2) {
+  extraVals(r).set(col, v2);
+  r.dirty = true;
+}
+function extraArg(r) {
+  if (!r.extra) return r.extraJS;
+  if (r.extra.size === 0) return null;
+  return goJSONMap(r.extra);
+}
+function scanRecord(row, tbl) {
+  const clocks = row.clocks instanceof Uint8Array ? row.clocks : new Uint8Array();
+  const r = {
+    tbl,
+    pk: pkText(row.pk),
+    owner: row.owner ?? null,
+    seq: row.seq ?? null,
+    deleted: Number(row.deleted) === 1,
+    clocks: [],
+    extraJS: row.extra ?? null,
+    extra: null,
+    held: true,
+    dirty: false
+  };
+  try {
+    r.clocks = decodeClocks(clocks);
+  } catch (e) {
+    throw new Error(`${e.message} (row ${r.pk})`);
+  }
+  return r;
+}
+function placeholders(n) {
+  return n <= 0 ? "NULL" : "?, ".repeat(n - 1) + "?";
+}
+function loadRecords(db, tbl, pks, out) {
+  for (let i = 0; i < pks.length; i += 400) {
+    const part = pks.slice(i, i + 400);
+    const rows = db.all(`SELECT pk, owner, seq, deleted, clocks, extra FROM _rows WHERE tbl = ? AND pk IN (${placeholders(part.length)})`, [
+      tbl,
+      ...part.map(pkArg)
+    ]);
+    for (const row of rows) {
+      const r = scanRecord(row, tbl);
+      out.set(r.pk, r);
+    }
+  }
+}
+var Dict = class _Dict {
+  constructor(db) {
+    this.db = db;
+  }
+  db;
+  tables = /* @__PURE__ */ new Map();
+  tableNames = /* @__PURE__ */ new Map();
+  cols = /* @__PURE__ */ new Map();
+  colNames = /* @__PURE__ */ new Map();
+  nodes = /* @__PURE__ */ new Map();
+  nodeNames = /* @__PURE__ */ new Map();
+  static load(db) {
+    const d = new _Dict(db);
+    for (const r of db.all("SELECT t.id, t.name, c.bit, c.name AS col FROM _tables t JOIN _columns c ON c.tbl = t.id")) {
+      const id = Number(r.id);
+      d.addTable(id, r.name);
+      d.addColumn(id, Number(r.bit), r.col);
+    }
+    return d;
+  }
+  addTable(id, name) {
+    this.tables.set(name, id);
+    this.tableNames.set(id, name);
+    if (!this.cols.has(id)) this.cols.set(id, /* @__PURE__ */ new Map());
+    if (!this.colNames.has(id)) this.colNames.set(id, []);
+  }
+  addColumn(tbl, bit, name) {
+    this.cols.get(tbl).set(name, bit);
+    const names = this.colNames.get(tbl);
+    while (names.length <= bit) names.push("");
+    names[bit] = name;
+  }
+  /** The number of a table, given (with its tombstone as column 0) the first time. */
+  table(name) {
+    const have = this.tables.get(name);
+    if (have !== void 0) return have;
+    const id = Number(this.db.value("INSERT INTO _tables (name) VALUES (?) RETURNING id", [name]));
+    this.db.run("INSERT INTO _columns (tbl, bit, name) VALUES (?, ?, ?)", [id, DELETED_BIT, DELETED_COLUMN]);
+    this.addTable(id, name);
+    this.addColumn(id, DELETED_BIT, DELETED_COLUMN);
+    return id;
+  }
+  /** The bit of a column, given the next one the first time. */
+  column(tbl, name) {
+    const have = this.cols.get(tbl).get(name);
+    if (have !== void 0) return have;
+    const bit = this.colNames.get(tbl).length;
+    if (bit >= MAX_COLUMNS) throw new Error(`replica: table ${this.tableNames.get(tbl)} has more than ${MAX_COLUMNS - 1} columns`);
+    this.db.run("INSERT INTO _columns (tbl, bit, name) VALUES (?, ?, ?)", [tbl, bit, name]);
+    this.addColumn(tbl, bit, name);
+    return bit;
+  }
+  /** The number of a node, given the first time. */
+  node(name) {
+    const have = this.nodes.get(name);
+    if (have !== void 0) return have;
+    let id = this.db.value("SELECT id FROM _nodes WHERE node = ?", [name]);
+    if (id === void 0) id = this.db.value("INSERT INTO _nodes (node) VALUES (?) RETURNING id", [name]);
+    const n = Number(id);
+    this.nodes.set(name, n);
+    this.nodeNames.set(n, name);
+    return n;
+  }
+  /** Reads the names of node ids not known yet. */
+  resolve(ids) {
+    const want = [...new Set(ids)].filter((id) => !this.nodeNames.has(id));
+    for (let i = 0; i < want.length; i += 400) {
+      const part = want.slice(i, i + 400);
+      for (const r of this.db.all(`SELECT id, node FROM _nodes WHERE id IN (${placeholders(part.length)})`, part)) {
+        this.nodeNames.set(Number(r.id), r.node);
+        this.nodes.set(r.node, Number(r.id));
+      }
+    }
+  }
+  version(c) {
+    return { hlc: c.hlc, node: this.nodeNames.get(c.node) ?? "" };
+  }
+};
+function dictionary(db, tables) {
+  const d = Dict.load(db);
+  for (const name of Object.keys(tables).sort(compareNodes)) {
+    const tid = d.table(name);
+    for (const col of Object.keys(tables[name]).sort(compareNodes)) d.column(tid, col);
+  }
+}
+var RECORD_CHUNKS = [64, 8, 1];
+var ROW_CHUNKS = [32, 8, 1];
+var PUT_RECORD = `INSERT INTO _rows (tbl, pk, owner, seq, deleted, hlc, clocks, extra) VALUES #
+  ON CONFLICT (tbl, pk) DO UPDATE SET owner = excluded.owner, seq = excluded.seq, deleted = excluded.deleted, hlc = excluded.hlc, clocks = excluded.clocks, extra = excluded.extra`;
+function chunkFor(sizes, n) {
+  for (const s of sizes) if (s <= n) return s;
+  return 1;
+}
+function tuples(n, width) {
+  const one = "(" + placeholders(width) + ")";
+  return Array(n).fill(one).join(", ");
+}
+var RecordWriter = class {
+  constructor(db) {
+    this.db = db;
+  }
+  db;
+  args = [];
+  n = 0;
+  add(r) {
+    let newest = 0n;
+    for (const c of r.clocks) if (c.hlc > newest) newest = c.hlc;
+    this.args.push(r.tbl, pkArg(r.pk), r.owner, r.seq, r.deleted ? 1 : 0, newest, encodeClocks(r.clocks), extraArg(r));
+    if (++this.n >= RECORD_CHUNKS[0]) this.flush();
+  }
+  flush() {
+    while (this.n > 0) {
+      const n = chunkFor(RECORD_CHUNKS, this.n);
+      this.db.run(PUT_RECORD.replace("#", tuples(n, 8)), this.args.splice(0, n * 8));
+      this.n -= n;
+    }
+  }
+};
+function upsertSQL(table, names, rows = 1) {
+  const q = quoteIdent;
+  return `INSERT INTO ${q(table)} (id${names.map((n) => ", " + q(n)).join("")}) VALUES ${tuples(rows, names.length + 1)} ON CONFLICT (id) DO ` + (names.length === 0 ? "NOTHING" : "UPDATE SET " + names.map((n) => `${q(n)} = excluded.${q(n)}`).join(", "));
+}
+function upsert(db, table, pk, cols) {
+  const names = [...cols.keys()].filter((n) => n !== DELETED_COLUMN).sort(compareNodes);
+  db.run(upsertSQL(table, names), [pk, ...names.map((n) => cols.get(n))]);
+}
+var RowWriter = class {
+  constructor(db, tables) {
+    this.db = db;
+    this.tables = tables;
+  }
+  db;
+  tables;
+  bufs = /* @__PURE__ */ new Map();
+  add(table, pk, cols) {
+    let b = this.bufs.get(table);
+    if (!b) {
+      b = { names: Object.keys(this.tables[table]).sort(compareNodes), args: [], n: 0 };
+      this.bufs.set(table, b);
+    }
+    b.args.push(pk);
+    for (const c of b.names) b.args.push(cols.has(c) ? cols.get(c) : null);
+    if (++b.n >= ROW_CHUNKS[0]) this.flush(table, b);
+  }
+  flush(table, b) {
+    const per = b.names.length + 1;
+    while (b.n > 0) {
+      const n = chunkFor(ROW_CHUNKS, b.n);
+      this.db.run(upsertSQL(table, b.names, n), b.args.splice(0, n * per));
+      b.n -= n;
+    }
+  }
+  flushAll() {
+    for (const [t, b] of this.bufs) this.flush(t, b);
+  }
+};
+function knownColumn(tables, table, col) {
+  const t = tables[table];
+  return t !== void 0 && (col === DELETED_COLUMN || col in t);
+}
+function readDomainRow(db, tables, table, pk) {
+  const names = Object.keys(tables[table]).sort(compareNodes);
+  if (names.length === 0) return /* @__PURE__ */ new Map();
+  const r = db.get(`SELECT ${names.map(quoteIdent).join(", ")} FROM ${quoteIdent(table)} WHERE id = ?`, [pk]);
+  if (!r) return void 0;
+  const out = /* @__PURE__ */ new Map();
+  for (const n of names) out.set(n, sqlValue(r[n]));
+  return out;
+}
+function isOne(v2) {
+  return v2 === 1 || v2 === 1n || v2 === "1";
+}
+function materialise(db, tables, s, newRows) {
+  const t = tables[s.table];
+  const known = /* @__PURE__ */ new Map();
+  for (const [col, v2] of s.won) {
+    if (col === DELETED_COLUMN) continue;
+    if (t !== void 0 && knownColumn(tables, s.table, col)) known.set(col, v2);
+    else setExtra(s.rec, col, v2);
+  }
+  if (t === void 0) return;
+  const now = s.rec.deleted;
+  if (!s.wasDeleted && !now) {
+    const recreated = s.won.has(DELETED_COLUMN);
+    if (known.size === 0 && !recreated) return;
+    if (s.fresh) newRows.add(s.table, s.pk, known);
+    else upsert(db, s.table, s.pk, known);
+    return;
+  }
+  if (!s.wasDeleted && now) {
+    let row2 = /* @__PURE__ */ new Map();
+    if (!s.fresh) row2 = readDomainRow(db, tables, s.table, s.pk) ?? row2;
+    for (const [c, v2] of known) row2.set(c, v2);
+    for (const [c, v2] of row2) if (v2 !== null && v2 !== void 0) setExtra(s.rec, c, v2);
+    if (s.fresh) return;
+    db.run(`DELETE FROM ${quoteIdent(s.table)} WHERE id = ?`, [s.pk]);
+    return;
+  }
+  if (s.wasDeleted && now) {
+    for (const [c, v2] of known) setExtra(s.rec, c, v2);
+    return;
+  }
+  const m = extraVals(s.rec);
+  const row = /* @__PURE__ */ new Map();
+  for (const c of Object.keys(t)) {
+    if (m.has(c)) {
+      row.set(c, m.get(c));
+      m.delete(c);
+      s.rec.dirty = true;
+    }
+  }
+  for (const [c, v2] of known) row.set(c, v2);
+  const whole = /* @__PURE__ */ new Map();
+  for (const c of Object.keys(t)) whole.set(c, row.has(c) ? row.get(c) : null);
+  upsert(db, s.table, s.pk, whole);
+}
+function rowKey(table, pk) {
+  return table + "\0" + pk;
+}
+function applyRows(db, tables, changes, opt = {}) {
+  if (changes.length === 0) return 0;
+  const d = Dict.load(db);
+  const states = /* @__PURE__ */ new Map();
+  const order = [];
+  const pks = /* @__PURE__ */ new Map();
+  for (const c of changes) {
+    const k2 = rowKey(c.table, c.pk);
+    if (states.has(k2)) continue;
+    const s = { table: c.table, pk: c.pk, rec: null, pending: void 0, fresh: false, wasDeleted: false, won: null };
+    states.set(k2, s);
+    order.push(s);
+    let list = pks.get(c.table);
+    if (!list) pks.set(c.table, list = []);
+    list.push(c.pk);
+  }
+  const nodes = /* @__PURE__ */ new Set();
+  for (const [table, list] of pks) {
+    const tid = d.table(table);
+    const recs2 = /* @__PURE__ */ new Map();
+    loadRecords(db, tid, list, recs2);
+    for (const pk of list) {
+      const s = states.get(rowKey(table, pk));
+      s.rec = recs2.get(pk) ?? newRec(tid, pk);
+      s.wasDeleted = s.rec.deleted;
+      for (const c of s.rec.clocks) nodes.add(c.node);
+    }
+  }
+  d.resolve(nodes);
+  if (opt.pending) {
+    for (const [k2, p] of opt.pending(db, order)) {
+      const s = states.get(k2);
+      if (s) s.pending = p;
+    }
+  }
+  for (const s of order) s.fresh = !s.rec.held && (s.pending === void 0 || s.pending.size === 0);
+  let won = 0;
+  let newest = 0n;
+  for (const c of changes) {
+    const s = states.get(rowKey(c.table, c.pk));
+    const bit = d.column(s.rec.tbl, c.column);
+    const cl = recClock(s.rec, bit);
+    let held = cl ? d.version(cl) : ZERO;
+    const pv = s.pending?.get(c.column);
+    if (pv && compare(pv, held) > 0) held = pv;
+    if (decide(held, c.version, c.prev).outcome !== "won") continue;
+    const nid = d.node(c.version.node);
+    setClock(s.rec, { bit, hlc: c.version.hlc, node: nid, seq: 0n });
+    if (c.version.hlc > newest) newest = c.version.hlc;
+    if (!opt.versionsOnly) {
+      if (c.column === DELETED_COLUMN) s.rec.deleted = isOne(c.value);
+      (s.won ??= /* @__PURE__ */ new Map()).set(c.column, c.value);
+    }
+    won++;
+  }
+  if (newest > 0n) db.run("UPDATE _replica SET hlc = MAX(hlc, ?) WHERE id = 1", [newest]);
+  const recs = new RecordWriter(db);
+  const newRows = new RowWriter(db, tables);
+  for (const s of order) {
+    if (!s.rec.dirty) continue;
+    if (!opt.versionsOnly && s.won) materialise(db, tables, s, newRows);
+    recs.add(s.rec);
+  }
+  recs.flush();
+  newRows.flushAll();
+  return won;
+}
+function versions(db, table, pks) {
+  const out = /* @__PURE__ */ new Map();
+  const d = Dict.load(db);
+  const tid = d.tables.get(table);
+  if (tid === void 0 || pks.length === 0) return out;
+  const recs = /* @__PURE__ */ new Map();
+  loadRecords(db, tid, pks, recs);
+  const nodes = [];
+  for (const r of recs.values()) for (const c of r.clocks) nodes.push(c.node);
+  d.resolve(nodes);
+  const names = d.colNames.get(tid);
+  for (const [pk, r] of recs) {
+    const m = /* @__PURE__ */ new Map();
+    for (const c of r.clocks) m.set(names[c.bit], d.version(c));
+    out.set(pk, m);
+  }
+  return out;
+}
+function maxHLC(db) {
+  const v2 = db.value("SELECT MAX(hlc) FROM _rows");
+  return v2 == null ? 0n : toTimestamp(v2);
+}
+function cellsOfNode(db, tables, node) {
+  const d = Dict.load(db);
+  const nid = db.value("SELECT id FROM _nodes WHERE node = ?", [node]);
+  const out = [];
+  if (nid === void 0) return out;
+  for (const table of [...d.tables.keys()].sort(compareNodes)) {
+    const tid = d.tables.get(table);
+    const recs = db.all("SELECT pk, owner, seq, deleted, clocks, extra FROM _rows WHERE tbl = ?", [tid]).map((r) => scanRecord(r, tid));
+    recs.sort((a, b) => a.pk < b.pk ? -1 : a.pk > b.pk ? 1 : 0);
+    const names = d.colNames.get(tid);
+    for (const r of recs) {
+      const mine = r.clocks.filter((c) => c.node === Number(nid));
+      if (mine.length === 0) continue;
+      const live = !r.deleted && tables[table] ? readDomainRow(db, tables, table, r.pk) ?? /* @__PURE__ */ new Map() : void 0;
+      const cells = mine.map((c) => {
+        const col = names[c.bit];
+        let value;
+        if (c.bit === DELETED_BIT) value = r.deleted ? 1 : 0;
+        else if (live && knownColumn(tables, table, col)) value = live.get(col) ?? null;
+        else value = extraVals(r).get(col) ?? null;
+        return { table, pk: r.pk, column: col, value, version: { hlc: c.hlc, node }, prev: ZERO };
+      }).sort((a, b) => compareNodes(a.column, b.column));
+      out.push(...cells);
+    }
+  }
+  return out;
+}
+function putBack(db, tables, table, pk, cur, cols, pendingLeft) {
+  const d = Dict.load(db);
+  const tid = d.table(table);
+  const recs = /* @__PURE__ */ new Map();
+  loadRecords(db, tid, [pk], recs);
+  const r = recs.get(pk) ?? newRec(tid, pk);
+  const s = { table, pk, rec: r, pending: void 0, fresh: false, wasDeleted: r.deleted, won: /* @__PURE__ */ new Map() };
+  const byCol = new Map(cur.map((c) => [c.column, c]));
+  for (const col of cols) {
+    const bit = d.column(tid, col);
+    const c = byCol.get(col);
+    if (c) {
+      setClock(r, { bit, hlc: c.version.hlc, node: d.node(c.version.node), seq: 0n });
+      s.won.set(col, c.value);
+    } else {
+      const i = r.clocks.findIndex((x) => x.bit === bit);
+      if (i >= 0) r.clocks.splice(i, 1);
+      r.dirty = true;
+      s.won.set(col, null);
+    }
+    if (col === DELETED_COLUMN) r.deleted = c !== void 0 && isOne(c.value);
+  }
+  if (r.clocks.length === 0 && !pendingLeft) {
+    if (tables[table]) db.run(`DELETE FROM ${quoteIdent(table)} WHERE id = ?`, [pk]);
+    if (r.held) db.run("DELETE FROM _rows WHERE tbl = ? AND pk = ?", [tid, pkArg(pk)]);
+    return;
+  }
+  const rw = new RowWriter(db, tables);
+  materialise(db, tables, s, rw);
+  rw.flushAll();
+  const w = new RecordWriter(db);
+  w.add(r);
+  w.flush();
+}
+function upgradeCells(db, tables) {
+  if (db.value("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_cells'") === void 0) return 0n;
+  const d = Dict.load(db);
+  const hasOutbox = db.value("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_outbox'") !== void 0;
+  const q = hasOutbox ? `SELECT c.tbl, c.pk, c.col, c.val, c.hlc, c.node, c.seq, c.owner,
+        (SELECT o.prev_hlc FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col AND o.hlc = c.hlc AND o.node = c.node ORDER BY o.id LIMIT 1) AS prev_hlc,
+        (SELECT o.prev_node FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col AND o.hlc = c.hlc AND o.node = c.node ORDER BY o.id LIMIT 1) AS prev_node
+        FROM _cells c ORDER BY c.tbl, c.pk` : "SELECT c.tbl, c.pk, c.col, c.val, c.hlc, c.node, c.seq, c.owner, NULL AS prev_hlc, NULL AS prev_node FROM _cells c ORDER BY c.tbl, c.pk";
+  const hasOwner = db.all("SELECT name FROM pragma_table_info('_cells') WHERE name = 'owner'").length > 0;
+  const rows = db.all(hasOwner ? q : q.replace("c.owner,", "NULL AS owner,"));
+  const owners = /* @__PURE__ */ new Map();
+  const ownerID = (name) => {
+    let id = owners.get(name);
+    if (id === void 0) {
+      const v2 = db.value("SELECT id FROM _owners WHERE owner = ?", [name]) ?? db.value("INSERT INTO _owners (owner) VALUES (?) RETURNING id", [name]);
+      owners.set(name, id = Number(v2));
+    }
+    return id;
+  };
+  const w = new RecordWriter(db);
+  let newest = 0n;
+  let cur = null;
+  let curTable = "";
+  let vals = /* @__PURE__ */ new Map();
+  let owner = null;
+  const flush = () => {
+    if (!cur) return;
+    for (const [col, v2] of vals) {
+      if (col === DELETED_COLUMN) continue;
+      if (cur.deleted || !tables[curTable] || !knownColumn(tables, curTable, col)) {
+        if (v2 === null) continue;
+        setExtra(cur, col, v2);
+      }
+    }
+    if (owner !== null) cur.owner = ownerID(String(owner));
+    w.add(cur);
+  };
+  for (const row of rows) {
+    const table = row.tbl;
+    const pk = row.pk;
+    const col = row.col;
+    if (!cur || table !== curTable || pk !== cur.pk) {
+      flush();
+      cur = newRec(d.table(table), pk);
+      curTable = table;
+      vals = /* @__PURE__ */ new Map();
+      owner = null;
+    }
+    let hlc = toTimestamp(row.hlc);
+    let node = row.node;
+    if (hlc > newest) newest = hlc;
+    const val = sqlValue(row.val ?? null);
+    vals.set(col, val);
+    if (row.owner != null) owner = row.owner;
+    if (col === DELETED_COLUMN) cur.deleted = isOne(val);
+    if (row.prev_hlc != null) {
+      hlc = toTimestamp(row.prev_hlc);
+      node = row.prev_node;
+      if (hlc === 0n && node === "") {
+        d.column(cur.tbl, col);
+        continue;
+      }
+    }
+    const bit = d.column(cur.tbl, col);
+    const nid = d.node(node);
+    let seq2 = 0n;
+    if (row.seq != null) {
+      seq2 = toTimestamp(row.seq);
+      const had = cur.seq == null ? 0n : toTimestamp(cur.seq);
+      cur.seq = had > seq2 ? had : seq2;
+    }
+    setClock(cur, { bit, hlc, node: nid, seq: seq2 });
+  }
+  flush();
+  w.flush();
+  db.run("DROP TABLE _cells");
+  return newest;
+}
+
 // src/apply.ts
 function columnType(tables, table, column) {
   const t = tables[table];
@@ -13508,123 +14166,67 @@ function checkValue(tables, c) {
   }
   return v2;
 }
-function isOne(v2) {
-  return v2 === 1 || v2 === 1n || v2 === "1";
+function applyChanges(db, tables, changes, pending) {
+  return applyRows(db, tables, changes, { pending });
 }
-function storable(v2) {
-  if (v2 === null || typeof v2 !== "object" || v2 instanceof Uint8Array) return typeof v2 === "boolean" ? v2 ? 1 : 0 : v2;
-  return JSON.stringify(v2);
-}
-var CELL_CHUNK = 64;
-function flushCells(db, args) {
-  while (args.length > 0) {
-    const n = Math.min(args.length / 6, CELL_CHUNK);
-    const chunk = n === CELL_CHUNK ? CELL_CHUNK : n;
-    db.run(
-      `INSERT INTO _cells (tbl, pk, col, val, hlc, node) VALUES ${Array(chunk).fill("(?, ?, ?, ?, ?, ?)").join(", ")}
-       ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, node = excluded.node`,
-      args.splice(0, chunk * 6)
-    );
-  }
-}
-function rowKey(table, pk) {
-  return table + "\0" + pk;
-}
-function applyChanges(db, tables, changes) {
-  if (changes.length === 0) return 0;
-  const held = /* @__PURE__ */ new Map();
-  const pks = /* @__PURE__ */ new Map();
-  for (const c of changes) {
-    const k2 = rowKey(c.table, c.pk);
-    if (!held.has(k2)) {
-      held.set(k2, /* @__PURE__ */ new Map());
-      let list = pks.get(c.table);
-      if (!list) pks.set(c.table, list = []);
-      list.push(c.pk);
-    }
-  }
-  for (const [table, list] of pks) {
-    for (let i = 0; i < list.length; i += 500) {
-      const part = JSON.stringify(list.slice(i, i + 500));
-      for (const r of db.all("SELECT pk, col, val, hlc, node FROM _cells WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?))", [table, part])) {
-        held.get(rowKey(table, r.pk)).set(r.col, { val: r.val, ver: { hlc: toTimestamp(r.hlc), node: r.node } });
-      }
-    }
-  }
-  const fresh = /* @__PURE__ */ new Set();
-  for (const [k2, cells] of held) if (cells.size === 0) fresh.add(k2);
-  const order = [];
-  const cellArgs = [];
-  const dirty = /* @__PURE__ */ new Map();
-  let won = 0;
-  for (const c of changes) {
-    const k2 = rowKey(c.table, c.pk);
-    const cells = held.get(k2);
-    const h = cells.get(c.column);
-    const d = decide(h ? h.ver : ZERO, c.version, c.prev);
-    if (d.outcome !== "won") continue;
-    const val = storable(c.value);
-    cellArgs.push(c.table, c.pk, c.column, val, c.version.hlc, c.version.node);
-    if (cellArgs.length >= CELL_CHUNK * 6) flushCells(db, cellArgs);
-    cells.set(c.column, { val, ver: c.version });
-    won++;
-    if (columnType(tables, c.table, c.column) === void 0) continue;
-    let cols = dirty.get(k2);
-    if (!cols) {
-      cols = /* @__PURE__ */ new Map();
-      dirty.set(k2, cols);
-      order.push({ table: c.table, pk: c.pk });
-    }
-    cols.set(c.column, val);
-  }
-  flushCells(db, cellArgs);
-  for (const { table, pk } of order) {
-    const k2 = rowKey(table, pk);
-    const tomb = held.get(k2).get(DELETED_COLUMN);
-    let cols = dirty.get(k2);
-    if (fresh.has(k2)) {
-      const all = /* @__PURE__ */ new Map();
-      for (const col of Object.keys(tables[table])) all.set(col, null);
-      for (const [col, v2] of cols) all.set(col, v2);
-      cols = all;
-    }
-    materialise(db, tables, table, pk, cols, tomb !== void 0 && isOne(tomb.val));
-  }
-  return won;
-}
-function materialise(db, tables, table, pk, won, deleted) {
-  if (deleted) {
-    db.run(`DELETE FROM ${quoteIdent(table)} WHERE id = ?`, [pk]);
-    return;
-  }
-  let cols = won;
-  if (won.has(DELETED_COLUMN)) cols = rowCells(db, tables, table, pk);
-  upsert(db, table, pk, cols);
-}
-function rowCells(db, tables, table, pk) {
+
+// src/pending.ts
+function pendingVersions(db, rows) {
   const out = /* @__PURE__ */ new Map();
-  for (const r of db.all("SELECT col, val FROM _cells WHERE tbl = ? AND pk = ?", [table, pk])) {
-    if (columnType(tables, table, r.col) !== void 0) out.set(r.col, r.val);
+  if (Number(db.value("SELECT EXISTS (SELECT 1 FROM _outbox)")) === 0) return out;
+  const byTable = /* @__PURE__ */ new Map();
+  for (const k2 of rows) {
+    let l = byTable.get(k2.table);
+    if (!l) byTable.set(k2.table, l = []);
+    l.push(k2.pk);
+  }
+  for (const [table, pks] of byTable) {
+    for (const r of db.all("SELECT pk, col, hlc, node FROM _outbox WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?)) ORDER BY id", [table, JSON.stringify(pks)])) {
+      const k2 = rowKey(table, r.pk);
+      let m = out.get(k2);
+      if (!m) out.set(k2, m = /* @__PURE__ */ new Map());
+      const v2 = { hlc: toTimestamp(r.hlc), node: r.node };
+      const had = m.get(r.col);
+      if (!had || compare(v2, had) > 0) m.set(r.col, v2);
+    }
   }
   return out;
 }
-function upsert(db, table, pk, cols) {
-  const names = [...cols.keys()].filter((n) => n !== DELETED_COLUMN).sort(goStringOrder);
-  const q = quoteIdent;
-  const sql = `INSERT INTO ${q(table)} (id${names.map((n) => ", " + q(n)).join("")}) VALUES (?${", ?".repeat(names.length)}) ON CONFLICT (id) DO ` + (names.length === 0 ? "NOTHING" : "UPDATE SET " + names.map((n) => `${q(n)} = excluded.${q(n)}`).join(", "));
-  db.run(sql, [pk, ...names.map((n) => cols.get(n))]);
-}
-function goStringOrder(a, b) {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-function rematerialise(db, tables, table, pk) {
-  if (!tables[table]) return;
-  const tomb = db.value("SELECT val FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", [table, pk, DELETED_COLUMN]);
-  if (tomb !== void 0 && isOne(tomb)) {
-    db.run(`DELETE FROM ${quoteIdent(table)} WHERE id = ?`, [pk]);
-    return;
+function resolvePrev(db) {
+  db.run(`UPDATE _outbox AS e SET (prev_hlc, prev_node) =
+    (SELECT o.hlc, o.node FROM _outbox o WHERE o.tbl = e.tbl AND o.pk = e.pk AND o.col = e.col AND o.id < e.id AND o.prev_hlc != -1
+     ORDER BY o.id DESC LIMIT 1)
+    WHERE e.prev_hlc = -1 AND EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = e.tbl AND o.pk = e.pk AND o.col = e.col AND o.id < e.id AND o.prev_hlc != -1)`);
+  const byTable = /* @__PURE__ */ new Map();
+  for (const r of db.all("SELECT DISTINCT tbl, pk FROM _outbox WHERE prev_hlc = -1")) {
+    let l = byTable.get(r.tbl);
+    if (!l) byTable.set(r.tbl, l = []);
+    l.push(r.pk);
   }
-  upsert(db, table, pk, rowCells(db, tables, table, pk));
+  for (const [table, pks] of byTable) {
+    const base = versions(db, table, pks);
+    const fresh = pks.filter((pk) => !base.has(pk));
+    for (let i = 0; i < fresh.length; i += 500) {
+      db.run("UPDATE _outbox SET prev_hlc = 0, prev_node = '' WHERE prev_hlc = -1 AND tbl = ? AND pk IN (SELECT value FROM json_each(?))", [
+        table,
+        JSON.stringify(fresh.slice(i, i + 500))
+      ]);
+    }
+    for (const [pk, cols] of base) {
+      for (const [col, v2] of cols) {
+        db.run("UPDATE _outbox SET prev_hlc = ?, prev_node = ? WHERE prev_hlc = -1 AND tbl = ? AND pk = ? AND col = ?", [v2.hlc, v2.node, table, pk, col]);
+      }
+      db.run("UPDATE _outbox SET prev_hlc = 0, prev_node = '' WHERE prev_hlc = -1 AND tbl = ? AND pk = ?", [table, pk]);
+    }
+  }
+}
+function acknowledge(db, tables, batchID) {
+  const changes = db.all("SELECT tbl, pk, col, hlc, node FROM _outbox WHERE batch = ? ORDER BY id", [batchID]).map((r) => {
+    const v2 = { hlc: toTimestamp(r.hlc), node: r.node };
+    return { table: r.tbl, pk: r.pk, column: r.col, value: null, version: v2, prev: v2 };
+  });
+  applyRows(db, tables, changes, { versionsOnly: true });
+  db.run("DELETE FROM _outbox WHERE batch = ?", [batchID]);
 }
 
 // src/columns.ts
@@ -13740,12 +14342,12 @@ var VAL_JSON = 5;
 var VAL_REF_BASE = 6;
 var STREAMS = 7;
 var [S_SHAPES, S_KEYS, S_HLCS, S_NODES, S_PREVS, S_UUID_HEADS, S_UUID_BITS] = [0, 1, 2, 3, 4, 5, 6];
-var HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+var HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 function formatUUID(u) {
   let s = "";
   for (let i = 0; i < 16; i++) {
     if (i === 4 || i === 6 || i === 8 || i === 10) s += "-";
-    s += HEX[u[i]];
+    s += HEX2[u[i]];
   }
   return s;
 }
@@ -14137,8 +14739,9 @@ var Engine = class _Engine {
       }
       schema = JSON.parse(cached.schema_json);
     }
-    if (cached?.schema_version !== schema.version) installSchema(db, schema);
-    const node = initReplica(db);
+    let converted = 0n;
+    if (cached?.schema_version !== schema.version) converted = installSchema(db, schema);
+    const node = initReplica(db, converted);
     db.run("UPDATE _device SET clock_skew_ms = ? WHERE id = 1", [opts.clockSkewMs ?? 0]);
     return new _Engine(db, opts, schema, node, emit);
   }
@@ -14494,6 +15097,7 @@ var Engine = class _Engine {
       let id = this.db.value("SELECT batch FROM _outbox WHERE batch IS NOT NULL ORDER BY batch LIMIT 1");
       if (id === void 0 || id === null) {
         id = uuidv7();
+        resolvePrev(this.db);
         if (!this.cutBatch(id, size)) return { batch: null, pending: this.pending() };
       }
       const rows = this.db.all("SELECT tbl, pk, col, val, hlc, node, prev_hlc, prev_node FROM _outbox WHERE batch = ? ORDER BY id", [id]);
@@ -14537,12 +15141,13 @@ var Engine = class _Engine {
     let aside = 0;
     const touched = /* @__PURE__ */ new Set();
     this.applyLocal(() => {
+      resolvePrev(this.db);
       if (batch && resp.ack === batch.id) {
         aside = this.setAside(batch.id, resp.refused);
         for (const r of resp.refused) touched.add(r.table);
-        this.db.run("DELETE FROM _outbox WHERE batch = ?", [batch.id]);
+        acknowledge(this.db, this.tables, batch.id);
       }
-      applyChanges(this.db, this.tables, resp.changes);
+      applyChanges(this.db, this.tables, resp.changes, pendingVersions);
       const last = toTimestamp(this.db.value("SELECT hlc FROM _replica WHERE id = 1"));
       this.db.run("UPDATE _replica SET hlc = MAX(hlc, ?) WHERE id = 1", [next(last, resp.clock, fromMillis(this.wall()))]);
       let lastSync = null;
@@ -14556,7 +15161,9 @@ var Engine = class _Engine {
     if (touched.size > 0) this.emit("change", { tables: [...touched].sort(), source: "sync" });
     return aside;
   }
-  /** Go: setAside and setAsideRow. */
+  /** Go: setAside and setAsideRow: every change the batch made to a
+   *  refused row moves from the outbox to _rejected, and each refused
+   *  cell not written again since is put back as the server holds it. */
   setAside(batchID, refused) {
     let n = 0;
     const at = Date.now();
@@ -14568,14 +15175,15 @@ var Engine = class _Engine {
         else if (typeof c.value === "number" || typeof c.value === "bigint") c.value = String(c.value);
         current.set(c.column, c);
       }
-      const entries = this.db.all("SELECT col, val, hlc, node FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id", [batchID, rf.table, rf.pk]);
+      const entries = this.db.all("SELECT col FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id", [batchID, rf.table, rf.pk]);
       this.db.run(
         `INSERT INTO _rejected (tbl, pk, col, val, hlc, node, code, message, rule, rejected_at)
          SELECT tbl, pk, col, val, hlc, node, ?, ?, ?, ? FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id`,
         [rf.code, rf.reason, rf.rule, at, batchID, rf.table, rf.pk]
       );
       this.db.run("DELETE FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ?", [batchID, rf.table, rf.pk]);
-      let touched = false;
+      const cols = [];
+      const cells = [];
       for (const e of entries) {
         const col = e.col;
         const cur = current.get(col);
@@ -14587,39 +15195,18 @@ var Engine = class _Engine {
           rf.pk,
           col
         ]);
-        const cell = this.db.get("SELECT hlc, node FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", [rf.table, rf.pk, col]);
-        if (!cell || toTimestamp(cell.hlc) !== toTimestamp(e.hlc) || cell.node !== e.node) continue;
-        touched = true;
-        if (cur) {
-          this.db.run("UPDATE _cells SET val = ?, hlc = ?, node = ? WHERE tbl = ? AND pk = ? AND col = ?", [
-            cur.value,
-            cur.version.hlc,
-            cur.version.node,
-            rf.table,
-            rf.pk,
-            col
-          ]);
-        } else {
-          this.db.run("DELETE FROM _cells WHERE tbl = ? AND pk = ? AND col = ?", [rf.table, rf.pk, col]);
-          if (columnType(this.tables, rf.table, col) !== void 0 && col !== DELETED_COLUMN) {
-            this.db.run(`UPDATE ${quoteIdent(rf.table)} SET ${quoteIdent(col)} = NULL WHERE id = ?`, [rf.pk]);
-          }
-        }
+        const again = Number(this.db.value("SELECT EXISTS (SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ? AND col = ?)", [rf.table, rf.pk, col])) === 1;
+        if (again || cols.includes(col)) continue;
+        cols.push(col);
+        if (cur) cells.push(cur);
       }
-      if (touched) this.rebuildRow(rf.table, rf.pk);
+      if (cols.length > 0) {
+        const left = Number(this.db.value("SELECT EXISTS (SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ?)", [rf.table, rf.pk])) === 1;
+        putBack(this.db, this.tables, rf.table, rf.pk, cells, cols, left);
+      }
       n += entries.length;
     }
     return n;
-  }
-  /** Go: rebuildRow. */
-  rebuildRow(table, pk) {
-    if (!this.tables[table]) return;
-    const left = Number(this.db.value("SELECT COUNT(*) FROM _cells WHERE tbl = ? AND pk = ?", [table, pk]));
-    if (left === 0) {
-      this.db.run(`DELETE FROM ${quoteIdent(table)} WHERE id = ?`, [pk]);
-      return;
-    }
-    rematerialise(this.db, this.tables, table, pk);
   }
   /** Go: handleFailure. Returns the error to throw. */
   handleFailure(batch, err, rep) {
@@ -14637,6 +15224,7 @@ var Engine = class _Engine {
         refused.push({ table: c.table, pk: c.pk, columns: [], code: err.code, reason: err.message, rule: String(err.details.rule ?? ""), current: [] });
       }
       this.applyLocal(() => {
+        resolvePrev(this.db);
         rep.rejected += this.setAside(batch.id, refused);
         this.db.run("DELETE FROM _outbox WHERE batch = ?", [batch.id]);
       });
@@ -14653,11 +15241,10 @@ var Engine = class _Engine {
     const wall = this.wall();
     if (wall - serverMs > boundMs / 2) return false;
     this.db.tx(() => {
-      const received = this.db.value(
-        "SELECT MAX(c.hlc) FROM _cells c WHERE NOT EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col)"
-      );
+      resolvePrev(this.db);
+      const received = maxHLC(this.db);
       const fromServer = fromMillis(serverMs);
-      let clock = received == null ? fromServer : toTimestamp(received) > fromServer ? toTimestamp(received) : fromServer;
+      let clock = received > fromServer ? received : fromServer;
       const renamed = /* @__PURE__ */ new Map();
       for (const e of this.db.all("SELECT id, tbl, pk, col, hlc, node, prev_hlc, prev_node FROM _outbox ORDER BY id")) {
         let prev = toTimestamp(e.prev_hlc);
@@ -14669,7 +15256,6 @@ var Engine = class _Engine {
         clock = next(clock > prev ? clock : prev, 0n, fromMillis(wall));
         renamed.set(key(toTimestamp(e.hlc)), clock);
         this.db.run("UPDATE _outbox SET hlc = ?, prev_hlc = ?, batch = NULL WHERE id = ?", [clock, prev, e.id]);
-        this.db.run("UPDATE _cells SET hlc = ? WHERE tbl = ? AND pk = ? AND col = ? AND node = ? AND hlc = ?", [clock, e.tbl, e.pk, e.col, this.node, e.hlc]);
       }
       this.db.run("UPDATE _replica SET hlc = ? WHERE id = 1", [clock]);
     });
@@ -14686,13 +15272,15 @@ var Engine = class _Engine {
       if (changed) {
         const trigger = this.db.value("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = '_outbox_stamp'");
         if (trigger) this.db.run("DROP TRIGGER _outbox_stamp");
-        this.db.run(
-          `INSERT INTO _outbox (tbl, pk, col, val, hlc, node, prev_hlc, prev_node)
-           SELECT c.tbl, c.pk, c.col, c.val, c.hlc, c.node, 0, '' FROM _cells c
-            WHERE c.node = ? AND NOT EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col)
-            ORDER BY c.hlc`,
-          [this.node]
-        );
+        const own = cellsOfNode(this.db, this.tables, this.node);
+        own.sort((a, b) => compare(a.version, b.version));
+        for (const c of own) {
+          this.db.run(
+            `INSERT INTO _outbox (tbl, pk, col, val, hlc, node, prev_hlc, prev_node)
+             SELECT ?, ?, ?, ?, ?, ?, 0, '' WHERE NOT EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = ? AND o.pk = ? AND o.col = ?)`,
+            [c.table, c.pk, c.column, c.value, c.version.hlc, c.version.node, c.table, c.pk, c.column]
+          );
+        }
         if (trigger) this.db.run(trigger);
         this.db.run("UPDATE _device SET cursor = MIN(cursor, ?) WHERE id = 1", [from]);
       }
@@ -14705,12 +15293,12 @@ var Engine = class _Engine {
     return changed;
   }
   /** Go: wipe. Every table but the replica's identity, the device state
-   *  (which records the revocation), the web SDK's bookkeeping and the
-   *  labels (reference data the app needs to show its login page again).
+   *  (which records the revocation), the dictionaries of tables and
+   *  columns, the web SDK's bookkeeping and the labels (reference data the app needs to show its login page again).
    *  Triggers are silenced, then the file is rebuilt (VACUUM). */
   wipe() {
     this.access.forget();
-    const keep = /* @__PURE__ */ new Set(["_device", "_replica", "_labels"]);
+    const keep = /* @__PURE__ */ new Set(["_device", "_replica", "_labels", "_tables", "_columns"]);
     const tables = this.db.all("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").map((r) => r.name).filter((n) => !n.startsWith("sqlite_") && !n.startsWith("_migrations_") && !n.startsWith("_web_") && !keep.has(n));
     this.applyLocal(() => {
       for (const t of tables) this.db.run(`DELETE FROM ${quoteIdent(t)}`);
@@ -14807,7 +15395,7 @@ function isTokenRefusal(e) {
   return e instanceof ProtocolError && (e.code === "token_expired" || e.code === "unauthorized");
 }
 function installSchema(db, schema) {
-  db.tx(() => {
+  return db.tx(() => {
     for (const m of schema.migrations) {
       const done = db.value("SELECT 1 FROM _web_migrations WHERE set_name = ? AND version = ?", [m.set, m.version]);
       if (done !== void 0) continue;
@@ -14818,19 +15406,21 @@ function installSchema(db, schema) {
       "SELECT name FROM sqlite_master WHERE type = 'trigger' AND (name LIKE '\\_capture\\_%' ESCAPE '\\' OR name LIKE '\\_check\\_%' ESCAPE '\\')"
     );
     for (const t of old) db.run(`DROP TRIGGER ${quoteIdent(t.name)}`);
+    const converted = upgradeCells(db, schema.tables);
+    dictionary(db, schema.tables);
     for (const t of schema.triggers) db.script(t);
     db.run("UPDATE _web_state SET schema_version = ?, schema_json = ? WHERE id = 1", [schema.version, JSON.stringify(schema)]);
+    return converted;
   });
 }
-function initReplica(db) {
+function initReplica(db, converted = 0n) {
   return db.tx(() => {
     let node = db.value("SELECT node FROM _replica WHERE id = 1");
     if (node === void 0) {
       node = uuidv7();
       db.run("INSERT INTO _replica (id, node) VALUES (1, ?)", [node]);
     }
-    const maxHLC = db.value("SELECT MAX(hlc) FROM _cells");
-    if (maxHLC != null) db.run("UPDATE _replica SET hlc = MAX(hlc, ?) WHERE id = 1", [toTimestamp(maxHLC)]);
+    if (converted > 0n) db.run("UPDATE _replica SET hlc = MAX(hlc, ?) WHERE id = 1", [converted]);
     return node;
   });
 }

@@ -5,7 +5,7 @@
 // dedicated worker in browsers (worker.ts) and in-process in Node.
 import type { Params, Progress, Rejection, Row, RuleInfo, Status, SyncReport, User } from './api.js';
 import { RelaisError } from './api.js';
-import { applyChanges, checkValue, columnType, rematerialise, type Tables } from './apply.js';
+import { applyChanges, checkValue, columnType, type Tables } from './apply.js';
 import { Db, quoteIdent } from './db.js';
 import { fromMillis, next, toTimestamp, type Timestamp } from './hlc.js';
 import { parse, stringify } from './json.js';
@@ -26,9 +26,11 @@ import {
   type SyncResponse,
   type TokenResponse,
 } from './proto.js';
+import { acknowledge, pendingVersions, resolvePrev } from './pending.js';
+import { cellsOfNode, dictionary, maxHLC, putBack, upgradeCells } from './rows.js';
 import { exchange, NetworkError, send } from './transport.js';
 import { uuidv7 } from './uuid.js';
-import { ZERO } from './version.js';
+import { compare, ZERO } from './version.js';
 
 /** GET /v1/device/schema (Go: device.ReplicaSQL). */
 export interface DeviceSchema {
@@ -195,8 +197,9 @@ export class Engine {
       }
       schema = JSON.parse(cached.schema_json) as DeviceSchema;
     }
-    if (cached?.schema_version !== schema.version) installSchema(db, schema);
-    const node = initReplica(db);
+    let converted = 0n;
+    if (cached?.schema_version !== schema.version) converted = installSchema(db, schema);
+    const node = initReplica(db, converted);
     db.run('UPDATE _device SET clock_skew_ms = ? WHERE id = 1', [opts.clockSkewMs ?? 0]);
     return new Engine(db, opts, schema, node, emit);
   }
@@ -583,6 +586,7 @@ export class Engine {
       let id = this.db.value('SELECT batch FROM _outbox WHERE batch IS NOT NULL ORDER BY batch LIMIT 1') as string | undefined;
       if (id === undefined || id === null) {
         id = uuidv7();
+        resolvePrev(this.db);
         if (!this.cutBatch(id, size)) return { batch: null, pending: this.pending() };
       }
       const rows = this.db.all('SELECT tbl, pk, col, val, hlc, node, prev_hlc, prev_node FROM _outbox WHERE batch = ? ORDER BY id', [id]);
@@ -629,12 +633,15 @@ export class Engine {
     let aside = 0;
     const touched = new Set<string>();
     this.applyLocal(() => {
+      resolvePrev(this.db);
       if (batch && resp.ack === batch.id) {
+        // Before the page: the page may bring a newer version of a cell
+        // whose refused write is put back as the server held it.
         aside = this.setAside(batch.id, resp.refused);
         for (const r of resp.refused) touched.add(r.table);
-        this.db.run('DELETE FROM _outbox WHERE batch = ?', [batch.id]);
+        acknowledge(this.db, this.tables, batch.id);
       }
-      applyChanges(this.db, this.tables, resp.changes);
+      applyChanges(this.db, this.tables, resp.changes, pendingVersions);
       const last = toTimestamp(this.db.value('SELECT hlc FROM _replica WHERE id = 1'));
       this.db.run('UPDATE _replica SET hlc = MAX(hlc, ?) WHERE id = 1', [next(last, resp.clock, fromMillis(this.wall()))]);
       let lastSync: number | null = null;
@@ -649,7 +656,9 @@ export class Engine {
     return aside;
   }
 
-  /** Go: setAside and setAsideRow. */
+  /** Go: setAside and setAsideRow: every change the batch made to a
+   *  refused row moves from the outbox to _rejected, and each refused
+   *  cell not written again since is put back as the server holds it. */
   private setAside(batchID: string, refused: Refusal[]): number {
     let n = 0;
     const at = Date.now();
@@ -661,14 +670,17 @@ export class Engine {
         else if (typeof c.value === 'number' || typeof c.value === 'bigint') c.value = String(c.value);
         current.set(c.column, c);
       }
-      const entries = this.db.all('SELECT col, val, hlc, node FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id', [batchID, rf.table, rf.pk]);
+      const entries = this.db.all('SELECT col FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id', [batchID, rf.table, rf.pk]);
       this.db.run(
         `INSERT INTO _rejected (tbl, pk, col, val, hlc, node, code, message, rule, rejected_at)
          SELECT tbl, pk, col, val, hlc, node, ?, ?, ?, ? FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id`,
         [rf.code, rf.reason, rf.rule, at, batchID, rf.table, rf.pk],
       );
       this.db.run('DELETE FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ?', [batchID, rf.table, rf.pk]);
-      let touched = false;
+      // Writes made since the batch left follow her refused version,
+      // which the server never took: they now follow the server's.
+      const cols: string[] = [];
+      const cells: Change[] = [];
       for (const e of entries) {
         const col = e.col as string;
         const cur = current.get(col);
@@ -680,40 +692,18 @@ export class Engine {
           rf.pk,
           col,
         ]);
-        const cell = this.db.get('SELECT hlc, node FROM _cells WHERE tbl = ? AND pk = ? AND col = ?', [rf.table, rf.pk, col]);
-        if (!cell || toTimestamp(cell.hlc) !== toTimestamp(e.hlc) || cell.node !== e.node) continue; // written again since
-        touched = true;
-        if (cur) {
-          this.db.run('UPDATE _cells SET val = ?, hlc = ?, node = ? WHERE tbl = ? AND pk = ? AND col = ?', [
-            cur.value as unknown,
-            cur.version.hlc,
-            cur.version.node,
-            rf.table,
-            rf.pk,
-            col,
-          ]);
-        } else {
-          this.db.run('DELETE FROM _cells WHERE tbl = ? AND pk = ? AND col = ?', [rf.table, rf.pk, col]);
-          if (columnType(this.tables, rf.table, col) !== undefined && col !== DELETED_COLUMN) {
-            this.db.run(`UPDATE ${quoteIdent(rf.table)} SET ${quoteIdent(col)} = NULL WHERE id = ?`, [rf.pk]);
-          }
-        }
+        const again = Number(this.db.value('SELECT EXISTS (SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ? AND col = ?)', [rf.table, rf.pk, col])) === 1;
+        if (again || cols.includes(col)) continue; // written again since: her newer write stands
+        cols.push(col);
+        if (cur) cells.push(cur);
       }
-      if (touched) this.rebuildRow(rf.table, rf.pk);
+      if (cols.length > 0) {
+        const left = Number(this.db.value('SELECT EXISTS (SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ?)', [rf.table, rf.pk])) === 1;
+        putBack(this.db, this.tables, rf.table, rf.pk, cells, cols, left);
+      }
       n += entries.length;
     }
     return n;
-  }
-
-  /** Go: rebuildRow. */
-  private rebuildRow(table: string, pk: string) {
-    if (!this.tables[table]) return;
-    const left = Number(this.db.value('SELECT COUNT(*) FROM _cells WHERE tbl = ? AND pk = ?', [table, pk]));
-    if (left === 0) {
-      this.db.run(`DELETE FROM ${quoteIdent(table)} WHERE id = ?`, [pk]);
-      return;
-    }
-    rematerialise(this.db, this.tables, table, pk);
   }
 
   /** Go: handleFailure. Returns the error to throw. */
@@ -732,6 +722,7 @@ export class Engine {
         refused.push({ table: c.table, pk: c.pk, columns: [], code: err.code, reason: err.message, rule: String(err.details.rule ?? ''), current: [] });
       }
       this.applyLocal(() => {
+        resolvePrev(this.db);
         rep.rejected += this.setAside(batch.id, refused);
         this.db.run('DELETE FROM _outbox WHERE batch = ?', [batch.id]);
       });
@@ -749,11 +740,12 @@ export class Engine {
     const wall = this.wall();
     if (wall - serverMs > boundMs / 2) return false;
     this.db.tx(() => {
-      const received = this.db.value(
-        'SELECT MAX(c.hlc) FROM _cells c WHERE NOT EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col)',
-      );
+      // The records hold what the device received and what the server
+      // acknowledged, never a pending write.
+      resolvePrev(this.db);
+      const received = maxHLC(this.db);
       const fromServer = fromMillis(serverMs);
-      let clock = received == null ? fromServer : toTimestamp(received) > fromServer ? toTimestamp(received) : fromServer;
+      let clock = received > fromServer ? received : fromServer;
       const renamed = new Map<string, bigint>();
       for (const e of this.db.all('SELECT id, tbl, pk, col, hlc, node, prev_hlc, prev_node FROM _outbox ORDER BY id')) {
         let prev = toTimestamp(e.prev_hlc);
@@ -762,10 +754,11 @@ export class Engine {
           const n = renamed.get(key(prev));
           if (n !== undefined) prev = n;
         }
+        // A write must stay above the version it overwrote, or the merge
+        // would let that version win back without a conflict.
         clock = next(clock > prev ? clock : prev, 0n, fromMillis(wall));
         renamed.set(key(toTimestamp(e.hlc)), clock);
         this.db.run('UPDATE _outbox SET hlc = ?, prev_hlc = ?, batch = NULL WHERE id = ?', [clock, prev, e.id]);
-        this.db.run('UPDATE _cells SET hlc = ? WHERE tbl = ? AND pk = ? AND col = ? AND node = ? AND hlc = ?', [clock, e.tbl, e.pk, e.col, this.node, e.hlc]);
       }
       this.db.run('UPDATE _replica SET hlc = ? WHERE id = 1', [clock]);
     });
@@ -783,13 +776,17 @@ export class Engine {
       if (changed) {
         const trigger = this.db.value("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = '_outbox_stamp'") as string | undefined;
         if (trigger) this.db.run('DROP TRIGGER _outbox_stamp');
-        this.db.run(
-          `INSERT INTO _outbox (tbl, pk, col, val, hlc, node, prev_hlc, prev_node)
-           SELECT c.tbl, c.pk, c.col, c.val, c.hlc, c.node, 0, '' FROM _cells c
-            WHERE c.node = ? AND NOT EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col)
-            ORDER BY c.hlc`,
-          [this.node],
-        );
+        // Go: requeueOwnCells: the cells this device wrote and holds with
+        // its own version, back in the outbox with that version.
+        const own = cellsOfNode(this.db, this.tables, this.node);
+        own.sort((a, b) => compare(a.version, b.version)); // stable
+        for (const c of own) {
+          this.db.run(
+            `INSERT INTO _outbox (tbl, pk, col, val, hlc, node, prev_hlc, prev_node)
+             SELECT ?, ?, ?, ?, ?, ?, 0, '' WHERE NOT EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = ? AND o.pk = ? AND o.col = ?)`,
+            [c.table, c.pk, c.column, c.value as unknown, c.version.hlc, c.version.node, c.table, c.pk, c.column],
+          );
+        }
         if (trigger) this.db.run(trigger);
         this.db.run('UPDATE _device SET cursor = MIN(cursor, ?) WHERE id = 1', [from]);
       }
@@ -803,12 +800,14 @@ export class Engine {
   }
 
   /** Go: wipe. Every table but the replica's identity, the device state
-   *  (which records the revocation), the web SDK's bookkeeping and the
-   *  labels (reference data the app needs to show its login page again).
+   *  (which records the revocation), the dictionaries of tables and
+   *  columns, the web SDK's bookkeeping and the labels (reference data the app needs to show its login page again).
    *  Triggers are silenced, then the file is rebuilt (VACUUM). */
   wipe(): void {
     this.access.forget();
-    const keep = new Set(['_device', '_replica', '_labels']);
+    // The table and column numbers stay: the capture triggers name
+    // tables by them, and they hold nothing but the schema's names.
+    const keep = new Set(['_device', '_replica', '_labels', '_tables', '_columns']);
     const tables = this.db
       .all<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
       .map((r) => r.name)
@@ -916,10 +915,13 @@ function isTokenRefusal(e: unknown): boolean {
   return e instanceof ProtocolError && (e.code === 'token_expired' || e.code === 'unauthorized');
 }
 
-/** Runs the migrations not yet run, each in one transaction, then
- *  installs the triggers again (Go: migrations.Up and installTriggers). */
-export function installSchema(db: Db, schema: DeviceSchema): void {
-  db.tx(() => {
+/** Runs the migrations not yet run, converts a replica of the per-cell
+ *  layout into version records, numbers the synced tables and columns,
+ *  then installs the triggers again (Go: migrations.Up, replica.Init's
+ *  upgradeCells, installTriggers), in one transaction. Returns the
+ *  newest version the conversion met (0n: nothing converted). */
+export function installSchema(db: Db, schema: DeviceSchema): bigint {
+  return db.tx(() => {
     for (const m of schema.migrations) {
       const done = db.value('SELECT 1 FROM _web_migrations WHERE set_name = ? AND version = ?', [m.set, m.version]);
       if (done !== undefined) continue;
@@ -930,23 +932,27 @@ export function installSchema(db: Db, schema: DeviceSchema): void {
       "SELECT name FROM sqlite_master WHERE type = 'trigger' AND (name LIKE '\\_capture\\_%' ESCAPE '\\' OR name LIKE '\\_check\\_%' ESCAPE '\\')",
     );
     for (const t of old) db.run(`DROP TRIGGER ${quoteIdent(t.name)}`);
+    const converted = upgradeCells(db, schema.tables);
+    dictionary(db, schema.tables);
     for (const t of schema.triggers) db.script(t);
     db.run('UPDATE _web_state SET schema_version = ?, schema_json = ? WHERE id = 1', [schema.version, JSON.stringify(schema)]);
+    return converted;
   });
 }
 
 /** Go: replica.Init. The node id is chosen at first open, so the device
  *  can write before it ever logs in; the clock never starts below a
  *  version it holds. */
-export function initReplica(db: Db): string {
+export function initReplica(db: Db, converted = 0n): string {
   return db.tx(() => {
     let node = db.value('SELECT node FROM _replica WHERE id = 1') as string | undefined;
     if (node === undefined) {
       node = uuidv7();
       db.run('INSERT INTO _replica (id, node) VALUES (1, ?)', [node]);
     }
-    const maxHLC = db.value('SELECT MAX(hlc) FROM _cells');
-    if (maxHLC != null) db.run('UPDATE _replica SET hlc = MAX(hlc, ?) WHERE id = 1', [toTimestamp(maxHLC)]);
+    // The merge keeps the clock above every version it records; a
+    // conversion raises it to the newest version it met.
+    if (converted > 0n) db.run('UPDATE _replica SET hlc = MAX(hlc, ?) WHERE id = 1', [converted]);
     return node;
   });
 }

@@ -41,6 +41,10 @@ try {
   const wall = (performance.now() - t) / 1000;
   const sdkCPU = cpu() - c;
   const activities = (await relais.query<{ n: number }>('SELECT COUNT(*) AS n FROM activite'))[0].n;
+  // The replica's size once synced (all its pages: domain tables, version records, outbox).
+  const pageSize = Number((await relais.query('PRAGMA page_size'))[0].page_size);
+  const pages = Number((await relais.query('PRAGMA page_count'))[0].page_count);
+  console.log(`replica after the first sync: ${((pages * pageSize) / 1e6).toFixed(1)} MB (${pages} pages of ${pageSize} bytes)`);
   console.log(
     `web SDK first sync of ${email}: ${first.pulled} cells (${activities} activities) in ${first.exchanges} exchanges, ` +
       `${(first.bytesDown / 1e6).toFixed(2)} MB down, ${wall.toFixed(2)} s wall, ${sdkCPU.toFixed(2)} s CPU in the SDK's process`,

@@ -13,6 +13,9 @@ export interface TestServer {
   data: string;
   bin: string;
   addUser(email: string, password: string, role?: string, name?: string): void;
+  /** Stops the server, runs between (on the stopped data directory:
+   *  relais restore), and starts it again on the same address. */
+  restart(between?: (bin: string, data: string) => void): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,41 +52,53 @@ export async function startServer(opts: { prepare?: (bin: string, data: string) 
     if (name) args.push('--name', name);
     execFileSync(bin, args, { input: password + '\n', stdio: ['pipe', 'ignore', 'inherit'] });
   };
-  const child: ChildProcess = spawn(bin, ['serve', '--data', data, '--addr', `127.0.0.1:${port}`, '--retention', '0'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  let child: ChildProcess;
   let log = '';
-  child.stderr!.on('data', (b) => {
-    log += b;
-    if (log.length > 100_000) log = log.slice(-50_000);
-  });
-  // Bounded wait for /healthz.
-  for (let i = 0; ; i++) {
-    try {
-      const r = await fetch(url + '/healthz');
-      if (r.ok) break;
-    } catch {
-      // not yet
+  const launch = async () => {
+    child = spawn(bin, ['serve', '--data', data, '--addr', `127.0.0.1:${port}`, '--retention', '0'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    child.stderr!.on('data', (b) => {
+      log += b;
+      if (log.length > 100_000) log = log.slice(-50_000);
+    });
+    // Bounded wait for /healthz.
+    for (let i = 0; ; i++) {
+      try {
+        const r = await fetch(url + '/healthz');
+        if (r.ok) break;
+      } catch {
+        // not yet
+      }
+      if (child.exitCode !== null || i > 300) {
+        child.kill('SIGKILL');
+        throw new Error(`relais serve did not start:\n${log}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
-    if (child.exitCode !== null || i > 300) {
-      child.kill('SIGKILL');
-      throw new Error(`relais serve did not start:\n${log}`);
+  };
+  const halt = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(t);
     }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  };
+  await launch();
   return {
     url,
     data,
     bin,
     addUser,
+    restart: async (between) => {
+      await halt();
+      between?.(bin, data);
+      await launch();
+    },
     stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(t);
-      }
+      await halt();
       rmSync(data, { recursive: true, force: true });
     },
   };

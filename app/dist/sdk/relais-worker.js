@@ -14137,6 +14137,36 @@ function upgradeCells(db, tables) {
   db.run("DROP TABLE _cells");
   return newest;
 }
+function materialiseColumn(db, tables, table, col) {
+  if (!tables[table]) return 0;
+  const tid = Dict.load(db).tables.get(table);
+  if (tid === void 0) return 0;
+  const recs = db.all("SELECT pk, owner, seq, deleted, clocks, extra FROM _rows WHERE tbl = ? AND deleted = 0 AND extra IS NOT NULL", [tid]).map((r) => scanRecord(r, tid));
+  const w = new RecordWriter(db);
+  let n = 0;
+  for (const r of recs) {
+    const m = extraVals(r);
+    if (!m.has(col)) continue;
+    upsert(db, table, r.pk, /* @__PURE__ */ new Map([[col, m.get(col)]]));
+    m.delete(col);
+    r.dirty = true;
+    w.add(r);
+    n++;
+  }
+  w.flush();
+  return n;
+}
+function materialiseKeptAside(db, tables) {
+  const before = new Set(String(db.value("SELECT known_columns FROM _device WHERE id = 1") ?? "").split("\n"));
+  const now = [];
+  for (const t of Object.keys(tables).sort(compareNodes)) {
+    for (const c of Object.keys(tables[t]).sort(compareNodes)) {
+      now.push(t + "." + c);
+      if (!before.has(t + "." + c)) materialiseColumn(db, tables, t, c);
+    }
+  }
+  db.run("UPDATE _device SET known_columns = ? WHERE id = 1", [now.join("\n")]);
+}
 
 // src/apply.ts
 function columnType(tables, table, column) {
@@ -15409,6 +15439,9 @@ function installSchema(db, schema) {
     const converted = upgradeCells(db, schema.tables);
     dictionary(db, schema.tables);
     for (const t of schema.triggers) db.script(t);
+    db.run("UPDATE _replica SET applying = 1 WHERE id = 1");
+    materialiseKeptAside(db, schema.tables);
+    db.run("UPDATE _replica SET applying = 0 WHERE id = 1");
     db.run("UPDATE _web_state SET schema_version = ?, schema_json = ? WHERE id = 1", [schema.version, JSON.stringify(schema)]);
     return converted;
   });

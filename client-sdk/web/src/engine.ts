@@ -27,7 +27,7 @@ import {
   type TokenResponse,
 } from './proto.js';
 import { acknowledge, pendingVersions, resolvePrev } from './pending.js';
-import { cellsOfNode, dictionary, maxHLC, putBack, upgradeCells } from './rows.js';
+import { cellsOfNode, dictionary, materialiseKeptAside, maxHLC, putBack, upgradeCells } from './rows.js';
 import { exchange, NetworkError, send } from './transport.js';
 import { uuidv7 } from './uuid.js';
 import { compare, ZERO } from './version.js';
@@ -917,8 +917,9 @@ function isTokenRefusal(e: unknown): boolean {
 
 /** Runs the migrations not yet run, converts a replica of the per-cell
  *  layout into version records, numbers the synced tables and columns,
- *  then installs the triggers again (Go: migrations.Up, replica.Init's
- *  upgradeCells, installTriggers), in one transaction. Returns the
+ *  installs the triggers again and materialises values kept aside for
+ *  new columns (Go: migrations.Up, replica.Init's upgradeCells,
+ *  installTriggers, materialiseKeptAside), in one transaction. Returns the
  *  newest version the conversion met (0n: nothing converted). */
 export function installSchema(db: Db, schema: DeviceSchema): bigint {
   return db.tx(() => {
@@ -935,6 +936,11 @@ export function installSchema(db: Db, schema: DeviceSchema): bigint {
     const converted = upgradeCells(db, schema.tables);
     dictionary(db, schema.tables);
     for (const t of schema.triggers) db.script(t);
+    // Values kept aside for columns this schema adds move into their
+    // domain rows, captured by no trigger (Go: materialiseKeptAside).
+    db.run('UPDATE _replica SET applying = 1 WHERE id = 1');
+    materialiseKeptAside(db, schema.tables);
+    db.run('UPDATE _replica SET applying = 0 WHERE id = 1');
     db.run('UPDATE _web_state SET schema_version = ?, schema_json = ? WHERE id = 1', [schema.version, JSON.stringify(schema)]);
     return converted;
   });

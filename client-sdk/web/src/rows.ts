@@ -841,3 +841,42 @@ export function upgradeCells(db: Db, tables: Tables): bigint {
   db.run('DROP TABLE _cells');
   return newest;
 }
+
+/** Go: replica.MaterialiseColumn: the values of a column a migration
+ *  just added move from the records' extra values, where they were kept
+ *  aside, into the domain rows of live rows. Returns the rows written.
+ *  The capture triggers must be silenced by the caller. */
+export function materialiseColumn(db: Db, tables: Tables, table: string, col: string): number {
+  if (!tables[table]) return 0;
+  const tid = Dict.load(db).tables.get(table);
+  if (tid === undefined) return 0;
+  const recs = db.all('SELECT pk, owner, seq, deleted, clocks, extra FROM _rows WHERE tbl = ? AND deleted = 0 AND extra IS NOT NULL', [tid]).map((r) => scanRecord(r, tid));
+  const w = new RecordWriter(db);
+  let n = 0;
+  for (const r of recs) {
+    const m = extraVals(r);
+    if (!m.has(col)) continue;
+    upsert(db, table, r.pk, new Map([[col, m.get(col)]]));
+    m.delete(col);
+    r.dirty = true;
+    w.add(r);
+    n++;
+  }
+  w.flush();
+  return n;
+}
+
+/** Go: materialiseKeptAside: compares the synced columns with those
+ *  seen last time (_device.known_columns) and materialises the values
+ *  kept aside for the new ones. The capture triggers must be silenced. */
+export function materialiseKeptAside(db: Db, tables: Tables): void {
+  const before = new Set(String(db.value('SELECT known_columns FROM _device WHERE id = 1') ?? '').split('\n'));
+  const now: string[] = [];
+  for (const t of Object.keys(tables).sort(compareNodes)) {
+    for (const c of Object.keys(tables[t]).sort(compareNodes)) {
+      now.push(t + '.' + c);
+      if (!before.has(t + '.' + c)) materialiseColumn(db, tables, t, c);
+    }
+  }
+  db.run('UPDATE _device SET known_columns = ? WHERE id = 1', [now.join('\n')]);
+}

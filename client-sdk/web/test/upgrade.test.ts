@@ -13,8 +13,9 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import sqlite3InitModule from '@sqlite.org/sqlite-wasm';
 import { Db, type OO1DB } from '../src/db.js';
-import { Engine } from '../src/engine.js';
+import { Engine, installSchema, type DeviceSchema } from '../src/engine.js';
 import { openInProcess } from '../src/node.js';
+import { pkText } from '../src/rows.js';
 import { startServer, type TestServer } from './harness.js';
 
 const fixtures = '../../internal/upgrade/testdata';
@@ -110,4 +111,26 @@ test('a converted replica syncs: its pending writes reach the server, its refusa
   assert.equal(tablet.query('SELECT duree FROM activite WHERE id = ?', [newActivity])[0].duree, 90);
   await other.close();
   tablet.close();
+});
+
+test('a column a later schema adds gets the values a converted replica kept aside for it', async () => {
+  // This tablet synced with a newer server (activite.canal); the
+  // conversion kept the value in the row's record.
+  const db = perCellReplica('tablette-ancienne.db');
+  const engine = await Engine.open(db, { server: server.url, storage: 'memory', storageWarning: null }, () => {});
+  const aside = db.get('SELECT pk, extra FROM _rows WHERE extra LIKE ? AND deleted = 0', ['%"canal"%'])!;
+  const id = pkText(aside.pk);
+  assert.equal(JSON.parse(aside.extra as string).canal, 'visio');
+  const outbox = lines(db, queries.outbox);
+  // The app's next release adds the column.
+  const doc = JSON.parse(db.value('SELECT schema_json FROM _web_state WHERE id = 1') as string) as DeviceSchema;
+  doc.migrations.push({ set: 'domain', version: 9999, up: 'ALTER TABLE activite ADD COLUMN canal TEXT;' });
+  doc.tables.activite.canal = 'TEXT';
+  doc.version = 'avec-canal';
+  installSchema(db, doc);
+  assert.equal(db.value('SELECT canal FROM activite WHERE id = ?', [id]), 'visio');
+  const extra = db.value('SELECT extra FROM _rows WHERE pk = ?', [aside.pk]) as string | null;
+  assert.ok(extra === null || !('canal' in JSON.parse(extra)), `still aside: ${extra}`);
+  assert.deepEqual(lines(db, queries.outbox), outbox, 'nothing captured');
+  engine.close();
 });

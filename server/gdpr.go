@@ -9,6 +9,8 @@ import (
 
 	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/replica"
+	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/store/pgstore"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -163,12 +165,13 @@ func (s *Server) RunRetention(ctx context.Context, maxAge time.Duration) (int, e
 // and neither its cells nor its accompaniments' written since the cutoff
 // (bound twice). CROSS JOIN keeps SQLite from walking every
 // accompaniment cell for each beneficiary: it must go through the
-// beneficiary's accompaniments first.
+// beneficiary's accompaniments first. (Its condition is in WHERE:
+// PostgreSQL takes no ON after CROSS JOIN.)
 // Each row's newest write is its version record's hlc.
 var retentionDue = `COALESCE(b.anonyme, 0) = 0
 	AND (SELECT r.hlc FROM _rows r WHERE r.tbl = (SELECT id FROM _tables WHERE name = 'beneficiaire') AND r.pk = ` + replica.PKSQL("b.id") + `) < ?
-	AND NOT EXISTS (SELECT 1 FROM accompagnement a CROSS JOIN _rows r ON r.tbl = (SELECT id FROM _tables WHERE name = 'accompagnement') AND r.pk = ` + replica.PKSQL("a.id") + `
-	                WHERE a.beneficiaire_id = b.id AND r.hlc >= ?)`
+	AND NOT EXISTS (SELECT 1 FROM accompagnement a CROSS JOIN _rows r
+	                WHERE a.beneficiaire_id = b.id AND r.tbl = (SELECT id FROM _tables WHERE name = 'accompagnement') AND r.pk = ` + replica.PKSQL("a.id") + ` AND r.hlc >= ?)`
 
 // retentionCandidates returns up to retentionChunk beneficiaries due for
 // anonymisation whose id sorts after the given one.
@@ -193,13 +196,31 @@ func (s *Server) retentionCandidates(ctx context.Context, cutoff int64, after st
 	return ids, nil
 }
 
+// runRetentionOnce runs the retention job unless another server on the
+// same PostgreSQL database is running it (pgstore.TryJob): that server's
+// run does the work, and this one skips until its next turn.
+func (s *Server) runRetentionOnce(ctx context.Context, maxAge time.Duration) (int, error) {
+	if s.db.Engine != store.Postgres {
+		return s.RunRetention(ctx, maxAge)
+	}
+	release, ok, err := pgstore.TryJob(ctx, s.db.W, "retention")
+	if err != nil || !ok {
+		if err == nil {
+			s.log.Info("retention job skipped: another server is running it")
+		}
+		return 0, err
+	}
+	defer release()
+	return s.RunRetention(ctx, maxAge)
+}
+
 // RetentionLoop runs the retention job every interval until ctx ends,
 // logging what it did. serve starts it.
 func (s *Server) RetentionLoop(ctx context.Context, every, maxAge time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		n, err := s.RunRetention(ctx, maxAge)
+		n, err := s.runRetentionOnce(ctx, maxAge)
 		if err != nil {
 			s.log.Error("retention job failed", "err", err)
 		} else if n > 0 {

@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/relais-numerique/relais/migrations"
+	"github.com/relais-numerique/relais/store"
 )
 
 // DefaultMinFreeDisk is the free space below which the server reports
@@ -92,7 +93,8 @@ func (s *Server) migrationsApplied(ctx context.Context) error {
 // diskRoom checks the free space of the data directory's file system
 // against the configured floor (none when the floor is negative).
 func (s *Server) diskRoom() error {
-	if s.cfg.MinFreeDisk < 0 {
+	if s.cfg.MinFreeDisk < 0 || s.db.Engine == store.Postgres {
+		// PostgreSQL's disk is its own to watch (and its operators').
 		return nil
 	}
 	free, err := freeBytes(s.cfg.DataDir)

@@ -43,8 +43,9 @@ type pushStatements struct {
 // warm prepares, on db (the writer pool), the statements of a push on
 // this schema, unless that was done already. A Schema is not changed once
 // loaded, so a new pointer is a new schema. Call it outside any
-// transaction on db.
-func (p *pushStatements) warm(ctx context.Context, db *sql.DB, schema *syncproto.Schema) error {
+// transaction on db. checks adds the domain rules' check queries, which
+// are SQLite's (on PostgreSQL they run on a SQLite copy, pgrules.go).
+func (p *pushStatements) warm(ctx context.Context, db *sql.DB, schema *syncproto.Schema, checks bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.schema == schema {
@@ -63,7 +64,9 @@ func (p *pushStatements) warm(ctx context.Context, db *sql.DB, schema *syncproto
 		m = map[string]*sql.Stmt{}
 	}
 	queries := append([]string{batchAnswerSQL, batchRecordSQL, batchRefusedSQL}, scope.PushQueries()...)
-	queries = append(queries, domain.CheckQueries(schema)...)
+	if checks {
+		queries = append(queries, domain.CheckQueries(schema)...)
+	}
 	for _, q := range queries {
 		if _, ok := m[q]; ok {
 			continue

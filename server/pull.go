@@ -9,6 +9,8 @@ import (
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server/auth"
 	"github.com/relais-numerique/relais/server/scope"
+	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/store/pgstore"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -47,7 +49,11 @@ const maxScanCells = 4 * syncproto.DefaultPageLimit
 // syncproto.SyncRequest.Resync).
 func (s *Server) pullPage(ctx context.Context, p auth.Principal, cursor int64, limit int, resync bool) (replica.Page, error) {
 	out := replica.Page{Cursor: cursor}
-	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	// One snapshot for the whole pull, as SQLite's read transaction
+	// gives: on PostgreSQL each statement of a READ COMMITTED
+	// transaction would see later commits, and a row's values could be
+	// read newer than its versions.
+	tx, err := s.db.R.BeginTx(ctx, s.readSnapshot())
 	if err != nil {
 		return out, fmt.Errorf("pull: %w", err)
 	}
@@ -94,6 +100,15 @@ func (s *Server) pullPage(ctx context.Context, p auth.Principal, cursor int64, l
 	return out, nil
 }
 
+// readSnapshot are the options of a read transaction that sees one
+// state of the database throughout.
+func (s *Server) readSnapshot() *sql.TxOptions {
+	if s.db.Engine == store.Postgres {
+		return &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
+	}
+	return &sql.TxOptions{ReadOnly: true}
+}
+
 // reannounce renumbers cells whose visibility a write may have widened
 // (see scope.Reannounce). res is the merge's result: the rows it wrote
 // took the last res.Numbered sequence numbers.
@@ -118,4 +133,20 @@ func MergeOptions(schema *syncproto.Schema, now func() time.Time) replica.Option
 	return replica.Options{AssignSeq: true, RecordConflicts: true, Now: now, Owners: scope.NewRules(schema).OwnerColumns()}
 }
 
-func (s *Server) applyOptions() replica.Options { return MergeOptions(s.Schema(), s.cfg.Now) }
+func (s *Server) applyOptions() replica.Options {
+	o := MergeOptions(s.Schema(), s.cfg.Now)
+	if s.db.Engine == store.Postgres {
+		o.Shared, o.Draw = true, s.draw
+	}
+	return o
+}
+
+// draw reserves sequence numbers on PostgreSQL (pgstore.NextSeq: the
+// counter locked until the transaction ends).
+func (s *Server) draw(ctx context.Context, tx *sql.Tx, n int64) (int64, error) {
+	first, err := pgstore.NextSeq(ctx, tx, n)
+	if err == nil && s.cfg.AfterDraw != nil {
+		s.cfg.AfterDraw()
+	}
+	return first, err
+}

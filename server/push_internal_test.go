@@ -47,7 +47,7 @@ func TestPreparedTxAnswersLikeThePlainTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st pushStatements
-	if err := st.warm(ctx, db.W, schema); err != nil {
+	if err := st.warm(ctx, db.W, schema, true); err != nil {
 		t.Fatal(err)
 	}
 	rulesQuery := ""
@@ -108,11 +108,11 @@ func TestPushStatementsWarmOncePerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st pushStatements
-	if err := st.warm(ctx, db.W, first); err != nil {
+	if err := st.warm(ctx, db.W, first, true); err != nil {
 		t.Fatal(err)
 	}
 	before := st.m
-	if err := st.warm(ctx, db.W, first); err != nil {
+	if err := st.warm(ctx, db.W, first, true); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprintf("%p", st.m) != fmt.Sprintf("%p", before) {
@@ -123,7 +123,7 @@ func TestPushStatementsWarmOncePerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := len(before)
-	if err := st.warm(ctx, db.W, second); err != nil {
+	if err := st.warm(ctx, db.W, second, true); err != nil {
 		t.Fatal(err)
 	}
 	if st.schema != second || len(before) != n || fmt.Sprintf("%p", st.m) == fmt.Sprintf("%p", before) {

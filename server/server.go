@@ -19,18 +19,31 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
+	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server/auth"
 	"github.com/relais-numerique/relais/server/scope"
 	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/store/pgstore"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
 // Config is the server's configuration. Zero values take the defaults.
 type Config struct {
 	DataDir string
+	// Store, a postgres:// address, keeps the server's state in that
+	// PostgreSQL database, which other servers may share (issue 15;
+	// docs/DESIGN.md, "Several servers on one PostgreSQL"). Empty keeps
+	// it in the SQLite database of DataDir.
+	Store string
+	// AfterDraw, a test hook, is called inside a write transaction on
+	// PostgreSQL right after it drew sequence numbers, before it writes
+	// and commits: a test holds a push there to show that no pull skips
+	// its numbers (TestPullOrderAcrossServers).
+	AfterDraw func()
 	// MaxClockAhead is how far ahead of the server's wall clock a change's
 	// timestamp may be before it is refused with clock_ahead.
 	MaxClockAhead time.Duration
@@ -167,6 +180,10 @@ type Server struct {
 	// exchanging holds the devices with an exchange in progress.
 	exchanging sync.Map
 
+	// rules, on PostgreSQL, runs the domain rules on an in-memory SQLite
+	// copy of the rows (pgrules.go); nil on SQLite.
+	rules *sqliteRules
+
 	stmts  pushStatements // the push path's statements, kept prepared (prepared.go)
 	writes *groupWriter   // exchanges' writes, committed in groups (groupwrite.go)
 
@@ -231,10 +248,20 @@ func tagOwners(ctx context.Context, db *store.DB) error {
 	return nil
 }
 
-// New opens the data directory and builds the server.
+// New opens the data directory, or the PostgreSQL database of
+// cfg.Store, and builds the server.
 func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.defaults()
-	db, err := OpenDB(ctx, cfg.DataDir)
+	var db *store.DB
+	var err error
+	switch {
+	case pgstore.IsPostgresURL(cfg.Store):
+		db, err = OpenPostgres(ctx, cfg.Store)
+	case cfg.Store != "":
+		err = fmt.Errorf("store %q: a postgres:// address is expected — une adresse postgres://UTILISATEUR@HOTE/BASE est attendue", cfg.Store)
+	default:
+		db, err = OpenDB(ctx, cfg.DataDir)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +284,17 @@ func (s *Server) init(ctx context.Context) error {
 		return err
 	}
 	s.node = st.Node
+	if s.db.Engine == store.Postgres {
+		// Several processes share the database: each writes under a
+		// node of its own, or two of them could stamp two different
+		// writes of one cell with the same version. Its clock starts
+		// at the newest version stored (st.HLC, which every merge keeps).
+		id, err := uuid.NewV7()
+		if err != nil {
+			return fmt.Errorf("server node id: %w", err)
+		}
+		s.node = id.String()
+	}
 	if s.history, err = readHistory(ctx, s.db.R); err != nil {
 		return err
 	}
@@ -264,8 +302,13 @@ func (s *Server) init(ctx context.Context) error {
 		s.node = s.cfg.Node
 	}
 	s.clock = syncproto.NewClock(s.cfg.Now, st.HLC, s.cfg.MaxClockAhead)
-	if s.schema, err = replica.LoadSchema(ctx, s.db.R); err != nil {
+	if s.schema, err = LoadSchema(ctx, s.db); err != nil {
 		return err
+	}
+	if s.db.Engine == store.Postgres {
+		if s.rules, err = newSQLiteRules(s.schema); err != nil {
+			return err
+		}
 	}
 	keys, err := auth.LoadKeys(ctx, s.db.W)
 	if err != nil {
@@ -366,7 +409,29 @@ func (s *Server) Close() error {
 	if s.writes != nil {
 		s.writes.Close()
 	}
+	if s.rules != nil {
+		s.rules.Close()
+	}
 	return s.db.Close()
+}
+
+// LoadSchema reads the synced tables of a server database, SQLite's or
+// PostgreSQL's.
+func LoadSchema(ctx context.Context, db *store.DB) (*syncproto.Schema, error) {
+	if db.Engine == store.Postgres {
+		return pgstore.LoadSchema(ctx, db.R)
+	}
+	return replica.LoadSchema(ctx, db.R)
+}
+
+// rulesOn is what the domain rules of a write run on: tx itself on
+// SQLite; on PostgreSQL, tx with the check queries sent to a SQLite copy
+// of the rows they name (pgrules.go).
+func (s *Server) rulesOn(tx domain.Querier) domain.Querier {
+	if s.rules == nil {
+		return tx
+	}
+	return s.rules.On(tx)
 }
 
 // fail writes a protocol error with the HTTP status its code implies.

@@ -15,6 +15,8 @@ import (
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server/auth"
 	"github.com/relais-numerique/relais/server/scope"
+	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/store/pgstore"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -190,7 +192,9 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 			return err
 		}
 	}
-	if err := s.stmts.warm(ctx, s.db.W, schema); err != nil {
+	// The rules' check queries are SQLite's: on PostgreSQL they run on a
+	// SQLite copy of the rows (pgrules.go), not prepared here.
+	if err := s.stmts.warm(ctx, s.db.W, schema, s.rules == nil); err != nil {
 		return err
 	}
 	opts := s.applyOptions()
@@ -201,6 +205,13 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 	// about one unit per cell written, and one for the note.
 	err := s.writes.Do(ctx, p.DeviceID, len(b.Changes)+1, func(wtx *sql.Tx) error {
 		tx := s.stmts.in(wtx)
+		if s.db.Engine == store.Postgres {
+			// A batch retried on another server while this one still
+			// runs it waits here, then finds the answer below.
+			if err := pgstore.LockKey(ctx, wtx, "push:"+p.DeviceID); err != nil {
+				return fmt.Errorf("push batch %s: %w", b.ID, err)
+			}
+		}
 		var stored string
 		err := tx.QueryRowContext(ctx, batchAnswerSQL, p.DeviceID, b.ID).Scan(&stored)
 		if err == nil {
@@ -244,14 +255,14 @@ func (s *Server) push(ctx context.Context, p auth.Principal, b *syncproto.Batch,
 			if _, err := wtx.ExecContext(ctx, "SAVEPOINT batch_rows"); err != nil {
 				return fmt.Errorf("push batch %s: %w", b.ID, err)
 			}
-			rules, err := domain.BeforeApply(ctx, tx, schema, accepted)
+			rules, err := domain.BeforeApply(ctx, s.rulesOn(tx), schema, accepted)
 			if err != nil {
 				return fmt.Errorf("push batch %s: %w", b.ID, err)
 			}
 			if res, err = replica.Apply(ctx, wtx, schema, accepted, opts); err != nil {
 				return fmt.Errorf("push batch %s: %w", b.ID, err)
 			}
-			broken, err := rules.Finish(ctx, tx, write)
+			broken, err := rules.Finish(ctx, s.rulesOn(tx), write)
 			if err != nil {
 				return err
 			}

@@ -114,14 +114,14 @@ func (s *Server) WriteRowAs(ctx context.Context, tx *sql.Tx, w scope.Who, table,
 	if err := s.scopeRules().CheckResolution(ctx, tx, w, scope.Today(s.cfg.Now()), changes); err != nil {
 		return err
 	}
-	rules, err := domain.BeforeApply(ctx, tx, schema, changes)
+	rules, err := domain.BeforeApply(ctx, s.rulesOn(tx), schema, changes)
 	if err != nil {
 		return fmt.Errorf("write %s %s: %w", table, pk, err)
 	}
 	if err := s.WriteRowTx(ctx, tx, table, pk, values); err != nil {
 		return err
 	}
-	return rules.AfterApply(ctx, tx, func(table, pk string, values map[string]any) error {
+	return rules.AfterApply(ctx, s.rulesOn(tx), func(table, pk string, values map[string]any) error {
 		return s.WriteRowTx(ctx, tx, table, pk, values)
 	})
 }

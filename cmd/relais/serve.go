@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -56,25 +55,31 @@ func runServe(ctx context.Context, args []string, e *env) error {
 			return usagef("--metrics-token-file : le fichier %s est vide", *metricsTokenFile)
 		}
 	}
-	// RELAIS_STORE set for a server that cannot use it yet must not leave
-	// it serving an empty SQLite database instead.
-	if pg, err := (place{data: data, store: storeURL}).postgres(); err != nil || pg {
-		return cmp.Or(err, fmt.Errorf("démarrage impossible : %w", errNotOnPostgres("le serveur")))
-	}
-	// One server per data directory, checked before the database is
-	// even opened; the lock lasts as long as this process.
-	lock, err := server.LockDataDir(*data)
+	pg, err := (place{data: data, store: storeURL}).postgres()
 	if err != nil {
 		return err
 	}
-	defer lock.Release() //nolint:errcheck // the process exits next
+	var storeAddr string
+	if pg {
+		// Several servers share a PostgreSQL database: no data
+		// directory to hold, each process writes under a node of its own.
+		storeAddr = *storeURL
+	} else {
+		// One server per data directory, checked before the database is
+		// even opened; the lock lasts as long as this process.
+		lock, err := server.LockDataDir(*data)
+		if err != nil {
+			return err
+		}
+		defer lock.Release() //nolint:errcheck // the process exits next
+	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
 	// The web SDK builds its replica from the Go SDK's SQL (GET /v1/device/schema).
 	schema, err := device.SchemaJSON(ctx)
 	if err != nil {
 		return fmt.Errorf("démarrage impossible : %w", err)
 	}
-	srv, err := server.New(ctx, server.Config{DeviceSchema: schema, DataDir: *data, MaxClockAhead: *ahead, Logger: log,
+	srv, err := server.New(ctx, server.Config{DeviceSchema: schema, DataDir: *data, Store: storeAddr, MaxClockAhead: *ahead, Logger: log,
 		AccessTTL: *accessTTL, RefreshIdle: *refreshIdle, RefreshAbsolute: *refreshAbsolute,
 		MinFreeDisk: diskFloor(*minFree), MetricsAllow: allow, MetricsToken: metricsToken,
 		TrustedProxies: proxies, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey})

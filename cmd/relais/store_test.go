@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relais-numerique/relais/internal/pgtest"
 	"github.com/relais-numerique/relais/server"
@@ -36,6 +40,61 @@ func cliEnv(t *testing.T, vars map[string]string, stdin string, args ...string) 
 	e := &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
 	code = run(context.Background(), args, e)
 	return out.String(), errb.String(), code
+}
+
+// TestTwoServesOnOnePostgres: two `relais serve --store` processes on one
+// database; an account made by the admin command, two devices that log
+// in and sync each through its own server, and what one writes the other
+// receives.
+func TestTwoServesOnOnePostgres(t *testing.T) {
+	url := pgtest.DB(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	one := startServe(t, bin, freeAddr(t), "--store", url, "--data", filepath.Join(dir, "unused"))
+	// The second through RELAIS_STORE, as a deployment would set it.
+	two := startServeEnv(t, bin, freeAddr(t), []string{"RELAIS_STORE=" + url})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("first server's logs:\n%s\nsecond server's logs:\n%s", one.logs.String(), two.logs.String())
+		}
+	})
+	for _, s := range []*served{one, two} {
+		if !waitHealthy(s.url, 30*time.Second) {
+			t.Fatalf("server on PostgreSQL never became healthy; logs:\n%s", s.logs.String())
+		}
+	}
+	relais(t, bin, "un-mot-de-passe\n", "admin", "user", "add", "--store", url, "--email", "camille@exemple.fr", "--role", "admin", "--password-stdin")
+	a, b := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	relais(t, bin, "un-mot-de-passe\n", "device", "login", "--db", a, "--server", one.url, "--email", "camille@exemple.fr", "--password-stdin")
+	relais(t, bin, "un-mot-de-passe\n", "device", "login", "--db", b, "--server", two.url, "--email", "camille@exemple.fr", "--password-stdin")
+	id := "01928a10-0000-7000-8000-000000000001"
+	relais(t, bin, "", "device", "sql", "--db", a, fmt.Sprintf("INSERT INTO activite (id, type, duree, commune) VALUES ('%s', 'individuel', 45, 'Laval')", id))
+	if out := relais(t, bin, "", "device", "sync", "--db", a); !strings.Contains(out, "Envoyées : 3") {
+		t.Fatalf("sync of a through the first server: %s\nlogs:\n%s", out, one.logs.String())
+	}
+	relais(t, bin, "", "device", "sync", "--db", b)
+	out := relais(t, bin, "", "device", "sql", "--db", b, "--csv", "SELECT id, type, duree, commune FROM activite")
+	if want := "id,type,duree,commune\n" + id + ",individuel,45,Laval\n"; out != want {
+		t.Fatalf("device b, through the second server, holds:\n%s\nwant:\n%s", out, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "unused")); err == nil {
+		t.Errorf("a server on PostgreSQL created a data directory")
+	}
+}
+
+// startServeEnv is startServe with environment variables added.
+func startServeEnv(t *testing.T, bin, addr string, vars []string) *served {
+	t.Helper()
+	s := &served{addr: addr, url: "http://" + addr, logs: &syncBuffer{}, exited: make(chan error, 1)}
+	s.cmd = exec.Command(bin, "serve", "--addr", addr)
+	s.cmd.Env = append(os.Environ(), vars...)
+	s.cmd.Stderr = s.logs
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.exited <- s.cmd.Wait() }()
+	t.Cleanup(func() { s.stop(t) })
+	return s
 }
 
 // TestStoreFlag: the admin commands that manage accounts, devices and
@@ -115,7 +174,6 @@ func TestStoreFlag(t *testing.T) {
 		code int
 		say  string
 	}{
-		{"serve", []string{"serve", "--store", url, "--addr", "127.0.0.1:0"}, 1, "PostgreSQL"},
 		{"backup", []string{"backup", "--store", url, "--to", filepath.Join(t.TempDir(), "b.db")}, 1, "pg_dump"},
 		{"restore from a file", []string{"restore", "--store", url, "--from", "b.db"}, 1, "pg_dump"},
 		{"retention", []string{"admin", "retention", "run", "--store", url}, 1, "PostgreSQL"},

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/relais-numerique/relais/internal/pgtest"
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 // TestPullOrderAcrossServers is the end-to-end proof of docs/DESIGN.md
@@ -165,4 +167,84 @@ func pullsServed(t *testing.T, s *relaistest.Server) int {
 		}
 	}
 	return 0
+}
+
+// TestBatchRetriedOnTheOtherServer: a device whose answer is slow sends
+// its batch again, and the load balancer hands the retry to the other
+// server while the first still applies it. The retry waits for the
+// device's lock (docs/DESIGN.md, "What else a server must not keep to
+// itself"), then finds the first answer: both answers are the same
+// acknowledgement, and the batch is recorded and applied once. Without
+// the lock the retry would apply the batch beside the first attempt
+// and fail on the batch record's key.
+func TestBatchRetriedOnTheOtherServer(t *testing.T) {
+	url := pgtest.DB(t)
+	var armed atomic.Bool
+	held, release := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	one := relaistest.StartServer(t, server.Config{Store: url, AfterDraw: func() {
+		if armed.Load() {
+			once.Do(func() {
+				close(held)
+				<-release
+			})
+		}
+	}})
+	let := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(let)
+	two := relaistest.StartServer(t, server.Config{Store: url})
+	one.AddUser(t, "camille@exemple.fr", "admin", relaistest.TabletsPassword)
+	dev := uuid.Must(uuid.NewV7()).String()
+	tok := one.LoginHTTP(t, "camille@exemple.fr", relaistest.TabletsPassword, dev).AccessToken
+	ver := syncproto.Version{HLC: syncproto.FromTime(time.Now()), Node: dev}
+	req := syncproto.SyncRequest{Push: &syncproto.Batch{ID: "lot-1", Changes: []syncproto.Change{
+		{Table: "structure", PK: uuid.Must(uuid.NewV7()).String(), Column: "nom", Value: "Médiathèque", Version: ver},
+		{Table: "structure", PK: uuid.Must(uuid.NewV7()).String(), Column: "nom", Value: "Mairie", Version: ver},
+	}}}
+	type answer struct {
+		status int
+		raw    []byte
+	}
+	post := func(s *relaistest.Server, to chan<- answer) {
+		st, raw := s.PostJSON(t, syncproto.PathSync, tok, req)
+		to <- answer{st, raw}
+	}
+	armed.Store(true)
+	first, second := make(chan answer, 1), make(chan answer, 1)
+	go post(one, first)
+	<-held
+	go post(two, second)
+	for !lockWaited(t, two) {
+		select {
+		case a := <-second:
+			t.Fatalf("the retry was answered (%d %s) while the first attempt was still under way", a.status, a.raw)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	let()
+	a, b := <-first, <-second
+	if a.status != http.StatusOK || b.status != http.StatusOK {
+		t.Fatalf("first attempt %d %s, retry %d %s", a.status, a.raw, b.status, b.raw)
+	}
+	var ra, rb syncproto.SyncResponse
+	if err := json.Unmarshal(a.raw, &ra); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b.raw, &rb); err != nil {
+		t.Fatal(err)
+	}
+	if ra.Ack != "lot-1" || rb.Ack != "lot-1" || ra.Applied != 2 || rb.Applied != 2 {
+		t.Fatalf("answers: first ack %q applied %d, retry ack %q applied %d", ra.Ack, ra.Applied, rb.Ack, rb.Applied)
+	}
+	var records, numbered int
+	db := one.DB().R
+	if err := db.QueryRow("SELECT COUNT(*) FROM _batches WHERE device_id = ? AND id = 'lot-1'", dev).Scan(&records); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow("SELECT COUNT(*) FROM _rows WHERE seq IS NOT NULL").Scan(&numbered); err != nil {
+		t.Fatal(err)
+	}
+	if records != 1 || numbered != 2 {
+		t.Fatalf("%d batch records, %d rows numbered; want 1 and 2", records, numbered)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/relais-numerique/relais/client-sdk/device"
+	"github.com/relais-numerique/relais/internal/pgtest"
 	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/server"
 )
@@ -21,10 +22,29 @@ import (
 // process has seen (the reliability simulation's two-server mode found
 // the erasure losing to the values it erased, seed 150061).
 func TestErasureOnAnotherServerWins(t *testing.T) {
+	onTwoServers(t, testErasureOnAnotherServerWins)
+}
+
+// onTwoServers runs fn with two servers on one database, on each engine:
+// one data directory (the admin commands' case), or one PostgreSQL
+// database (several servers behind a load balancer).
+func onTwoServers(t *testing.T, fn func(t *testing.T, one, two *relaistest.Server)) {
+	t.Run("sqlite", func(t *testing.T) {
+		dir := t.TempDir()
+		one := relaistest.StartServer(t, server.Config{DataDir: dir})
+		two := relaistest.StartServer(t, server.Config{DataDir: dir, Node: uuid.NewString()})
+		fn(t, one, two)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := pgtest.DB(t)
+		one := relaistest.StartServer(t, server.Config{Store: url})
+		two := relaistest.StartServer(t, server.Config{Store: url})
+		fn(t, one, two)
+	})
+}
+
+func testErasureOnAnotherServerWins(t *testing.T, one, two *relaistest.Server) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	one := relaistest.StartServer(t, server.Config{DataDir: dir})
-	two := relaistest.StartServer(t, server.Config{DataDir: dir, Node: uuid.NewString()})
 	one.AddUser(t, "admin@exemple.fr", "admin", relaistest.TabletsPassword)
 	tab := relaistest.OpenDevice(t, "tablette", device.Options{ClockSkew: 2 * time.Minute})
 	if err := tab.Login(ctx, one.URL, "admin@exemple.fr", relaistest.TabletsPassword); err != nil {
@@ -66,10 +86,11 @@ func TestErasureOnAnotherServerWins(t *testing.T) {
 // (clocks follow messages): the answer's clock is past every version the
 // answer carries, whichever server stored them.
 func TestWriteAfterSeeingACellFromAnotherServer(t *testing.T) {
+	onTwoServers(t, testWriteAfterSeeingACellFromAnotherServer)
+}
+
+func testWriteAfterSeeingACellFromAnotherServer(t *testing.T, one, two *relaistest.Server) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	one := relaistest.StartServer(t, server.Config{DataDir: dir})
-	two := relaistest.StartServer(t, server.Config{DataDir: dir, Node: uuid.NewString()})
 	one.AddUser(t, "admin@exemple.fr", "admin", relaistest.TabletsPassword)
 	fast := relaistest.OpenDevice(t, "rapide", device.Options{ClockSkew: 2 * time.Minute})
 	if err := fast.Login(ctx, one.URL, "admin@exemple.fr", relaistest.TabletsPassword); err != nil {

@@ -36,14 +36,21 @@ func DeviceTriggers(schema *syncproto.Schema, when string) []string {
 	slices.Sort(tables)
 	for _, t := range tables {
 		var body strings.Builder
+		var any []string
 		for _, r := range applicable[t] {
 			msg := fmt.Sprintf("relais: rule %s: %s", r.Name, r.Message)
-			fmt.Fprintf(&body, "    SELECT RAISE(ABORT, %s) WHERE COALESCE((%s), 0) != 0;\n", quoteLiteral(msg), r.SQL("NEW"))
+			broken := fmt.Sprintf("COALESCE((%s), 0) != 0", r.SQL("NEW"))
+			fmt.Fprintf(&body, "    SELECT RAISE(ABORT, %s) WHERE %s;\n", quoteLiteral(msg), broken)
+			any = append(any, broken)
 		}
+		// The body, one statement per rule, runs only when a rule is
+		// broken: a valid row costs one expression, not a statement per
+		// rule, at each write.
+		guard := when + " AND (" + strings.Join(any, "\n    OR ") + ")"
 		for _, op := range []string{"INSERT", "UPDATE"} {
 			name := quoteIdent(TriggerPrefix + t + "_" + strings.ToLower(op))
 			out = append(out, fmt.Sprintf("CREATE TRIGGER %s BEFORE %s ON %s WHEN %s\nBEGIN\n%sEND",
-				name, op, quoteIdent(t), when, body.String()))
+				name, op, quoteIdent(t), guard, body.String()))
 		}
 	}
 	if scrub := scrubStatements(schema); scrub != "" {
@@ -86,7 +93,14 @@ func scrubStatements(schema *syncproto.Schema) string {
 	in := sqlList(cols)
 	var b strings.Builder
 	fmt.Fprintf(&b, "    UPDATE beneficiaire SET %s WHERE id = NEW.id AND (%s);\n", strings.Join(set, ", "), strings.Join(held, " OR "))
-	fmt.Fprintf(&b, "    UPDATE _outbox SET val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND val IS NOT NULL;\n", in)
+	// One outbox entry per row: a frozen one keeps its values in vals
+	// (an open one has none, its values are the row's).
+	paths := make([]string, 0, 2*len(cols))
+	for _, c := range cols {
+		paths = append(paths, `'$."`+c+`"'`, "NULL")
+	}
+	fmt.Fprintf(&b, "    UPDATE _outbox SET vals = json_replace(vals, %s) WHERE tbl = (SELECT id FROM _tables WHERE name = 'beneficiaire') AND pk = NEW.id AND vals IS NOT NULL;\n",
+		strings.Join(paths, ", "))
 	fmt.Fprintf(&b, "    UPDATE _rejected SET val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND val IS NOT NULL;\n", in)
 	fmt.Fprintf(&b, "    UPDATE _conflicts SET winner_val = NULL, loser_val = NULL WHERE tbl = 'beneficiaire' AND pk = NEW.id AND col IN %s AND (winner_val IS NOT NULL OR loser_val IS NOT NULL);\n", in)
 	return b.String()

@@ -615,3 +615,45 @@ func Dictionary(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema) (map[
 	}
 	return out, nil
 }
+
+// ClockReader decodes copies of records' clocks kept elsewhere: a
+// device's frozen outbox entries keep the clocks their row's record had
+// when they were frozen, the base of their prev. It reads the
+// dictionaries once, in the caller's transaction.
+type ClockReader struct{ d *dict }
+
+// NewClockReader reads the dictionaries for Versions.
+func NewClockReader(ctx context.Context, q DB) (*ClockReader, error) {
+	d, err := loadDict(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return &ClockReader{d: d}, nil
+}
+
+// Versions decodes a clocks blob of a row of table: column -> version.
+func (c *ClockReader) Versions(ctx context.Context, table string, clocks []byte) (map[string]syncproto.Version, error) {
+	cs, err := decodeClocks(nil, clocks)
+	if err != nil {
+		return nil, err
+	}
+	tid, ok := c.d.tables[table]
+	if !ok {
+		return nil, fmt.Errorf("replica: clocks of table %s, which has no number", table)
+	}
+	nodes := map[int64]bool{}
+	for _, x := range cs {
+		nodes[x.node] = true
+	}
+	if err := c.d.resolve(ctx, nodes, nil); err != nil {
+		return nil, err
+	}
+	names := c.d.colNames[tid]
+	out := make(map[string]syncproto.Version, len(cs))
+	for _, x := range cs {
+		if x.bit < len(names) && names[x.bit] != "" {
+			out[names[x.bit]] = c.d.version(x)
+		}
+	}
+	return out, nil
+}

@@ -36,9 +36,15 @@ func upgradeCells(ctx context.Context, db *sql.DB) (syncproto.Timestamp, error) 
 	}
 	q := `SELECT c.tbl, c.pk, c.col, c.val, c.hlc, c.node, c.seq, c.owner, NULL, NULL FROM _cells c ORDER BY c.tbl, c.pk`
 	if tableExists(ctx, tx, "_outbox") {
+		// A device's outbox, one entry per row change by then (device
+		// migration 00072 ran before this): its entries hold this
+		// device's writes, and the prev of each of their columns.
+		pending := `FROM _outbox o JOIN _tables t ON t.id = o.tbl
+			WHERE o.vals IS NOT NULL AND t.name = c.tbl AND o.pk = c.pk AND o.hlc = c.hlc AND c.node = (SELECT node FROM _replica WHERE id = 1)
+			AND json_type(o.vals, '$."' || c.col || '"') IS NOT NULL ORDER BY o.id LIMIT 1`
 		q = `SELECT c.tbl, c.pk, c.col, c.val, c.hlc, c.node, c.seq, c.owner,
-			(SELECT o.prev_hlc FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col AND o.hlc = c.hlc AND o.node = c.node ORDER BY o.id LIMIT 1),
-			(SELECT o.prev_node FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col AND o.hlc = c.hlc AND o.node = c.node ORDER BY o.id LIMIT 1)
+			(SELECT json_extract(o.prev, '$."' || c.col || '"[0]') ` + pending + `),
+			(SELECT json_extract(o.prev, '$."' || c.col || '"[1]') ` + pending + `)
 			FROM _cells c ORDER BY c.tbl, c.pk`
 	}
 	rows, err := tx.QueryContext(ctx, q)

@@ -3,10 +3,11 @@ package device
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/relais-numerique/relais/replica"
 
+	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -33,53 +34,54 @@ func (r *Replica) restampPending(ctx context.Context, refusal *syncproto.Error) 
 		return false, nil // the date is still wrong: the user must fix it first
 	}
 	err := r.db.Write(ctx, func(tx *sql.Tx) error {
-		// The records hold what the device received and what the server
-		// acknowledged, never a pending write (see rows.go).
-		if err := resolvePrev(ctx, tx); err != nil {
+		// Every entry frozen first: its values are read now, its prev
+		// worked out before the clock moves, and it is stamped alone.
+		if err := r.freeze(ctx, tx, "", nil); err != nil {
 			return err
 		}
+		// The records hold what the device received and what the server
+		// acknowledged, never a pending write.
 		received, err := replica.MaxHLC(ctx, tx)
 		if err != nil {
 			return fmt.Errorf("restamp: %w", err)
 		}
 		clock := max(received, syncproto.MakeTimestamp(serverMs, 0))
-		type entry struct {
-			id            int64
-			tbl, pk, col  string
-			hlc, prevHLC  int64
-			node, prevNod string
-		}
-		rows, err := tx.QueryContext(ctx, "SELECT id, tbl, pk, col, hlc, node, prev_hlc, prev_node FROM _outbox ORDER BY id")
+		changes, err := readEntries(ctx, tx, "1")
 		if err != nil {
 			return fmt.Errorf("restamp: %w", err)
 		}
-		var entries []entry
-		for rows.Next() {
-			var e entry
-			if err := rows.Scan(&e.id, &e.tbl, &e.pk, &e.col, &e.hlc, &e.node, &e.prevHLC, &e.prevNod); err != nil {
-				rows.Close()
-				return fmt.Errorf("restamp: %w", err)
-			}
-			entries = append(entries, e)
+		type entry struct {
+			id      int64
+			changes []syncproto.Change
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("restamp: %w", err)
+		var entries []*entry // in the outbox's order
+		for _, c := range changes {
+			if len(entries) == 0 || entries[len(entries)-1].id != c.entry {
+				entries = append(entries, &entry{id: c.entry})
+			}
+			e := entries[len(entries)-1]
+			e.changes = append(e.changes, c.Change)
 		}
 		// A pending write whose prev is another pending write of ours
 		// must point at that write's new stamp, or the server would see
 		// a concurrent write where there is a succession.
 		type stamp struct {
-			tbl, pk, col string
-			hlc          int64
+			table, pk, col string
+			hlc            syncproto.Timestamp
 		}
-		renamed := map[stamp]int64{}
+		renamed := map[stamp]syncproto.Timestamp{}
 		for _, e := range entries {
-			prev := e.prevHLC
-			if e.prevNod == r.node {
-				if n, ok := renamed[stamp{e.tbl, e.pk, e.col, prev}]; ok {
-					prev = n
+			prevs := map[string][2]any{}
+			var newest syncproto.Timestamp
+			for _, c := range e.changes {
+				prev := c.Prev
+				if prev.Node == r.node {
+					if n, ok := renamed[stamp{c.Table, c.PK, c.Column, prev.HLC}]; ok {
+						prev.HLC = n
+					}
 				}
+				prevs[c.Column] = [2]any{int64(prev.HLC), prev.Node}
+				newest = max(newest, prev.HLC)
 			}
 			// A write must stay above the version it overwrote, or the
 			// merge would let that version win back without a conflict
@@ -87,9 +89,16 @@ func (r *Replica) restampPending(ctx context.Context, refusal *syncproto.Error) 
 			// The cells of pending writes are left out of the received
 			// maximum above, so their prev is taken into account here.
 			// Found by the reliability simulation (seed 500830).
-			clock = syncproto.Next(max(clock, syncproto.Timestamp(prev)), 0, syncproto.FromTime(wall))
-			renamed[stamp{e.tbl, e.pk, e.col, e.hlc}] = int64(clock)
-			if _, err := tx.ExecContext(ctx, "UPDATE _outbox SET hlc = ?, prev_hlc = ?, batch = NULL WHERE id = ?", int64(clock), prev, e.id); err != nil {
+			clock = syncproto.Next(max(clock, newest), 0, syncproto.FromTime(wall))
+			for _, c := range e.changes {
+				renamed[stamp{c.Table, c.PK, c.Column, c.Version.HLC}] = clock
+			}
+			prevJSON, err := json.Marshal(prevs)
+			if err != nil {
+				return fmt.Errorf("restamp: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, "UPDATE _outbox SET hlc = ?, prev = ?, batch = NULL WHERE id = ?",
+				int64(clock), string(prevJSON), e.id); err != nil {
 				return fmt.Errorf("restamp: %w", err)
 			}
 		}

@@ -25,7 +25,7 @@ func TestClockSkewReachesTriggers(t *testing.T) {
 			t.Fatal(err)
 		}
 		var hlc int64
-		if err := r.DB().QueryRowContext(ctx, "SELECT hlc FROM _outbox WHERE pk = ? AND col = 'duree'", id).Scan(&hlc); err != nil {
+		if err := r.DB().QueryRowContext(ctx, "SELECT hlc FROM _outbox WHERE pk = ?", id).Scan(&hlc); err != nil {
 			t.Fatal(err)
 		}
 		return syncproto.Timestamp(hlc)

@@ -122,6 +122,8 @@ type Replica struct {
 	prepared *replica.Prepared
 	// progress reports to Options.Progress during a Sync (syncMu held).
 	progress func(retry error, wait time.Duration)
+	// outbox is the outbox's SQL for this schema (outbox.go).
+	outbox *OutboxSQL
 	// pushColumns is set while the server's last exchange answer said it
 	// reads requests in the column form (transport.go).
 	pushColumns atomic.Bool
@@ -191,6 +193,11 @@ func (r *Replica) reloadSchema(ctx context.Context) error {
 	if err := installTriggers(ctx, r.db.W, schema); err != nil {
 		return err
 	}
+	cols, err := captureColumns(ctx, r.db.W, schema)
+	if err != nil {
+		return err
+	}
+	r.outbox = outboxSQL(cols)
 	// After the triggers: a statement prepared on a domain table carries
 	// the table's triggers compiled in.
 	if r.prepared == nil {
@@ -231,7 +238,7 @@ type Status struct {
 	Server     string
 	Email      string
 	LoggedIn   bool
-	Pending    int
+	Pending    int // changes (cells) waiting in the outbox
 	Rejected   int
 	Cursor     int64
 	LastSync   time.Time // zero if never
@@ -247,9 +254,12 @@ func (r *Replica) Status(ctx context.Context) (Status, error) {
 	var server, email, token, lastErr sql.NullString
 	var lastSync, revoked sql.NullInt64
 	err := r.db.W.QueryRowContext(ctx, `SELECT server, email, access_token, cursor, last_sync_at, last_error, revoked_at,
-		(SELECT COUNT(*) FROM _outbox), (SELECT COUNT(*) FROM _rejected) FROM _device WHERE id = 1`).
-		Scan(&server, &email, &token, &st.Cursor, &lastSync, &lastErr, &revoked, &st.Pending, &st.Rejected)
+		(SELECT COUNT(*) FROM _rejected) FROM _device WHERE id = 1`).
+		Scan(&server, &email, &token, &st.Cursor, &lastSync, &lastErr, &revoked, &st.Rejected)
 	if err != nil {
+		return st, fmt.Errorf("status: %w", err)
+	}
+	if st.Pending, err = r.pendingChanges(ctx, r.db.W); err != nil {
 		return st, fmt.Errorf("status: %w", err)
 	}
 	st.Server, st.Email, st.LastError = server.String, email.String, lastErr.String

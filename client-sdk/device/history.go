@@ -3,11 +3,12 @@ package device
 import (
 	"context"
 	"database/sql"
-	"errors"
+	"encoding/json"
 	"fmt"
-	"github.com/relais-numerique/relais/replica"
 	"slices"
+	"strings"
 
+	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -71,25 +72,34 @@ func (r *Replica) checkHistory(ctx context.Context, resp *syncproto.SyncResponse
 }
 
 // requeueOwnCells puts the cells this device wrote, and holds with its
-// own version, back in the outbox with that same version (prev unknown),
-// except those already waiting there. The outbox's stamping trigger would
-// give them a new version, newer than writes they lost to; it is set
-// aside for the statement and put back as it was, within the
-// transaction.
+// own version, back in the outbox with that same version (prev none),
+// except those already waiting there: one frozen entry per row and
+// version, in the order they were written.
 func (r *Replica) requeueOwnCells(ctx context.Context, tx *sql.Tx) error {
-	var trigger string
-	err := tx.QueryRowContext(ctx, "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = '_outbox_stamp'").Scan(&trigger)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := r.freeze(ctx, tx, "", nil); err != nil {
 		return fmt.Errorf("requeue own writes: %w", err)
 	}
-	if trigger != "" {
-		if _, err := tx.ExecContext(ctx, "DROP TRIGGER _outbox_stamp"); err != nil {
+	type cell struct{ table, pk, col string }
+	waiting := map[cell]bool{}
+	rows, err := tx.QueryContext(ctx, "SELECT t.name, o.pk, k.key FROM _outbox o JOIN _tables t ON t.id = o.tbl, json_each(o.vals) k WHERE o.vals IS NOT NULL")
+	if err != nil {
+		return fmt.Errorf("requeue own writes: %w", err)
+	}
+	for rows.Next() {
+		var c cell
+		if err := rows.Scan(&c.table, &c.pk, &c.col); err != nil {
+			rows.Close()
 			return fmt.Errorf("requeue own writes: %w", err)
 		}
+		waiting[c] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("requeue own writes: %w", err)
 	}
 	var own []syncproto.Change
 	err = replica.EachCell(ctx, tx, r.schema, func(c syncproto.Change, _ int64) error {
-		if c.Version.Node == r.node {
+		if c.Version.Node == r.node && !waiting[cell{c.Table, c.PK, c.Column}] {
 			own = append(own, c)
 		}
 		return nil
@@ -97,19 +107,35 @@ func (r *Replica) requeueOwnCells(ctx context.Context, tx *sql.Tx) error {
 	if err != nil {
 		return fmt.Errorf("requeue own writes: %w", err)
 	}
-	slices.SortStableFunc(own, func(a, b syncproto.Change) int { return syncproto.Compare(a.Version, b.Version) })
-	for _, c := range own {
-		_, err = tx.ExecContext(ctx, `INSERT INTO _outbox (tbl, pk, col, val, hlc, node, prev_hlc, prev_node)
-			SELECT ?, ?, ?, ?, ?, ?, 0, '' WHERE NOT EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = ? AND o.pk = ? AND o.col = ?)`,
-			c.Table, c.PK, c.Column, c.Value, int64(c.Version.HLC), c.Version.Node, c.Table, c.PK, c.Column)
+	slices.SortStableFunc(own, func(a, b syncproto.Change) int {
+		if c := syncproto.Compare(a.Version, b.Version); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Table+"\x00"+a.PK, b.Table+"\x00"+b.PK)
+	})
+	for i := 0; i < len(own); {
+		j := i + 1
+		for j < len(own) && own[j].Row() == own[i].Row() && own[j].Version == own[i].Version {
+			j++
+		}
+		var pairs []string
+		args := []any{own[i].Table, own[i].PK, int64(own[i].Version.HLC)}
+		prev := map[string][2]any{}
+		for _, c := range own[i:j] {
+			pairs = append(pairs, "?, ?")
+			args = append(args, c.Column, c.Value)
+			prev[c.Column] = [2]any{0, ""}
+		}
+		pj, err := json.Marshal(prev)
 		if err != nil {
 			return fmt.Errorf("requeue own writes: %w", err)
 		}
-	}
-	if trigger != "" {
-		if _, err := tx.ExecContext(ctx, trigger); err != nil {
-			return fmt.Errorf("requeue own writes: restore the outbox trigger: %w", err)
+		args = append(args, string(pj))
+		if _, err := tx.ExecContext(ctx, `INSERT INTO _outbox (tbl, pk, mask, hlc, vals, prev)
+			VALUES ((SELECT id FROM _tables WHERE name = ?), ?, 0, ?, json_object(`+strings.Join(pairs, ", ")+`), ?)`, args...); err != nil {
+			return fmt.Errorf("requeue own writes: %w", err)
 		}
+		i = j
 	}
 	return nil
 }

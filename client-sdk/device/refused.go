@@ -51,12 +51,8 @@ func (r *Replica) setAside(ctx context.Context, tx *sql.Tx, batchID string, refu
 	return n, nil
 }
 
-type outboxEntry struct {
-	col  string
-	val  any
-	ver  syncproto.Version
-	prev syncproto.Version
-}
+// rowCond selects the outbox entries of one row (?2 table name, ?3 id).
+const rowCond = "o.tbl = (SELECT id FROM _tables WHERE name = ?2) AND o.pk = ?3"
 
 func (r *Replica) setAsideRow(ctx context.Context, tx *sql.Tx, batchID string, rf syncproto.Refusal, at time.Time) (int, error) {
 	current := map[string]syncproto.Change{}
@@ -73,61 +69,52 @@ func (r *Replica) setAsideRow(ctx context.Context, tx *sql.Tx, batchID string, r
 		}
 		current[c.Column] = c
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT col, val, hlc, node, prev_hlc, prev_node FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id",
-		batchID, rf.Table, rf.PK)
+	entries, err := readChanges(ctx, tx, "o.batch = ?1 AND "+rowCond, batchID, rf.Table, rf.PK)
 	if err != nil {
 		return 0, err
 	}
-	var entries []outboxEntry
-	for rows.Next() {
-		var e outboxEntry
-		var hlc, prevHLC int64
-		if err := rows.Scan(&e.col, &e.val, &hlc, &e.ver.Node, &prevHLC, &e.prev.Node); err != nil {
-			rows.Close()
+	for _, e := range entries {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO _rejected (tbl, pk, col, val, hlc, node, code, message, rule, rejected_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.Table, e.PK, e.Column, e.Value, int64(e.Version.HLC), e.Version.Node,
+			string(rf.Code), rf.Reason, rf.Rule, at.UnixMilli()); err != nil {
 			return 0, err
 		}
-		e.ver.HLC, e.prev.HLC = syncproto.Timestamp(hlc), syncproto.Timestamp(prevHLC)
-		entries = append(entries, e)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO _rejected (tbl, pk, col, val, hlc, node, code, message, rule, rejected_at)
-		SELECT tbl, pk, col, val, hlc, node, ?, ?, ?, ? FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id`,
-		string(rf.Code), rf.Reason, rf.Rule, at.UnixMilli(), batchID, rf.Table, rf.PK); err != nil {
-		return 0, err
-	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ?", batchID, rf.Table, rf.PK); err != nil {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM _outbox AS o WHERE o.batch = ?1 AND "+rowCond, batchID, rf.Table, rf.PK); err != nil {
 		return 0, err
 	}
 	// Writes made since the batch left follow her refused version,
-	// which the server never took: they now follow the server's. The
-	// cells not written again since are put back as the server holds
-	// them.
+	// which the server never took: the oldest of them now follows the
+	// server's (applyAnswer froze them, so each one's prev is its own).
+	// The cells not written again since are put back as the server
+	// holds them.
 	var cols []string
 	var cells []syncproto.Change
 	for _, e := range entries {
-		cur := current[e.col]
-		if _, err := tx.ExecContext(ctx, "UPDATE _outbox SET prev_hlc = ?, prev_node = ? WHERE tbl = ? AND pk = ? AND col = ? AND batch IS NULL",
-			int64(cur.Version.HLC), cur.Version.Node, rf.Table, rf.PK, e.col); err != nil {
+		if slices.Contains(cols, e.Column) {
+			continue
+		}
+		cur := current[e.Column]
+		path := jsonKey(e.Column)
+		res, err := tx.ExecContext(ctx, `UPDATE _outbox SET prev = json_set(COALESCE(prev, '{}'), ?4, json_array(?5, ?6))
+			WHERE id = (SELECT o.id FROM _outbox o WHERE o.vals IS NOT NULL AND `+rowCond+` AND json_type(o.vals, ?4) IS NOT NULL ORDER BY o.id LIMIT 1)`,
+			nil, rf.Table, rf.PK, path, int64(cur.Version.HLC), cur.Version.Node)
+		if err != nil {
 			return 0, err
 		}
-		var again bool
-		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ? AND col = ?)", rf.Table, rf.PK, e.col).Scan(&again); err != nil {
-			return 0, err
-		}
-		if again || slices.Contains(cols, e.col) {
+		if n, _ := res.RowsAffected(); n > 0 {
 			continue // written again since: her newer write stands
 		}
-		cols = append(cols, e.col)
-		if c, has := current[e.col]; has {
+		cols = append(cols, e.Column)
+		if c, has := current[e.Column]; has {
 			cells = append(cells, c)
 		}
 	}
 	if len(cols) > 0 {
 		var left bool
-		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ?)", rf.Table, rf.PK).Scan(&left); err != nil {
+		// Two probes, one per partial index of the outbox's rows.
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM _outbox o WHERE o.vals IS NOT NULL AND "+rowCond+") OR EXISTS (SELECT 1 FROM _outbox o WHERE o.vals IS NULL AND "+rowCond+")",
+			nil, rf.Table, rf.PK).Scan(&left); err != nil {
 			return 0, err
 		}
 		if err := replica.PutBack(ctx, tx, r.schema, rf.Table, rf.PK, cells, cols, left); err != nil {
@@ -143,7 +130,7 @@ func (r *Replica) setAsideRow(ctx context.Context, tx *sql.Tx, batchID string, r
 // as the reason and no server version to put back (the server has none
 // it would send: its answer carried none).
 func (r *Replica) setAsideBatch(ctx context.Context, tx *sql.Tx, batch *syncproto.Batch, pe *syncproto.Error, at time.Time) (int, error) {
-	if err := resolvePrev(ctx, tx); err != nil {
+	if err := r.freeze(ctx, tx, "", rowKeys(batch.Changes)); err != nil {
 		return 0, err
 	}
 	var refused []syncproto.Refusal
@@ -162,7 +149,7 @@ func (r *Replica) setAsideBatch(ctx context.Context, tx *sql.Tx, batch *syncprot
 		return n, err
 	}
 	// Entries of rows the batch no longer names (none, normally).
-	_, err = tx.ExecContext(ctx, "DELETE FROM _outbox WHERE batch = ?", batch.ID)
+	_, err = tx.ExecContext(ctx, r.outbox.Ack, batch.ID)
 	return n, err
 }
 

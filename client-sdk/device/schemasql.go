@@ -55,6 +55,10 @@ type ReplicaSQL struct {
 	// Rules are the domain rules the triggers check, for an application
 	// to place a rule's French message next to the columns it reads.
 	Rules []RuleSQL `json:"rules"`
+	// Outbox is the SQL that cuts, freezes, reads and acknowledges the
+	// outbox's entries (outbox.go): the same text on every SDK. Absent
+	// from the per-cell layout.
+	Outbox *OutboxSQL `json:"outbox,omitempty"`
 }
 
 // MigrationSQL is one migration file's "Up" section.
@@ -114,7 +118,12 @@ func SchemaSQL(ctx context.Context) (*ReplicaSQL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema sql: %w", err)
 	}
-	out.Triggers = replicaTriggers(schema)
+	cols, err := captureColumns(ctx, db, schema)
+	if err != nil {
+		return nil, fmt.Errorf("schema sql: %w", err)
+	}
+	out.Triggers = replicaTriggers(schema, cols)
+	out.Outbox = outboxSQL(cols)
 	for _, name := range schema.TableNames() {
 		cols := map[string]string{}
 		for c, typ := range schema.Tables[name].Columns {
@@ -202,10 +211,10 @@ func upSection(text string) (string, bool) {
 // replicaTriggers are the triggers a replica of schema carries, in the
 // order they are created: capture, then the domain's rules and erasure
 // scrub, then the owner checks.
-func replicaTriggers(schema *syncproto.Schema) []string {
+func replicaTriggers(schema *syncproto.Schema, cols map[string][]string) []string {
 	var want []string
 	for _, name := range schema.TableNames() {
-		want = append(want, captureTriggers(schema.Tables[name])...)
+		want = append(want, captureTriggers(schema.Tables[name], cols[name])...)
 	}
 	// The Coop's rules and the erasure scrub (package domain); their names
 	// start with _check_, so installTriggers drops them with the others.

@@ -208,9 +208,9 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 
 // outboxSize counts the local changes waiting to be pushed.
 func (r *Replica) outboxSize(ctx context.Context) (int, error) {
-	var n int
-	if err := r.db.W.QueryRowContext(ctx, "SELECT COUNT(*) FROM _outbox").Scan(&n); err != nil {
-		return 0, fmt.Errorf("sync: count outbox: %w", err)
+	n, err := r.pendingChanges(ctx, r.db.W)
+	if err != nil {
+		return 0, fmt.Errorf("sync: %w", err)
 	}
 	return n, nil
 }
@@ -391,9 +391,11 @@ func (r *Replica) link(ctx context.Context) (server, token string, cursor int64,
 }
 
 // nextBatch returns the batch to push: the one already in flight if its
-// answer never came (re-sent identical, so the server can recognise it),
-// or a new one cut from the oldest entries, extended to whole rows so the
-// server checks each row with all of its new cells.
+// answer never came (sent again identical, so the server can recognise
+// it: its entries are frozen), or a new one cut from the oldest entries,
+// extended to whole rows so the server checks each row with all of its
+// new cells, and frozen in the same transaction. pending counts the
+// changes waiting, the batch's included.
 func (r *Replica) nextBatch(ctx context.Context, size int) (*syncproto.Batch, int, error) {
 	var b *syncproto.Batch
 	var pending int
@@ -401,43 +403,24 @@ func (r *Replica) nextBatch(ctx context.Context, size int) (*syncproto.Batch, in
 		var id string
 		// A batch already cut is sent again until acknowledged. Ordered
 		// by batch id (UUIDv7: the order batches were cut in), which the
-		// batch index serves; ordered by entry id, SQLite walked the
-		// whole outbox for every batch of a large backlog.
-		err := tx.QueryRowContext(ctx, "SELECT batch FROM _outbox WHERE batch IS NOT NULL ORDER BY batch LIMIT 1").Scan(&id)
+		// batch index serves.
+		err := tx.QueryRowContext(ctx, r.outbox.InFlight).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			id = uuid.Must(uuid.NewV7()).String()
-			if err := resolvePrev(ctx, tx); err != nil {
-				return err
-			}
-			cut, err := cutBatch(ctx, tx, id, size)
+			cut, err := r.cutBatch(ctx, tx, id, size)
 			if err != nil || !cut {
 				return err
 			}
 		} else if err != nil {
 			return fmt.Errorf("cut batch: %w", err)
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT tbl, pk, col, val, hlc, node, prev_hlc, prev_node FROM _outbox WHERE batch = ? ORDER BY id", id)
+		changes, err := readChanges(ctx, tx, "o.batch = ?1", id)
 		if err != nil {
 			return fmt.Errorf("read batch %s: %w", id, err)
 		}
-		defer rows.Close()
-		b = &syncproto.Batch{ID: id}
-		for rows.Next() {
-			var c syncproto.Change
-			var hlc, prevHLC int64
-			if err := rows.Scan(&c.Table, &c.PK, &c.Column, &c.Value, &hlc, &c.Version.Node, &prevHLC, &c.Prev.Node); err != nil {
-				return fmt.Errorf("read batch %s: %w", id, err)
-			}
-			if raw, ok := c.Value.([]byte); ok {
-				c.Value = string(raw)
-			}
-			c.Version.HLC, c.Prev.HLC = syncproto.Timestamp(hlc), syncproto.Timestamp(prevHLC)
-			b.Changes = append(b.Changes, c)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read batch %s: %w", id, err)
-		}
-		return tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM _outbox").Scan(&pending)
+		b = &syncproto.Batch{ID: id, Changes: changes}
+		pending, err = r.pendingChanges(ctx, tx)
+		return err
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("sync: %w", err)
@@ -448,34 +431,34 @@ func (r *Replica) nextBatch(ctx context.Context, size int) (*syncproto.Batch, in
 	return b, pending, nil
 }
 
-// cutBatch gives the id to the oldest size entries of the outbox, then
-// to the other entries of the rows they touch, so that a row travels
-// whole (the server's rules judge rows). Extending to whole rows can pass
-// the protocol's limit on a batch, which the server would refuse whole:
-// the cut is then made again with half the size, down to one entry, whose
-// row alone is far below the limit. It reports whether anything was cut.
-func cutBatch(ctx context.Context, tx *sql.Tx, id string, size int) (bool, error) {
+// cutBatch gives the id to the oldest entries of the outbox holding about
+// size changes, then to the other entries of the rows they touch, so that
+// a row travels whole (the server's rules judge rows), and freezes them.
+// Extending to whole rows can pass the protocol's limit on a batch, which
+// the server would refuse whole: the cut is then made again with half the
+// size, down to one entry, whose row alone is far below the limit (the
+// entries frozen by the larger cut stay frozen, which changes nothing of
+// what they send). It reports whether anything was cut.
+func (r *Replica) cutBatch(ctx context.Context, tx *sql.Tx, id string, size int) (bool, error) {
 	for size = max(size, 1); ; size = max(size/2, 1) {
-		res, err := tx.ExecContext(ctx, `UPDATE _outbox SET batch = ? WHERE id IN
-			(SELECT id FROM _outbox WHERE batch IS NULL ORDER BY id LIMIT ?)`, id, size)
+		res, err := tx.ExecContext(ctx, r.outbox.Cut, id, size)
 		if err != nil {
 			return false, fmt.Errorf("cut batch: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return false, nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE _outbox SET batch = ? WHERE batch IS NULL AND (tbl, pk) IN
-			(SELECT tbl, pk FROM _outbox WHERE batch = ?)`, id, id); err != nil {
+		if err := r.freeze(ctx, tx, id, nil); err != nil {
 			return false, fmt.Errorf("cut batch: %w", err)
 		}
 		var n int
-		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM _outbox WHERE batch = ?", id).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, r.outbox.BatchChanges, id).Scan(&n); err != nil {
 			return false, fmt.Errorf("cut batch: %w", err)
 		}
 		if n <= syncproto.MaxBatchChanges || size == 1 {
 			return true, nil
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE _outbox SET batch = NULL WHERE batch = ?", id); err != nil {
+		if _, err := tx.ExecContext(ctx, r.outbox.Uncut, id); err != nil {
 			return false, fmt.Errorf("cut batch: %w", err)
 		}
 	}
@@ -517,8 +500,19 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 		keep = append(keep, c)
 	}
 	err := r.applyLocal(ctx, func(tx *sql.Tx) error {
-		if err := resolvePrev(ctx, tx); err != nil {
-			return err
+		// The pending writes to the rows the page brings, and to the
+		// rows refused, are frozen first: their values are read before
+		// the page may change them, their prev before the records move.
+		touched := rowKeys(keep)
+		if batch != nil && resp.Ack == batch.ID {
+			for _, rf := range resp.Refused {
+				touched = append(touched, syncproto.RowKey{Table: rf.Table, PK: rf.PK})
+			}
+		}
+		if len(touched) > 0 {
+			if err := r.freeze(ctx, tx, "", touched); err != nil {
+				return err
+			}
 		}
 		if batch != nil && resp.Ack == batch.ID {
 			// Before the page: the page may bring a newer version of a
@@ -532,7 +526,7 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 				return err
 			}
 		}
-		if _, err := replica.Apply(ctx, tx, r.schema, keep, replica.Options{Prepared: r.prepared, Pending: pendingVersions}); err != nil {
+		if _, err := replica.Apply(ctx, tx, r.schema, keep, replica.Options{Prepared: r.prepared, Pending: r.pendingVersions}); err != nil {
 			return err
 		}
 		var last int64

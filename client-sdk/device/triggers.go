@@ -24,28 +24,38 @@ const clockTick = `UPDATE _replica SET hlc = MAX(hlc + 1,
 const notApplying = `(SELECT applying FROM _replica WHERE id = 1) = 0`
 
 // captureTriggers returns the SQL that makes plain INSERT, UPDATE and
-// DELETE on a synced table record each changed cell in the outbox. The
-// triggers are pure SQL (no function registered from Go) so that SDKs on
-// other platforms can install the very same text.
-func captureTriggers(t *syncproto.Table) []string {
+// DELETE on a synced table record each row they change in the outbox:
+// one clock tick and one upsert of the row's open entry, whose mask
+// gains the bits of the columns changed (cols: the mask positions, see
+// captureColumns). The triggers are pure SQL (no function registered
+// from Go) so that SDKs on other platforms can install the very same
+// text.
+func captureTriggers(t *syncproto.Table, cols []string) []string {
 	q := quoteIdent(t.Name)
 	lit := quoteLiteral(t.Name)
-	cols := t.ColumnNames()
+	synced := cols[1:]
 	var checks strings.Builder
 	// Refuse at write time what the server would refuse later, so a bad
 	// row fails in the application instead of blocking the outbox.
 	// Lower case only, as the server stores keys: an upper-case id would
 	// come back from the server as another row.
-	fmt.Fprintf(&checks, "    SELECT RAISE(ABORT, 'relais: %s.id must be a UUID in lower case') WHERE typeof(NEW.id) != 'text' OR length(NEW.id) != 36 OR NEW.id NOT GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-*-*-*-*' OR NEW.id != lower(NEW.id);\n", t.Name)
-	for _, c := range cols {
+	badID := "typeof(NEW.id) != 'text' OR length(NEW.id) != 36 OR NEW.id NOT GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-*-*-*-*' OR NEW.id != lower(NEW.id)"
+	fmt.Fprintf(&checks, "    SELECT RAISE(ABORT, 'relais: %s.id must be a UUID in lower case') WHERE %s;\n", t.Name, badID)
+	bad := []string{badID}
+	for _, c := range t.ColumnNames() {
 		allowed := map[syncproto.ColumnType]string{
 			syncproto.TypeText:    "'text', 'null'",
 			syncproto.TypeInteger: "'integer', 'null'",
 			syncproto.TypeReal:    "'real', 'integer', 'null'",
 		}[t.Columns[c]]
-		fmt.Fprintf(&checks, "    SELECT RAISE(ABORT, 'relais: %s.%s must be %s') WHERE typeof(NEW.%s) NOT IN (%s);\n",
-			t.Name, c, strings.ToLower(string(t.Columns[c])), quoteIdent(c), allowed)
+		wrong := fmt.Sprintf("typeof(NEW.%s) NOT IN (%s)", quoteIdent(c), allowed)
+		fmt.Fprintf(&checks, "    SELECT RAISE(ABORT, 'relais: %s.%s must be %s') WHERE %s;\n",
+			t.Name, c, strings.ToLower(string(t.Columns[c])), wrong)
+		bad = append(bad, wrong)
 	}
+	// The checks' statements run only when one fails: a valid write
+	// costs one expression.
+	checkWhen := notApplying + " AND (" + strings.Join(bad, " OR ") + ")"
 
 	// What an insert is compared with: nothing for a new row (every
 	// column set is sent), the row it replaces for INSERT OR REPLACE
@@ -56,17 +66,23 @@ func captureTriggers(t *syncproto.Table) []string {
 	// Tables are named by their number in the replica's dictionary
 	// (_tables), looked up rather than written in: the number is the
 	// replica's own, and the same text must serve every replica.
-	tid := fmt.Sprintf("(SELECT id FROM _tables WHERE name = %s)", lit)
+	tid := tableID(t.Name)
 	rowKey := fmt.Sprintf("_rows.tbl = %s AND _rows.pk = %s", tid, replica.PKSQL("NEW.id"))
 	var obj, oldObj, removes []string
-	for _, c := range cols {
+	for _, c := range synced {
 		obj = append(obj, quoteLiteral(c), quoteIdent(c))
 		oldObj = append(oldObj, quoteLiteral("$."+c), "OLD."+quoteIdent(c))
 		removes = append(removes, quoteLiteral("$."+c))
 	}
+	// Only an insert that replaces a row, re-creates a deleted one, or
+	// finds a stash left by an INSERT OR IGNORE that was ignored has
+	// anything to put aside: a new row costs three probes, not four
+	// statements.
+	beforeWhen := fmt.Sprintf("%s AND (EXISTS (SELECT 1 FROM %s WHERE id = NEW.id) OR EXISTS (SELECT 1 FROM _rows WHERE %s AND deleted = 1) OR EXISTS (SELECT 1 FROM _replaced WHERE tbl = %s AND pk = NEW.id))",
+		notApplying, q, rowKey, lit)
 	var before strings.Builder
 	fmt.Fprintf(&before, "    DELETE FROM _replaced WHERE tbl = %s AND pk = NEW.id;\n", lit)
-	if len(cols) > 0 {
+	if len(synced) > 0 {
 		fmt.Fprintf(&before, "    INSERT INTO _replaced (tbl, pk, vals, recreate) SELECT %s, id, json_object(%s), 0 FROM %s WHERE id = NEW.id;\n",
 			lit, strings.Join(obj, ", "), q)
 		fmt.Fprintf(&before, "    INSERT OR REPLACE INTO _replaced (tbl, pk, vals, recreate) SELECT %s, NEW.id, COALESCE(extra, '{}'), 1 FROM _rows WHERE %s AND deleted = 1;\n",
@@ -78,36 +94,52 @@ func captureTriggers(t *syncproto.Table) []string {
 		fmt.Fprintf(&before, "    UPDATE _rows SET deleted = 0 WHERE %s AND deleted = 1;\n", rowKey)
 	}
 
-	var ins, upd strings.Builder
-	stash := fmt.Sprintf("_replaced WHERE tbl = %s AND pk = NEW.id", lit)
-	fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, '%s', 0 WHERE EXISTS (SELECT 1 FROM %s AND recreate = 1);\n",
-		lit, syncproto.DeletedColumn, stash)
-	_, owned := t.Columns[ownerColumn]
-	owned = owned && !adminTables[t.Name]
-	for _, c := range cols {
-		qc, lc := quoteIdent(c), quoteLiteral(c)
-		val := "NEW." + qc
-		if owned && c == ownerColumn {
-			// The owner as the row holds it now: an owner left empty is
-			// filled by another AFTER INSERT trigger (owner.go), which
-			// may run before this one, and NEW would still say NULL.
-			val = fmt.Sprintf("(SELECT %s FROM %s WHERE id = NEW.id)", qc, q)
-		}
-		fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, %s, %s WHERE %s IS NOT (SELECT vals ->> %s FROM %s);\n",
-			lit, lc, val, val, quoteLiteral("$."+c), stash)
-		fmt.Fprintf(&upd, "    INSERT INTO _outbox (tbl, pk, col, val) SELECT %s, NEW.id, %s, NEW.%s WHERE NEW.%s IS NOT OLD.%s;\n",
-			lit, lc, qc, qc, qc)
+	// upsert folds a write into the row's open entry (mask: the SQL of
+	// the bits it changed, 0 for none), creating it if there is none.
+	upsert := func(pk, mask string) string {
+		return fmt.Sprintf("    INSERT INTO _outbox (tbl, pk, mask, hlc) SELECT %s, %s, m, (SELECT hlc FROM _replica WHERE id = 1) FROM (SELECT %s AS m) WHERE m != 0\n"+
+			"        ON CONFLICT (tbl, pk) WHERE vals IS NULL DO UPDATE SET mask = mask | excluded.mask, hlc = excluded.hlc;\n", tid, pk, mask)
 	}
-	fmt.Fprintf(&ins, "    DELETE FROM %s;\n", stash)
+	insBits := []string{"(CASE WHEN s.recreate = 1 THEN 1 ELSE 0 END)"}
+	var updBits, changed []string
+	for i, c := range synced {
+		bit := uint64(1) << (i + 1)
+		qc := quoteIdent(c)
+		// An owner left empty is filled by another AFTER INSERT trigger
+		// (owner.go) with an UPDATE, which the update trigger folds
+		// into the same entry: NEW's owner is enough here.
+		val := "NEW." + qc
+		insBits = append(insBits, fmt.Sprintf("(CASE WHEN %s IS NOT s.vals ->> %s THEN %d ELSE 0 END)", val, quoteLiteral("$."+c), bit))
+		updBits = append(updBits, fmt.Sprintf("(CASE WHEN NEW.%s IS NOT OLD.%s THEN %d ELSE 0 END)", qc, qc, bit))
+		changed = append(changed, fmt.Sprintf("NEW.%s IS NOT OLD.%s", qc, qc))
+	}
+	var ins strings.Builder
+	fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, mask, hlc) SELECT %s, NEW.id, m, (SELECT hlc FROM _replica WHERE id = 1) FROM\n"+
+		"        (SELECT %s AS m FROM (SELECT 1) LEFT JOIN _replaced s ON s.tbl = %s AND s.pk = NEW.id) WHERE m != 0\n"+
+		"        ON CONFLICT (tbl, pk) WHERE vals IS NULL DO UPDATE SET mask = mask | excluded.mask, hlc = excluded.hlc;\n",
+		tid, strings.Join(insBits, " | "), lit)
+	fmt.Fprintf(&ins, "    DELETE FROM _replaced WHERE tbl = %s AND pk = NEW.id;\n", lit)
+	upd := "0"
+	if len(updBits) > 0 {
+		upd = strings.Join(updBits, " | ")
+	}
+	// An UPDATE that changes nothing ticks no clock and writes nothing.
+	updWhen := notApplying
+	if len(changed) > 0 {
+		updWhen += " AND (" + strings.Join(changed, " OR ") + ")"
+	} else {
+		updWhen += " AND 0"
+	}
 	// A deleted row's values are kept with its versions, so that an
-	// explicit re-creation brings back what it does not set.
+	// explicit re-creation brings back what it does not set, and so
+	// that freezing the entry finds them.
 	oldKey := fmt.Sprintf("_rows.tbl = %s AND _rows.pk = %s", tid, replica.PKSQL("OLD.id"))
 	var del strings.Builder
 	// A table this replica has never numbered (a fresh one) gets its
 	// number, with its tombstone as column 0, as replica.Apply would.
 	fmt.Fprintf(&del, "    INSERT OR IGNORE INTO _tables (name) VALUES (%s);\n", lit)
 	fmt.Fprintf(&del, "    INSERT OR IGNORE INTO _columns (tbl, bit, name) SELECT id, 0, '%s' FROM _tables WHERE name = %s;\n", syncproto.DeletedColumn, lit)
-	if len(cols) > 0 {
+	if len(synced) > 0 {
 		fmt.Fprintf(&del, "    INSERT INTO _rows (tbl, pk, deleted, clocks, extra) SELECT %s, %s, 1, x'', json_set('{}', %s) WHERE NOT EXISTS (SELECT 1 FROM _rows WHERE %s);\n",
 			tid, replica.PKSQL("OLD.id"), strings.Join(oldObj, ", "), oldKey)
 		fmt.Fprintf(&del, "    UPDATE _rows SET deleted = 1, extra = json_set(COALESCE(extra, '{}'), %s) WHERE %s;\n", strings.Join(oldObj, ", "), oldKey)
@@ -116,16 +148,16 @@ func captureTriggers(t *syncproto.Table) []string {
 			tid, replica.PKSQL("OLD.id"), oldKey)
 		fmt.Fprintf(&del, "    UPDATE _rows SET deleted = 1 WHERE %s;\n", oldKey)
 	}
-	fmt.Fprintf(&del, "    INSERT INTO _outbox (tbl, pk, col, val) VALUES (%s, OLD.id, '%s', 1);\n", lit, syncproto.DeletedColumn)
+	del.WriteString(upsert("OLD.id", "1"))
 	name := func(op string) string { return quoteIdent("_capture_" + t.Name + "_" + op) }
 	check := func(op string) string { return quoteIdent("_check_" + t.Name + "_" + op) }
 	return []string{
-		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", check("insert"), q, notApplying, checks.String()),
+		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", check("insert"), q, checkWhen, checks.String()),
 		fmt.Sprintf("CREATE TRIGGER %s BEFORE UPDATE ON %s WHEN %s\nBEGIN\n    SELECT RAISE(ABORT, 'relais: the id of a synced row cannot change') WHERE NEW.id IS NOT OLD.id;\n%sEND",
-			check("update"), q, notApplying, checks.String()),
-		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", name("before_insert"), q, notApplying, before.String()),
+			check("update"), q, checkWhen+" OR "+notApplying+" AND NEW.id IS NOT OLD.id", checks.String()),
+		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", name("before_insert"), q, beforeWhen, before.String()),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("insert"), q, notApplying, clockTick, ins.String()),
-		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("update"), q, notApplying, clockTick, upd.String()),
+		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("update"), q, updWhen, clockTick, upsert("NEW.id", upd)),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s WHEN %s\nBEGIN\n    %s\n%sEND",
 			name("delete"), q, notApplying, clockTick, del.String()),
 	}
@@ -145,7 +177,11 @@ func installTriggers(ctx context.Context, db *sql.DB, schema *syncproto.Schema) 
 	if _, err := replica.Dictionary(ctx, tx, schema); err != nil {
 		return fmt.Errorf("install triggers: %w", err)
 	}
-	want := replicaTriggers(schema)
+	cols, err := captureColumns(ctx, tx, schema)
+	if err != nil {
+		return fmt.Errorf("install triggers: %w", err)
+	}
+	want := replicaTriggers(schema, cols)
 
 	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND (name LIKE '\_capture\_%' ESCAPE '\' OR name LIKE '\_check\_%' ESCAPE '\')`)
 	if err != nil {

@@ -1,6 +1,7 @@
 package upgrade_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -131,7 +132,7 @@ func compareContent(t *testing.T, name string, db *sql.DB, want upgrade.Content,
 		want  []map[string]any
 	}{
 		{"conflict log", "SELECT * FROM _conflicts ORDER BY id", want.Conflicts},
-		{"outbox", "SELECT * FROM _outbox ORDER BY id", want.Outbox},
+		{"outbox", pendingCellsSQL, outboxCells(want.Outbox)},
 		{"refused writes", "SELECT * FROM _rejected ORDER BY id", want.Rejected},
 	} {
 		if q.what != "conflict log" && server {
@@ -158,6 +159,39 @@ func compareContent(t *testing.T, name string, db *sql.DB, want upgrade.Content,
 	if server && relaistest.Canon(rep[0]["seq"]) != relaistest.Canon(want.Replica["seq"]) {
 		t.Errorf("%s: sequence %v, want %v", name, rep[0]["seq"], want.Replica["seq"])
 	}
+}
+
+// pendingCellsSQL lists the converted outbox (one entry per row change,
+// device migration 00072) cell by cell, as the per-cell outbox held
+// them, in (tbl, pk, col, hlc) order: each change with its value, its
+// version and its prev (every one explicit after a conversion from the
+// per-cell layout), and its batch.
+const pendingCellsSQL = `SELECT t.name AS tbl, o.pk, k.key AS col, k.value AS val, o.hlc, r.node,
+	json_extract(o.prev, '$."' || k.key || '"[0]') AS prev_hlc, json_extract(o.prev, '$."' || k.key || '"[1]') AS prev_node, o.batch
+	FROM _outbox o JOIN _tables t ON t.id = o.tbl, json_each(o.vals) k, _replica r
+	ORDER BY t.name, o.pk, k.key, o.hlc`
+
+// outboxCells is the golden per-cell outbox in pendingCellsSQL's form.
+func outboxCells(entries []map[string]any) []map[string]any {
+	out := make([]map[string]any, 0, len(entries))
+	for _, e := range entries {
+		c := map[string]any{}
+		for k, v := range e {
+			if k != "id" {
+				c[k] = v
+			}
+		}
+		out = append(out, c)
+	}
+	slices.SortStableFunc(out, func(a, b map[string]any) int {
+		for _, k := range []string{"tbl", "pk", "col"} {
+			if c := strings.Compare(fmt.Sprint(a[k]), fmt.Sprint(b[k])); c != 0 {
+				return c
+			}
+		}
+		return cmp.Compare(number(a["hlc"]), number(b["hlc"]))
+	})
+	return out
 }
 
 func orEmpty(rows []map[string]any) []map[string]any {
@@ -201,7 +235,7 @@ func heldCells(t *testing.T, db *sql.DB, server bool) string {
 		held[key{c.Table, c.PK, c.Column}] = c
 	}
 	if !server {
-		pending, err := upgrade.ReadRows(ctx, db, "SELECT tbl, pk, col, val, hlc, node FROM _outbox ORDER BY id")
+		pending, err := upgrade.ReadRows(ctx, db, pendingCellsSQL)
 		if err != nil {
 			t.Fatal(err)
 		}

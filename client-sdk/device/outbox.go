@@ -71,6 +71,20 @@ type OutboxSQL struct {
 	Ack string `json:"ack"`
 	// Pending returns the number of changes waiting.
 	Pending string `json:"pending"`
+	// Reject copies the changes of batch ?1 to row ?3 of table ?2 into
+	// _rejected, one row per change, with the server's code ?4, French
+	// reason ?5, rule ?6 and the time ?7 (Unix milliseconds).
+	Reject string `json:"reject"`
+	// DropRow deletes the entries of batch ?1 to row ?3 of table ?2.
+	DropRow string `json:"drop_row"`
+	// Reprev makes the oldest pending entry of row ?2 of table ?1 that
+	// changes column ?3 follow the version (?4 hlc, ?5 node) instead:
+	// the server's, after it refused the write that entry followed.
+	// changes() says whether there was one (the column was written
+	// again since the refused batch).
+	Reprev string `json:"reprev"`
+	// RowPending returns 1 when row ?2 of table ?1 has an entry left.
+	RowPending string `json:"row_pending"`
 	// Held returns pk, col, hlc, node of the frozen entries of table ?1
 	// whose row id is in the JSON array ?2, oldest first: the versions of
 	// the device's pending writes, as the merge of a page must hold them
@@ -168,12 +182,25 @@ WHERE vals IS NOT NULL AND prev IS NULL`, replica.PKSQL("_outbox.pk"), older, ou
 	o.BatchChanges = "SELECT COALESCE(SUM(" + n + "), 0) FROM _outbox WHERE batch = ?1"
 	o.Read = readSQL("o.batch = ?1")
 	o.Ack = "DELETE FROM _outbox WHERE batch = ?1"
+	o.Reject = fmt.Sprintf(`INSERT INTO _rejected (tbl, pk, col, val, hlc, node, code, message, rule, rejected_at)
+SELECT ?2, o.pk, k.key, k.value, o.hlc, %s, ?4, ?5, ?6, ?7 FROM _outbox o, json_each(o.vals) k
+WHERE o.vals IS NOT NULL AND o.batch = ?1 AND %s ORDER BY o.id, k.key`, outboxNode, rowCond)
+	o.DropRow = "DELETE FROM _outbox AS o WHERE o.batch = ?1 AND " + rowCond
+	row := "o.tbl = (SELECT id FROM _tables WHERE name = ?1) AND o.pk = ?2"
+	o.Reprev = `UPDATE _outbox SET prev = json_set(COALESCE(prev, '{}'), '$."' || ?3 || '"', json_array(?4, ?5))
+WHERE id = (SELECT o.id FROM _outbox o WHERE o.vals IS NOT NULL AND ` + row + ` AND json_type(o.vals, '$."' || ?3 || '"') IS NOT NULL
+    ORDER BY o.id LIMIT 1)`
+	// Two probes, one per partial index on the outbox's rows.
+	o.RowPending = "SELECT EXISTS (SELECT 1 FROM _outbox o WHERE o.vals IS NOT NULL AND " + row + ") OR EXISTS (SELECT 1 FROM _outbox o WHERE o.vals IS NULL AND " + row + ")"
 	o.Pending = "SELECT COALESCE(SUM(" + n + "), 0) FROM _outbox"
 	o.Held = fmt.Sprintf(`SELECT o.pk, k.key, o.hlc, %s FROM _outbox o, json_each(o.vals) k
 WHERE o.vals IS NOT NULL AND o.tbl = (SELECT id FROM _tables WHERE name = ?1) AND o.pk IN (SELECT value FROM json_each(?2))
 ORDER BY o.id`, outboxNode)
 	return o
 }
+
+// rowCond selects the outbox entries of one row (?2 table name, ?3 id).
+const rowCond = "o.tbl = (SELECT id FROM _tables WHERE name = ?2) AND o.pk = ?3"
 
 // readSQL reads the changes of the frozen entries where cond holds.
 func readSQL(cond string) string {

@@ -51,9 +51,6 @@ func (r *Replica) setAside(ctx context.Context, tx *sql.Tx, batchID string, refu
 	return n, nil
 }
 
-// rowCond selects the outbox entries of one row (?2 table name, ?3 id).
-const rowCond = "o.tbl = (SELECT id FROM _tables WHERE name = ?2) AND o.pk = ?3"
-
 func (r *Replica) setAsideRow(ctx context.Context, tx *sql.Tx, batchID string, rf syncproto.Refusal, at time.Time) (int, error) {
 	current := map[string]syncproto.Change{}
 	for _, c := range rf.Current {
@@ -73,14 +70,11 @@ func (r *Replica) setAsideRow(ctx context.Context, tx *sql.Tx, batchID string, r
 	if err != nil {
 		return 0, err
 	}
-	for _, e := range entries {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO _rejected (tbl, pk, col, val, hlc, node, code, message, rule, rejected_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.Table, e.PK, e.Column, e.Value, int64(e.Version.HLC), e.Version.Node,
-			string(rf.Code), rf.Reason, rf.Rule, at.UnixMilli()); err != nil {
-			return 0, err
-		}
+	if _, err := tx.ExecContext(ctx, r.outbox.Reject, batchID, rf.Table, rf.PK,
+		string(rf.Code), rf.Reason, rf.Rule, at.UnixMilli()); err != nil {
+		return 0, err
 	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM _outbox AS o WHERE o.batch = ?1 AND "+rowCond, batchID, rf.Table, rf.PK); err != nil {
+	if _, err := tx.ExecContext(ctx, r.outbox.DropRow, batchID, rf.Table, rf.PK); err != nil {
 		return 0, err
 	}
 	// Writes made since the batch left follow her refused version,
@@ -95,10 +89,7 @@ func (r *Replica) setAsideRow(ctx context.Context, tx *sql.Tx, batchID string, r
 			continue
 		}
 		cur := current[e.Column]
-		path := jsonKey(e.Column)
-		res, err := tx.ExecContext(ctx, `UPDATE _outbox SET prev = json_set(COALESCE(prev, '{}'), ?4, json_array(?5, ?6))
-			WHERE id = (SELECT o.id FROM _outbox o WHERE o.vals IS NOT NULL AND `+rowCond+` AND json_type(o.vals, ?4) IS NOT NULL ORDER BY o.id LIMIT 1)`,
-			nil, rf.Table, rf.PK, path, int64(cur.Version.HLC), cur.Version.Node)
+		res, err := tx.ExecContext(ctx, r.outbox.Reprev, rf.Table, rf.PK, e.Column, int64(cur.Version.HLC), cur.Version.Node)
 		if err != nil {
 			return 0, err
 		}
@@ -112,9 +103,7 @@ func (r *Replica) setAsideRow(ctx context.Context, tx *sql.Tx, batchID string, r
 	}
 	if len(cols) > 0 {
 		var left bool
-		// Two probes, one per partial index of the outbox's rows.
-		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM _outbox o WHERE o.vals IS NOT NULL AND "+rowCond+") OR EXISTS (SELECT 1 FROM _outbox o WHERE o.vals IS NULL AND "+rowCond+")",
-			nil, rf.Table, rf.PK).Scan(&left); err != nil {
+		if err := tx.QueryRowContext(ctx, r.outbox.RowPending, rf.Table, rf.PK).Scan(&left); err != nil {
 			return 0, err
 		}
 		if err := replica.PutBack(ctx, tx, r.schema, rf.Table, rf.PK, cells, cols, left); err != nil {

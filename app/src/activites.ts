@@ -28,7 +28,7 @@ function userId(ctx: Ctx): string {
 /** pendingIds lists the rows of a table with changes not yet sent. */
 async function pendingIds(ctx: Ctx, table: string): Promise<Set<string>> {
   try {
-    const rows = await ctx.relais.query<{ pk: string }>('SELECT DISTINCT pk FROM _outbox WHERE tbl = ?', [table]);
+    const rows = await ctx.relais.query<{ pk: string }>('SELECT DISTINCT o.pk FROM _outbox o JOIN _tables t ON t.id = o.tbl WHERE t.name = ?', [table]);
     return new Set(rows.map((r) => r.pk));
   } catch {
     return new Set();

@@ -184,9 +184,10 @@ async function refreshList(ctx: Ctx, tables: string[]): Promise<void> {
 async function waitingRecords(ctx: Ctx): Promise<number> {
   if (ctx.status.pending === 0) return 0;
   try {
-    const [r] = await ctx.relais.query(`SELECT COUNT(DISTINCT CASE WHEN o.tbl IN ('accompagnement', 'participants_anonymes')
+    // The outbox names tables by their number in the replica's dictionary.
+    const [r] = await ctx.relais.query(`SELECT COUNT(DISTINCT CASE WHEN t.name IN ('accompagnement', 'participants_anonymes')
         THEN 'activite:' || COALESCE((SELECT activite_id FROM accompagnement WHERE id = o.pk), (SELECT activite_id FROM participants_anonymes WHERE id = o.pk), o.pk)
-        ELSE o.tbl || ':' || o.pk END) AS n FROM _outbox o`);
+        ELSE t.name || ':' || o.pk END) AS n FROM _outbox o JOIN _tables t ON t.id = o.tbl`);
     return Number(r?.n ?? ctx.status.pending);
   } catch {
     return ctx.status.pending;

@@ -4482,31 +4482,31 @@ async function sqlite3InitModule$1(moduleArg = {}) {
         } while (list && arguments[0].length);
         return list || rc;
       };
-      target.poke = function(ptr, value, type = "i8") {
+      target.poke = function(ptr, value2, type = "i8") {
         if (type.endsWith("*")) type = __ptrIR;
         const c = cache.memory && cache.heapSize === cache.memory.buffer.byteLength ? cache : heapWrappers();
         for (const p of Array.isArray(ptr) ? ptr : [ptr]) switch (type) {
           case "i1":
           case "i8":
-            c.HEAP8[Number(p) >> 0] = value;
+            c.HEAP8[Number(p) >> 0] = value2;
             continue;
           case "i16":
-            c.HEAP16[Number(p) >> 1] = value;
+            c.HEAP16[Number(p) >> 1] = value2;
             continue;
           case "i32":
-            c.HEAP32[Number(p) >> 2] = value;
+            c.HEAP32[Number(p) >> 2] = value2;
             continue;
           case "float":
           case "f32":
-            c.HEAP32F[Number(p) >> 2] = value;
+            c.HEAP32F[Number(p) >> 2] = value2;
             continue;
           case "double":
           case "f64":
-            c.HEAP64F[Number(p) >> 3] = value;
+            c.HEAP64F[Number(p) >> 3] = value2;
             continue;
           case "i64":
             if (c.HEAP64) {
-              c.HEAP64[Number(p) >> 3] = __BigInt(value);
+              c.HEAP64[Number(p) >> 3] = __BigInt(value2);
               continue;
             }
           default:
@@ -4515,19 +4515,19 @@ async function sqlite3InitModule$1(moduleArg = {}) {
         return this;
       };
       target.peekPtr = (...ptr) => target.peek(1 === ptr.length ? ptr[0] : ptr, __ptrIR);
-      target.pokePtr = (ptr, value = 0) => target.poke(ptr, value, __ptrIR);
+      target.pokePtr = (ptr, value2 = 0) => target.poke(ptr, value2, __ptrIR);
       target.peek8 = (...ptr) => target.peek(1 === ptr.length ? ptr[0] : ptr, "i8");
-      target.poke8 = (ptr, value) => target.poke(ptr, value, "i8");
+      target.poke8 = (ptr, value2) => target.poke(ptr, value2, "i8");
       target.peek16 = (...ptr) => target.peek(1 === ptr.length ? ptr[0] : ptr, "i16");
-      target.poke16 = (ptr, value) => target.poke(ptr, value, "i16");
+      target.poke16 = (ptr, value2) => target.poke(ptr, value2, "i16");
       target.peek32 = (...ptr) => target.peek(1 === ptr.length ? ptr[0] : ptr, "i32");
-      target.poke32 = (ptr, value) => target.poke(ptr, value, "i32");
+      target.poke32 = (ptr, value2) => target.poke(ptr, value2, "i32");
       target.peek64 = (...ptr) => target.peek(1 === ptr.length ? ptr[0] : ptr, "i64");
-      target.poke64 = (ptr, value) => target.poke(ptr, value, "i64");
+      target.poke64 = (ptr, value2) => target.poke(ptr, value2, "i64");
       target.peek32f = (...ptr) => target.peek(1 === ptr.length ? ptr[0] : ptr, "f32");
-      target.poke32f = (ptr, value) => target.poke(ptr, value, "f32");
+      target.poke32f = (ptr, value2) => target.poke(ptr, value2, "f32");
       target.peek64f = (...ptr) => target.peek(1 === ptr.length ? ptr[0] : ptr, "f64");
-      target.poke64f = (ptr, value) => target.poke(ptr, value, "f64");
+      target.poke64f = (ptr, value2) => target.poke(ptr, value2, "f64");
       target.getMemValue = target.peek;
       target.getPtrValue = target.peekPtr;
       target.setMemValue = target.poke;
@@ -9765,7 +9765,7 @@ async function sqlite3InitModule$1(moduleArg = {}) {
         return rc || capi.SQLITE_ERROR;
       };
       vtab.xError.errorReporter = sqlite3.config.error.bind(sqlite3.config);
-      vtab.xRowid = (ppRowid64, value) => wasm.poke(ppRowid64, value, "i64");
+      vtab.xRowid = (ppRowid64, value2) => wasm.poke(ppRowid64, value2, "i64");
       vtab.setupModule = function(opt) {
         let createdMod = false;
         const mod = this instanceof capi.sqlite3_module ? this : opt.struct || (createdMod = new capi.sqlite3_module());
@@ -13139,7 +13139,7 @@ function parse(text) {
     }
     return Number(r[0]);
   };
-  const value = (depth) => {
+  const value2 = (depth) => {
     if (depth > 512) fail("nested too deep");
     ws();
     const c = text[i];
@@ -13157,7 +13157,7 @@ function parse(text) {
         const k2 = str();
         ws();
         if (text[i++] !== ":") fail("want ':'");
-        const v3 = value(depth + 1);
+        const v3 = value2(depth + 1);
         if (k2 === "__proto__") Object.defineProperty(o, k2, { value: v3, enumerable: true, writable: true, configurable: true });
         else o[k2] = v3;
         ws();
@@ -13175,7 +13175,7 @@ function parse(text) {
         return a;
       }
       for (; ; ) {
-        a.push(value(depth + 1));
+        a.push(value2(depth + 1));
         ws();
         const d = text[i++];
         if (d === "]") return a;
@@ -13198,7 +13198,7 @@ function parse(text) {
     }
     return fail("unexpected character");
   };
-  const v2 = value(0);
+  const v2 = value2(0);
   ws();
   if (i !== text.length) fail("data after the JSON value");
   return v2;
@@ -13401,8 +13401,8 @@ function decodeRows(rows) {
     hlc = BigInt.asIntN(64, hlc + asInt(g[2], `row ${gi} hlc`));
     const version = { hlc, node: asStr(g[3], `row ${gi}`) };
     const first = out.length;
-    for (const [column, value] of Object.entries(asObj(g[4], `row ${gi} cells`))) {
-      out.push({ table, pk, column, value, version, prev: ZERO });
+    for (const [column, value2] of Object.entries(asObj(g[4], `row ${gi} cells`))) {
+      out.push({ table, pk, column, value: value2, version, prev: ZERO });
     }
     if (g.length === 6) {
       for (const [column, p] of Object.entries(asObj(g[5], `row ${gi} prevs`))) {
@@ -13976,24 +13976,6 @@ function applyRows(db, tables, changes, opt = {}) {
   newRows.flushAll();
   return won;
 }
-function versions(db, table, pks) {
-  const out = /* @__PURE__ */ new Map();
-  const d = Dict.load(db);
-  const tid = d.tables.get(table);
-  if (tid === void 0 || pks.length === 0) return out;
-  const recs = /* @__PURE__ */ new Map();
-  loadRecords(db, tid, pks, recs);
-  const nodes = [];
-  for (const r of recs.values()) for (const c of r.clocks) nodes.push(c.node);
-  d.resolve(nodes);
-  const names = d.colNames.get(tid);
-  for (const [pk, r] of recs) {
-    const m = /* @__PURE__ */ new Map();
-    for (const c of r.clocks) m.set(names[c.bit], d.version(c));
-    out.set(pk, m);
-  }
-  return out;
-}
 function maxHLC(db) {
   const v2 = db.value("SELECT MAX(hlc) FROM _rows");
   return v2 == null ? 0n : toTimestamp(v2);
@@ -14014,11 +13996,11 @@ function cellsOfNode(db, tables, node) {
       const live = !r.deleted && tables[table] ? readDomainRow(db, tables, table, r.pk) ?? /* @__PURE__ */ new Map() : void 0;
       const cells = mine.map((c) => {
         const col = names[c.bit];
-        let value;
-        if (c.bit === DELETED_BIT) value = r.deleted ? 1 : 0;
-        else if (live && knownColumn(tables, table, col)) value = live.get(col) ?? null;
-        else value = extraVals(r).get(col) ?? null;
-        return { table, pk: r.pk, column: col, value, version: { hlc: c.hlc, node }, prev: ZERO };
+        let value2;
+        if (c.bit === DELETED_BIT) value2 = r.deleted ? 1 : 0;
+        else if (live && knownColumn(tables, table, col)) value2 = live.get(col) ?? null;
+        else value2 = extraVals(r).get(col) ?? null;
+        return { table, pk: r.pk, column: col, value: value2, version: { hlc: c.hlc, node }, prev: ZERO };
       }).sort((a, b) => compareNodes(a.column, b.column));
       out.push(...cells);
     }
@@ -14063,9 +14045,12 @@ function upgradeCells(db, tables) {
   if (db.value("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_cells'") === void 0) return 0n;
   const d = Dict.load(db);
   const hasOutbox = db.value("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_outbox'") !== void 0;
+  const pending = `FROM _outbox o JOIN _tables t ON t.id = o.tbl
+      WHERE o.vals IS NOT NULL AND t.name = c.tbl AND o.pk = c.pk AND o.hlc = c.hlc AND c.node = (SELECT node FROM _replica WHERE id = 1)
+      AND json_type(o.vals, '$."' || c.col || '"') IS NOT NULL ORDER BY o.id LIMIT 1`;
   const q = hasOutbox ? `SELECT c.tbl, c.pk, c.col, c.val, c.hlc, c.node, c.seq, c.owner,
-        (SELECT o.prev_hlc FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col AND o.hlc = c.hlc AND o.node = c.node ORDER BY o.id LIMIT 1) AS prev_hlc,
-        (SELECT o.prev_node FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col AND o.hlc = c.hlc AND o.node = c.node ORDER BY o.id LIMIT 1) AS prev_node
+        (SELECT json_extract(o.prev, '$."' || c.col || '"[0]') ${pending}) AS prev_hlc,
+        (SELECT json_extract(o.prev, '$."' || c.col || '"[1]') ${pending}) AS prev_node
         FROM _cells c ORDER BY c.tbl, c.pk` : "SELECT c.tbl, c.pk, c.col, c.val, c.hlc, c.node, c.seq, c.owner, NULL AS prev_hlc, NULL AS prev_node FROM _cells c ORDER BY c.tbl, c.pk";
   const hasOwner = db.all("SELECT name FROM pragma_table_info('_cells') WHERE name = 'owner'").length > 0;
   const rows = db.all(hasOwner ? q : q.replace("c.owner,", "NULL AS owner,"));
@@ -14200,63 +14185,161 @@ function applyChanges(db, tables, changes, pending) {
   return applyRows(db, tables, changes, { pending });
 }
 
-// src/pending.ts
-function pendingVersions(db, rows) {
-  const out = /* @__PURE__ */ new Map();
-  if (Number(db.value("SELECT EXISTS (SELECT 1 FROM _outbox)")) === 0) return out;
-  const byTable = /* @__PURE__ */ new Map();
-  for (const k2 of rows) {
-    let l = byTable.get(k2.table);
-    if (!l) byTable.set(k2.table, l = []);
-    l.push(k2.pk);
+// src/outbox.ts
+function rowKeys(changes) {
+  const seen = /* @__PURE__ */ new Map();
+  for (const c of changes) {
+    const k2 = rowKey(c.table, c.pk);
+    if (!seen.has(k2)) seen.set(k2, { table: c.table, pk: c.pk });
   }
-  for (const [table, pks] of byTable) {
-    for (const r of db.all("SELECT pk, col, hlc, node FROM _outbox WHERE tbl = ? AND pk IN (SELECT value FROM json_each(?)) ORDER BY id", [table, JSON.stringify(pks)])) {
-      const k2 = rowKey(table, r.pk);
-      let m = out.get(k2);
-      if (!m) out.set(k2, m = /* @__PURE__ */ new Map());
-      const v2 = { hlc: toTimestamp(r.hlc), node: r.node };
-      const had = m.get(r.col);
-      if (!had || compare(v2, had) > 0) m.set(r.col, v2);
+  return [...seen.entries()].sort((a, b) => compareNodes(a[0], b[0])).map((e) => e[1]);
+}
+var Outbox = class {
+  constructor(db, sql, tables) {
+    this.db = db;
+    this.sql = sql;
+    this.tables = tables;
+  }
+  db;
+  sql;
+  tables;
+  /** Go: freeze: the open entries of batch (any when null) whose rows
+   *  are among keys (any when null) get their values and prev. */
+  freeze(batch, keys) {
+    if (Number(this.db.value("SELECT EXISTS (SELECT 1 FROM _outbox WHERE vals IS NULL)")) === 0) return;
+    const byTable = /* @__PURE__ */ new Map();
+    if (keys === null) {
+      for (const t of Object.keys(this.tables).sort(compareNodes)) byTable.set(t, null);
+    } else {
+      const pks = /* @__PURE__ */ new Map();
+      for (const k2 of keys) {
+        let l = pks.get(k2.table);
+        if (!l) pks.set(k2.table, l = []);
+        l.push(k2.pk);
+      }
+      for (const [t, l] of pks) byTable.set(t, JSON.stringify(l));
+    }
+    for (const [t, list] of byTable) {
+      const stmt = this.sql.freeze[t];
+      if (stmt === void 0) continue;
+      this.db.run(stmt, [batch, list]);
+    }
+    this.db.run(this.sql.freeze_prev);
+  }
+  /** The changes (cells) waiting. */
+  pending() {
+    return Number(this.db.value(this.sql.pending) ?? 0);
+  }
+  /** Go: readEntries: the changes of a frozen batch (all frozen entries
+   *  when batch is null), prev from the entry's prev, else from the base
+   *  it copied from the row's record. */
+  read(batch) {
+    const rows = batch === null ? this.db.all(readAll(this.sql.read)) : this.db.all(this.sql.read, [batch]);
+    let d = null;
+    const bases = /* @__PURE__ */ new Map();
+    return rows.map((r) => {
+      const version = { hlc: toTimestamp(r.hlc), node: r.node };
+      let prev = ZERO;
+      const entry = Number(r.entry);
+      if (r.prev_hlc != null) {
+        prev = { hlc: toTimestamp(r.prev_hlc), node: String(r.prev_node ?? "") };
+      } else if (r.base instanceof Uint8Array) {
+        let vs = bases.get(entry);
+        if (!vs) {
+          d ??= Dict.load(this.db);
+          vs = baseVersions(d, r.tbl, r.base);
+          bases.set(entry, vs);
+        }
+        prev = vs.get(r.col) ?? ZERO;
+      }
+      return { table: r.tbl, pk: r.pk, column: r.col, value: value(r.val), version, prev, entry };
+    });
+  }
+  /** Go: pendingVersions (replica.Options.Pending) from held: the newest
+   *  frozen entry of each cell of the rows (frozen before the merge). */
+  held(rows) {
+    const out = /* @__PURE__ */ new Map();
+    if (Number(this.db.value("SELECT EXISTS (SELECT 1 FROM _outbox)")) === 0) return out;
+    const byTable = /* @__PURE__ */ new Map();
+    for (const k2 of rows) {
+      let l = byTable.get(k2.table);
+      if (!l) byTable.set(k2.table, l = []);
+      l.push(k2.pk);
+    }
+    for (const [table, pks] of byTable) {
+      for (const r of this.db.all(this.sql.held, [table, JSON.stringify(pks)])) {
+        const vals = Object.values(r);
+        const [pk, col, hlc, node] = vals;
+        const k2 = rowKey(table, pk);
+        let m = out.get(k2);
+        if (!m) out.set(k2, m = /* @__PURE__ */ new Map());
+        const v2 = { hlc: toTimestamp(hlc), node };
+        const had = m.get(col);
+        if (!had || compare(v2, had) > 0) m.set(col, v2);
+      }
+    }
+    return out;
+  }
+  /** Go: acknowledge: the versions of an acknowledged batch go into the
+   *  rows' records (versions only), and its entries leave the outbox. */
+  acknowledge(batch) {
+    const changes = this.read(batch).map((c) => ({ ...c, prev: c.version }));
+    applyRows(this.db, this.tables, changes, { versionsOnly: true });
+    this.db.run(this.sql.ack, [batch]);
+  }
+  /** Go: nextBatch's transaction: the batch in flight, or a new one cut
+   *  from the oldest entries (whole rows) and frozen. */
+  nextBatch(newID, size, maxChanges) {
+    let id = this.db.value(this.sql.in_flight);
+    if (id === void 0 || id === null) {
+      id = newID();
+      if (!this.cut(id, size, maxChanges)) return null;
+    }
+    const changes = this.read(id);
+    return changes.length > 0 ? { id, changes } : null;
+  }
+  /** Go: cutBatch. */
+  cut(id, size, maxChanges) {
+    for (size = Math.max(size, 1); ; size = Math.max(Math.floor(size / 2), 1)) {
+      if (this.db.run(this.sql.cut, [id, size]) === 0) return false;
+      this.freeze(id, null);
+      const n = Number(this.db.value(this.sql.batch_changes, [id]));
+      if (n <= maxChanges || size === 1) return true;
+      this.db.run(this.sql.uncut, [id]);
     }
   }
+  /** Go: setAsideRow's statements: the row's changes of the batch move
+   *  to _rejected and leave the outbox. */
+  reject(batch, table, pk, code, reason, rule, at) {
+    this.db.run(this.sql.reject, [batch, table, pk, code, reason, rule, at]);
+    this.db.run(this.sql.drop_row, [batch, table, pk]);
+  }
+  /** The oldest pending entry of the row changing col now follows v;
+   *  false when there is none (the cell was not written again). */
+  reprev(table, pk, col, v2) {
+    return this.db.run(this.sql.reprev, [table, pk, col, v2.hlc, v2.node]) > 0;
+  }
+  /** Whether the row has an entry left (PutBack's pendingLeft). */
+  rowPending(table, pk) {
+    return Number(this.db.value(this.sql.row_pending, [table, pk]) ?? 0) === 1;
+  }
+};
+function readAll(read) {
+  if (!read.includes("o.batch = ?1")) throw new Error("outbox: the read statement does not name its batch as expected");
+  return read.replace("o.batch = ?1", "1");
+}
+function baseVersions(d, table, base) {
+  const cs = decodeClocks(base);
+  const tid = d.tables.get(table);
+  if (tid === void 0) throw new Error(`replica: clocks of table ${table}, which has no number`);
+  d.resolve(cs.map((c) => c.node));
+  const names = d.colNames.get(tid) ?? [];
+  const out = /* @__PURE__ */ new Map();
+  for (const c of cs) if (c.bit < names.length && names[c.bit] !== "") out.set(names[c.bit], d.version(c));
   return out;
 }
-function resolvePrev(db) {
-  db.run(`UPDATE _outbox AS e SET (prev_hlc, prev_node) =
-    (SELECT o.hlc, o.node FROM _outbox o WHERE o.tbl = e.tbl AND o.pk = e.pk AND o.col = e.col AND o.id < e.id AND o.prev_hlc != -1
-     ORDER BY o.id DESC LIMIT 1)
-    WHERE e.prev_hlc = -1 AND EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = e.tbl AND o.pk = e.pk AND o.col = e.col AND o.id < e.id AND o.prev_hlc != -1)`);
-  const byTable = /* @__PURE__ */ new Map();
-  for (const r of db.all("SELECT DISTINCT tbl, pk FROM _outbox WHERE prev_hlc = -1")) {
-    let l = byTable.get(r.tbl);
-    if (!l) byTable.set(r.tbl, l = []);
-    l.push(r.pk);
-  }
-  for (const [table, pks] of byTable) {
-    const base = versions(db, table, pks);
-    const fresh = pks.filter((pk) => !base.has(pk));
-    for (let i = 0; i < fresh.length; i += 500) {
-      db.run("UPDATE _outbox SET prev_hlc = 0, prev_node = '' WHERE prev_hlc = -1 AND tbl = ? AND pk IN (SELECT value FROM json_each(?))", [
-        table,
-        JSON.stringify(fresh.slice(i, i + 500))
-      ]);
-    }
-    for (const [pk, cols] of base) {
-      for (const [col, v2] of cols) {
-        db.run("UPDATE _outbox SET prev_hlc = ?, prev_node = ? WHERE prev_hlc = -1 AND tbl = ? AND pk = ? AND col = ?", [v2.hlc, v2.node, table, pk, col]);
-      }
-      db.run("UPDATE _outbox SET prev_hlc = 0, prev_node = '' WHERE prev_hlc = -1 AND tbl = ? AND pk = ?", [table, pk]);
-    }
-  }
-}
-function acknowledge(db, tables, batchID) {
-  const changes = db.all("SELECT tbl, pk, col, hlc, node FROM _outbox WHERE batch = ? ORDER BY id", [batchID]).map((r) => {
-    const v2 = { hlc: toTimestamp(r.hlc), node: r.node };
-    return { table: r.tbl, pk: r.pk, column: r.col, value: null, version: v2, prev: v2 };
-  });
-  applyRows(db, tables, changes, { versionsOnly: true });
-  db.run("DELETE FROM _outbox WHERE batch = ?", [batchID]);
+function value(v2) {
+  return v2 instanceof Uint8Array ? new TextDecoder().decode(v2) : v2;
 }
 
 // src/columns.ts
@@ -14473,7 +14556,7 @@ function decodeChanges(rd) {
     if (back >= uuids.length) throw new Error(`UUID reference ${back} out of range (${uuids.length})`);
     return uuids[uuids.length - 1 - back];
   };
-  const value = (col) => {
+  const value2 = (col) => {
     const r = col.rd;
     const code = r.uvarint();
     switch (code) {
@@ -14529,7 +14612,7 @@ function decodeChanges(rd) {
     const first = out.length;
     for (const ci of shape.slice(1)) {
       const col = t.cols[ci];
-      out.push({ table: t.name, pk, column: col.name, value: value(col), version, prev: ZERO });
+      out.push({ table: t.name, pk, column: col.name, value: value2(col), version, prev: ZERO });
     }
     if (hasPrev) {
       const prevs = fixed[S_PREVS];
@@ -14564,14 +14647,14 @@ async function pipe(data, stream, limit) {
   const parts = [];
   let n = 0;
   for (; ; ) {
-    const { done, value } = await reader.read();
+    const { done, value: value2 } = await reader.read();
     if (done) break;
-    n += value.length;
+    n += value2.length;
     if (n > limit) {
       await reader.cancel();
       throw new ProtocolError("body_too_large", `answer larger than ${limit} bytes once decompressed`);
     }
-    parts.push(value);
+    parts.push(value2);
   }
   const out = new Uint8Array(n);
   let off = 0;
@@ -14738,6 +14821,7 @@ var Engine = class _Engine {
     this.emit = emit;
     this.schema = schema;
     this.node = node;
+    this.outbox = new Outbox(db, schema.outbox, schema.tables);
   }
   db;
   opts;
@@ -14748,6 +14832,7 @@ var Engine = class _Engine {
   syncing = false;
   online = true;
   schema;
+  outbox;
   /** Opens the replica in db: fetches the device schema from the server
    *  (or uses the one installed last time, offline), runs the migrations
    *  not yet run, installs the triggers, and gives the device its node id. */
@@ -14814,7 +14899,7 @@ var Engine = class _Engine {
     return this.transaction([{ sql, params }]);
   }
   transaction(statements) {
-    const before = Number(this.db.value("SELECT COALESCE(MAX(id), 0) FROM _outbox"));
+    const before = toTimestamp(this.db.value("SELECT hlc FROM _replica WHERE id = 1"));
     let changes = 0;
     try {
       this.db.tx(() => {
@@ -14823,7 +14908,7 @@ var Engine = class _Engine {
     } catch (e) {
       throw toRelaisError(e, this.rules);
     }
-    const tables = this.db.all("SELECT DISTINCT tbl FROM _outbox WHERE id > ? ORDER BY tbl", [before]).map((r) => r.tbl);
+    const tables = this.db.all("SELECT DISTINCT t.name AS tbl FROM _outbox o JOIN _tables t ON t.id = o.tbl WHERE o.hlc > ? ORDER BY t.name", [before]).map((r) => r.tbl);
     if (tables.length > 0 || changes > 0) {
       this.emit("change", { tables, source: "local" });
       this.emitStatus();
@@ -14831,19 +14916,19 @@ var Engine = class _Engine {
     return { changes };
   }
   pending() {
-    return Number(this.db.value("SELECT COUNT(*) FROM _outbox"));
+    return this.outbox.pending();
   }
   // ---- status ----
   status() {
     const d = this.db.get(
       `SELECT server, email, user_id, role, access_token, refresh_token, last_sync_at, last_error, revoked_at,
-       (SELECT COUNT(*) FROM _outbox) AS pending, (SELECT COUNT(*) FROM _rejected) AS rejected,
+       (SELECT COUNT(*) FROM _rejected) AS rejected,
        (SELECT user_name FROM _web_state WHERE id = 1) AS user_name FROM _device WHERE id = 1`
     );
     const loggedIn = typeof d.refresh_token === "string" && d.refresh_token !== "";
     return {
       node: this.node,
-      pending: Number(d.pending),
+      pending: this.outbox.pending(),
       rejected: Number(d.rejected),
       lastSync: d.last_sync_at == null ? null : new Date(Number(d.last_sync_at)),
       lastError: d.last_error ?? null,
@@ -15121,36 +15206,15 @@ var Engine = class _Engine {
       return t;
     });
   }
-  /** Go: nextBatch and cutBatch. */
+  /** Go: nextBatch: the batch in flight (sent again identical: its
+   *  entries are frozen), or a new one cut from the oldest entries,
+   *  whole rows, and frozen in the same transaction. */
   nextBatch(size) {
     return this.db.tx(() => {
-      let id = this.db.value("SELECT batch FROM _outbox WHERE batch IS NOT NULL ORDER BY batch LIMIT 1");
-      if (id === void 0 || id === null) {
-        id = uuidv7();
-        resolvePrev(this.db);
-        if (!this.cutBatch(id, size)) return { batch: null, pending: this.pending() };
-      }
-      const rows = this.db.all("SELECT tbl, pk, col, val, hlc, node, prev_hlc, prev_node FROM _outbox WHERE batch = ? ORDER BY id", [id]);
-      const changes = rows.map((r) => ({
-        table: r.tbl,
-        pk: r.pk,
-        column: r.col,
-        value: r.val,
-        version: { hlc: toTimestamp(r.hlc), node: r.node },
-        prev: { hlc: toTimestamp(r.prev_hlc), node: r.prev_node }
-      }));
-      return { batch: changes.length ? { id, changes } : null, pending: this.pending() };
+      const b = this.outbox.nextBatch(uuidv7, size, MAX_BATCH_CHANGES);
+      const batch = b ? { id: b.id, changes: b.changes.map(({ entry: _, ...c }) => c) } : null;
+      return { batch, pending: this.pending() };
     });
-  }
-  cutBatch(id, size) {
-    for (size = Math.max(size, 1); ; size = Math.max(Math.floor(size / 2), 1)) {
-      const n = this.db.run("UPDATE _outbox SET batch = ? WHERE id IN (SELECT id FROM _outbox WHERE batch IS NULL ORDER BY id LIMIT ?)", [id, size]);
-      if (n === 0) return false;
-      this.db.run("UPDATE _outbox SET batch = ? WHERE batch IS NULL AND (tbl, pk) IN (SELECT tbl, pk FROM _outbox WHERE batch = ?)", [id, id]);
-      const total = Number(this.db.value("SELECT COUNT(*) FROM _outbox WHERE batch = ?", [id]));
-      if (total <= MAX_BATCH_CHANGES || size === 1) return true;
-      this.db.run("UPDATE _outbox SET batch = NULL WHERE batch = ?", [id]);
-    }
   }
   /** Runs fn with the capture triggers silenced, in one transaction (Go: applyLocal). */
   applyLocal(fn) {
@@ -15171,13 +15235,15 @@ var Engine = class _Engine {
     let aside = 0;
     const touched = /* @__PURE__ */ new Set();
     this.applyLocal(() => {
-      resolvePrev(this.db);
+      const rows = [...resp.changes];
+      if (batch && resp.ack === batch.id) rows.push(...resp.refused);
+      if (rows.length > 0) this.outbox.freeze(null, rowKeys(rows));
       if (batch && resp.ack === batch.id) {
         aside = this.setAside(batch.id, resp.refused);
         for (const r of resp.refused) touched.add(r.table);
-        acknowledge(this.db, this.tables, batch.id);
+        this.outbox.acknowledge(batch.id);
       }
-      applyChanges(this.db, this.tables, resp.changes, pendingVersions);
+      applyChanges(this.db, this.tables, resp.changes, (_db, rows2) => this.outbox.held(rows2));
       const last = toTimestamp(this.db.value("SELECT hlc FROM _replica WHERE id = 1"));
       this.db.run("UPDATE _replica SET hlc = MAX(hlc, ?) WHERE id = 1", [next(last, resp.clock, fromMillis(this.wall()))]);
       let lastSync = null;
@@ -15193,10 +15259,12 @@ var Engine = class _Engine {
   }
   /** Go: setAside and setAsideRow: every change the batch made to a
    *  refused row moves from the outbox to _rejected, and each refused
-   *  cell not written again since is put back as the server holds it. */
+   *  cell not written again since is put back as the server holds it.
+   *  The rows' entries were frozen before. */
   setAside(batchID, refused) {
     let n = 0;
     const at = Date.now();
+    const inBatch = refused.length > 0 ? this.outbox.read(batchID) : [];
     for (const rf of refused) {
       const current = /* @__PURE__ */ new Map();
       for (const c of rf.current) {
@@ -15205,35 +15273,18 @@ var Engine = class _Engine {
         else if (typeof c.value === "number" || typeof c.value === "bigint") c.value = String(c.value);
         current.set(c.column, c);
       }
-      const entries = this.db.all("SELECT col FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id", [batchID, rf.table, rf.pk]);
-      this.db.run(
-        `INSERT INTO _rejected (tbl, pk, col, val, hlc, node, code, message, rule, rejected_at)
-         SELECT tbl, pk, col, val, hlc, node, ?, ?, ?, ? FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id`,
-        [rf.code, rf.reason, rf.rule, at, batchID, rf.table, rf.pk]
-      );
-      this.db.run("DELETE FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ?", [batchID, rf.table, rf.pk]);
+      const entries = inBatch.filter((e) => e.table === rf.table && e.pk === rf.pk);
+      this.outbox.reject(batchID, rf.table, rf.pk, rf.code, rf.reason, rf.rule, at);
       const cols = [];
       const cells = [];
       for (const e of entries) {
-        const col = e.col;
-        const cur = current.get(col);
-        const curVer = cur ? cur.version : ZERO;
-        this.db.run("UPDATE _outbox SET prev_hlc = ?, prev_node = ? WHERE tbl = ? AND pk = ? AND col = ? AND batch IS NULL", [
-          curVer.hlc,
-          curVer.node,
-          rf.table,
-          rf.pk,
-          col
-        ]);
-        const again = Number(this.db.value("SELECT EXISTS (SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ? AND col = ?)", [rf.table, rf.pk, col])) === 1;
-        if (again || cols.includes(col)) continue;
-        cols.push(col);
+        if (cols.includes(e.column)) continue;
+        const cur = current.get(e.column);
+        if (this.outbox.reprev(rf.table, rf.pk, e.column, cur ? cur.version : ZERO)) continue;
+        cols.push(e.column);
         if (cur) cells.push(cur);
       }
-      if (cols.length > 0) {
-        const left = Number(this.db.value("SELECT EXISTS (SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ?)", [rf.table, rf.pk])) === 1;
-        putBack(this.db, this.tables, rf.table, rf.pk, cells, cols, left);
-      }
+      if (cols.length > 0) putBack(this.db, this.tables, rf.table, rf.pk, cells, cols, this.outbox.rowPending(rf.table, rf.pk));
       n += entries.length;
     }
     return n;
@@ -15254,9 +15305,9 @@ var Engine = class _Engine {
         refused.push({ table: c.table, pk: c.pk, columns: [], code: err.code, reason: err.message, rule: String(err.details.rule ?? ""), current: [] });
       }
       this.applyLocal(() => {
-        resolvePrev(this.db);
+        this.outbox.freeze(null, rowKeys(batch.changes));
         rep.rejected += this.setAside(batch.id, refused);
-        this.db.run("DELETE FROM _outbox WHERE batch = ?", [batch.id]);
+        this.db.run(this.schema.outbox.ack, [batch.id]);
       });
     }
     return err;
@@ -15271,21 +15322,29 @@ var Engine = class _Engine {
     const wall = this.wall();
     if (wall - serverMs > boundMs / 2) return false;
     this.db.tx(() => {
-      resolvePrev(this.db);
+      this.outbox.freeze(null, null);
       const received = maxHLC(this.db);
       const fromServer = fromMillis(serverMs);
       let clock = received > fromServer ? received : fromServer;
+      const entries = [];
+      for (const c of this.outbox.read(null)) {
+        if (entries.length === 0 || entries[entries.length - 1].id !== c.entry) entries.push({ id: c.entry, changes: [] });
+        entries[entries.length - 1].changes.push(c);
+      }
       const renamed = /* @__PURE__ */ new Map();
-      for (const e of this.db.all("SELECT id, tbl, pk, col, hlc, node, prev_hlc, prev_node FROM _outbox ORDER BY id")) {
-        let prev = toTimestamp(e.prev_hlc);
-        const key = (h) => `${e.tbl}\0${e.pk}\0${e.col}\0${h}`;
-        if (e.prev_node === this.node) {
-          const n = renamed.get(key(prev));
-          if (n !== void 0) prev = n;
+      const key = (c, h) => `${c.table}\0${c.pk}\0${c.column}\0${h}`;
+      for (const e of entries) {
+        const prevs = {};
+        let newest = 0n;
+        for (const c of e.changes) {
+          let h = c.prev.hlc;
+          if (c.prev.node === this.node) h = renamed.get(key(c, h)) ?? h;
+          prevs[c.column] = [h, c.prev.node];
+          if (h > newest) newest = h;
         }
-        clock = next(clock > prev ? clock : prev, 0n, fromMillis(wall));
-        renamed.set(key(toTimestamp(e.hlc)), clock);
-        this.db.run("UPDATE _outbox SET hlc = ?, prev_hlc = ?, batch = NULL WHERE id = ?", [clock, prev, e.id]);
+        clock = next(clock > newest ? clock : newest, 0n, fromMillis(wall));
+        for (const c of e.changes) renamed.set(key(c, c.version.hlc), clock);
+        this.db.run("UPDATE _outbox SET hlc = ?, prev = ?, batch = NULL WHERE id = ?", [clock, goJSON(prevs), e.id]);
       }
       this.db.run("UPDATE _replica SET hlc = ? WHERE id = 1", [clock]);
     });
@@ -15300,18 +15359,7 @@ var Engine = class _Engine {
     const from = changed && resp.historyParent === known ? resp.historySharedSeq : 0n;
     this.applyLocal(() => {
       if (changed) {
-        const trigger = this.db.value("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = '_outbox_stamp'");
-        if (trigger) this.db.run("DROP TRIGGER _outbox_stamp");
-        const own = cellsOfNode(this.db, this.tables, this.node);
-        own.sort((a, b) => compare(a.version, b.version));
-        for (const c of own) {
-          this.db.run(
-            `INSERT INTO _outbox (tbl, pk, col, val, hlc, node, prev_hlc, prev_node)
-             SELECT ?, ?, ?, ?, ?, ?, 0, '' WHERE NOT EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = ? AND o.pk = ? AND o.col = ?)`,
-            [c.table, c.pk, c.column, c.value, c.version.hlc, c.version.node, c.table, c.pk, c.column]
-          );
-        }
-        if (trigger) this.db.run(trigger);
+        this.requeueOwnCells();
         this.db.run("UPDATE _device SET cursor = MIN(cursor, ?) WHERE id = 1", [from]);
       }
       this.db.run("UPDATE _device SET history = ? WHERE id = 1", [resp.history]);
@@ -15321,6 +15369,32 @@ var Engine = class _Engine {
       resp.more = true;
     }
     return changed;
+  }
+  /** Go: requeueOwnCells: the cells this device wrote, and holds with its
+   *  own version, back in the outbox with that version (prev none),
+   *  except those already waiting: one frozen entry per row and
+   *  version, in the order they were written. */
+  requeueOwnCells() {
+    this.outbox.freeze(null, null);
+    const waiting = new Set(
+      this.db.all("SELECT t.name, o.pk, k.key FROM _outbox o JOIN _tables t ON t.id = o.tbl, json_each(o.vals) k WHERE o.vals IS NOT NULL").map((r) => Object.values(r).join("\0"))
+    );
+    const own = cellsOfNode(this.db, this.tables, this.node).filter((c) => !waiting.has(`${c.table}\0${c.pk}\0${c.column}`));
+    const rowOf = (c) => c.table + "\0" + c.pk;
+    own.sort((a, b) => compare(a.version, b.version) || compareNodes(rowOf(a), rowOf(b)));
+    for (let i = 0; i < own.length; ) {
+      let j = i + 1;
+      while (j < own.length && rowOf(own[j]) === rowOf(own[i]) && compare(own[j].version, own[i].version) === 0) j++;
+      const group = own.slice(i, j);
+      const prev = {};
+      for (const c of group) prev[c.column] = [0, ""];
+      this.db.run(
+        `INSERT INTO _outbox (tbl, pk, mask, hlc, vals, prev)
+         VALUES ((SELECT id FROM _tables WHERE name = ?), ?, 0, ?, json_object(${group.map(() => "?, ?").join(", ")}), ?)`,
+        [own[i].table, own[i].pk, own[i].version.hlc, ...group.flatMap((c) => [c.column, c.value]), goJSON(prev)]
+      );
+      i = j;
+    }
   }
   /** Go: wipe. Every table but the replica's identity, the device state
    *  (which records the revocation), the dictionaries of tables and

@@ -26,11 +26,11 @@ import {
   type SyncResponse,
   type TokenResponse,
 } from './proto.js';
-import { acknowledge, pendingVersions, resolvePrev } from './pending.js';
-import { cellsOfNode, dictionary, materialiseKeptAside, maxHLC, putBack, upgradeCells } from './rows.js';
+import { Outbox, rowKeys, type OutboxSQL } from './outbox.js';
+import { cellsOfNode, dictionary, goJSON, materialiseKeptAside, maxHLC, putBack, upgradeCells } from './rows.js';
 import { exchange, NetworkError, send } from './transport.js';
 import { uuidv7 } from './uuid.js';
-import { compare, ZERO } from './version.js';
+import { compare, compareNodes, ZERO } from './version.js';
 
 /** GET /v1/device/schema (Go: device.ReplicaSQL). */
 export interface DeviceSchema {
@@ -41,6 +41,8 @@ export interface DeviceSchema {
   tables: Tables;
   erase: string[];
   rules: RuleInfo[];
+  /** The outbox's statements (Go: device.OutboxSQL). */
+  outbox: OutboxSQL;
 }
 
 export interface EngineOptions {
@@ -159,6 +161,7 @@ export class Engine {
   private syncing = false;
   private online = true;
   private schema: DeviceSchema;
+  private outbox: Outbox;
 
   private constructor(
     readonly db: Db,
@@ -169,6 +172,7 @@ export class Engine {
   ) {
     this.schema = schema;
     this.node = node;
+    this.outbox = new Outbox(db, schema.outbox, schema.tables);
   }
 
   /** Opens the replica in db: fetches the device schema from the server
@@ -253,7 +257,9 @@ export class Engine {
   }
 
   transaction(statements: { sql: string; params?: Params }[]): { changes: number } {
-    const before = Number(this.db.value('SELECT COALESCE(MAX(id), 0) FROM _outbox'));
+    // The entries a write touches are stamped above the clock's reading
+    // before it (an open entry is updated in place, its id kept).
+    const before = toTimestamp(this.db.value('SELECT hlc FROM _replica WHERE id = 1'));
     let changes = 0;
     try {
       this.db.tx(() => {
@@ -262,8 +268,9 @@ export class Engine {
     } catch (e) {
       throw toRelaisError(e, this.rules);
     }
-    // Entries this write added are numbered above the ones before it.
-    const tables = this.db.all<{ tbl: string }>('SELECT DISTINCT tbl FROM _outbox WHERE id > ? ORDER BY tbl', [before]).map((r) => r.tbl);
+    const tables = this.db
+      .all<{ tbl: string }>('SELECT DISTINCT t.name AS tbl FROM _outbox o JOIN _tables t ON t.id = o.tbl WHERE o.hlc > ? ORDER BY t.name', [before])
+      .map((r) => r.tbl);
     if (tables.length > 0 || changes > 0) {
       this.emit('change', { tables, source: 'local' });
       this.emitStatus();
@@ -272,7 +279,7 @@ export class Engine {
   }
 
   private pending(): number {
-    return Number(this.db.value('SELECT COUNT(*) FROM _outbox'));
+    return this.outbox.pending();
   }
 
   // ---- status ----
@@ -280,13 +287,13 @@ export class Engine {
   status(): Status {
     const d = this.db.get<Record<string, unknown>>(
       `SELECT server, email, user_id, role, access_token, refresh_token, last_sync_at, last_error, revoked_at,
-       (SELECT COUNT(*) FROM _outbox) AS pending, (SELECT COUNT(*) FROM _rejected) AS rejected,
+       (SELECT COUNT(*) FROM _rejected) AS rejected,
        (SELECT user_name FROM _web_state WHERE id = 1) AS user_name FROM _device WHERE id = 1`,
     )!;
     const loggedIn = typeof d.refresh_token === 'string' && d.refresh_token !== '';
     return {
       node: this.node,
-      pending: Number(d.pending),
+      pending: this.outbox.pending(),
       rejected: Number(d.rejected),
       lastSync: d.last_sync_at == null ? null : new Date(Number(d.last_sync_at)),
       lastError: (d.last_error as string | null) ?? null,
@@ -580,37 +587,15 @@ export class Engine {
     });
   }
 
-  /** Go: nextBatch and cutBatch. */
+  /** Go: nextBatch: the batch in flight (sent again identical: its
+   *  entries are frozen), or a new one cut from the oldest entries,
+   *  whole rows, and frozen in the same transaction. */
   private nextBatch(size: number): { batch: Batch | null; pending: number } {
     return this.db.tx(() => {
-      let id = this.db.value('SELECT batch FROM _outbox WHERE batch IS NOT NULL ORDER BY batch LIMIT 1') as string | undefined;
-      if (id === undefined || id === null) {
-        id = uuidv7();
-        resolvePrev(this.db);
-        if (!this.cutBatch(id, size)) return { batch: null, pending: this.pending() };
-      }
-      const rows = this.db.all('SELECT tbl, pk, col, val, hlc, node, prev_hlc, prev_node FROM _outbox WHERE batch = ? ORDER BY id', [id]);
-      const changes: Change[] = rows.map((r) => ({
-        table: r.tbl as string,
-        pk: r.pk as string,
-        column: r.col as string,
-        value: r.val as Change['value'],
-        version: { hlc: toTimestamp(r.hlc), node: r.node as string },
-        prev: { hlc: toTimestamp(r.prev_hlc), node: r.prev_node as string },
-      }));
-      return { batch: changes.length ? { id, changes } : null, pending: this.pending() };
+      const b = this.outbox.nextBatch(uuidv7, size, MAX_BATCH_CHANGES);
+      const batch = b ? { id: b.id, changes: b.changes.map(({ entry: _, ...c }) => c as Change) } : null;
+      return { batch, pending: this.pending() };
     });
-  }
-
-  private cutBatch(id: string, size: number): boolean {
-    for (size = Math.max(size, 1); ; size = Math.max(Math.floor(size / 2), 1)) {
-      const n = this.db.run('UPDATE _outbox SET batch = ? WHERE id IN (SELECT id FROM _outbox WHERE batch IS NULL ORDER BY id LIMIT ?)', [id, size]);
-      if (n === 0) return false;
-      this.db.run('UPDATE _outbox SET batch = ? WHERE batch IS NULL AND (tbl, pk) IN (SELECT tbl, pk FROM _outbox WHERE batch = ?)', [id, id]);
-      const total = Number(this.db.value('SELECT COUNT(*) FROM _outbox WHERE batch = ?', [id]));
-      if (total <= MAX_BATCH_CHANGES || size === 1) return true;
-      this.db.run('UPDATE _outbox SET batch = NULL WHERE batch = ?', [id]);
-    }
   }
 
   /** Runs fn with the capture triggers silenced, in one transaction (Go: applyLocal). */
@@ -633,15 +618,20 @@ export class Engine {
     let aside = 0;
     const touched = new Set<string>();
     this.applyLocal(() => {
-      resolvePrev(this.db);
+      // The pending writes to the rows the page brings, and to the rows
+      // refused, are frozen first: their values are read before the page
+      // may change them, their prev before the records move.
+      const rows: { table: string; pk: string }[] = [...resp.changes];
+      if (batch && resp.ack === batch.id) rows.push(...resp.refused);
+      if (rows.length > 0) this.outbox.freeze(null, rowKeys(rows));
       if (batch && resp.ack === batch.id) {
         // Before the page: the page may bring a newer version of a cell
         // whose refused write is put back as the server held it.
         aside = this.setAside(batch.id, resp.refused);
         for (const r of resp.refused) touched.add(r.table);
-        acknowledge(this.db, this.tables, batch.id);
+        this.outbox.acknowledge(batch.id);
       }
-      applyChanges(this.db, this.tables, resp.changes, pendingVersions);
+      applyChanges(this.db, this.tables, resp.changes, (_db, rows) => this.outbox.held(rows));
       const last = toTimestamp(this.db.value('SELECT hlc FROM _replica WHERE id = 1'));
       this.db.run('UPDATE _replica SET hlc = MAX(hlc, ?) WHERE id = 1', [next(last, resp.clock, fromMillis(this.wall()))]);
       let lastSync: number | null = null;
@@ -658,10 +648,12 @@ export class Engine {
 
   /** Go: setAside and setAsideRow: every change the batch made to a
    *  refused row moves from the outbox to _rejected, and each refused
-   *  cell not written again since is put back as the server holds it. */
+   *  cell not written again since is put back as the server holds it.
+   *  The rows' entries were frozen before. */
   private setAside(batchID: string, refused: Refusal[]): number {
     let n = 0;
     const at = Date.now();
+    const inBatch = refused.length > 0 ? this.outbox.read(batchID) : [];
     for (const rf of refused) {
       const current = new Map<string, Change>();
       for (const c of rf.current) {
@@ -670,37 +662,22 @@ export class Engine {
         else if (typeof c.value === 'number' || typeof c.value === 'bigint') c.value = String(c.value);
         current.set(c.column, c);
       }
-      const entries = this.db.all('SELECT col FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id', [batchID, rf.table, rf.pk]);
-      this.db.run(
-        `INSERT INTO _rejected (tbl, pk, col, val, hlc, node, code, message, rule, rejected_at)
-         SELECT tbl, pk, col, val, hlc, node, ?, ?, ?, ? FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ? ORDER BY id`,
-        [rf.code, rf.reason, rf.rule, at, batchID, rf.table, rf.pk],
-      );
-      this.db.run('DELETE FROM _outbox WHERE batch = ? AND tbl = ? AND pk = ?', [batchID, rf.table, rf.pk]);
+      const entries = inBatch.filter((e) => e.table === rf.table && e.pk === rf.pk);
+      this.outbox.reject(batchID, rf.table, rf.pk, rf.code, rf.reason, rf.rule, at);
       // Writes made since the batch left follow her refused version,
-      // which the server never took: they now follow the server's.
+      // which the server never took: the oldest of them now follows the
+      // server's. The cells not written again since are put back as the
+      // server holds them.
       const cols: string[] = [];
       const cells: Change[] = [];
       for (const e of entries) {
-        const col = e.col as string;
-        const cur = current.get(col);
-        const curVer = cur ? cur.version : ZERO;
-        this.db.run('UPDATE _outbox SET prev_hlc = ?, prev_node = ? WHERE tbl = ? AND pk = ? AND col = ? AND batch IS NULL', [
-          curVer.hlc,
-          curVer.node,
-          rf.table,
-          rf.pk,
-          col,
-        ]);
-        const again = Number(this.db.value('SELECT EXISTS (SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ? AND col = ?)', [rf.table, rf.pk, col])) === 1;
-        if (again || cols.includes(col)) continue; // written again since: her newer write stands
-        cols.push(col);
+        if (cols.includes(e.column)) continue;
+        const cur = current.get(e.column);
+        if (this.outbox.reprev(rf.table, rf.pk, e.column, cur ? cur.version : ZERO)) continue; // written again since: her newer write stands
+        cols.push(e.column);
         if (cur) cells.push(cur);
       }
-      if (cols.length > 0) {
-        const left = Number(this.db.value('SELECT EXISTS (SELECT 1 FROM _outbox WHERE tbl = ? AND pk = ?)', [rf.table, rf.pk])) === 1;
-        putBack(this.db, this.tables, rf.table, rf.pk, cells, cols, left);
-      }
+      if (cols.length > 0) putBack(this.db, this.tables, rf.table, rf.pk, cells, cols, this.outbox.rowPending(rf.table, rf.pk));
       n += entries.length;
     }
     return n;
@@ -722,9 +699,10 @@ export class Engine {
         refused.push({ table: c.table, pk: c.pk, columns: [], code: err.code, reason: err.message, rule: String(err.details.rule ?? ''), current: [] });
       }
       this.applyLocal(() => {
-        resolvePrev(this.db);
+        this.outbox.freeze(null, rowKeys(batch.changes));
         rep.rejected += this.setAside(batch.id, refused);
-        this.db.run('DELETE FROM _outbox WHERE batch = ?', [batch.id]);
+        // Entries of rows the batch no longer names (none, normally).
+        this.db.run(this.schema.outbox.ack, [batch.id]);
       });
     }
     return err;
@@ -740,25 +718,38 @@ export class Engine {
     const wall = this.wall();
     if (wall - serverMs > boundMs / 2) return false;
     this.db.tx(() => {
+      // Every entry frozen first: its values are read now, its prev
+      // worked out before the clock moves, and it is stamped alone.
+      this.outbox.freeze(null, null);
       // The records hold what the device received and what the server
       // acknowledged, never a pending write.
-      resolvePrev(this.db);
       const received = maxHLC(this.db);
       const fromServer = fromMillis(serverMs);
       let clock = received > fromServer ? received : fromServer;
+      const entries: { id: number; changes: Change[] }[] = [];
+      for (const c of this.outbox.read(null)) {
+        if (entries.length === 0 || entries[entries.length - 1].id !== c.entry) entries.push({ id: c.entry, changes: [] });
+        entries[entries.length - 1].changes.push(c);
+      }
+      // A pending write whose prev is another pending write of ours must
+      // point at that write's new stamp, or the server would see a
+      // concurrent write where there is a succession.
       const renamed = new Map<string, bigint>();
-      for (const e of this.db.all('SELECT id, tbl, pk, col, hlc, node, prev_hlc, prev_node FROM _outbox ORDER BY id')) {
-        let prev = toTimestamp(e.prev_hlc);
-        const key = (h: bigint) => `${e.tbl}\u0000${e.pk}\u0000${e.col}\u0000${h}`;
-        if (e.prev_node === this.node) {
-          const n = renamed.get(key(prev));
-          if (n !== undefined) prev = n;
+      const key = (c: Change, h: bigint) => `${c.table}\u0000${c.pk}\u0000${c.column}\u0000${h}`;
+      for (const e of entries) {
+        const prevs: Record<string, [bigint, string]> = {};
+        let newest = 0n;
+        for (const c of e.changes) {
+          let h = c.prev.hlc;
+          if (c.prev.node === this.node) h = renamed.get(key(c, h)) ?? h;
+          prevs[c.column] = [h, c.prev.node];
+          if (h > newest) newest = h;
         }
         // A write must stay above the version it overwrote, or the merge
         // would let that version win back without a conflict.
-        clock = next(clock > prev ? clock : prev, 0n, fromMillis(wall));
-        renamed.set(key(toTimestamp(e.hlc)), clock);
-        this.db.run('UPDATE _outbox SET hlc = ?, prev_hlc = ?, batch = NULL WHERE id = ?', [clock, prev, e.id]);
+        clock = next(clock > newest ? clock : newest, 0n, fromMillis(wall));
+        for (const c of e.changes) renamed.set(key(c, c.version.hlc), clock);
+        this.db.run('UPDATE _outbox SET hlc = ?, prev = ?, batch = NULL WHERE id = ?', [clock, goJSON(prevs), e.id]);
       }
       this.db.run('UPDATE _replica SET hlc = ? WHERE id = 1', [clock]);
     });
@@ -774,20 +765,7 @@ export class Engine {
     const from = changed && resp.historyParent === known ? resp.historySharedSeq : 0n;
     this.applyLocal(() => {
       if (changed) {
-        const trigger = this.db.value("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = '_outbox_stamp'") as string | undefined;
-        if (trigger) this.db.run('DROP TRIGGER _outbox_stamp');
-        // Go: requeueOwnCells: the cells this device wrote and holds with
-        // its own version, back in the outbox with that version.
-        const own = cellsOfNode(this.db, this.tables, this.node);
-        own.sort((a, b) => compare(a.version, b.version)); // stable
-        for (const c of own) {
-          this.db.run(
-            `INSERT INTO _outbox (tbl, pk, col, val, hlc, node, prev_hlc, prev_node)
-             SELECT ?, ?, ?, ?, ?, ?, 0, '' WHERE NOT EXISTS (SELECT 1 FROM _outbox o WHERE o.tbl = ? AND o.pk = ? AND o.col = ?)`,
-            [c.table, c.pk, c.column, c.value as unknown, c.version.hlc, c.version.node, c.table, c.pk, c.column],
-          );
-        }
-        if (trigger) this.db.run(trigger);
+        this.requeueOwnCells();
         this.db.run('UPDATE _device SET cursor = MIN(cursor, ?) WHERE id = 1', [from]);
       }
       this.db.run('UPDATE _device SET history = ? WHERE id = 1', [resp.history]);
@@ -797,6 +775,35 @@ export class Engine {
       resp.more = true;
     }
     return changed;
+  }
+
+  /** Go: requeueOwnCells: the cells this device wrote, and holds with its
+   *  own version, back in the outbox with that version (prev none),
+   *  except those already waiting: one frozen entry per row and
+   *  version, in the order they were written. */
+  private requeueOwnCells() {
+    this.outbox.freeze(null, null);
+    const waiting = new Set(
+      this.db
+        .all("SELECT t.name, o.pk, k.key FROM _outbox o JOIN _tables t ON t.id = o.tbl, json_each(o.vals) k WHERE o.vals IS NOT NULL")
+        .map((r) => Object.values(r).join('\u0000')),
+    );
+    const own = cellsOfNode(this.db, this.tables, this.node).filter((c) => !waiting.has(`${c.table}\u0000${c.pk}\u0000${c.column}`));
+    const rowOf = (c: Change) => c.table + '\u0000' + c.pk;
+    own.sort((a, b) => compare(a.version, b.version) || compareNodes(rowOf(a), rowOf(b))); // stable
+    for (let i = 0; i < own.length; ) {
+      let j = i + 1;
+      while (j < own.length && rowOf(own[j]) === rowOf(own[i]) && compare(own[j].version, own[i].version) === 0) j++;
+      const group = own.slice(i, j);
+      const prev: Record<string, [number, string]> = {};
+      for (const c of group) prev[c.column] = [0, ''];
+      this.db.run(
+        `INSERT INTO _outbox (tbl, pk, mask, hlc, vals, prev)
+         VALUES ((SELECT id FROM _tables WHERE name = ?), ?, 0, ?, json_object(${group.map(() => '?, ?').join(', ')}), ?)`,
+        [own[i].table, own[i].pk, own[i].version.hlc, ...group.flatMap((c) => [c.column, c.value as unknown]), goJSON(prev)],
+      );
+      i = j;
+    }
   }
 
   /** Go: wipe. Every table but the replica's identity, the device state

@@ -764,10 +764,16 @@ export function upgradeCells(db: Db, tables: Tables): bigint {
   if (db.value("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_cells'") === undefined) return 0n;
   const d = Dict.load(db);
   const hasOutbox = db.value("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_outbox'") !== undefined;
+  // A device's outbox is one entry per row change by then (device
+  // migration 00072 ran before this): its entries hold this device's
+  // writes, and the prev of each of their columns.
+  const pending = `FROM _outbox o JOIN _tables t ON t.id = o.tbl
+      WHERE o.vals IS NOT NULL AND t.name = c.tbl AND o.pk = c.pk AND o.hlc = c.hlc AND c.node = (SELECT node FROM _replica WHERE id = 1)
+      AND json_type(o.vals, '$."' || c.col || '"') IS NOT NULL ORDER BY o.id LIMIT 1`;
   const q = hasOutbox
     ? `SELECT c.tbl, c.pk, c.col, c.val, c.hlc, c.node, c.seq, c.owner,
-        (SELECT o.prev_hlc FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col AND o.hlc = c.hlc AND o.node = c.node ORDER BY o.id LIMIT 1) AS prev_hlc,
-        (SELECT o.prev_node FROM _outbox o WHERE o.tbl = c.tbl AND o.pk = c.pk AND o.col = c.col AND o.hlc = c.hlc AND o.node = c.node ORDER BY o.id LIMIT 1) AS prev_node
+        (SELECT json_extract(o.prev, '$."' || c.col || '"[0]') ${pending}) AS prev_hlc,
+        (SELECT json_extract(o.prev, '$."' || c.col || '"[1]') ${pending}) AS prev_node
         FROM _cells c ORDER BY c.tbl, c.pk`
     : 'SELECT c.tbl, c.pk, c.col, c.val, c.hlc, c.node, c.seq, c.owner, NULL AS prev_hlc, NULL AS prev_node FROM _cells c ORDER BY c.tbl, c.pk';
   const hasOwner = db.all("SELECT name FROM pragma_table_info('_cells') WHERE name = 'owner'").length > 0;

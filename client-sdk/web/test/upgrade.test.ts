@@ -27,7 +27,7 @@ const queries: Record<string, string> = {
   tables: 'SELECT id, name FROM _tables ORDER BY id',
   columns: 'SELECT tbl, bit, name FROM _columns ORDER BY tbl, bit',
   nodes: 'SELECT id, node FROM _nodes ORDER BY id',
-  outbox: 'SELECT id, tbl, pk, col, quote(val), CAST(hlc AS TEXT), node, CAST(prev_hlc AS TEXT), prev_node, batch FROM _outbox ORDER BY id',
+  outbox: 'SELECT id, tbl, pk, mask, CAST(hlc AS TEXT), vals, prev, hex(base), batch FROM _outbox ORDER BY id',
   rejected: 'SELECT id, tbl, pk, col, quote(val), code FROM _rejected ORDER BY id',
   clock: 'SELECT CAST(hlc AS TEXT) FROM _replica',
   cells: "SELECT name FROM sqlite_master WHERE name = '_cells'",

@@ -35,7 +35,7 @@ type clocksVectors struct {
 	Damaged []string `json:"damaged"`
 }
 
-func makeClocksVectors(t *testing.T) clocksVectors {
+func makeClocksVectors(t testing.TB) clocksVectors {
 	rng := rand.New(rand.NewPCG(13, 16))
 	out := clocksVectors{Comment: "Written by go test ./replica -run TestClocksVectors -update; read by client-sdk/web's tests. Do not edit by hand."}
 	base := int64(1_780_000_000_000) << 16
@@ -111,4 +111,26 @@ func TestClocksVectors(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s differs from what encodeClocks writes; if on purpose, rerun with -update and make the web SDK agree", clocksVectorsFile)
 	}
+}
+
+// FuzzDecodeClocks: any bytes either decode, and then pack back to
+// clocks that decode the same, or are refused as damaged.
+func FuzzDecodeClocks(f *testing.F) {
+	for _, c := range makeClocksVectors(f).Cases[:20] {
+		b, _ := hex.DecodeString(c.Hex)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cs, err := decodeClocks(nil, b)
+		if err != nil {
+			if err != errBadClocks {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		again, err := decodeClocks(nil, encodeClocks(cs))
+		if err != nil || !slices.Equal(again, cs) {
+			t.Fatalf("%x: %v packs back to %v (%v)", b, cs, again, err)
+		}
+	})
 }

@@ -13546,16 +13546,21 @@ function decodeClocks(b) {
     const x = u >> 1n;
     return u & 1n ? BigInt.asIntN(64, ~x) : BigInt.asIntN(64, x);
   };
+  const small = (v2) => {
+    if (typeof v2 === "number") return v2;
+    if (v2 > BigInt(Number.MAX_SAFE_INTEGER)) throw new BadClocksError();
+    return Number(v2);
+  };
   let ph = 0n;
   let ps = 0n;
   while (i < b.length) {
-    const bit = Number(uvarint());
+    const bit = small(uvarint());
     const dh = varint();
-    const node = uvarint();
+    const node = small(uvarint());
     const ds = varint();
     const hlc = BigInt.asIntN(64, ph + dh);
     const seq2 = BigInt.asIntN(64, ps + ds);
-    out.push({ bit, hlc, node: Number(node), seq: seq2 });
+    out.push({ bit, hlc, node, seq: seq2 });
     ph = hlc;
     ps = seq2;
   }

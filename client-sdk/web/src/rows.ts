@@ -105,16 +105,23 @@ export function decodeClocks(b: Uint8Array): ColClock[] {
     const x = u >> 1n;
     return u & 1n ? BigInt.asIntN(64, ~x) : BigInt.asIntN(64, x);
   };
+  // Numbers past 2^53 no dictionary gives (Go would read them, and find
+  // no name): refused, rather than rounded.
+  const small = (v: bigint | number): number => {
+    if (typeof v === 'number') return v;
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new BadClocksError();
+    return Number(v);
+  };
   let ph = 0n;
   let ps = 0n;
   while (i < b.length) {
-    const bit = Number(uvarint());
+    const bit = small(uvarint());
     const dh = varint();
-    const node = uvarint();
+    const node = small(uvarint());
     const ds = varint();
     const hlc = BigInt.asIntN(64, ph + dh);
     const seq = BigInt.asIntN(64, ps + ds);
-    out.push({ bit, hlc, node: Number(node), seq });
+    out.push({ bit, hlc, node, seq });
     ph = hlc;
     ps = seq;
   }

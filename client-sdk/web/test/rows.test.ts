@@ -34,6 +34,32 @@ test('clocks: a damaged blob is refused, as Go refuses it', () => {
   for (const d of file.damaged) assert.throws(() => decodeClocks(bytes(d)), BadClocksError, d);
 });
 
+test('fuzz: a mutated clocks blob decodes, and then packs back to the same clocks, or is refused as damaged', () => {
+  let seed = 13;
+  const r = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  let decoded = 0;
+  for (let i = 0; i < 5000; i++) {
+    const src = bytes(file.cases[Math.floor(r() * file.cases.length)].hex);
+    const b = Array.from(src);
+    for (let n = 1 + Math.floor(r() * 3); n > 0; n--) {
+      const at = Math.floor(r() * (b.length + 1));
+      if (r() < 0.5) b[at] = Math.floor(r() * 256);
+      else if (r() < 0.5) b.splice(at, 1);
+      else b.length = at;
+    }
+    let cs: ColClock[];
+    try {
+      cs = decodeClocks(Uint8Array.from(b));
+    } catch (e) {
+      assert.ok(e instanceof BadClocksError, String(e));
+      continue;
+    }
+    decoded++;
+    assert.deepEqual(decodeClocks(encodeClocks(cs)), cs);
+  }
+  assert.ok(decoded > 100, `only ${decoded} mutated blobs decoded`);
+});
+
 test('keys: a canonical UUID is kept as its 16 bytes, any other key as text', () => {
   const id = '0192f1a0-0000-7000-8000-00000000000a';
   const b = pkArg(id);

@@ -21,19 +21,22 @@ import (
 )
 
 // TestConcurrentExchangesOnTwoServers: two servers on one PostgreSQL
-// behind a load balancer that sends each request to either at random.
-// Six tablets of one account work at once: each creates structures and
-// renames the same three shared ones, and syncs after each write. Then
+// behind a load balancer that sends each request to either at random,
+// each write transaction delayed a little between its draw of sequence
+// numbers and its commit. Six tablets of one account work at once: each
+// creates structures and renames the same three shared ones, and syncs
+// after each write; two more only pull, again and again, meanwhile. Then
 // every tablet syncs until it has nothing more to receive: all hold the
 // same replica, with every structure created and, for each shared one,
 // the same name. Two servers merging into the same rows at the same time
-// keep every write, and no exchange fails for good (an exchange a
-// deadlock broke is retried by its tablet, as after a lost answer).
+// keep every write, no pull moves a cursor past a change still to
+// commit, and no exchange fails for good.
 func TestConcurrentExchangesOnTwoServers(t *testing.T) {
 	ctx := context.Background()
 	store := pgtest.DB(t)
-	one := relaistest.StartServer(t, server.Config{Store: store})
-	two := relaistest.StartServer(t, server.Config{Store: store})
+	delay := func() { time.Sleep(time.Duration(rand.IntN(4)) * time.Millisecond) }
+	one := relaistest.StartServer(t, server.Config{Store: store, AfterDraw: delay})
+	two := relaistest.StartServer(t, server.Config{Store: store, AfterDraw: delay})
 	one.AddUser(t, "camille@exemple.fr", "admin", relaistest.TabletsPassword)
 	lb := balancer(t, one.URL, two.URL)
 
@@ -41,8 +44,8 @@ func TestConcurrentExchangesOnTwoServers(t *testing.T) {
 	for i := range shared {
 		shared[i] = uuid.Must(uuid.NewV7()).String()
 	}
-	const tablets, rounds = 6, 8
-	devs := make([]*device.Replica, tablets)
+	const tablets, rounds, pullers = 6, 8, 2
+	devs := make([]*device.Replica, tablets+pullers)
 	for i := range devs {
 		devs[i] = relaistest.OpenDevice(t, fmt.Sprintf("t%d", i), device.Options{RetryFor: 30 * time.Second})
 		if err := devs[i].Login(ctx, lb, "camille@exemple.fr", relaistest.TabletsPassword); err != nil {
@@ -50,8 +53,27 @@ func TestConcurrentExchangesOnTwoServers(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, tablets)
-	for i, d := range devs {
+	errs := make(chan error, tablets+pullers)
+	stop := make(chan struct{})
+	var pulling sync.WaitGroup
+	for _, d := range devs[tablets:] {
+		pulling.Add(1)
+		go func() {
+			defer pulling.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := d.Sync(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i, d := range devs[:tablets] {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -76,6 +98,8 @@ func TestConcurrentExchangesOnTwoServers(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	close(stop)
+	pulling.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)

@@ -66,6 +66,8 @@ type OutboxSQL struct {
 	// base, entry (the entry's id); prev_hlc NULL says the prev is the column's version in base
 	// (the packed clocks of _rows), none when base has none.
 	Read string `json:"read"`
+	// ReadAll is Read for every frozen entry (restamp, Pending).
+	ReadAll string `json:"read_all"`
 	// Ack deletes the entries of batch ?1, once their versions were
 	// recorded in the rows' records.
 	Ack string `json:"ack"`
@@ -181,6 +183,7 @@ WHERE vals IS NOT NULL AND prev IS NULL`, replica.PKSQL("_outbox.pk"), older, ou
 	o.Uncut = "UPDATE _outbox SET batch = NULL WHERE batch = ?1"
 	o.BatchChanges = "SELECT COALESCE(SUM(" + n + "), 0) FROM _outbox WHERE batch = ?1"
 	o.Read = readSQL("o.batch = ?1")
+	o.ReadAll = readSQL("1")
 	o.Ack = "DELETE FROM _outbox WHERE batch = ?1"
 	o.Reject = fmt.Sprintf(`INSERT INTO _rejected (tbl, pk, col, val, hlc, node, code, message, rule, rejected_at)
 SELECT ?2, o.pk, k.key, k.value, o.hlc, %s, ?4, ?5, ?6, ?7 FROM _outbox o, json_each(o.vals) k

@@ -14239,7 +14239,7 @@ var Outbox = class {
    *  when batch is null), prev from the entry's prev, else from the base
    *  it copied from the row's record. */
   read(batch) {
-    const rows = batch === null ? this.db.all(readAll(this.sql.read)) : this.db.all(this.sql.read, [batch]);
+    const rows = batch === null ? this.db.all(this.sql.read_all) : this.db.all(this.sql.read, [batch]);
     let d = null;
     const bases = /* @__PURE__ */ new Map();
     return rows.map((r) => {
@@ -14329,10 +14329,6 @@ var Outbox = class {
     return Number(this.db.value(this.sql.row_pending, [table, pk]) ?? 0) === 1;
   }
 };
-function readAll(read) {
-  if (!read.includes("o.batch = ?1")) throw new Error("outbox: the read statement does not name its batch as expected");
-  return read.replace("o.batch = ?1", "1");
-}
 function baseVersions(d, table, base) {
   const cs = decodeClocks(base);
   const tid = d.tables.get(table);

@@ -22,6 +22,7 @@ export interface OutboxSQL {
   uncut: string;
   batch_changes: string;
   read: string;
+  read_all: string;
   ack: string;
   pending: string;
   held: string;
@@ -91,7 +92,7 @@ export class Outbox {
    *  when batch is null), prev from the entry's prev, else from the base
    *  it copied from the row's record. */
   read(batch: string | null): EntryChange[] {
-    const rows = batch === null ? this.db.all(readAll(this.sql.read)) : this.db.all(this.sql.read, [batch]);
+    const rows = batch === null ? this.db.all(this.sql.read_all) : this.db.all(this.sql.read, [batch]);
     let d: Dict | null = null;
     const bases = new Map<number, Map<string, Version>>();
     return rows.map((r) => {
@@ -187,12 +188,6 @@ export class Outbox {
   rowPending(table: string, pk: string): boolean {
     return Number(this.db.value(this.sql.row_pending, [table, pk]) ?? 0) === 1;
   }
-}
-
-/** read, for every frozen entry instead of one batch's. */
-function readAll(read: string): string {
-  if (!read.includes('o.batch = ?1')) throw new Error('outbox: the read statement does not name its batch as expected');
-  return read.replace('o.batch = ?1', '1');
 }
 
 /** Go: ClockReader.Versions: a copy of a row's clocks, column → version. */

@@ -134,3 +134,46 @@ test('a column a later schema adds gets the values a converted replica kept asid
   assert.deepEqual(lines(db, queries.outbox), outbox, 'nothing captured');
   engine.close();
 });
+
+test("a browser's replica of the per-cell web SDK is converted on open, nothing lost, and syncs", async () => {
+  // Its own server, of the same era as the fixture's sync.
+  const srv = await startServer({ prepare: (_bin, data) => copyFileSync(join(fixtures, 'server/relais.db'), join(data, 'relais.db')) });
+  try {
+    const bytes = new Uint8Array(readFileSync('test/testdata/tablette-web-claire.db'));
+    const raw = new sqlite.oo1.DB(':memory:', 'c');
+    assert.equal(sqlite.capi.sqlite3_deserialize(raw.pointer, 'main', sqlite.wasm.allocFromTypedArray(bytes), bytes.length, bytes.length, 1 | 2), 0);
+    const db = new Db(raw);
+    const domain = (q: string) => db.all(q).map((r) => ({ ...r }));
+    const before = {
+      activite: domain('SELECT * FROM activite ORDER BY id'),
+      beneficiaire: domain('SELECT * FROM beneficiaire ORDER BY id'),
+      outbox: Number(db.value('SELECT COUNT(*) FROM _outbox')),
+    };
+    assert.equal(before.outbox, 8);
+    const tablet = await Engine.open(db, { server: srv.url, storage: 'memory', storageWarning: null, retryForMs: 2000 }, () => {});
+    assert.equal(db.value("SELECT COUNT(*) FROM sqlite_master WHERE name = '_cells'"), 0);
+    assert.deepEqual(domain('SELECT * FROM activite ORDER BY id'), before.activite, 'domain rows as they were');
+    assert.deepEqual(domain('SELECT * FROM beneficiaire ORDER BY id'), before.beneficiaire);
+    assert.equal(tablet.status().pending, 8, 'every pending cell kept');
+    assert.ok(Number(db.value('SELECT COUNT(*) FROM _rows')) > 0);
+
+    await tablet.login('claire@exemple.fr', 'motdepasse-fixture');
+    const rep = await tablet.sync();
+    assert.equal(rep.pushed, 8);
+    assert.equal(rep.rejected, 0);
+    assert.equal(tablet.status().pending, 0);
+
+    const other = await openInProcess({ server: srv.url, retryForMs: 2000 });
+    await other.login('claire@exemple.fr', 'motdepasse-fixture');
+    await other.sync();
+    const got = (await other.query('SELECT id, duree, commune FROM activite ORDER BY id')).map((r) => ({ ...r }));
+    assert.deepEqual(got, [
+      { id: '01a23598-35ef-751a-a698-d824c499a2ca', duree: 100, commune: 'Laval' },
+      { id: '01a23598-aaaa-7000-8000-00000000eb01', duree: 75, commune: 'Ernée' },
+    ]);
+    await other.close();
+    tablet.close();
+  } finally {
+    await srv.stop();
+  }
+});

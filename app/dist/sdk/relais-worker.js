@@ -13570,11 +13570,16 @@ var UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 var HEX = "0123456789abcdef";
 var utf8d = new TextDecoder();
 function pkArg(pk) {
-  if (!UUID.test(pk)) return pk;
-  const h = pk.replace(/-/g, "");
+  if (pk.length !== 36 || !UUID.test(pk)) return pk;
   const u = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) u[i] = parseInt(h.substr(2 * i, 2), 16);
+  for (let i = 0, j = 0; i < 16; i++, j += 2) {
+    if (j === 8 || j === 13 || j === 18 || j === 23) j++;
+    u[i] = nibble(pk.charCodeAt(j)) << 4 | nibble(pk.charCodeAt(j + 1));
+  }
   return u;
+}
+function nibble(c) {
+  return c <= 57 ? c - 48 : c - 87;
 }
 function pkText(v2) {
   if (v2 instanceof Uint8Array) {
@@ -14219,10 +14224,10 @@ var Outbox = class {
       const pks = /* @__PURE__ */ new Map();
       for (const k2 of keys) {
         let l = pks.get(k2.table);
-        if (!l) pks.set(k2.table, l = []);
-        l.push(k2.pk);
+        if (!l) pks.set(k2.table, l = /* @__PURE__ */ new Set());
+        l.add(k2.pk);
       }
-      for (const [t, l] of pks) byTable.set(t, JSON.stringify(l));
+      for (const [t, l] of pks) byTable.set(t, JSON.stringify([...l]));
     }
     for (const [t, list] of byTable) {
       const stmt = this.sql.freeze[t];
@@ -15238,7 +15243,7 @@ var Engine = class _Engine {
     this.applyLocal(() => {
       const rows = [...resp.changes];
       if (batch && resp.ack === batch.id) rows.push(...resp.refused);
-      if (rows.length > 0) this.outbox.freeze(null, rowKeys(rows));
+      if (rows.length > 0) this.outbox.freeze(null, rows);
       if (batch && resp.ack === batch.id) {
         aside = this.setAside(batch.id, resp.refused);
         for (const r of resp.refused) touched.add(r.table);

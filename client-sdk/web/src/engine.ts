@@ -623,7 +623,7 @@ export class Engine {
       // may change them, their prev before the records move.
       const rows: { table: string; pk: string }[] = [...resp.changes];
       if (batch && resp.ack === batch.id) rows.push(...resp.refused);
-      if (rows.length > 0) this.outbox.freeze(null, rowKeys(rows));
+      if (rows.length > 0) this.outbox.freeze(null, rows);
       if (batch && resp.ack === batch.id) {
         // Before the page: the page may bring a newer version of a cell
         // whose refused write is put back as the server held it.

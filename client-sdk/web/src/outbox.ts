@@ -67,13 +67,14 @@ export class Outbox {
     if (keys === null) {
       for (const t of Object.keys(this.tables).sort(compareNodes)) byTable.set(t, null);
     } else {
-      const pks = new Map<string, string[]>();
+      // Each row once per table (a page names a row once per cell).
+      const pks = new Map<string, Set<string>>();
       for (const k of keys) {
         let l = pks.get(k.table);
-        if (!l) pks.set(k.table, (l = []));
-        l.push(k.pk);
+        if (!l) pks.set(k.table, (l = new Set()));
+        l.add(k.pk);
       }
-      for (const [t, l] of pks) byTable.set(t, JSON.stringify(l));
+      for (const [t, l] of pks) byTable.set(t, JSON.stringify([...l]));
     }
     for (const [t, list] of byTable) {
       const stmt = this.sql.freeze[t];

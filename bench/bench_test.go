@@ -2,11 +2,14 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relais-numerique/relais/internal/pgtest"
 )
 
 // TestMain lets the harness re-execute this test binary as the server
@@ -23,7 +26,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	pgtest.Main(m)
 }
 
 // TestScenariosSmoke runs every scenario at a tiny size against a real
@@ -80,4 +83,31 @@ func TestScenariosSmoke(t *testing.T) {
 	var out strings.Builder
 	Print(&out, ThisMachine(), results)
 	t.Log("\n" + out.String())
+}
+
+// TestFleetOnPostgresSmoke runs the fleet at a tiny size with two server
+// children on one PostgreSQL database, devices sent to them in turn: it
+// checks that both answered and nothing failed, and asserts no speed.
+func TestFleetOnPostgresSmoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin := pgtest.Server(t)
+	res, err := Run(ctx, "fleet", Config{Size: 16, Concurrency: 8, Store: admin, Servers: 2, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", admin)
+		if err == nil {
+			_, _ = db.Exec("DROP DATABASE IF EXISTS relais_bench_fleet WITH (FORCE)")
+			db.Close()
+		}
+	})
+	r := res.Rows[0]
+	if r.Errors != 0 || r.Servers != 2 || r.Store != "postgres" || r.Exchanges == 0 {
+		t.Fatalf("fleet on PostgreSQL: %d errors, %d servers, store %q, %d exchanges (%v)", r.Errors, r.Servers, r.Store, r.Exchanges, res.Notes)
+	}
+	if r.Extra["requests_server_1"] == 0 || r.Extra["requests_server_2"] == 0 {
+		t.Fatalf("a server answered nothing: %v", r.Extra)
+	}
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -11,6 +10,8 @@ import (
 	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server"
+	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/store/pgstore"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -280,10 +281,16 @@ func changesOf(schema *syncproto.Schema, rows []row) []syncproto.Change {
 // seed writes rows straight into a server database through the merge
 // engine, as if their authors had pushed them long ago. It is setup, not
 // measured: scenarios that measure ingest push through the server.
-func seed(ctx context.Context, w *sql.DB, rows []row) error {
-	schema, err := replica.LoadSchema(ctx, w)
+func seed(ctx context.Context, db *store.DB, rows []row) error {
+	w := db.W
+	schema, err := server.LoadSchema(ctx, db)
 	if err != nil {
 		return err
+	}
+	opt := server.MergeOptions(schema, nil)
+	if db.Engine == store.Postgres {
+		// Numbers drawn from the shared counter, as the servers draw them.
+		opt.Shared, opt.Draw = true, pgstore.NextSeq
 	}
 	changes := changesOf(schema, rows)
 	const chunk = 20000
@@ -293,7 +300,7 @@ func seed(ctx context.Context, w *sql.DB, rows []row) error {
 		if err != nil {
 			return fmt.Errorf("seed: %w", err)
 		}
-		if _, err := replica.Apply(ctx, tx, schema, part, server.MergeOptions(schema, nil)); err != nil {
+		if _, err := replica.Apply(ctx, tx, schema, part, opt); err != nil {
 			_ = tx.Rollback()
 			return fmt.Errorf("seed: %w", err)
 		}

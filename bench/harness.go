@@ -3,10 +3,12 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -15,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for freshDatabase
 
 	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/replica"
@@ -33,6 +37,7 @@ type wire struct {
 	up, down atomic.Int64
 	mu       sync.Mutex
 	lat      []time.Duration
+	front    roundRobin
 }
 
 type countingConn struct {
@@ -70,7 +75,31 @@ func (w *wire) client() *http.Client {
 		// Bodies are gzip already; the transport must not add its own.
 		DisableCompression: true,
 	}
-	return &http.Client{Timeout: 120 * time.Second, Transport: timing{tr, w}}
+	w.front.next = tr
+	return &http.Client{Timeout: 120 * time.Second, Transport: timing{&w.front, w}}
+}
+
+// roundRobin is the load balancer in front of several servers: each
+// request goes to the next server in turn (the first and only one when
+// there is one). Devices log in to the first server's address; the
+// balancer rewrites it.
+type roundRobin struct {
+	next   http.RoundTripper
+	hosts  []string // host:port of each server, set once they listen
+	n      atomic.Uint64
+	served [8]atomic.Int64 // requests sent to each server
+}
+
+func (b *roundRobin) RoundTrip(req *http.Request) (*http.Response, error) {
+	if len(b.hosts) < 2 {
+		return b.next.RoundTrip(req)
+	}
+	out := req.Clone(req.Context())
+	i := (b.n.Add(1) - 1) % uint64(len(b.hosts))
+	b.served[i%uint64(len(b.served))].Add(1)
+	h := b.hosts[i]
+	out.URL.Host, out.Host = h, h
+	return b.next.RoundTrip(out)
 }
 
 type timing struct {
@@ -128,11 +157,16 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // rig is what one scenario runs on: a work directory, a server child and
 // the counted wire between it and the devices.
 type rig struct {
-	cfg  Config
-	dir  string
+	cfg Config
+	dir string
+	// srv is the first server; srvs all of them (several share a
+	// PostgreSQL store).
 	srv  *serverProc
-	wire *wire
-	http *http.Client
+	srvs []*serverProc
+	// store is the scenario's PostgreSQL database, when Config.Store.
+	store string
+	wire  *wire
+	http  *http.Client
 	// serverURL is where devices connect: the server, or a proxy in front.
 	serverURL string
 }
@@ -145,14 +179,68 @@ func newRig(cfg Config, name string) (*rig, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("work directory: %w", err)
 	}
+	if cfg.Servers > 8 {
+		return nil, errors.New("at most 8 servers")
+	}
+	if cfg.Servers > 1 && cfg.Store == "" {
+		return nil, errors.New("several servers share a PostgreSQL database: give its address (--store)")
+	}
 	w := &wire{}
-	return &rig{cfg: cfg, dir: dir, wire: w, http: w.client()}, nil
+	r := &rig{cfg: cfg, dir: dir, wire: w, http: w.client()}
+	if cfg.Store != "" {
+		u, err := freshDatabase(context.Background(), cfg.Store, "relais_bench_"+name)
+		if err != nil {
+			return nil, err
+		}
+		r.store = u
+	}
+	return r, nil
+}
+
+// freshDatabase drops and creates the database name on the PostgreSQL
+// server of addr, and returns its address.
+func freshDatabase(ctx context.Context, addr, name string) (string, error) {
+	db, err := sql.Open("pgx", addr)
+	if err != nil {
+		return "", fmt.Errorf("bench database: %w", err)
+	}
+	defer db.Close()
+	for _, q := range []string{"DROP DATABASE IF EXISTS " + name + " WITH (FORCE)", "CREATE DATABASE " + name + " TEMPLATE template0 ENCODING 'UTF8'"} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return "", fmt.Errorf("bench database: %s: %w", q, err)
+		}
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return "", fmt.Errorf("bench database: %w", err)
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// analyze runs ANALYZE on the PostgreSQL database at addr.
+func analyze(ctx context.Context, addr string) error {
+	db, err := sql.Open("pgx", addr)
+	if err != nil {
+		return fmt.Errorf("bench database: %w", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "ANALYZE"); err != nil {
+		return fmt.Errorf("bench database: ANALYZE: %w", err)
+	}
+	return nil
 }
 
 // prepare opens the server database (creating it) and runs fn on it before
 // the server starts: seeding, accounts.
 func (r *rig) prepare(ctx context.Context, fn func(db *store.DB) error) error {
-	db, err := server.OpenDB(ctx, r.serverDir())
+	var db *store.DB
+	var err error
+	if r.store != "" {
+		db, err = server.OpenPostgres(ctx, r.store)
+	} else {
+		db, err = server.OpenDB(ctx, r.serverDir())
+	}
 	if err != nil {
 		return err
 	}
@@ -188,24 +276,50 @@ func addUsers(ctx context.Context, db *store.DB, role string, emails []string) e
 }
 
 func (r *rig) start(ctx context.Context, name string) error {
-	srv, err := startServer(ctx, r.serverDir(), r.cfg.ProfileDir, name)
-	if err != nil {
-		return err
+	for i := range max(r.cfg.Servers, 1) {
+		dir, phase := r.serverDir(), name
+		if i > 0 {
+			dir, phase = fmt.Sprintf("%s-%d", dir, i+1), fmt.Sprintf("%s-%d", name, i+1)
+		}
+		srv, err := startServer(ctx, dir, r.store, r.cfg.ProfileDir, phase)
+		if err != nil {
+			_ = r.close()
+			return err
+		}
+		r.srvs = append(r.srvs, srv)
+		r.wire.front.hosts = append(r.wire.front.hosts, strings.TrimPrefix(srv.URL, "http://"))
 	}
-	r.srv = srv
+	r.srv = r.srvs[0]
 	if r.serverURL == "" {
-		r.serverURL = srv.URL
+		r.serverURL = r.srv.URL
 	}
 	return nil
 }
 
 func (r *rig) close() error {
-	if r.srv == nil {
-		return nil
+	var first error
+	for _, s := range r.srvs {
+		if err := s.Stop(); err != nil && first == nil {
+			first = err
+		}
 	}
-	err := r.srv.Stop()
-	r.srv = nil
-	return err
+	r.srv, r.srvs, r.wire.front.hosts = nil, nil, nil
+	return first
+}
+
+// serverUsage sums the servers' CPU time and takes the largest peak
+// memory of one of them.
+func (r *rig) serverUsage() (usage, error) {
+	var sum usage
+	for _, s := range r.srvs {
+		u, err := readUsage(s.pid())
+		if err != nil {
+			return sum, err
+		}
+		sum.CPU += u.CPU
+		sum.PeakRSS = max(sum.PeakRSS, u.PeakRSS)
+	}
+	return sum, nil
 }
 
 // openDevice opens a fresh replica and logs it in as email.
@@ -230,17 +344,35 @@ type meter struct {
 	r          *rig
 	t0         time.Time
 	srv0, dev0 usage
+	db0        time.Duration
 	up0, down0 int64
 }
 
 func (r *rig) begin() (*meter, error) {
+	if r.store != "" {
+		// Statistics for the planner, as autovacuum would gather them on
+		// a server that has been running: on tables it has never
+		// analysed, PostgreSQL reads a batch's version records by
+		// scanning (docs/DESIGN.md, "Hazards").
+		if err := analyze(context.Background(), r.store); err != nil {
+			return nil, err
+		}
+	}
 	debug.FreeOSMemory()
 	resetPeak(0)
-	resetPeak(r.srv.pid())
+	for _, s := range r.srvs {
+		resetPeak(s.pid())
+	}
 	m := &meter{r: r, up0: r.wire.up.Load(), down0: r.wire.down.Load()}
 	var err error
-	if m.srv0, err = readUsage(r.srv.pid()); err != nil {
+	if m.srv0, err = r.serverUsage(); err != nil {
 		return nil, err
+	}
+	if r.store != "" {
+		m.db0 = postgresUsage()
+	}
+	for i := range r.wire.front.served {
+		r.wire.front.served[i].Store(0)
 	}
 	if m.dev0, err = readUsage(0); err != nil {
 		return nil, err
@@ -253,7 +385,7 @@ func (r *rig) begin() (*meter, error) {
 // end fills a row with what the phase cost.
 func (m *meter) end(name string, activities int) (Row, error) {
 	wall := time.Since(m.t0)
-	s, err := readUsage(m.r.srv.pid())
+	s, err := m.r.serverUsage()
 	if err != nil {
 		return Row{}, err
 	}
@@ -266,6 +398,17 @@ func (m *meter) end(name string, activities int) (Row, error) {
 		BytesUp: m.r.wire.up.Load() - m.up0, BytesDown: m.r.wire.down.Load() - m.down0,
 		ServerCPU: s.CPU - m.srv0.CPU, DeviceCPU: d.CPU - m.dev0.CPU,
 		ServerPeakRSS: s.PeakRSS, DevicePeakRSS: d.PeakRSS,
+		Servers: len(m.r.srvs),
+	}
+	if m.r.store != "" {
+		row.Store = "postgres"
+		row.DatabaseCPU = postgresUsage() - m.db0
+	}
+	if len(m.r.srvs) > 1 {
+		row.Extra = map[string]float64{}
+		for i := range min(len(m.r.srvs), len(m.r.wire.front.served)) {
+			row.Extra[fmt.Sprintf("requests_server_%d", i+1)] = float64(m.r.wire.front.served[i].Swap(0))
+		}
 	}
 	if lat := m.r.wire.latencies(); len(lat) > 0 {
 		row.Exchanges = len(lat)

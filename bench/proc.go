@@ -39,6 +39,7 @@ const listenPrefix = "relais-bench listening "
 func ServeChild(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench _server", flag.ContinueOnError)
 	data := fs.String("data", "", "data directory")
+	storeURL := fs.String("store", "", "PostgreSQL database (postgres://…) instead of SQLite in the data directory")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here")
 	memProfile := fs.String("memprofile", "", "write an allocation profile here")
 	logFile := fs.String("log", "", "server log file")
@@ -57,7 +58,7 @@ func ServeChild(args []string, stdout io.Writer) error {
 		logw = f
 	}
 	log := slog.New(slog.NewJSONHandler(logw, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.New(ctx, server.Config{DataDir: *data, Logger: log})
+	srv, err := server.New(ctx, server.Config{DataDir: *data, Store: *storeURL, Logger: log})
 	if err != nil {
 		return fmt.Errorf("start server: %w", err)
 	}
@@ -111,15 +112,22 @@ type serverProc struct {
 	done chan error
 }
 
-// startServer starts a server on dataDir in a child process and waits
-// until it listens. When profileDir is set, the child writes
-// server-<name>.cpu.pprof and server-<name>.allocs.pprof there on stop.
-func startServer(ctx context.Context, dataDir, profileDir, name string) (*serverProc, error) {
+// startServer starts a server on dataDir (or on the PostgreSQL database
+// storeURL, when set) in a child process and waits until it listens. When
+// profileDir is set, the child writes server-<name>.cpu.pprof and
+// server-<name>.allocs.pprof there on stop.
+func startServer(ctx context.Context, dataDir, storeURL, profileDir, name string) (*serverProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("start server: %w", err)
 	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("start server: %w", err)
+	}
 	args := []string{"bench", "_server", "--data", dataDir, "--log", filepath.Join(dataDir, "server.log")}
+	if storeURL != "" {
+		args = append(args, "--store", storeURL)
+	}
 	if profileDir != "" {
 		args = append(args,
 			"--cpuprofile", filepath.Join(profileDir, "server-"+name+".cpu.pprof"),
@@ -239,3 +247,40 @@ func resetPeak(pid int) {
 }
 
 func (p *serverProc) pid() int { return p.cmd.Process.Pid }
+
+// postgresUsage sums the CPU time of the PostgreSQL processes on this
+// machine: the backends' own, and the postmaster's children's (the
+// backends that exited, which it reaped). A server on PostgreSQL leaves
+// there the work SQLite does inside the server process, so the two are
+// compared with it counted. Other work on the same cluster counts too:
+// the figures are taken on a cluster of their own.
+func postgresUsage() time.Duration {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var ticks int64
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open || s[open+1:end] != "postgres" {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 15 {
+			continue
+		}
+		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}

@@ -36,7 +36,14 @@ type Row struct {
 	// Peak resident memory during the phase (VmHWM after a reset).
 	ServerPeakRSS int64 `json:"server_peak_rss"`
 	DevicePeakRSS int64 `json:"device_peak_rss"`
-	Errors        int   `json:"errors,omitempty"`
+	// Store is "postgres" when the servers ran on PostgreSQL (SQLite
+	// otherwise), Servers how many shared it, and DatabaseCPU the
+	// PostgreSQL processes' CPU time during the phase. With several
+	// servers, ServerCPU is their sum and ServerPeakRSS the largest.
+	Store       string        `json:"store,omitempty"`
+	Servers     int           `json:"servers,omitempty"`
+	DatabaseCPU time.Duration `json:"db_cpu_ns,omitempty"`
+	Errors      int           `json:"errors,omitempty"`
 	// Extra holds figures particular to a scenario (a ratio, a count).
 	Extra map[string]float64 `json:"extra,omitempty"`
 }
@@ -113,6 +120,12 @@ func PrintResult(w io.Writer, r *Result) {
 			parts = append(parts, fmt.Sprintf("%s=%.4g", k, row.Extra[k]))
 		}
 		fmt.Fprintf(w, "  %s: %s\n", row.Name, strings.Join(parts, " "))
+	}
+	for _, row := range r.Rows {
+		if row.Store != "" {
+			fmt.Fprintf(w, "  %s: %d server(s) on PostgreSQL; PostgreSQL's CPU %s (srv cpu is the servers' sum, srv peak the largest)\n",
+				row.Name, row.Servers, dur(row.DatabaseCPU))
+		}
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)

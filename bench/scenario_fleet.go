@@ -37,7 +37,7 @@ func runFleet(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		ds := generate(cfg.Seed, 0, now(), []string{"structures"})
 		structures = ds.Structures
-		return seed(ctx, db.W, structures)
+		return seed(ctx, db, structures)
 	})
 	if err != nil {
 		return nil, err
@@ -103,7 +103,10 @@ func runFleet(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	row.Errors = errs
-	row.Extra = map[string]float64{"devices": float64(n), "concurrency": float64(conc), "cells_pushed": float64(pushed)}
+	if row.Extra == nil {
+		row.Extra = map[string]float64{}
+	}
+	row.Extra["devices"], row.Extra["concurrency"], row.Extra["cells_pushed"] = float64(n), float64(conc), float64(pushed)
 	res := &Result{Rows: []Row{row}, Notes: []string{
 		"latency is per exchange as a device sees it (request sent to answer read); targets: p99 < 1 s, no error, server peak < 200 MB",
 		"device figures are this process, which holds every device replica",

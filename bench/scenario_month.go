@@ -30,7 +30,7 @@ func runMonth(ctx context.Context, cfg Config) (*Result, error) {
 			return err
 		}
 		ds = generate(cfg.Seed, n, now(), []string{"mediateur-bench"})
-		return seed(ctx, db.W, append(slices.Clone(ds.Structures), ds.Activites...))
+		return seed(ctx, db, append(slices.Clone(ds.Structures), ds.Activites...))
 	})
 	if err != nil {
 		return nil, err

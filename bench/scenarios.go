@@ -28,6 +28,16 @@ type Config struct {
 	// Concurrency is how many fleet devices sync at once.
 	Concurrency int
 	Seed        uint64
+	// Store, when set, is a PostgreSQL server (postgres://…) the servers
+	// keep their state in instead of SQLite: each scenario runs in a
+	// database of its own there, relais_bench_<scenario>, dropped and
+	// created again first, so the address's user must be allowed to
+	// create databases.
+	Store string
+	// Servers is how many server processes share the store (1 when
+	// zero); more than one needs Store. Devices reach them in turn, each
+	// request the next, as a round-robin load balancer sends them.
+	Servers int
 	// Progress receives one line per step; nil discards.
 	Progress io.Writer
 }
@@ -111,7 +121,7 @@ func (r *rig) conseiller(ctx context.Context, email string) (string, []row, erro
 			return fmt.Errorf("user %s: %w", email, err)
 		}
 		structures = generate(r.cfg.Seed, 0, now(), []string{userID}).Structures
-		return seed(ctx, db.W, append(slices.Clone(structures), workplaces(userID, structures)...))
+		return seed(ctx, db, append(slices.Clone(structures), workplaces(userID, structures)...))
 	})
 	return userID, structures, err
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/relais-numerique/relais/internal/pgtest"
 	"github.com/relais-numerique/relais/internal/relaistest"
-	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/store"
 
 	_ "github.com/mattn/go-sqlite3" // the sqlite3 driver for openRead
@@ -179,7 +178,7 @@ func dumpFile(t *testing.T, path string) (string, string) {
 func dumpDB(t *testing.T, db *sql.DB) (string, string) {
 	t.Helper()
 	ctx := context.Background()
-	schema, err := replica.LoadSchema(ctx, db)
+	schema, err := relaistest.LoadSchema(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}

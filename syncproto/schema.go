@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -198,4 +199,28 @@ func ParseColumnType(declared string) (ColumnType, bool) {
 		return TypeReal, true
 	}
 	return "", false
+}
+
+// StoredValue turns back into a number a value of an INTEGER or REAL
+// column read from where its type was lost: PostgreSQL's conflict log
+// keeps both sides as TEXT, so 60 reads back as "60". Check lets only
+// numbers into such columns, so the text of one is always a number's;
+// any other value is returned as it is, which is what SQLite, keeping
+// each value's type, gives back.
+func (s *Schema) StoredValue(table, column string, v any) any {
+	text, ok := v.(string)
+	if !ok {
+		return v
+	}
+	switch ct, _ := s.ColumnType(table, column); ct {
+	case TypeInteger:
+		if n, err := strconv.ParseInt(text, 10, 64); err == nil {
+			return n
+		}
+	case TypeReal:
+		if f, err := strconv.ParseFloat(text, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			return f
+		}
+	}
+	return v
 }

@@ -95,3 +95,28 @@ func TestDecodeRequest(t *testing.T) {
 		t.Fatalf("decoded %+v", c)
 	}
 }
+
+// TestStoredValue: numbers kept as text come back as numbers of their
+// column's type; everything else comes back as it was.
+func TestStoredValue(t *testing.T) {
+	s := testSchema()
+	for _, tc := range []struct {
+		table, column string
+		in, want      any
+	}{
+		{"activite", "duree", "60", int64(60)},
+		{"activite", "duree", "-3", int64(-3)},
+		{"activite", "duree", int64(60), int64(60)},
+		{"activite", "duree", "soixante", "soixante"},
+		{"activite", "duree", nil, nil},
+		{"activite", "latitude", "48.07", 48.07},
+		{"activite", "latitude", "NaN", "NaN"},
+		{"activite", "type", "60", "60"},
+		{"activite", DeletedColumn, "1", int64(1)},
+		{"inconnue", "duree", "60", "60"},
+	} {
+		if got := s.StoredValue(tc.table, tc.column, tc.in); got != tc.want {
+			t.Errorf("StoredValue(%s.%s, %#v) = %#v, want %#v", tc.table, tc.column, tc.in, got, tc.want)
+		}
+	}
+}

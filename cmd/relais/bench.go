@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/relais-numerique/relais/bench"
+	"github.com/relais-numerique/relais/store/pgstore"
 )
 
 func runBench(ctx context.Context, args []string, e *env) error {
@@ -23,6 +24,10 @@ func runBench(ctx context.Context, args []string, e *env) error {
 	profile := fs.String("profile", "", "écrire dans ce répertoire les profils pprof (CPU et allocations) du serveur et le profil CPU des appareils")
 	dir := fs.String("dir", "", "répertoire de travail, gardé après la mesure (par défaut : un répertoire temporaire, supprimé)")
 	seed := fs.Uint64("seed", 53, "graine du département généré")
+	// Not read from RELAIS_STORE: the bench drops and creates databases,
+	// which it must do only on a server named for it.
+	storeURL := fs.String("store", "", "serveur PostgreSQL (postgres://UTILISATEUR@HOTE/BASE) où chaque scénario crée sa base relais_bench_<scénario> ; sans lui, SQLite")
+	servers := fs.Int("servers", 1, "nombre de serveurs partageant la base PostgreSQL de --store, servis à tour de rôle")
 	scenarios := func() {
 		fmt.Fprintln(e.stdout, "\nScénarios :")
 		for i, s := range bench.Scenarios {
@@ -54,7 +59,13 @@ func runBench(ctx context.Context, args []string, e *env) error {
 	// the figures, on stdout.
 	line := newProgress(e)
 	defer line.done()
-	cfg := bench.Config{Size: *size, Concurrency: *conc, Seed: *seed, Dir: *dir, Progress: line.writer()}
+	if *storeURL != "" && !pgstore.IsPostgresURL(*storeURL) {
+		return usagef("--store (ou RELAIS_STORE) : une adresse postgres://UTILISATEUR@HOTE/BASE est attendue, pas « %s »", *storeURL)
+	}
+	if *servers < 1 || (*servers > 1 && *storeURL == "") {
+		return usagef("--servers : plusieurs serveurs partagent une base PostgreSQL, donnez-la avec --store")
+	}
+	cfg := bench.Config{Size: *size, Concurrency: *conc, Seed: *seed, Dir: *dir, Progress: line.writer(), Store: *storeURL, Servers: *servers}
 	for _, s := range strings.Split(*sizes, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue

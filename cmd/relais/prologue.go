@@ -61,11 +61,6 @@ func (p place) create(ctx context.Context) (*store.DB, error) {
 	return server.OpenDB(ctx, *p.data)
 }
 
-// errNotOnPostgres answers a command that PostgreSQL does not run yet.
-func errNotOnPostgres(what string) error {
-	return fmt.Errorf("%s ne fonctionne pas encore avec une base PostgreSQL (--store) : seuls les comptes, les appareils et les clés de signature y sont pris en charge pour l'instant ; utilisez --data", what)
-}
-
 // withDB runs fn on the server database of an existing data directory,
 // or on the PostgreSQL database of --store.
 func withDB(ctx context.Context, data place, fn func(db *store.DB) error) error {
@@ -98,15 +93,19 @@ func withAccounts(ctx context.Context, data place, fn func(acc *auth.Accounts) e
 // merge engine, so devices receive the writes at their next sync). It
 // writes under a node of its own (see server.Config.Node).
 func withServer(ctx context.Context, data place, fn func(srv *server.Server) error) error {
-	if pg, err := data.postgres(); err != nil {
-		return err
-	} else if pg {
-		return errNotOnPostgres("cette commande, qui écrit des données synchronisées,")
-	}
-	if err := needServerDB(*data.data); err != nil {
+	pg, err := data.postgres()
+	if err != nil {
 		return err
 	}
-	srv, err := server.New(ctx, server.Config{DataDir: *data.data, Node: adminNode(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := server.Config{DataDir: *data.data, Node: adminNode(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if pg {
+		// Beside the running servers, as one more of them: its writes
+		// draw their numbers and take their locks as theirs do.
+		cfg.Store = *data.store
+	} else if err := needServerDB(*data.data); err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -143,9 +143,31 @@ func TestStoreFlag(t *testing.T) {
 		!strings.Contains(out, "denise@exemple.fr") || !strings.Contains(out, "Camille@exemple.fr") || !strings.Contains(out, "co-1") {
 		t.Fatalf("coordination list on PostgreSQL: exit %d, out %q, err %q", code, out, errs)
 	}
+	// The commands that write synced data write as one more server.
+	if out, errs, code := cli(t, "", "admin", "coordination", "add", "--store", url, "--coordinateur", "denise@exemple.fr",
+		"--mediateur", "camille@exemple.fr", "--from", "2026-03-01"); code != 0 {
+		t.Fatalf("coordination add on PostgreSQL: exit %d, out %q, err %q", code, out, errs)
+	}
+	if out, _, _ := cli(t, "", "admin", "coordination", "list", "--store", url); !strings.Contains(out, "à partir du 2026-03-01") {
+		t.Fatalf("the coordination added is not listed: %q", out)
+	}
+	if out, errs, code := cli(t, "", "admin", "retention", "run", "--store", url); code != 0 || !strings.Contains(out, "0 bénéficiaire") {
+		t.Fatalf("retention on PostgreSQL: exit %d, out %q, err %q", code, out, errs)
+	}
+	if _, errs, code := cli(t, "", "admin", "beneficiaire", "erase", "--store", url, "--id", "01a23675-0000-7000-8000-000000000000"); code != 1 || errs == "" {
+		t.Fatalf("erasing a beneficiary nobody has: exit %d, err %q", code, errs)
+	}
+	db, err = server.OpenPostgres(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq int64
+	if err := db.R.QueryRow("SELECT seq FROM _replica WHERE id = 1").Scan(&seq); err != nil || seq == 0 {
+		t.Fatalf("sequence %d after a coordination was added (%v)", seq, err)
+	}
+	db.Close()
 	// Put back with PostgreSQL's tools, the database is marked restored:
-	// a new history, child of the one it held, sharing its sequence (0:
-	// nothing was numbered in this database).
+	// a new history, child of the one it held, sharing its sequence.
 	before := historyOf(t, url)
 	out, errs, code = cli(t, "", "restore", "--store", url)
 	if code != 0 || !strings.Contains(out, "Nouvel historique") {
@@ -161,7 +183,7 @@ func TestStoreFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	if after := historyOf(t, url); after == before || parent.String != before || shared != 0 || !strings.Contains(out, after) {
+	if after := historyOf(t, url); after == before || parent.String != before || shared != seq || !strings.Contains(out, after) {
 		t.Fatalf("restore --store: history %s → %s, parent %q, output %q", before, after, parent.String, out)
 	}
 	if out, _, code := cli(t, "", "admin", "user", "list", "--data", filepath.Join(t.TempDir(), "rien")); code == 0 || strings.Contains(out, "Camille") {
@@ -176,7 +198,6 @@ func TestStoreFlag(t *testing.T) {
 	}{
 		{"backup", []string{"backup", "--store", url, "--to", filepath.Join(t.TempDir(), "b.db")}, 1, "pg_dump"},
 		{"restore from a file", []string{"restore", "--store", url, "--from", "b.db"}, 1, "pg_dump"},
-		{"retention", []string{"admin", "retention", "run", "--store", url}, 1, "PostgreSQL"},
 		{"not PostgreSQL", []string{"admin", "user", "list", "--store", "mysql://root@127.0.0.1/relais"}, 2, "postgres://"},
 	} {
 		_, errs, code := cli(t, "", tc.args...)

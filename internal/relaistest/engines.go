@@ -2,7 +2,10 @@ package relaistest
 
 import (
 	"context"
+	"database/sql"
 	"testing"
+
+	"github.com/mattn/go-sqlite3"
 
 	"github.com/relais-numerique/relais/internal/pgtest"
 	"github.com/relais-numerique/relais/replica"
@@ -75,4 +78,50 @@ func DomainSchema(t testing.TB) *syncproto.Schema {
 		t.Fatalf("load the domain schema: %v", err)
 	}
 	return schema
+}
+
+// EachEngine runs fn as a subtest on each engine, named after it: the
+// same test, on SQLite and on PostgreSQL.
+func EachEngine(t *testing.T, fn func(t *testing.T, e Engine)) {
+	t.Helper()
+	for _, e := range Engines() {
+		t.Run(e.Name, func(t *testing.T) { fn(t, e) })
+	}
+}
+
+// Start starts a server, as StartServer does, on a fresh store of this
+// engine: a new data directory, or a new PostgreSQL database (unless cfg
+// names one already).
+func (e Engine) Start(t testing.TB, cfg server.Config) *Server {
+	t.Helper()
+	if e.Name == "postgres" && cfg.Store == "" {
+		cfg.Store = e.New(t)
+	}
+	return StartServer(t, cfg)
+}
+
+// StartTwoTablets is relaistest.StartTwoTablets on a fresh store of this
+// engine.
+func (e Engine) StartTwoTablets(t testing.TB, cfg server.Config, email, role string) TwoTablets {
+	t.Helper()
+	if e.Name == "postgres" && cfg.Store == "" {
+		cfg.Store = e.New(t)
+	}
+	return StartTwoTablets(t, cfg, email, role)
+}
+
+// Tables lists every table of a database on either engine: the tests
+// that look for a value left anywhere (an erasure's) read them all.
+func Tables(t Fataler, db *sql.DB) []string {
+	t.Helper()
+	q := "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+	if _, lite := db.Driver().(*sqlite3.SQLiteDriver); lite {
+		q = "SELECT name FROM sqlite_master WHERE type = 'table'"
+	}
+	_, rows := Rows(t, db, q)
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = Text(r[0])
+	}
+	return out
 }

@@ -24,6 +24,9 @@ type Server struct {
 	*server.Server
 	URL     string
 	DataDir string
+	// Store is the PostgreSQL database the server runs on, if any: a
+	// second server started on it shares the first one's state.
+	Store string
 }
 
 // StartServer starts a server on 127.0.0.1 with a fresh data directory
@@ -75,7 +78,7 @@ func StartServer(t testing.TB, cfg server.Config) *Server {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &Server{Server: srv, URL: url, DataDir: cfg.DataDir}
+	return &Server{Server: srv, URL: url, DataDir: cfg.DataDir, Store: cfg.Store}
 }
 
 // AddUser creates an account on the server.

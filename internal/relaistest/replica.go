@@ -178,7 +178,7 @@ func CountCells(t Fataler, db *sql.DB, keep func(c Cell) bool) int {
 // HeldCell returns one cell as a replica holds it; ok is false when it
 // holds none.
 func HeldCell(ctx context.Context, db *sql.DB, table, pk, col string) (replica.Cell, bool, error) {
-	schema, err := replica.LoadSchema(ctx, db)
+	schema, err := LoadSchema(ctx, db)
 	if err != nil {
 		return replica.Cell{}, false, err
 	}

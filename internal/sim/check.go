@@ -299,6 +299,8 @@ func (w *World) checkAcked(ctx context.Context, sdb *sql.DB, d *Device, c syncpr
 		if loserVal == nil && w.isErased(ctx, sdb, c) {
 			return nil // erasure also clears personal values from the conflict log
 		}
+		// PostgreSQL's log keeps values as text: read as the dashboard does.
+		loserVal = w.srv.Schema().StoredValue(c.Table, c.Column, loserVal)
 		if relaistest.Canon(loserVal) != relaistest.Canon(c.Value) {
 			w.violate("conflict log keeps %s for the losing write %s.%s (%s), written as %s",
 				relaistest.Canon(loserVal), c.Table, c.Column, c.Version, relaistest.Canon(c.Value))

@@ -64,6 +64,9 @@ type Config struct {
 	// behind a load balancer run (issue 15): each exchange reaches either
 	// at random, each writes under a node of its own, and a server
 	// restart stops one while the other serves. Otherwise one server.
+	// The servers share the template's store: its SQLite file copied, or,
+	// for a template made by NewTemplateOn, a PostgreSQL database copied
+	// by PostgreSQL for the run.
 	Servers int
 }
 
@@ -343,13 +346,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("sim: clean %s: %w", cfg.Dir, err)
 	}
 	w.dir = cfg.Dir
-	if err := cfg.Template.copyTo(cfg.Dir, n); err != nil {
+	storeURL, err := cfg.Template.copyTo(ctx, cfg.Dir, n)
+	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(cfg.Dir)
+	if storeURL != "" {
+		defer func() { _ = cfg.Template.dropStore(context.WithoutCancel(ctx), storeURL) }()
+	}
 
 	w.srvCfg = server.Config{
 		DataDir:       filepath.Join(cfg.Dir, "server"),
+		Store:         storeURL,
 		MaxClockAhead: maxClockAhead,
 		AccessTTL:     templateTokenTTL,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -2,12 +2,15 @@ package sim
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/relais-numerique/relais/client-sdk/device"
@@ -42,11 +45,23 @@ type Template struct {
 	devices []string
 	// admin and conseillere are the accounts' user ids.
 	admin, conseillere string
+	// store is the PostgreSQL database holding the template's server
+	// state, when the runs' servers keep theirs there (NewTemplateOn);
+	// each run gets a copy made by PostgreSQL (CREATE DATABASE …
+	// TEMPLATE).
+	store string
 }
 
 // NewTemplate prepares a template in dir. The devices log in through the
 // same in-memory network as the runs, with no faults.
 func NewTemplate(ctx context.Context, dir string) (*Template, error) {
+	return NewTemplateOn(ctx, dir, "")
+}
+
+// NewTemplateOn prepares a template whose server state is in the
+// PostgreSQL database at storeURL (an empty database the runs copy), or
+// in dir when storeURL is empty.
+func NewTemplateOn(ctx context.Context, dir, storeURL string) (*Template, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("sim template: %w", err)
 	}
@@ -55,6 +70,7 @@ func NewTemplate(ctx context.Context, dir string) (*Template, error) {
 	}
 	srv, err := server.New(ctx, server.Config{
 		DataDir:   filepath.Join(dir, "server"),
+		Store:     storeURL,
 		AccessTTL: templateTokenTTL,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -72,7 +88,7 @@ func NewTemplate(ctx context.Context, dir string) (*Template, error) {
 		return nil, fmt.Errorf("sim template: add user: %w", err)
 	}
 	w := &World{ctx: ctx, srv: srv, batches: map[batchKey]*batchInfo{}, refusals: map[string]int{}, faults: map[string]int{}}
-	t := &Template{dir: dir, admin: admin.ID, conseillere: cons.ID}
+	t := &Template{dir: dir, admin: admin.ID, conseillere: cons.ID, store: storeURL}
 	for i := 0; i <= MaxDevices; i++ {
 		name, email := fmt.Sprintf("d%d.db", i), simEmail
 		if i == MaxDevices {
@@ -97,12 +113,22 @@ func NewTemplate(ctx context.Context, dir string) (*Template, error) {
 }
 
 // copyTo lays a fresh copy of the template's server and first n devices
-// in dir.
-func (t *Template) copyTo(dir string, n int) error {
+// in dir. On PostgreSQL the server's copy is a database named after dir,
+// whose address it returns.
+func (t *Template) copyTo(ctx context.Context, dir string, n int) (string, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "server"), 0o700); err != nil {
-		return fmt.Errorf("sim: %w", err)
+		return "", fmt.Errorf("sim: %w", err)
 	}
-	files := []string{filepath.Join("server", "relais.db")}
+	var files []string
+	storeURL := ""
+	if t.store != "" {
+		var err error
+		if storeURL, err = t.copyStore(ctx, dir); err != nil {
+			return "", err
+		}
+	} else {
+		files = append(files, filepath.Join("server", "relais.db"))
+	}
 	files = append(files, t.devices[:n]...)
 	files = append(files, conseillereDevice)
 	for _, f := range files {
@@ -112,12 +138,53 @@ func (t *Template) copyTo(dir string, n int) error {
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("sim: copy template: %w", err)
+				return "", fmt.Errorf("sim: copy template: %w", err)
 			}
 			if err := os.WriteFile(filepath.Join(dir, f+suffix), data, 0o600); err != nil {
-				return fmt.Errorf("sim: copy template: %w", err)
+				return "", fmt.Errorf("sim: copy template: %w", err)
 			}
 		}
 	}
-	return nil
+	return storeURL, nil
+}
+
+// copyStore makes the run's database, a copy of the template's named
+// after the run's directory (dropped first: a worker's runs reuse it).
+func (t *Template) copyStore(ctx context.Context, dir string) (string, error) {
+	u, err := url.Parse(t.store)
+	if err != nil {
+		return "", fmt.Errorf("sim: template store: %w", err)
+	}
+	tpl := strings.TrimPrefix(u.Path, "/")
+	name := tpl + "_" + filepath.Base(dir)
+	u.Path = "/postgres"
+	db, err := sql.Open("pgx", u.String())
+	if err != nil {
+		return "", fmt.Errorf("sim: copy template: %w", err)
+	}
+	defer db.Close()
+	for _, q := range []string{`DROP DATABASE IF EXISTS "` + name + `" WITH (FORCE)`, `CREATE DATABASE "` + name + `" TEMPLATE "` + tpl + `"`} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return "", fmt.Errorf("sim: copy template: %s: %w", q, err)
+		}
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// dropStore drops a run's database once the run is over.
+func (t *Template) dropStore(ctx context.Context, storeURL string) error {
+	u, err := url.Parse(storeURL)
+	if err != nil {
+		return err
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	u.Path = "/postgres"
+	db, err := sql.Open("pgx", u.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`)
+	return err
 }

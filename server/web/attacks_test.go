@@ -54,88 +54,90 @@ func serverCell(t *testing.T, w *world, table, pk, col string) any {
 // a French message on the page and a clear JSON error, and nothing is
 // stored.
 func TestAttackResolutionMovesNoRowAndBreaksNoRule(t *testing.T) {
-	w := newWorld(t)
-	// Two administrators' tablets write the owner of Alice's beneficiary
-	// at once (the one that wins gives it back to Alice), and two of
-	// Alice's tablets the duration of her activity.
-	ownerConflict(t, w, "beneficiaire", w.aliceBen, w.bruno.ID, w.alice.ID)
-	concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "duree", 60, 90)
+	relaistest.EachEngine(t, func(t *testing.T, e relaistest.Engine) {
+		w := newWorldOn(t, e)
+		// Two administrators' tablets write the owner of Alice's beneficiary
+		// at once (the one that wins gives it back to Alice), and two of
+		// Alice's tablets the duration of her activity.
+		ownerConflict(t, w, "beneficiaire", w.aliceBen, w.bruno.ID, w.alice.ID)
+		concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "duree", 60, 90)
 
-	claire, alice := newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL)
-	claire.login("claire@exemple.fr")
-	alice.login("alice@exemple.fr")
-	owner, ok := findConflict(alice.conflicts(), "beneficiaire", "mediateur_id")
-	duree, ok2 := findConflict(alice.conflicts(), "activite", "duree")
-	if !ok || !ok2 {
-		t.Fatalf("the conflicts on the owner and the duration were not recorded: %+v", alice.conflicts())
-	}
-	before := storedCells(t, w)
-
-	attacks := []struct {
-		name   string
-		b      *browser
-		id     int64
-		value  any
-		status int
-		code   syncproto.Code
-		page   string // what the page says
-	}{
-		{"the coordinator takes the beneficiary", claire, owner.ID, w.claire.ID, http.StatusForbidden, syncproto.CodeForbidden, "Vous ne pouvez pas résoudre ce conflit"},
-		{"the coordinator hands the beneficiary to Bruno", claire, owner.ID, w.bruno.ID, http.StatusForbidden, syncproto.CodeForbidden, "Vous ne pouvez pas résoudre ce conflit"},
-		{"the conseillère hands her beneficiary to a colleague", alice, owner.ID, w.bruno.ID, http.StatusForbidden, syncproto.CodeForbiddenScope, "Cette modification est refusée"},
-		{"the conseillère leaves her beneficiary without owner", alice, owner.ID, nil, http.StatusForbidden, syncproto.CodeForbiddenScope, "Cette modification est refusée"},
-		{"the conseillère breaks the duration rule", alice, duree.ID, -99999, http.StatusBadRequest, syncproto.CodeInvalidRow, "la durée se compte en minutes"},
-		{"the coordinator breaks the duration rule", claire, duree.ID, -99999, http.StatusBadRequest, syncproto.CodeInvalidRow, "la durée se compte en minutes"},
-	}
-	for _, a := range attacks {
-		t.Run(a.name, func(t *testing.T) {
-			var e errorBody
-			if st := a.b.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", a.id), a.b.sessionCSRF(),
-				map[string]any{"choice": "other_value", "value": a.value}, &e); st != a.status || e.Error.Code != string(a.code) {
-				t.Errorf("JSON: status %d code %q (%s); want %d %s", st, e.Error.Code, e.Error.Message, a.status, a.code)
-			}
-			// The same through the page's form.
-			_, detail := a.b.get(fmt.Sprintf("/conflits/%d", a.id))
-			form := url.Values{"_csrf": {csrfIn(detail)}, "choix": {"other_value"}, "valeur": {fmt.Sprint(a.value)}}
-			if a.value == nil {
-				form.Set("valeur", "")
-			}
-			if st, body := a.b.post(fmt.Sprintf("/conflits/%d/resolution", a.id), form); st != a.status || !strings.Contains(body, a.page) {
-				t.Errorf("form: status %d, page without %q", st, a.page)
-			}
-			if after := storedCells(t, w); after != before {
-				t.Fatalf("a refused resolution changed the server's cells: %v -> %v", before, after)
-			}
-		})
-	}
-	if got := serverCell(t, w, "beneficiaire", w.aliceBen, "mediateur_id"); got != w.alice.ID {
-		t.Fatalf("the beneficiary now belongs to %v", got)
-	}
-	for _, c := range alice.conflicts() {
-		if c.Resolved {
-			t.Errorf("a refused resolution closed conflict %d", c.ID)
+		claire, alice := newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL)
+		claire.login("claire@exemple.fr")
+		alice.login("alice@exemple.fr")
+		owner, ok := findConflict(alice.conflicts(), "beneficiaire", "mediateur_id")
+		duree, ok2 := findConflict(alice.conflicts(), "activite", "duree")
+		if !ok || !ok2 {
+			t.Fatalf("the conflicts on the owner and the duration were not recorded: %+v", alice.conflicts())
 		}
-	}
-	// The coordinator's pull carries no personal data of the beneficiary.
-	ct := w.srv.LoginHTTP(t, "claire@exemple.fr", pw, newID())
-	if _, wire := pullWire(t, w, ct.AccessToken); strings.Contains(wire, "Jeanne") || strings.Contains(wire, w.aliceName) {
-		t.Error("the beneficiary's name reached the coordinator")
-	}
+		before := storedCells(t, w)
 
-	// The controls: what the rules allow still goes through. The owner
-	// keeps her own id; the coordinator sets a valid duration.
-	var res conflictJSON
-	if st := alice.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", owner.ID), alice.sessionCSRF(),
-		map[string]any{"choice": "other_value", "value": w.alice.ID}, &res); st != http.StatusOK || !res.Resolved {
-		t.Errorf("the owner keeping her beneficiary: status %d", st)
-	}
-	if st := claire.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", duree.ID), claire.sessionCSRF(),
-		map[string]any{"choice": "other_value", "value": 75}, &res); st != http.StatusOK || !res.Resolved {
-		t.Errorf("the coordinator setting a valid duration: status %d", st)
-	}
-	if got := serverCell(t, w, "activite", w.aliceAct, "duree"); fmt.Sprint(got) != "75" {
-		t.Errorf("duree after the valid resolution: %v", got)
-	}
+		attacks := []struct {
+			name   string
+			b      *browser
+			id     int64
+			value  any
+			status int
+			code   syncproto.Code
+			page   string // what the page says
+		}{
+			{"the coordinator takes the beneficiary", claire, owner.ID, w.claire.ID, http.StatusForbidden, syncproto.CodeForbidden, "Vous ne pouvez pas résoudre ce conflit"},
+			{"the coordinator hands the beneficiary to Bruno", claire, owner.ID, w.bruno.ID, http.StatusForbidden, syncproto.CodeForbidden, "Vous ne pouvez pas résoudre ce conflit"},
+			{"the conseillère hands her beneficiary to a colleague", alice, owner.ID, w.bruno.ID, http.StatusForbidden, syncproto.CodeForbiddenScope, "Cette modification est refusée"},
+			{"the conseillère leaves her beneficiary without owner", alice, owner.ID, nil, http.StatusForbidden, syncproto.CodeForbiddenScope, "Cette modification est refusée"},
+			{"the conseillère breaks the duration rule", alice, duree.ID, -99999, http.StatusBadRequest, syncproto.CodeInvalidRow, "la durée se compte en minutes"},
+			{"the coordinator breaks the duration rule", claire, duree.ID, -99999, http.StatusBadRequest, syncproto.CodeInvalidRow, "la durée se compte en minutes"},
+		}
+		for _, a := range attacks {
+			t.Run(a.name, func(t *testing.T) {
+				var e errorBody
+				if st := a.b.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", a.id), a.b.sessionCSRF(),
+					map[string]any{"choice": "other_value", "value": a.value}, &e); st != a.status || e.Error.Code != string(a.code) {
+					t.Errorf("JSON: status %d code %q (%s); want %d %s", st, e.Error.Code, e.Error.Message, a.status, a.code)
+				}
+				// The same through the page's form.
+				_, detail := a.b.get(fmt.Sprintf("/conflits/%d", a.id))
+				form := url.Values{"_csrf": {csrfIn(detail)}, "choix": {"other_value"}, "valeur": {fmt.Sprint(a.value)}}
+				if a.value == nil {
+					form.Set("valeur", "")
+				}
+				if st, body := a.b.post(fmt.Sprintf("/conflits/%d/resolution", a.id), form); st != a.status || !strings.Contains(body, a.page) {
+					t.Errorf("form: status %d, page without %q", st, a.page)
+				}
+				if after := storedCells(t, w); after != before {
+					t.Fatalf("a refused resolution changed the server's cells: %v -> %v", before, after)
+				}
+			})
+		}
+		if got := serverCell(t, w, "beneficiaire", w.aliceBen, "mediateur_id"); got != w.alice.ID {
+			t.Fatalf("the beneficiary now belongs to %v", got)
+		}
+		for _, c := range alice.conflicts() {
+			if c.Resolved {
+				t.Errorf("a refused resolution closed conflict %d", c.ID)
+			}
+		}
+		// The coordinator's pull carries no personal data of the beneficiary.
+		ct := w.srv.LoginHTTP(t, "claire@exemple.fr", pw, newID())
+		if _, wire := pullWire(t, w, ct.AccessToken); strings.Contains(wire, "Jeanne") || strings.Contains(wire, w.aliceName) {
+			t.Error("the beneficiary's name reached the coordinator")
+		}
+
+		// The controls: what the rules allow still goes through. The owner
+		// keeps her own id; the coordinator sets a valid duration.
+		var res conflictJSON
+		if st := alice.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", owner.ID), alice.sessionCSRF(),
+			map[string]any{"choice": "other_value", "value": w.alice.ID}, &res); st != http.StatusOK || !res.Resolved {
+			t.Errorf("the owner keeping her beneficiary: status %d", st)
+		}
+		if st := claire.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", duree.ID), claire.sessionCSRF(),
+			map[string]any{"choice": "other_value", "value": 75}, &res); st != http.StatusOK || !res.Resolved {
+			t.Errorf("the coordinator setting a valid duration: status %d", st)
+		}
+		if got := serverCell(t, w, "activite", w.aliceAct, "duree"); fmt.Sprint(got) != "75" {
+			t.Errorf("duree after the valid resolution: %v", got)
+		}
+	})
 }
 
 // Failure 5: the dashboard took mediateur_id for the owner in every
@@ -306,33 +308,35 @@ func TestAttackNoRevocationBeforeTheCoordinationStarts(t *testing.T) {
 // rows their pull delivers, no more. Eve coordinates Alice from today;
 // Alice's activity of 20 November is outside, so is its conflict.
 func TestAttackDashboardFollowsTheCoordinationDates(t *testing.T) {
-	w := newWorld(t)
-	eve := w.srv.AddUser(t, "eve@exemple.fr", "coordinateur", pw)
-	if err := w.srv.WriteRow(context.Background(), "coordination", newID(), map[string]any{
-		"coordinateur_id": eve.ID, "mediateur_id": w.alice.ID, "debut": scope.Today(time.Now())}); err != nil {
-		t.Fatal(err)
-	}
-	concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "duree", 60, 90)
-	claire, eveB := newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL)
-	claire.login("claire@exemple.fr")
-	eveB.login("eve@exemple.fr")
-	c, ok := findConflict(claire.conflicts(), "activite", "duree")
-	if !ok {
-		t.Fatal("Claire, who coordinates Alice since 2025, does not see the conflict; the check below would prove nothing")
-	}
-	if cs := eveB.conflicts(); len(cs) != 0 {
-		t.Errorf("Eve sees conflicts on rows dated before her coordination: %+v", cs)
-	}
-	if st := eveB.api("GET", fmt.Sprintf("/v1/dashboard/conflicts/%d", c.ID), "", nil, nil); st != http.StatusNotFound {
-		t.Errorf("Eve reading the conflict: status %d, want 404", st)
-	}
-	if st := eveB.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", c.ID), eveB.sessionCSRF(),
-		map[string]any{"choice": "other_value", "value": 30}, nil); st != http.StatusNotFound {
-		t.Errorf("Eve resolving the conflict: status %d, want 404", st)
-	}
-	if got := serverCell(t, w, "activite", w.aliceAct, "duree"); fmt.Sprint(got) != "90" {
-		t.Errorf("duree is %v", got)
-	}
+	relaistest.EachEngine(t, func(t *testing.T, e relaistest.Engine) {
+		w := newWorldOn(t, e)
+		eve := w.srv.AddUser(t, "eve@exemple.fr", "coordinateur", pw)
+		if err := w.srv.WriteRow(context.Background(), "coordination", newID(), map[string]any{
+			"coordinateur_id": eve.ID, "mediateur_id": w.alice.ID, "debut": scope.Today(time.Now())}); err != nil {
+			t.Fatal(err)
+		}
+		concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "duree", 60, 90)
+		claire, eveB := newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL)
+		claire.login("claire@exemple.fr")
+		eveB.login("eve@exemple.fr")
+		c, ok := findConflict(claire.conflicts(), "activite", "duree")
+		if !ok {
+			t.Fatal("Claire, who coordinates Alice since 2025, does not see the conflict; the check below would prove nothing")
+		}
+		if cs := eveB.conflicts(); len(cs) != 0 {
+			t.Errorf("Eve sees conflicts on rows dated before her coordination: %+v", cs)
+		}
+		if st := eveB.api("GET", fmt.Sprintf("/v1/dashboard/conflicts/%d", c.ID), "", nil, nil); st != http.StatusNotFound {
+			t.Errorf("Eve reading the conflict: status %d, want 404", st)
+		}
+		if st := eveB.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", c.ID), eveB.sessionCSRF(),
+			map[string]any{"choice": "other_value", "value": 30}, nil); st != http.StatusNotFound {
+			t.Errorf("Eve resolving the conflict: status %d, want 404", st)
+		}
+		if got := serverCell(t, w, "activite", w.aliceAct, "duree"); fmt.Sprint(got) != "90" {
+			t.Errorf("duree is %v", got)
+		}
+	})
 }
 
 // Failure 9: /connexion?suite=/%09/host redirected to "/\t/host" after

@@ -150,220 +150,222 @@ func TestLoginSessionCookieAndCSRF(t *testing.T) {
 
 // What each person sees of conflicts, devices, statistics and exports.
 func TestVisibility(t *testing.T) {
-	w := newWorld(t)
-	caroleT2 := w.srv.LoggedInDevice(t, "carole-2", "carole@exemple.fr", pw)
-	syncOK(t, caroleT2)
-	concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "duree", 60, 90)
-	concurrentEdit(t, w.aliceA, w.aliceB, "beneficiaire", w.aliceBen, "nom", "Lefèvre", "Lefebvre-Martin")
-	concurrentEdit(t, w.caroleT, caroleT2, "activite", w.caroleAct, "duree", 30, 120)
-	// Notes on an activity are the conseillère's own.
-	concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "notes", "Rappeler pour la CAF", "Revoir mardi, dossier CAF")
+	relaistest.EachEngine(t, func(t *testing.T, e relaistest.Engine) {
+		w := newWorldOn(t, e)
+		caroleT2 := w.srv.LoggedInDevice(t, "carole-2", "carole@exemple.fr", pw)
+		syncOK(t, caroleT2)
+		concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "duree", 60, 90)
+		concurrentEdit(t, w.aliceA, w.aliceB, "beneficiaire", w.aliceBen, "nom", "Lefèvre", "Lefebvre-Martin")
+		concurrentEdit(t, w.caroleT, caroleT2, "activite", w.caroleAct, "duree", 30, 120)
+		// Notes on an activity are the conseillère's own.
+		concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "notes", "Rappeler pour la CAF", "Revoir mardi, dossier CAF")
 
-	claire, alice, bruno, denis := newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL)
-	claire.login("claire@exemple.fr")
-	alice.login("alice@exemple.fr")
-	bruno.login("bruno@exemple.fr")
-	denis.login("denis@exemple.fr")
+		claire, alice, bruno, denis := newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL), newBrowser(t, w.srv.URL)
+		claire.login("claire@exemple.fr")
+		alice.login("alice@exemple.fr")
+		bruno.login("bruno@exemple.fr")
+		denis.login("denis@exemple.fr")
 
-	// The coordinator sees the team's conflicts; a personal field's values
-	// are withheld and only its owner may resolve it.
-	cc := claire.conflicts()
-	duree, ok1 := findConflict(cc, "activite", "duree")
-	nom, ok2 := findConflict(cc, "beneficiaire", "nom")
-	notes, ok3 := findConflict(cc, "activite", "notes")
-	if !ok1 || !ok2 || !ok3 || len(cc) != 3 {
-		t.Fatalf("coordinator sees %d conflicts (%+v); want Alice's three", len(cc), cc)
-	}
-	if !notes.Hidden || notes.Winner.Value != nil || notes.CanResolve {
-		t.Errorf("coordinator's view of the notes conflict shows the notes: %+v", notes)
-	}
-	if duree.Hidden || duree.Winner.Value == nil || !duree.CanResolve {
-		t.Errorf("coordinator's view of the duration conflict: %+v", duree)
-	}
-	if !nom.Personal || !nom.Hidden || nom.Winner.Value != nil || nom.Loser.Value != nil || nom.CanResolve {
-		t.Errorf("coordinator's view of the name conflict shows personal data: %+v", nom)
-	}
-	csrf := claire.sessionCSRF()
-	if st := claire.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", nom.ID), csrf, map[string]any{"choice": "restore_loser"}, nil); st != http.StatusForbidden {
-		t.Errorf("coordinator resolving a personal field: status %d, want 403", st)
-	}
-	for _, p := range []string{"/conflits?etat=tous", fmt.Sprintf("/conflits/%d", nom.ID)} {
-		_, body := claire.get(p)
-		for _, name := range []string{"Lefèvre", "Lefebvre", "Jeanne", "Marchand"} {
-			if strings.Contains(body, name) {
-				t.Errorf("coordinator's page %s shows the beneficiary's name %q", p, name)
+		// The coordinator sees the team's conflicts; a personal field's values
+		// are withheld and only its owner may resolve it.
+		cc := claire.conflicts()
+		duree, ok1 := findConflict(cc, "activite", "duree")
+		nom, ok2 := findConflict(cc, "beneficiaire", "nom")
+		notes, ok3 := findConflict(cc, "activite", "notes")
+		if !ok1 || !ok2 || !ok3 || len(cc) != 3 {
+			t.Fatalf("coordinator sees %d conflicts (%+v); want Alice's three", len(cc), cc)
+		}
+		if !notes.Hidden || notes.Winner.Value != nil || notes.CanResolve {
+			t.Errorf("coordinator's view of the notes conflict shows the notes: %+v", notes)
+		}
+		if duree.Hidden || duree.Winner.Value == nil || !duree.CanResolve {
+			t.Errorf("coordinator's view of the duration conflict: %+v", duree)
+		}
+		if !nom.Personal || !nom.Hidden || nom.Winner.Value != nil || nom.Loser.Value != nil || nom.CanResolve {
+			t.Errorf("coordinator's view of the name conflict shows personal data: %+v", nom)
+		}
+		csrf := claire.sessionCSRF()
+		if st := claire.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", nom.ID), csrf, map[string]any{"choice": "restore_loser"}, nil); st != http.StatusForbidden {
+			t.Errorf("coordinator resolving a personal field: status %d, want 403", st)
+		}
+		for _, p := range []string{"/conflits?etat=tous", fmt.Sprintf("/conflits/%d", nom.ID)} {
+			_, body := claire.get(p)
+			for _, name := range []string{"Lefèvre", "Lefebvre", "Jeanne", "Marchand"} {
+				if strings.Contains(body, name) {
+					t.Errorf("coordinator's page %s shows the beneficiary's name %q", p, name)
+				}
 			}
 		}
-	}
 
-	// The activity list: the team's activities, without notes.
-	activities := func(b *browser) (ids map[string]string) {
-		var out struct {
-			Activities []struct {
-				ID    string `json:"id"`
-				Notes string `json:"notes"`
-			} `json:"activities"`
+		// The activity list: the team's activities, without notes.
+		activities := func(b *browser) (ids map[string]string) {
+			var out struct {
+				Activities []struct {
+					ID    string `json:"id"`
+					Notes string `json:"notes"`
+				} `json:"activities"`
+			}
+			if st := b.api("GET", "/v1/dashboard/activities?du=2026-01-01&au=2026-12-31", "", nil, &out); st != http.StatusOK {
+				t.Fatalf("GET activities: %d", st)
+			}
+			ids = map[string]string{}
+			for _, a := range out.Activities {
+				ids[a.ID] = a.Notes
+			}
+			return ids
 		}
-		if st := b.api("GET", "/v1/dashboard/activities?du=2026-01-01&au=2026-12-31", "", nil, &out); st != http.StatusOK {
-			t.Fatalf("GET activities: %d", st)
+		if acts := activities(claire); len(acts) != 1 || acts[w.aliceAct] != "" {
+			t.Errorf("coordinator's activity list: %v; want Alice's activity without its notes", acts)
 		}
-		ids = map[string]string{}
-		for _, a := range out.Activities {
-			ids[a.ID] = a.Notes
+		if acts := activities(alice); len(acts) != 1 || !strings.Contains(acts[w.aliceAct], "CAF") {
+			t.Errorf("Alice's activity list: %v; want her activity with its notes", acts)
 		}
-		return ids
-	}
-	if acts := activities(claire); len(acts) != 1 || acts[w.aliceAct] != "" {
-		t.Errorf("coordinator's activity list: %v; want Alice's activity without its notes", acts)
-	}
-	if acts := activities(alice); len(acts) != 1 || !strings.Contains(acts[w.aliceAct], "CAF") {
-		t.Errorf("Alice's activity list: %v; want her activity with its notes", acts)
-	}
-	if acts := activities(bruno); len(acts) != 0 {
-		t.Errorf("Bruno's activity list: %v", acts)
-	}
-	if acts := activities(denis); len(acts) != 1 || acts[w.caroleAct] != "" {
-		t.Errorf("Denis's activity list: %v", acts)
-	}
-	_, claireCSVNotes := claire.get("/exports/activites.csv?du=2026-01-01&au=2026-12-31")
-	if strings.Contains(claireCSVNotes, "CAF") {
-		t.Errorf("coordinator's export carries Alice's notes")
-	}
+		if acts := activities(bruno); len(acts) != 0 {
+			t.Errorf("Bruno's activity list: %v", acts)
+		}
+		if acts := activities(denis); len(acts) != 1 || acts[w.caroleAct] != "" {
+			t.Errorf("Denis's activity list: %v", acts)
+		}
+		_, claireCSVNotes := claire.get("/exports/activites.csv?du=2026-01-01&au=2026-12-31")
+		if strings.Contains(claireCSVNotes, "CAF") {
+			t.Errorf("coordinator's export carries Alice's notes")
+		}
 
-	// Alice, the owner, sees the values and resolves the personal field.
-	an, ok := findConflict(alice.conflicts(), "beneficiaire", "nom")
-	if !ok || an.Hidden || an.Winner.Value == nil || !an.CanResolve {
-		t.Fatalf("owner's view of the name conflict: %+v", an)
-	}
-	var resolved conflictJSON
-	if st := alice.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", an.ID), alice.sessionCSRF(),
-		map[string]any{"choice": "other_value", "value": "Lefebvre"}, &resolved); st != http.StatusOK || !resolved.Resolved {
-		t.Fatalf("owner resolving the name: status %d, %+v", st, resolved)
-	}
+		// Alice, the owner, sees the values and resolves the personal field.
+		an, ok := findConflict(alice.conflicts(), "beneficiaire", "nom")
+		if !ok || an.Hidden || an.Winner.Value == nil || !an.CanResolve {
+			t.Fatalf("owner's view of the name conflict: %+v", an)
+		}
+		var resolved conflictJSON
+		if st := alice.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", an.ID), alice.sessionCSRF(),
+			map[string]any{"choice": "other_value", "value": "Lefebvre"}, &resolved); st != http.StatusOK || !resolved.Resolved {
+			t.Fatalf("owner resolving the name: status %d, %+v", st, resolved)
+		}
 
-	// Denis (another team) and Bruno (same team, another conseiller) see
-	// none of Alice's conflicts, and are told they do not exist.
-	carolesConflict, ok := findConflict(denis.conflicts(), "activite", "duree")
-	if !ok || len(denis.conflicts()) != 1 {
-		t.Fatalf("Denis should see exactly Carole's conflict")
-	}
-	for name, b := range map[string]*browser{"denis": denis, "bruno": bruno} {
-		for _, c := range b.conflicts() {
-			if c.PK == w.aliceAct || c.PK == w.aliceBen {
-				t.Errorf("%s sees Alice's conflict %+v", name, c)
+		// Denis (another team) and Bruno (same team, another conseiller) see
+		// none of Alice's conflicts, and are told they do not exist.
+		carolesConflict, ok := findConflict(denis.conflicts(), "activite", "duree")
+		if !ok || len(denis.conflicts()) != 1 {
+			t.Fatalf("Denis should see exactly Carole's conflict")
+		}
+		for name, b := range map[string]*browser{"denis": denis, "bruno": bruno} {
+			for _, c := range b.conflicts() {
+				if c.PK == w.aliceAct || c.PK == w.aliceBen {
+					t.Errorf("%s sees Alice's conflict %+v", name, c)
+				}
+			}
+			for _, id := range []int64{duree.ID, nom.ID} {
+				if st := b.api("GET", fmt.Sprintf("/v1/dashboard/conflicts/%d", id), "", nil, nil); st != http.StatusNotFound {
+					t.Errorf("%s reading Alice's conflict %d: status %d, want 404", name, id, st)
+				}
+				if st, _ := b.get(fmt.Sprintf("/conflits/%d", id)); st != http.StatusNotFound {
+					t.Errorf("%s opening Alice's conflict page %d: status %d, want 404", name, id, st)
+				}
+				if st := b.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", id), b.sessionCSRF(),
+					map[string]any{"choice": "keep_winner"}, nil); st != http.StatusNotFound {
+					t.Errorf("%s resolving Alice's conflict %d: status %d, want 404", name, id, st)
+				}
 			}
 		}
-		for _, id := range []int64{duree.ID, nom.ID} {
-			if st := b.api("GET", fmt.Sprintf("/v1/dashboard/conflicts/%d", id), "", nil, nil); st != http.StatusNotFound {
-				t.Errorf("%s reading Alice's conflict %d: status %d, want 404", name, id, st)
+		for _, c := range cc {
+			if c.ID == carolesConflict.ID {
+				t.Errorf("Claire sees Carole's conflict")
 			}
-			if st, _ := b.get(fmt.Sprintf("/conflits/%d", id)); st != http.StatusNotFound {
-				t.Errorf("%s opening Alice's conflict page %d: status %d, want 404", name, id, st)
+		}
+		// Nobody of Claire's team reaches the other team's conflict.
+		for name, b := range map[string]*browser{"claire": claire, "alice": alice, "bruno": bruno} {
+			if st := b.api("GET", fmt.Sprintf("/v1/dashboard/conflicts/%d", carolesConflict.ID), "", nil, nil); st != http.StatusNotFound {
+				t.Errorf("%s reading Carole's conflict: status %d, want 404", name, st)
 			}
-			if st := b.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", id), b.sessionCSRF(),
+			if st := b.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", carolesConflict.ID), b.sessionCSRF(),
 				map[string]any{"choice": "keep_winner"}, nil); st != http.StatusNotFound {
-				t.Errorf("%s resolving Alice's conflict %d: status %d, want 404", name, id, st)
+				t.Errorf("%s resolving Carole's conflict: status %d, want 404", name, st)
+			}
+			if st := b.api("POST", "/v1/dashboard/devices/"+w.caroleT.Node()+"/revoke", b.sessionCSRF(), nil, nil); st != http.StatusNotFound {
+				t.Errorf("%s revoking Carole's tablet: status %d, want 404", name, st)
 			}
 		}
-	}
-	for _, c := range cc {
-		if c.ID == carolesConflict.ID {
-			t.Errorf("Claire sees Carole's conflict")
-		}
-	}
-	// Nobody of Claire's team reaches the other team's conflict.
-	for name, b := range map[string]*browser{"claire": claire, "alice": alice, "bruno": bruno} {
-		if st := b.api("GET", fmt.Sprintf("/v1/dashboard/conflicts/%d", carolesConflict.ID), "", nil, nil); st != http.StatusNotFound {
-			t.Errorf("%s reading Carole's conflict: status %d, want 404", name, st)
-		}
-		if st := b.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", carolesConflict.ID), b.sessionCSRF(),
-			map[string]any{"choice": "keep_winner"}, nil); st != http.StatusNotFound {
-			t.Errorf("%s resolving Carole's conflict: status %d, want 404", name, st)
-		}
-		if st := b.api("POST", "/v1/dashboard/devices/"+w.caroleT.Node()+"/revoke", b.sessionCSRF(), nil, nil); st != http.StatusNotFound {
-			t.Errorf("%s revoking Carole's tablet: status %d, want 404", name, st)
-		}
-	}
-	syncOK(t, w.caroleT) // still enrolled
+		syncOK(t, w.caroleT) // still enrolled
 
-	// Devices: the team's for the coordinator, one's own for a conseiller.
-	devices := func(b *browser) map[string]bool {
-		var out struct {
-			Devices []struct {
-				ID string `json:"id"`
-			} `json:"devices"`
+		// Devices: the team's for the coordinator, one's own for a conseiller.
+		devices := func(b *browser) map[string]bool {
+			var out struct {
+				Devices []struct {
+					ID string `json:"id"`
+				} `json:"devices"`
+			}
+			if st := b.api("GET", "/v1/dashboard/devices", "", nil, &out); st != http.StatusOK {
+				t.Fatalf("GET devices: %d", st)
+			}
+			m := map[string]bool{}
+			for _, d := range out.Devices {
+				m[d.ID] = true
+			}
+			return m
 		}
-		if st := b.api("GET", "/v1/dashboard/devices", "", nil, &out); st != http.StatusOK {
-			t.Fatalf("GET devices: %d", st)
+		if d := devices(claire); !d[w.aliceA.Node()] || !d[w.aliceB.Node()] || d[w.caroleT.Node()] || len(d) != 2 {
+			t.Errorf("coordinator's fleet: %v", d)
 		}
-		m := map[string]bool{}
-		for _, d := range out.Devices {
-			m[d.ID] = true
+		if d := devices(bruno); len(d) != 0 {
+			t.Errorf("Bruno's fleet shows others' devices: %v", d)
 		}
-		return m
-	}
-	if d := devices(claire); !d[w.aliceA.Node()] || !d[w.aliceB.Node()] || d[w.caroleT.Node()] || len(d) != 2 {
-		t.Errorf("coordinator's fleet: %v", d)
-	}
-	if d := devices(bruno); len(d) != 0 {
-		t.Errorf("Bruno's fleet shows others' devices: %v", d)
-	}
-	if d := devices(alice); len(d) != 2 {
-		t.Errorf("Alice's fleet: %v", d)
-	}
-	for name, b := range map[string]*browser{"denis": denis, "bruno": bruno} {
-		if st := b.api("POST", "/v1/dashboard/devices/"+w.aliceA.Node()+"/revoke", b.sessionCSRF(), nil, nil); st != http.StatusNotFound {
-			t.Errorf("%s revoking Alice's tablet through the API: status %d, want 404", name, st)
+		if d := devices(alice); len(d) != 2 {
+			t.Errorf("Alice's fleet: %v", d)
 		}
-		_, page := b.get("/flotte")
-		if st, _ := b.post("/flotte/"+w.aliceA.Node()+"/revocation", url.Values{"_csrf": {csrfIn(page)}}); st != http.StatusNotFound {
-			t.Errorf("%s revoking Alice's tablet with the form: status %d, want 404", name, st)
+		for name, b := range map[string]*browser{"denis": denis, "bruno": bruno} {
+			if st := b.api("POST", "/v1/dashboard/devices/"+w.aliceA.Node()+"/revoke", b.sessionCSRF(), nil, nil); st != http.StatusNotFound {
+				t.Errorf("%s revoking Alice's tablet through the API: status %d, want 404", name, st)
+			}
+			_, page := b.get("/flotte")
+			if st, _ := b.post("/flotte/"+w.aliceA.Node()+"/revocation", url.Values{"_csrf": {csrfIn(page)}}); st != http.StatusNotFound {
+				t.Errorf("%s revoking Alice's tablet with the form: status %d, want 404", name, st)
+			}
 		}
-	}
-	syncOK(t, w.aliceA) // still enrolled
+		syncOK(t, w.aliceA) // still enrolled
 
-	// Statistics: Claire counts her team's activity, Bruno only his own
-	// (none), Denis only Carole's.
-	stats := func(b *browser) (acts int, communes string) {
-		var st struct {
-			Activities int `json:"activites"`
-			ByCommune  []struct {
-				Label string `json:"label"`
-			} `json:"par_commune"`
+		// Statistics: Claire counts her team's activity, Bruno only his own
+		// (none), Denis only Carole's.
+		stats := func(b *browser) (acts int, communes string) {
+			var st struct {
+				Activities int `json:"activites"`
+				ByCommune  []struct {
+					Label string `json:"label"`
+				} `json:"par_commune"`
+			}
+			if code := b.api("GET", "/v1/dashboard/stats?du=2026-01-01&au=2026-12-31", "", nil, &st); code != http.StatusOK {
+				t.Fatalf("GET stats: %d", code)
+			}
+			for _, c := range st.ByCommune {
+				communes += c.Label + ";"
+			}
+			return st.Activities, communes
 		}
-		if code := b.api("GET", "/v1/dashboard/stats?du=2026-01-01&au=2026-12-31", "", nil, &st); code != http.StatusOK {
-			t.Fatalf("GET stats: %d", code)
+		if n, cm := stats(claire); n != 1 || cm != "Laval;" {
+			t.Errorf("coordinator's statistics: %d activities in %q; want Alice's one in Laval", n, cm)
 		}
-		for _, c := range st.ByCommune {
-			communes += c.Label + ";"
+		if n, _ := stats(bruno); n != 0 {
+			t.Errorf("Bruno's statistics count %d activities of others", n)
 		}
-		return st.Activities, communes
-	}
-	if n, cm := stats(claire); n != 1 || cm != "Laval;" {
-		t.Errorf("coordinator's statistics: %d activities in %q; want Alice's one in Laval", n, cm)
-	}
-	if n, _ := stats(bruno); n != 0 {
-		t.Errorf("Bruno's statistics count %d activities of others", n)
-	}
-	if n, cm := stats(denis); n != 1 || cm != "Mayenne;" {
-		t.Errorf("Denis's statistics: %d in %q", n, cm)
-	}
+		if n, cm := stats(denis); n != 1 || cm != "Mayenne;" {
+			t.Errorf("Denis's statistics: %d in %q", n, cm)
+		}
 
-	// Exports: the coordinator's has no names; Alice's own has hers;
-	// nobody's has another team's rows.
-	_, claireCSV := claire.get("/exports/activites.csv?du=2026-01-01&au=2026-12-31")
-	_, aliceCSV := alice.get("/exports/activites.csv?du=2026-01-01&au=2026-12-31")
-	_, brunoCSV := bruno.get("/exports/activites.csv?du=2026-01-01&au=2026-12-31")
-	if !strings.Contains(claireCSV, "Laval") || strings.Contains(claireCSV, "Mayenne") || strings.Contains(claireCSV, "Lefebvre") ||
-		strings.Contains(claireCSV, "Bénéficiaires (noms)") {
-		t.Errorf("coordinator's export:\n%s", claireCSV)
-	}
-	if !strings.Contains(aliceCSV, "Jeanne Lefebvre") {
-		t.Errorf("Alice's own export lacks her beneficiary's name:\n%s", aliceCSV)
-	}
-	if strings.Contains(brunoCSV, "Laval") || strings.Contains(brunoCSV, "Lefebvre") {
-		t.Errorf("Bruno's export has Alice's rows:\n%s", brunoCSV)
-	}
+		// Exports: the coordinator's has no names; Alice's own has hers;
+		// nobody's has another team's rows.
+		_, claireCSV := claire.get("/exports/activites.csv?du=2026-01-01&au=2026-12-31")
+		_, aliceCSV := alice.get("/exports/activites.csv?du=2026-01-01&au=2026-12-31")
+		_, brunoCSV := bruno.get("/exports/activites.csv?du=2026-01-01&au=2026-12-31")
+		if !strings.Contains(claireCSV, "Laval") || strings.Contains(claireCSV, "Mayenne") || strings.Contains(claireCSV, "Lefebvre") ||
+			strings.Contains(claireCSV, "Bénéficiaires (noms)") {
+			t.Errorf("coordinator's export:\n%s", claireCSV)
+		}
+		if !strings.Contains(aliceCSV, "Jeanne Lefebvre") {
+			t.Errorf("Alice's own export lacks her beneficiary's name:\n%s", aliceCSV)
+		}
+		if strings.Contains(brunoCSV, "Laval") || strings.Contains(brunoCSV, "Lefebvre") {
+			t.Errorf("Bruno's export has Alice's rows:\n%s", brunoCSV)
+		}
+	})
 }
 
 // A tool may call the API with a device's bearer access token; a bad one

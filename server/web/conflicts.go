@@ -177,6 +177,7 @@ func (h *Handler) queryConflicts(ctx context.Context, v Viewer, sc scope, q stri
 	}
 	defer rows.Close()
 	rules := h.rules()
+	schema := h.d.Schema()
 	var out []Conflict
 	for rows.Next() {
 		var c Conflict
@@ -209,7 +210,8 @@ func (h *Handler) queryConflicts(ctx context.Context, v Viewer, sc scope, q stri
 		c.Personal = isPersonal(c.Table, c.Column)
 		c.Hidden = c.Personal && c.OwnerID != v.UserID
 		for _, s := range []*Side{&c.Winner, &c.Loser} {
-			s.Value = plainValue(s.Value)
+			// A number comes back as text from PostgreSQL's log.
+			s.Value = schema.StoredValue(c.Table, c.Column, plainValue(s.Value))
 			s.WrittenAt = time.UnixMilli(syncproto.Timestamp(s.HLC).Millis())
 			s.Author = h.authorName(s, names)
 			if c.Hidden {

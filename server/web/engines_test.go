@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -125,4 +126,36 @@ func TestDashboardSessionsAcrossServers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestConflictValuesKeepTheirTypes: on both engines, a conflict on a
+// number shows both sides as numbers, and restoring the losing one
+// writes the number back, which reaches the devices as a number.
+func TestConflictValuesKeepTheirTypes(t *testing.T) {
+	relaistest.EachEngine(t, func(t *testing.T, e relaistest.Engine) {
+		w := newWorldOn(t, e)
+		concurrentEdit(t, w.aliceA, w.aliceB, "activite", w.aliceAct, "duree", 60, 90)
+		claire := newBrowser(t, w.srv.URL)
+		claire.login("claire@exemple.fr")
+		c, ok := findConflict(claire.conflicts(), "activite", "duree")
+		if !ok {
+			t.Fatal("no conflict on the duration")
+		}
+		if c.Winner.Value != float64(90) || c.Loser.Value != float64(60) {
+			t.Fatalf("the conflict shows %#v against %#v, want the numbers 90 and 60", c.Winner.Value, c.Loser.Value)
+		}
+		if st := claire.api("POST", fmt.Sprintf("/v1/dashboard/conflicts/%d/resolve", c.ID), claire.sessionCSRF(),
+			map[string]any{"choice": "restore_loser"}, nil); st != http.StatusOK {
+			t.Fatalf("restore the losing value: status %d", st)
+		}
+		syncOK(t, w.aliceA)
+		var typ string
+		var v int64
+		if err := w.aliceA.DB().QueryRow("SELECT typeof(duree), duree FROM activite WHERE id = ?", w.aliceAct).Scan(&typ, &v); err != nil {
+			t.Fatal(err)
+		}
+		if typ != "integer" || v != 60 {
+			t.Fatalf("after restoring 60, the tablet holds %d as %s", v, typ)
+		}
+	})
 }

@@ -38,8 +38,14 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newWorldOn(t, relaistest.Engines()[0])
+}
+
+// newWorldOn is newWorld on a store of engine e.
+func newWorldOn(t *testing.T, e relaistest.Engine) *world {
+	t.Helper()
 	ctx := context.Background()
-	w := &world{srv: relaistest.StartServer(t, server.Config{})}
+	w := &world{srv: e.Start(t, server.Config{})}
 	w.claire = w.srv.AddUser(t, "claire@exemple.fr", "coordinateur", pw)
 	w.alice = w.srv.AddUser(t, "alice@exemple.fr", "conseiller", pw)
 	w.bruno = w.srv.AddUser(t, "bruno@exemple.fr", "conseiller", pw)

@@ -2,12 +2,15 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/relais-numerique/relais/client-sdk/device"
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/store"
+	"github.com/relais-numerique/relais/syncproto"
 )
 
 // Scenario "ingest": a device pushes N activities, against inserting
@@ -75,6 +78,52 @@ func runIngest(ctx context.Context, cfg Config) (*Result, error) {
 		push.Extra["cpu_ratio_vs_raw"] = raw.DeviceCPU.Seconds() / relaisCPU.Seconds()
 	}
 
+	// The device's local writes against the raw insert of the same rows,
+	// by CPU: the "device local writes >= 25 % of raw SQLite".
+	if capture.DeviceCPU > 0 {
+		capture.Extra = map[string]float64{"cpu_ratio_vs_raw": raw.DeviceCPU.Seconds() / capture.DeviceCPU.Seconds()}
+	}
+
+	// An application writes an activity when the conseillère saves it:
+	// one transaction (and one durable commit) per activity, each
+	// statement prepared anew (its triggers compiled in with it), on a
+	// device and on plain SQLite. Fewer rows: each commit waits for
+	// its fsync.
+	each := min(n, 2000)
+	cfg.logf("  %d activities, one transaction each, device and raw SQLite", each)
+	appDev, err := device.Open(ctx, filepath.Join(r.dir, "app.db"), device.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer appDev.Close()
+	// Her account, as a login would leave it, so the owner checks run.
+	if _, err := appDev.DB().ExecContext(ctx, "UPDATE _device SET user_id = ?, role = 'conseiller' WHERE id = 1", userID); err != nil {
+		return nil, err
+	}
+	devEach, err := timeInserts(ctx, "device: local writes, one transaction per activity", appDev.DB(), appDev.Schema(), rows[:each])
+	if err != nil {
+		return nil, err
+	}
+	rawDB, err := store.Open(filepath.Join(r.dir, "raw-each.db"), store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer rawDB.Close()
+	if err := migrations.Up(ctx, rawDB.W, migrations.Domain); err != nil {
+		return nil, err
+	}
+	rawSchema, err := loadSchema(ctx, rawDB.W)
+	if err != nil {
+		return nil, err
+	}
+	rawEach, err := timeInserts(ctx, "raw SQLite: one transaction per activity", rawDB.W, rawSchema, rows[:each])
+	if err != nil {
+		return nil, err
+	}
+	if devEach.DeviceCPU > 0 {
+		devEach.Extra = map[string]float64{"cpu_ratio_vs_raw": rawEach.DeviceCPU.Seconds() / devEach.DeviceCPU.Seconds()}
+	}
+
 	cfg.logf("  a day's work")
 	day := generateFor(cfg.Seed+7, 20, time.Now().Add(-time.Minute), userID, structures)
 	if err := insertRows(ctx, d.DB(), d.Schema(), day); err != nil {
@@ -92,10 +141,11 @@ func runIngest(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	dayRow.Extra = map[string]float64{"cells": float64(drep.Pushed), "body_bytes_up": float64(drep.BytesUp)}
-	res.Rows = append(res.Rows, capture, push, raw, dayRow)
+	res.Rows = append(res.Rows, capture, push, raw, devEach, rawEach, dayRow)
 	res.Notes = append(res.Notes,
 		"ratio_vs_raw = Relais push rate / raw SQLite insert rate of the same rows (target >= 0.5); cpu_ratio_vs_raw = raw SQLite's CPU time / Relais's (server + device), the same comparison without the machine's load",
-		"a day's work: bytes up on TCP include HTTP headers; body_bytes_up is the gzip body alone (target < 2 KB)")
+		"a day's work: bytes up on TCP include HTTP headers; body_bytes_up is the gzip body alone (target < 2 KB)",
+		"local writes: cpu_ratio_vs_raw = raw SQLite's CPU / the device's for the same rows written the same way (target >= 0.25); one transaction per activity is how an application saves, each statement prepared anew")
 	return res, nil
 }
 
@@ -130,5 +180,28 @@ func rawInsert(ctx context.Context, path string, rows []row, n int) (Row, error)
 	}
 	// The insert runs in this process: its CPU time is the device column.
 	return Row{Name: "raw SQLite: one transaction", Activities: n, Wall: wall, PerSecond: float64(n) / wall.Seconds(),
+		DeviceCPU: after.CPU - before.CPU}, nil
+}
+
+// timeInserts writes rows into db one transaction per row, each INSERT
+// prepared anew, as an application saving one activity at a time does,
+// and measures this process's CPU.
+func timeInserts(ctx context.Context, name string, db *sql.DB, schema *syncproto.Schema, rows []row) (Row, error) {
+	before, err := readUsage(os.Getpid())
+	if err != nil {
+		return Row{}, err
+	}
+	start := time.Now()
+	for _, rw := range rows {
+		if err := insertRows(ctx, db, schema, []row{rw}); err != nil {
+			return Row{}, err
+		}
+	}
+	wall := time.Since(start)
+	after, err := readUsage(os.Getpid())
+	if err != nil {
+		return Row{}, err
+	}
+	return Row{Name: name, Activities: len(rows), Wall: wall, PerSecond: float64(len(rows)) / wall.Seconds(),
 		DeviceCPU: after.CPU - before.CPU}, nil
 }

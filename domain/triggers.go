@@ -35,22 +35,20 @@ func DeviceTriggers(schema *syncproto.Schema, when string) []string {
 	}
 	slices.Sort(tables)
 	for _, t := range tables {
-		var body strings.Builder
-		var any []string
+		// One statement whose CASE names the first rule broken: a valid
+		// row costs one expression, and each rule's SQL is written once
+		// (the trigger is compiled into every statement writing the
+		// table, and an application prepares one at each save).
+		var cases strings.Builder
 		for _, r := range applicable[t] {
 			msg := fmt.Sprintf("relais: rule %s: %s", r.Name, r.Message)
-			broken := fmt.Sprintf("COALESCE((%s), 0) != 0", r.SQL("NEW"))
-			fmt.Fprintf(&body, "    SELECT RAISE(ABORT, %s) WHERE %s;\n", quoteLiteral(msg), broken)
-			any = append(any, broken)
+			fmt.Fprintf(&cases, "\n        WHEN COALESCE((%s), 0) != 0 THEN %s", r.SQL("NEW"), quoteLiteral(msg))
 		}
-		// The body, one statement per rule, runs only when a rule is
-		// broken: a valid row costs one expression, not a statement per
-		// rule, at each write.
-		guard := when + " AND (" + strings.Join(any, "\n    OR ") + ")"
+		body := fmt.Sprintf("    SELECT RAISE(ABORT, broken) FROM (SELECT CASE%s\n        END AS broken) WHERE broken IS NOT NULL;\n", cases.String())
 		for _, op := range []string{"INSERT", "UPDATE"} {
 			name := quoteIdent(TriggerPrefix + t + "_" + strings.ToLower(op))
 			out = append(out, fmt.Sprintf("CREATE TRIGGER %s BEFORE %s ON %s WHEN %s\nBEGIN\n%sEND",
-				name, op, quoteIdent(t), guard, body.String()))
+				name, op, quoteIdent(t), when, body))
 		}
 	}
 	if scrub := scrubStatements(schema); scrub != "" {

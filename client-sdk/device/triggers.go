@@ -34,28 +34,27 @@ func captureTriggers(t *syncproto.Table, cols []string) []string {
 	q := quoteIdent(t.Name)
 	lit := quoteLiteral(t.Name)
 	synced := cols[1:]
-	var checks strings.Builder
 	// Refuse at write time what the server would refuse later, so a bad
 	// row fails in the application instead of blocking the outbox.
 	// Lower case only, as the server stores keys: an upper-case id would
-	// come back from the server as another row.
-	badID := "typeof(NEW.id) != 'text' OR length(NEW.id) != 36 OR NEW.id NOT GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-*-*-*-*' OR NEW.id != lower(NEW.id)"
-	fmt.Fprintf(&checks, "    SELECT RAISE(ABORT, 'relais: %s.id must be a UUID in lower case') WHERE %s;\n", t.Name, badID)
-	bad := []string{badID}
+	// come back from the server as another row. One statement whose CASE
+	// names the first check failed: a valid write costs one expression,
+	// and the trigger, compiled into every statement writing the table,
+	// stays small.
+	var checks strings.Builder
+	fmt.Fprintf(&checks, "\n        WHEN typeof(NEW.id) != 'text' OR length(NEW.id) != 36 OR NEW.id NOT GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-*-*-*-*' OR NEW.id != lower(NEW.id) THEN 'relais: %s.id must be a UUID in lower case'", t.Name)
 	for _, c := range t.ColumnNames() {
 		allowed := map[syncproto.ColumnType]string{
 			syncproto.TypeText:    "'text', 'null'",
 			syncproto.TypeInteger: "'integer', 'null'",
 			syncproto.TypeReal:    "'real', 'integer', 'null'",
 		}[t.Columns[c]]
-		wrong := fmt.Sprintf("typeof(NEW.%s) NOT IN (%s)", quoteIdent(c), allowed)
-		fmt.Fprintf(&checks, "    SELECT RAISE(ABORT, 'relais: %s.%s must be %s') WHERE %s;\n",
-			t.Name, c, strings.ToLower(string(t.Columns[c])), wrong)
-		bad = append(bad, wrong)
+		fmt.Fprintf(&checks, "\n        WHEN typeof(NEW.%s) NOT IN (%s) THEN 'relais: %s.%s must be %s'",
+			quoteIdent(c), allowed, t.Name, c, strings.ToLower(string(t.Columns[c])))
 	}
-	// The checks' statements run only when one fails: a valid write
-	// costs one expression.
-	checkWhen := notApplying + " AND (" + strings.Join(bad, " OR ") + ")"
+	check := func(first string) string {
+		return fmt.Sprintf("    SELECT RAISE(ABORT, failed) FROM (SELECT CASE%s%s\n        END AS failed) WHERE failed IS NOT NULL;\n", first, checks.String())
+	}
 
 	// What an insert is compared with: nothing for a new row (every
 	// column set is sent), the row it replaces for INSERT OR REPLACE
@@ -150,11 +149,11 @@ func captureTriggers(t *syncproto.Table, cols []string) []string {
 	}
 	del.WriteString(upsert("OLD.id", "1"))
 	name := func(op string) string { return quoteIdent("_capture_" + t.Name + "_" + op) }
-	check := func(op string) string { return quoteIdent("_check_" + t.Name + "_" + op) }
+	checkName := func(op string) string { return quoteIdent("_check_" + t.Name + "_" + op) }
 	return []string{
-		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", check("insert"), q, checkWhen, checks.String()),
-		fmt.Sprintf("CREATE TRIGGER %s BEFORE UPDATE ON %s WHEN %s\nBEGIN\n    SELECT RAISE(ABORT, 'relais: the id of a synced row cannot change') WHERE NEW.id IS NOT OLD.id;\n%sEND",
-			check("update"), q, checkWhen+" OR "+notApplying+" AND NEW.id IS NOT OLD.id", checks.String()),
+		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", checkName("insert"), q, notApplying, check("")),
+		fmt.Sprintf("CREATE TRIGGER %s BEFORE UPDATE ON %s WHEN %s\nBEGIN\n%sEND", checkName("update"), q, notApplying,
+			check("\n        WHEN NEW.id IS NOT OLD.id THEN 'relais: the id of a synced row cannot change'")),
 		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", name("before_insert"), q, beforeWhen, before.String()),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("insert"), q, notApplying, clockTick, ins.String()),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("update"), q, updWhen, clockTick, upsert("NEW.id", upd)),

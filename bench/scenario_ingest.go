@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/relais-numerique/relais/client-sdk/device"
@@ -123,6 +125,20 @@ func runIngest(ctx context.Context, cfg Config) (*Result, error) {
 	if devEach.DeviceCPU > 0 {
 		devEach.Extra = map[string]float64{"cpu_ratio_vs_raw": rawEach.DeviceCPU.Seconds() / devEach.DeviceCPU.Seconds()}
 	}
+	// The same with the statement prepared once: what compiling the
+	// table's triggers into each statement costs the pattern above.
+	appKept, err := device.Open(ctx, filepath.Join(r.dir, "app-kept.db"), device.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer appKept.Close()
+	if _, err := appKept.DB().ExecContext(ctx, "UPDATE _device SET user_id = ?, role = 'conseiller' WHERE id = 1", userID); err != nil {
+		return nil, err
+	}
+	devKept, err := timeInsertsPrepared(ctx, "device: local writes, one transaction per activity, statement kept prepared", appKept.DB(), appKept.Schema(), rows[:each])
+	if err != nil {
+		return nil, err
+	}
 
 	cfg.logf("  a day's work")
 	day := generateFor(cfg.Seed+7, 20, time.Now().Add(-time.Minute), userID, structures)
@@ -141,7 +157,7 @@ func runIngest(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	dayRow.Extra = map[string]float64{"cells": float64(drep.Pushed), "body_bytes_up": float64(drep.BytesUp)}
-	res.Rows = append(res.Rows, capture, push, raw, devEach, rawEach, dayRow)
+	res.Rows = append(res.Rows, capture, push, raw, devEach, rawEach, devKept, dayRow)
 	res.Notes = append(res.Notes,
 		"ratio_vs_raw = Relais push rate / raw SQLite insert rate of the same rows (target >= 0.5); cpu_ratio_vs_raw = raw SQLite's CPU time / Relais's (server + device), the same comparison without the machine's load",
 		"a day's work: bytes up on TCP include HTTP headers; body_bytes_up is the gzip body alone (target < 2 KB)",
@@ -194,6 +210,59 @@ func timeInserts(ctx context.Context, name string, db *sql.DB, schema *syncproto
 	start := time.Now()
 	for _, rw := range rows {
 		if err := insertRows(ctx, db, schema, []row{rw}); err != nil {
+			return Row{}, err
+		}
+	}
+	wall := time.Since(start)
+	after, err := readUsage(os.Getpid())
+	if err != nil {
+		return Row{}, err
+	}
+	return Row{Name: name, Activities: len(rows), Wall: wall, PerSecond: float64(len(rows)) / wall.Seconds(),
+		DeviceCPU: after.CPU - before.CPU}, nil
+}
+
+// timeInsertsPrepared writes rows into db one transaction per row, with
+// one statement per table prepared once, and measures this process's CPU.
+func timeInsertsPrepared(ctx context.Context, name string, db *sql.DB, schema *syncproto.Schema, rows []row) (Row, error) {
+	stmts := map[string]*sql.Stmt{}
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	before, err := readUsage(os.Getpid())
+	if err != nil {
+		return Row{}, err
+	}
+	start := time.Now()
+	for _, rw := range rows {
+		t := schema.Tables[rw.Table]
+		if t == nil {
+			continue
+		}
+		cols := t.ColumnNames()
+		st, ok := stmts[rw.Table]
+		if !ok {
+			q := fmt.Sprintf(`INSERT INTO %q (id, "%s") VALUES (?%s)`, rw.Table, strings.Join(cols, `", "`), strings.Repeat(", ?", len(cols)))
+			if st, err = db.PrepareContext(ctx, q); err != nil {
+				return Row{}, fmt.Errorf("insert rows into %s: %w", rw.Table, err)
+			}
+			stmts[rw.Table] = st
+		}
+		args := []any{rw.ID}
+		for _, c := range cols {
+			args = append(args, rw.Values[c])
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return Row{}, err
+		}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+			tx.Rollback() //nolint:errcheck // the insert's error is the one to report
+			return Row{}, fmt.Errorf("insert %s %s: %w", rw.Table, rw.ID, err)
+		}
+		if err := tx.Commit(); err != nil {
 			return Row{}, err
 		}
 	}

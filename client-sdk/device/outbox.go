@@ -401,19 +401,25 @@ func (r *Replica) pendingVersions(ctx context.Context, tx *sql.Tx, rows []syncpr
 
 // acknowledge records the versions of an acknowledged batch's changes in
 // the rows' records: they are now versions the server holds, and the
-// entries leave the outbox. Refused rows were set aside already.
-func (r *Replica) acknowledge(ctx context.Context, tx *sql.Tx, batchID string) error {
-	changes, err := readChanges(ctx, tx, "o.batch = ?1", batchID)
-	if err != nil {
-		return fmt.Errorf("acknowledge batch: %w", err)
+// entries leave the outbox. The refused rows were set aside already;
+// the others' changes are the batch as it was sent (its entries are
+// frozen), which saves reading them again.
+func (r *Replica) acknowledge(ctx context.Context, tx *sql.Tx, batch *syncproto.Batch, refused []syncproto.Refusal) error {
+	aside := map[syncproto.RowKey]bool{}
+	for _, rf := range refused {
+		aside[syncproto.RowKey{Table: rf.Table, PK: rf.PK}] = true
 	}
-	for i := range changes {
-		changes[i].Prev = changes[i].Version
+	changes := make([]syncproto.Change, 0, len(batch.Changes))
+	for _, c := range batch.Changes {
+		if !aside[c.Row()] {
+			c.Prev = c.Version
+			changes = append(changes, c)
+		}
 	}
 	if _, err := replica.Apply(ctx, tx, r.schema, changes, replica.Options{VersionsOnly: true}); err != nil {
 		return fmt.Errorf("acknowledge batch: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, r.outbox.Ack, batchID); err != nil {
+	if _, err := tx.ExecContext(ctx, r.outbox.Ack, batch.ID); err != nil {
 		return fmt.Errorf("drop acknowledged batch: %w", err)
 	}
 	return nil

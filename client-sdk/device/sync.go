@@ -522,7 +522,7 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 				return err
 			}
 			aside = n
-			if err := r.acknowledge(ctx, tx, batch.ID); err != nil {
+			if err := r.acknowledge(ctx, tx, batch, resp.Refused); err != nil {
 				return err
 			}
 		}

@@ -11,7 +11,6 @@ import (
 	"github.com/relais-numerique/relais/replica"
 	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/store"
-	"github.com/relais-numerique/relais/store/pgstore"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -287,11 +286,7 @@ func seed(ctx context.Context, db *store.DB, rows []row) error {
 	if err != nil {
 		return err
 	}
-	opt := server.MergeOptions(schema, nil)
-	if db.Engine == store.Postgres {
-		// Numbers drawn from the shared counter, as the servers draw them.
-		opt.Shared, opt.Draw = true, pgstore.NextSeq
-	}
+	opt := server.OnStore(db, server.MergeOptions(schema, nil))
 	changes := changesOf(schema, rows)
 	const chunk = 20000
 	for i := 0; i < len(changes); i += chunk {

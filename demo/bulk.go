@@ -5,8 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"github.com/relais-numerique/relais/replica"
-
+	"github.com/relais-numerique/relais/server"
 	"github.com/relais-numerique/relais/server/scope"
+	"github.com/relais-numerique/relais/store"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -19,14 +20,15 @@ type bulk struct {
 	ctx     context.Context
 	tx      *sql.Tx
 	schema  *syncproto.Schema
-	owners  map[string]string // owned table → owner column (scope rules)
+	opt     replica.Options
 	pending []syncproto.Change
 }
 
 const bulkChunk = 4096 // cells per Apply
 
-func newBulk(ctx context.Context, tx *sql.Tx, schema *syncproto.Schema) (*bulk, error) {
-	return &bulk{ctx: ctx, tx: tx, schema: schema, owners: scope.NewRules(schema).OwnerColumns()}, nil
+func newBulk(ctx context.Context, tx *sql.Tx, db *store.DB, schema *syncproto.Schema) (*bulk, error) {
+	opt := server.OnStore(db, replica.Options{AssignSeq: true, Owners: scope.NewRules(schema).OwnerColumns()})
+	return &bulk{ctx: ctx, tx: tx, schema: schema, opt: opt}, nil
 }
 
 // add queues one row's cells.
@@ -42,7 +44,7 @@ func (b *bulk) flush() error {
 	if len(b.pending) == 0 {
 		return nil
 	}
-	if _, err := replica.Apply(b.ctx, b.tx, b.schema, b.pending, replica.Options{AssignSeq: true, Owners: b.owners}); err != nil {
+	if _, err := replica.Apply(b.ctx, b.tx, b.schema, b.pending, b.opt); err != nil {
 		return fmt.Errorf("write rows: %w", err)
 	}
 	b.pending = b.pending[:0]

@@ -124,18 +124,26 @@ func GenerateDir(ctx context.Context, dataDir string, opt Options) (Summary, err
 		return Summary{}, err
 	}
 	defer db.Close()
+	return GenerateStore(ctx, db, opt)
+}
+
+// GenerateStore writes a département into an open server database, a
+// data directory's SQLite or a PostgreSQL store (server.OpenPostgres),
+// refusing one that holds accounts other than the demo's unless
+// opt.Force.
+func GenerateStore(ctx context.Context, db *store.DB, opt Options) (Summary, error) {
 	if opt.Accounts && !opt.Force {
 		var others int
 		if err := db.R.QueryRowContext(ctx, "SELECT COUNT(*) FROM _users WHERE email NOT LIKE ?", "%@"+DemoDomain).Scan(&others); err != nil {
 			return Summary{}, fmt.Errorf("demo: read the accounts already there: %w", err)
 		}
 		if others > 0 {
-			return Summary{}, fmt.Errorf("ce répertoire contient déjà %d compte(s) qui ne sont pas ceux de la démonstration : "+
-				"la démonstration y ajouterait des comptes au mot de passe public. Choisissez un répertoire neuf, ou ajoutez --force", others)
+			return Summary{}, fmt.Errorf("cette base contient déjà %d compte(s) qui ne sont pas ceux de la démonstration : "+
+				"la démonstration y ajouterait des comptes au mot de passe public. Choisissez un répertoire ou une base neufs, ou ajoutez --force", others)
 		}
 	}
 	sum, err := Generate(ctx, db, opt)
-	if err != nil {
+	if err != nil || db.Engine != store.SQLite {
 		return sum, err
 	}
 	// The generation's one large transaction leaves a write-ahead log
@@ -158,7 +166,7 @@ func generate(ctx context.Context, db *store.DB, opt Options, viaApply bool) (Su
 	if err := opt.defaults(); err != nil {
 		return Summary{}, err
 	}
-	schema, err := replica.LoadSchema(ctx, db.R)
+	schema, err := server.LoadSchema(ctx, db)
 	if err != nil {
 		return Summary{}, err
 	}
@@ -174,16 +182,18 @@ func generate(ctx context.Context, db *store.DB, opt Options, viaApply bool) (Su
 	// One big transaction: let SQLite keep its dirty pages in memory
 	// rather than spill them to the WAL over and over (a connection
 	// setting; the writer pool has one connection). Restored after.
-	var cache int64
-	if err := db.W.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
-		return Summary{}, fmt.Errorf("demo: %w", err)
+	if db.Engine == store.SQLite {
+		var cache int64
+		if err := db.W.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
+			return Summary{}, fmt.Errorf("demo: %w", err)
+		}
+		if _, err := db.W.ExecContext(ctx, "PRAGMA cache_size = -262144"); err != nil {
+			return Summary{}, fmt.Errorf("demo: %w", err)
+		}
+		defer db.W.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA cache_size = %d", cache)) //nolint:errcheck // best effort
 	}
-	if _, err := db.W.ExecContext(ctx, "PRAGMA cache_size = -262144"); err != nil {
-		return Summary{}, fmt.Errorf("demo: %w", err)
-	}
-	defer db.W.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA cache_size = %d", cache)) //nolint:errcheck // best effort
 	err = db.Write(ctx, func(tx *sql.Tx) error {
-		g.ctx, g.tx = ctx, tx
+		g.ctx, g.db, g.tx = ctx, db, tx
 		if g.viaApply {
 			if err := g.run(); err != nil {
 				return err
@@ -195,9 +205,9 @@ func generate(ctx context.Context, db *store.DB, opt Options, viaApply bool) (Su
 			return err
 		}
 		if there > 0 {
-			return fmt.Errorf("ce répertoire contient déjà les données de démonstration de la graine %d", opt.Seed)
+			return fmt.Errorf("cette base contient déjà les données de démonstration de la graine %d", opt.Seed)
 		}
-		if g.bulk, err = newBulk(ctx, tx, schema); err != nil {
+		if g.bulk, err = newBulk(ctx, tx, db, schema); err != nil {
 			return err
 		}
 		if err := g.run(); err != nil {
@@ -247,6 +257,7 @@ type gen struct {
 	rng    *rand.Rand
 	schema *syncproto.Schema
 	ctx    context.Context
+	db     *store.DB // where the rows go (SQLite or PostgreSQL)
 	tx     *sql.Tx
 	from   time.Time
 	now    time.Time
@@ -370,7 +381,7 @@ func (g *gen) flush() error {
 	if len(g.changes) == 0 {
 		return nil
 	}
-	if _, err := replica.Apply(g.ctx, g.tx, g.schema, g.changes, server.MergeOptions(g.schema, nil)); err != nil {
+	if _, err := replica.Apply(g.ctx, g.tx, g.schema, g.changes, server.OnStore(g.db, server.MergeOptions(g.schema, nil))); err != nil {
 		return err
 	}
 	g.changes = g.changes[:0]

@@ -77,8 +77,9 @@ func (g *gen) fleet(ctx context.Context, db *store.DB) error {
 }
 
 func insertDevice(ctx context.Context, tx *sql.Tx, d demoDevice, schemaVersion int64, enrolled, seen time.Time, pending, offsetMs int64) error {
-	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO _devices (id, user_id, name, created_at, last_seen_at, last_sync_at,
-		pending, app_version, schema_version, clock_offset_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 'relais-android 1.4.2', ?, ?)`,
+	_, err := tx.ExecContext(ctx, `INSERT INTO _devices (id, user_id, name, created_at, last_seen_at, last_sync_at,
+		pending, app_version, schema_version, clock_offset_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 'relais-android 1.4.2', ?, ?)
+		ON CONFLICT DO NOTHING`,
 		d.id, d.owner.ID, d.name, enrolled.UnixMilli(), seen.UnixMilli(), seen.UnixMilli(), pending, schemaVersion, offsetMs)
 	return err
 }
@@ -130,8 +131,9 @@ func (g *gen) conflicts(ctx context.Context, tx *sql.Tx, devices []demoDevice, e
 				continue
 			}
 			detected := end.Add(-time.Duration(2+g.rng.IntN(240)) * time.Hour)
-			_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO _conflicts (tbl, pk, col, winner_val, winner_hlc, winner_node,
-				loser_val, loser_hlc, loser_node, detected_at) VALUES ('activite', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			_, err := tx.ExecContext(ctx, `INSERT INTO _conflicts (tbl, pk, col, winner_val, winner_hlc, winner_node,
+				loser_val, loser_hlc, loser_node, detected_at) VALUES ('activite', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT DO NOTHING`,
 				c.pk, c.col, c.val, c.hlc, p.Node, loser, c.hlc-int64(1+g.rng.IntN(1<<20)), phone.id, detected.UnixMilli())
 			if err != nil {
 				return err

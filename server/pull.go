@@ -133,6 +133,18 @@ func MergeOptions(schema *syncproto.Schema, now func() time.Time) replica.Option
 	return replica.Options{AssignSeq: true, RecordConflicts: true, Now: now, Owners: scope.NewRules(schema).OwnerColumns()}
 }
 
+// OnStore adapts merge options to the engine of db, for the tools that
+// write into a server's database without a running server (demo, bench):
+// on PostgreSQL other servers may write at the same time, so the merge
+// checks what it read once it holds the counter and draws its numbers
+// from it, as the servers' own merges do (applyOptions).
+func OnStore(db *store.DB, o replica.Options) replica.Options {
+	if db.Engine == store.Postgres {
+		o.Shared, o.Draw = true, pgstore.NextSeq
+	}
+	return o
+}
+
 func (s *Server) applyOptions() replica.Options {
 	o := MergeOptions(s.Schema(), s.cfg.Now)
 	if s.db.Engine == store.Postgres {

@@ -15,6 +15,7 @@ import (
 func runDemo(ctx context.Context, args []string, e *env) error {
 	fs := newFlags("demo", e)
 	data := fs.text(setData)
+	storeURL := fs.text(setStore)
 	retention := fs.duration(setRetention)
 	dep := fs.String("departement", "53", "département décrit (seul 53, la Mayenne, existe)")
 	seed := fs.Uint64("seed", 1, "graine : même graine, même taille et même fin donnent les mêmes données")
@@ -44,8 +45,20 @@ func runDemo(ctx context.Context, args []string, e *env) error {
 	if line == nil {
 		progress = nil
 	}
-	sum, err := demo.GenerateDir(ctx, *data, demo.Options{Departement: *dep, Seed: *seed, Activities: *size, Until: end, Accounts: true, Force: *force, Progress: progress})
+	where := place{data: data, store: storeURL}
+	pg, err := where.postgres()
+	if err != nil {
+		return err
+	}
+	db, err := where.create(ctx)
+	if err != nil {
+		return err
+	}
+	sum, err := demo.GenerateStore(ctx, db, demo.Options{Departement: *dep, Seed: *seed, Activities: *size, Until: end, Accounts: true, Force: *force, Progress: progress})
 	line.done()
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("fermer la base : %w", cerr)
+	}
 	if err != nil {
 		return err
 	}
@@ -54,7 +67,7 @@ func runDemo(ctx context.Context, args []string, e *env) error {
 	anonymised := 0
 	if *retention > 0 {
 		line.show(true, "Rétention : anonymisation des bénéficiaires sans mise à jour depuis %s…", fr.Duration(*retention))
-		err := withServer(ctx, place{data: data, store: new(string)}, func(srv *server.Server) error {
+		err := withServer(ctx, where, func(srv *server.Server) error {
 			var err error
 			anonymised, err = srv.RunRetention(ctx, *retention)
 			return err
@@ -64,12 +77,20 @@ func runDemo(ctx context.Context, args []string, e *env) error {
 			return err
 		}
 	}
-	ondisk, err := dirSize(*data)
-	if err != nil {
-		return err
+	// Where the data went, as the coordinator will look for it: the
+	// directory and its size on disk, or the PostgreSQL database.
+	into, ondisk := *data, ""
+	if pg {
+		into, ondisk = db.Path, "base PostgreSQL partagée"
+	} else {
+		n, err := dirSize(*data)
+		if err != nil {
+			return err
+		}
+		ondisk = "répertoire de données : " + fr.Bytes(n) + " sur le disque"
 	}
 	w := e.stdout
-	fmt.Fprintf(w, "Département %s (Mayenne) généré dans %s en %s (graine %d), du %s au %s :\n", *dep, *data,
+	fmt.Fprintf(w, "Département %s (Mayenne) généré dans %s en %s (graine %d), du %s au %s :\n", *dep, into,
 		fr.Duration(sum.Took), *seed, sum.From.Format("02/01/2006"), sum.Until.AddDate(0, 0, -1).Format("02/01/2006"))
 	fmt.Fprintf(w, "  %s conseillers, 1 coordinatrice, %s structures\n", fr.Number(sum.Conseillers), fr.Number(sum.Structures))
 	fmt.Fprintf(w, "  %s bénéficiaires, %s activités (dont %s à domicile), %s accompagnements\n",
@@ -77,7 +98,7 @@ func runDemo(ctx context.Context, args []string, e *env) error {
 	fmt.Fprintf(w, "  %s rendez-vous, %s ateliers avec participants anonymes, %s activités de coordination\n",
 		fr.Number(sum.RendezVous), fr.Number(sum.ParticipantsAnonymes), fr.Number(sum.ActivitesCoordination))
 	fmt.Fprintf(w, "  %s appareils, %s conflits à examiner\n", fr.Number(sum.Devices), fr.Number(sum.Conflicts))
-	fmt.Fprintf(w, "  %s cellules synchronisables ; répertoire de données : %s sur le disque\n", fr.Number(sum.Cells), fr.Bytes(ondisk))
+	fmt.Fprintf(w, "  %s cellules synchronisables ; %s\n", fr.Number(sum.Cells), ondisk)
 	if *retention > 0 {
 		fmt.Fprintf(w, "  %s bénéficiaires sans mise à jour depuis %s anonymisés, comme le fait chaque jour la tâche de rétention du serveur\n",
 			fr.Number(anonymised), fr.Duration(*retention))

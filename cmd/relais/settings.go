@@ -29,7 +29,7 @@ var (
 	setData = setting{"data", "RELAIS_DATA", server.DefaultDataDir,
 		"répertoire de données du serveur", "serve, admin, demo"}
 	setStore = setting{"store", "RELAIS_STORE", "",
-		"base PostgreSQL partagée par plusieurs serveurs (postgres://UTILISATEUR@HOTE/BASE) ; sans elle, SQLite dans --data", "serve, admin, restore"}
+		"base PostgreSQL partagée par plusieurs serveurs (postgres://UTILISATEUR@HOTE/BASE) ; sans elle, SQLite dans --data", "serve, admin, restore, demo"}
 	setAddr = setting{"addr", "RELAIS_ADDR", server.DefaultAddr,
 		"adresse d'écoute HOTE:PORT", "serve"}
 	setMaxClockAhead = setting{"max-clock-ahead", "RELAIS_MAX_CLOCK_AHEAD", dur(server.DefaultMaxClockAhead),

@@ -206,3 +206,24 @@ func TestStoreFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoOnPostgres: relais demo --store fills a PostgreSQL store that
+// the admin commands then read, and says where the data went.
+func TestDemoOnPostgres(t *testing.T) {
+	url := pgtest.DB(t)
+	unused := filepath.Join(t.TempDir(), "unused")
+	out, errs, code := cli(t, "", "demo", "--store", url, "--size", "300", "--until", "2026-03-01", "--data", unused)
+	if code != 0 {
+		t.Fatalf("relais demo --store: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "base PostgreSQL partagée") || !strings.Contains(out, "activités") {
+		t.Errorf("the summary does not say where the demo went:\n%s", out)
+	}
+	users, errs, code := cli(t, "", "admin", "user", "list", "--store", url)
+	if code != 0 || !strings.Contains(users, "@demo.relais.fr") {
+		t.Errorf("admin user list --store after the demo: exit %d, %s\n%s", code, errs, users)
+	}
+	if _, err := os.Stat(unused); err == nil {
+		t.Errorf("the demo on PostgreSQL wrote a data directory")
+	}
+}

@@ -149,7 +149,7 @@ const (
 // triggers.
 func Open(ctx context.Context, path string, opts Options) (*Replica, error) {
 	opts.defaults()
-	db, err := store.Open(path, store.Options{SecureDelete: true, Readers: 2,
+	db, err := store.Open(path, store.Options{SecureDelete: true, Readers: 2, TempInMemory: true,
 		CacheKiB: writerCacheKiB, WALAutocheckpoint: walAutocheckpointPages, Functions: opts.SQLFunctions})
 	if err != nil {
 		return nil, err

@@ -40,20 +40,21 @@ func TestFilesArePrivate(t *testing.T) {
 	}
 }
 
-// TestWriterSettings: the writer's cache and checkpoint settings hold on
-// its first connection and on any connection database/sql opens later
-// (after it dropped one it found broken), and SQLite's defaults hold
-// when they are not set.
+// TestWriterSettings: the writer's cache, checkpoint and temporary
+// storage settings hold on its first connection and on any connection
+// database/sql opens later (after it dropped one it found broken), and
+// SQLite's defaults hold when they are not set.
 func TestWriterSettings(t *testing.T) {
 	cases := []struct {
 		name           string
 		opt            Options
 		wantCache      int64 // PRAGMA cache_size: pages, or KiB when negative
 		wantCheckpoint int64
+		wantTempStore  int64 // PRAGMA temp_store: 0 default (a file), 2 memory
 	}{
-		{"defaults", Options{}, -2000, 1000},
-		{"device", Options{CacheKiB: 65536, WALAutocheckpoint: 10000}, -65536, 10000},
-		{"cache only", Options{CacheKiB: 4096}, -4096, 1000},
+		{"defaults", Options{}, -2000, 1000, 0},
+		{"device", Options{CacheKiB: 65536, WALAutocheckpoint: 10000, TempInMemory: true}, -65536, 10000, 2},
+		{"cache only", Options{CacheKiB: 4096}, -4096, 1000, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,9 +65,15 @@ func TestWriterSettings(t *testing.T) {
 			}
 			defer db.Close()
 			for round := range 2 {
-				var cache, checkpoint int64
+				var cache, checkpoint, temp int64
 				if err := db.W.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
 					t.Fatal(err)
+				}
+				if err := db.W.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&temp); err != nil {
+					t.Fatal(err)
+				}
+				if temp != tc.wantTempStore {
+					t.Fatalf("connection %d: temp_store %d, want %d", round+1, temp, tc.wantTempStore)
 				}
 				if err := db.W.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&checkpoint); err != nil {
 					t.Fatal(err)

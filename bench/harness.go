@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,10 +164,12 @@ type rig struct {
 	// PostgreSQL store).
 	srv  *serverProc
 	srvs []*serverProc
-	// store is the scenario's PostgreSQL database, when Config.Store.
-	store string
-	wire  *wire
-	http  *http.Client
+	// store is the scenario's PostgreSQL database, when Config.Store;
+	// postmaster its cluster's process when it runs on this machine.
+	store      string
+	postmaster int
+	wire       *wire
+	http       *http.Client
 	// serverURL is where devices connect: the server, or a proxy in front.
 	serverURL string
 }
@@ -218,17 +221,33 @@ func freshDatabase(ctx context.Context, addr, name string) (string, error) {
 	return u.String(), nil
 }
 
-// analyze runs ANALYZE on the PostgreSQL database at addr.
-func analyze(ctx context.Context, addr string) error {
+// analyze runs ANALYZE on the PostgreSQL database at addr, and returns
+// the pid of its postmaster when it runs on this machine (0 otherwise):
+// the parent of the backend that served the connection.
+func analyze(ctx context.Context, addr string) (int, error) {
 	db, err := sql.Open("pgx", addr)
 	if err != nil {
-		return fmt.Errorf("bench database: %w", err)
+		return 0, fmt.Errorf("bench database: %w", err)
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, "ANALYZE"); err != nil {
-		return fmt.Errorf("bench database: ANALYZE: %w", err)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("bench database: %w", err)
 	}
-	return nil
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "ANALYZE"); err != nil {
+		return 0, fmt.Errorf("bench database: ANALYZE: %w", err)
+	}
+	var backend int
+	if err := conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		return 0, fmt.Errorf("bench database: %w", err)
+	}
+	if f := procStat(backend); len(f) > 1 {
+		if ppid, err := strconv.Atoi(f[1]); err == nil && len(procStat(ppid)) > 0 {
+			return ppid, nil
+		}
+	}
+	return 0, nil
 }
 
 // prepare opens the server database (creating it) and runs fn on it before
@@ -354,7 +373,8 @@ func (r *rig) begin() (*meter, error) {
 		// a server that has been running: on tables it has never
 		// analysed, PostgreSQL reads a batch's version records by
 		// scanning (docs/DESIGN.md, "Hazards").
-		if err := analyze(context.Background(), r.store); err != nil {
+		var err error
+		if r.postmaster, err = analyze(context.Background(), r.store); err != nil {
 			return nil, err
 		}
 	}
@@ -368,8 +388,8 @@ func (r *rig) begin() (*meter, error) {
 	if m.srv0, err = r.serverUsage(); err != nil {
 		return nil, err
 	}
-	if r.store != "" {
-		m.db0 = postgresUsage()
+	if r.postmaster != 0 {
+		m.db0 = postgresUsage(r.postmaster)
 	}
 	for i := range r.wire.front.served {
 		r.wire.front.served[i].Store(0)
@@ -402,7 +422,9 @@ func (m *meter) end(name string, activities int) (Row, error) {
 	}
 	if m.r.store != "" {
 		row.Store = "postgres"
-		row.DatabaseCPU = postgresUsage() - m.db0
+		if m.r.postmaster != 0 {
+			row.DatabaseCPU = postgresUsage(m.r.postmaster) - m.db0
+		}
 	}
 	if len(m.r.srvs) > 1 {
 		row.Extra = map[string]float64{}

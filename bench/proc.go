@@ -248,33 +248,29 @@ func resetPeak(pid int) {
 
 func (p *serverProc) pid() int { return p.cmd.Process.Pid }
 
-// postgresUsage sums the CPU time of the PostgreSQL processes on this
-// machine: the backends' own, and the postmaster's children's (the
-// backends that exited, which it reaped). A server on PostgreSQL leaves
-// there the work SQLite does inside the server process, so the two are
-// compared with it counted. Other work on the same cluster counts too:
-// the figures are taken on a cluster of their own.
-func postgresUsage() time.Duration {
+// postgresUsage sums the CPU time of one PostgreSQL cluster on this
+// machine, that of the postmaster pid: its backends' own, and its
+// children's (the backends that exited, which it reaped). A server on
+// PostgreSQL leaves there the work SQLite does inside the server process,
+// so the two are compared with it counted. Other work on the same
+// cluster counts too: the figures are taken on a cluster of their own.
+func postgresUsage(postmaster int) time.Duration {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0
 	}
 	var ticks int64
 	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		s := string(stat)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open || s[open+1:end] != "postgres" {
+		f := procStat(pid)
+		if len(f) < 15 {
 			continue
 		}
-		f := strings.Fields(s[end+1:])
-		if len(f) < 15 {
+		ppid, _ := strconv.Atoi(f[1])
+		if pid != postmaster && ppid != postmaster {
 			continue
 		}
 		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
@@ -283,4 +279,19 @@ func postgresUsage() time.Duration {
 		}
 	}
 	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name
+// (state first), or nil.
+func procStat(pid int) []string {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	s := string(stat)
+	end := strings.LastIndexByte(s, ')')
+	if end < 0 {
+		return nil
+	}
+	return strings.Fields(s[end+1:])
 }

@@ -123,7 +123,7 @@ func PrintResult(w io.Writer, r *Result) {
 	}
 	for _, row := range r.Rows {
 		if row.Store != "" {
-			fmt.Fprintf(w, "  %s: %d server(s) on PostgreSQL; PostgreSQL's CPU %s (srv cpu is the servers' sum, srv peak the largest)\n",
+			fmt.Fprintf(w, "  %s: %d server(s) on PostgreSQL; PostgreSQL's CPU %s (\"-\": its cluster is not on this machine; srv cpu is the servers' sum, srv peak the largest)\n",
 				row.Name, row.Servers, dur(row.DatabaseCPU))
 		}
 	}

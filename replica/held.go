@@ -232,7 +232,7 @@ func Values(ctx context.Context, q DB, schema *syncproto.Schema, table string, p
 	}
 	var live map[*record]map[string]any
 	if t := schema.Tables[table]; t != nil {
-		if live, err = readDomainRows(ctx, q, t, alive); err != nil {
+		if live, err = readDomainRows(ctx, q, t, alive, cols...); err != nil {
 			return nil, err
 		}
 	}

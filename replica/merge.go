@@ -70,6 +70,12 @@ type Result struct {
 	// Numbered is how many rows were given a sequence number (one each,
 	// the last Numbered numbers up to Seq), when AssignSeq is set.
 	Numbered int
+	// Rows is how many rows the changes touch, Fresh how many of them
+	// were new to this replica (no record, no pending write, hence no
+	// value of theirs ever stored here): a device need not empty its
+	// write-ahead log after an erasure that only brought rows it never
+	// held.
+	Rows, Fresh int
 }
 
 // rowState is one touched row during an Apply.
@@ -197,6 +203,12 @@ func (a *applier) run(ctx context.Context) (res Result, again bool, err error) {
 	states, order, err := loadStates(ctx, tx, st, d, a.changes, opt)
 	if err != nil {
 		return res, false, err
+	}
+	res.Rows = len(order)
+	for _, s := range states {
+		if s.fresh {
+			res.Fresh++
+		}
 	}
 
 	for i := range a.changes {
@@ -550,6 +562,30 @@ func sqlValue(v any) any {
 // columns the schema does not know are always in the extra values.
 func (s *rowState) materialise(ctx context.Context, tx *sql.Tx, st *stmts, schema *syncproto.Schema, newRows *rowWriter) error {
 	t := schema.Tables[s.key.Table]
+	if t != nil && s.fresh && !s.rec.deleted {
+		// A row new to the replica (the whole of a first sync): its
+		// cells go to the domain table as they won, every column named
+		// (rowWriter takes the table's columns and leaves out the
+		// tombstone), unknown ones beside the versions.
+		recreated, known := false, 0
+		for col, v := range s.won {
+			if col == syncproto.DeletedColumn {
+				recreated = true
+				continue
+			}
+			if _, ok := t.Columns[col]; ok {
+				known++
+				continue
+			}
+			if err := s.rec.setExtra(col, v); err != nil {
+				return err
+			}
+		}
+		if known == 0 && !recreated {
+			return nil
+		}
+		return newRows.add(ctx, t, s.key.PK, s.won)
+	}
 	known := make(map[string]any, len(s.won))
 	for col, v := range s.won {
 		if col == syncproto.DeletedColumn {

@@ -239,8 +239,14 @@ func liveValues(ctx context.Context, q DB, schema *syncproto.Schema, d *dict, rs
 
 // readDomainRows reads every column of the domain rows of some records
 // of table t.
-func readDomainRows(ctx context.Context, q DB, t *syncproto.Table, rs []*record) (map[*record]map[string]any, error) {
+func readDomainRows(ctx context.Context, q DB, t *syncproto.Table, rs []*record, only ...string) (map[*record]map[string]any, error) {
 	names := t.ColumnNames()
+	if only != nil {
+		// The columns asked for that the table has, in its order: the
+		// scope rules' look-ups want one column of rows that may have
+		// twenty (a pull reads every activity's date this way).
+		names = slices.DeleteFunc(names, func(n string) bool { return !slices.Contains(only, n) })
+	}
 	sel := make([]string, 0, len(names)+1)
 	sel = append(sel, "id")
 	for _, n := range names {

@@ -427,16 +427,21 @@ func (r *Replica) acknowledge(ctx context.Context, tx *sql.Tx, batch *syncproto.
 
 // rowKeys are the rows of changes, each once.
 func rowKeys(changes []syncproto.Change) []syncproto.RowKey {
-	seen := map[syncproto.RowKey]bool{}
+	seen := make(map[syncproto.RowKey]bool, len(changes)/8)
 	var out []syncproto.RowKey
-	for _, c := range changes {
-		if k := c.Row(); !seen[k] {
+	for i := range changes {
+		if k := changes[i].Row(); !seen[k] {
 			seen[k] = true
 			out = append(out, k)
 		}
 	}
+	// By table, then key: the order of the text table+"\x00"+pk, without
+	// building that text twice per comparison (a page holds thousands).
 	slices.SortFunc(out, func(a, b syncproto.RowKey) int {
-		return strings.Compare(a.Table+"\x00"+a.PK, b.Table+"\x00"+b.PK)
+		if c := strings.Compare(a.Table, b.Table); c != 0 {
+			return c
+		}
+		return strings.Compare(a.PK, b.PK)
 	})
 	return out
 }

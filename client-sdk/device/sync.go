@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -489,16 +490,19 @@ func (r *Replica) clock(ctx context.Context) (syncproto.Timestamp, error) {
 // set aside.
 func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp *syncproto.SyncResponse) (int, error) {
 	aside := 0
-	var keep []syncproto.Change
-	for i := range resp.Changes {
-		c := resp.Changes[i]
+	// One copy, checked in place (the answer stays as received): a
+	// slice grown change by change cost more than checking them
+	// (BENCHMARKS.md section 10).
+	keep := slices.Clone(resp.Changes)
+	for i := range keep {
+		c := &keep[i]
 		if _, known := r.schema.ColumnType(c.Table, c.Column); known {
-			if err := r.schema.Check(&c); err != nil {
+			if err := r.schema.Check(c); err != nil {
 				return 0, fmt.Errorf("sync: server sent an invalid cell: %w", err)
 			}
 		}
-		keep = append(keep, c)
 	}
+	heldErased := false
 	err := r.applyLocal(ctx, func(tx *sql.Tx) error {
 		// The pending writes to the rows the page brings, and to the
 		// rows refused, are frozen first: their values are read before
@@ -526,9 +530,12 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 				return err
 			}
 		}
-		if _, err := replica.Apply(ctx, tx, r.schema, keep, replica.Options{Prepared: r.prepared, Pending: r.pendingVersions}); err != nil {
+		res, err := replica.Apply(ctx, tx, r.schema, keep, replica.Options{Prepared: r.prepared, Pending: r.pendingVersions})
+		if err != nil {
 			return err
 		}
+		// Only rows held before can have left values in the log.
+		heldErased = res.Fresh < res.Rows && domain.ErasesAny(keep)
 		var last int64
 		if err := tx.QueryRowContext(ctx, "SELECT hlc FROM _replica WHERE id = 1").Scan(&last); err != nil {
 			return err
@@ -546,7 +553,7 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, "UPDATE _device SET cursor = ?, last_sync_at = COALESCE(?, last_sync_at), last_error = NULL WHERE id = 1",
+		_, err = tx.ExecContext(ctx, "UPDATE _device SET cursor = ?, last_sync_at = COALESCE(?, last_sync_at), last_error = NULL WHERE id = 1",
 			resp.Cursor, lastSync)
 		return err
 	})
@@ -555,8 +562,11 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 	}
 	// An erasure applied from the server, or one of ours the server has
 	// just acknowledged, leaves the erased values in the log's old page
-	// images: empty it now rather than at some later checkpoint.
-	if domain.ErasesAny(keep) || (batch != nil && resp.Ack == batch.ID && domain.ErasesAny(batch.Changes)) {
+	// images: empty it now rather than at some later checkpoint. A page
+	// whose rows were all new here (a first sync) brought no value that
+	// was ever stored on this device: the server sends erased rows
+	// already erased.
+	if heldErased || (batch != nil && resp.Ack == batch.ID && domain.ErasesAny(batch.Changes)) {
 		if err := r.purgeLog(ctx); err != nil {
 			return 0, fmt.Errorf("sync: %w", err)
 		}

@@ -534,8 +534,18 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 		if err != nil {
 			return err
 		}
-		// Only rows held before can have left values in the log.
-		heldErased = res.Fresh < res.Rows && domain.ErasesAny(keep)
+		// Only rows held before can have left values in the log, and
+		// the values kept beside them: refused writes (_rejected) and
+		// conflicts, which the erasure trigger scrubs even for a row
+		// new to the replica.
+		if domain.ErasesAny(keep) {
+			heldErased = res.Fresh < res.Rows
+			if !heldErased {
+				if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM _rejected) OR EXISTS (SELECT 1 FROM _conflicts)").Scan(&heldErased); err != nil {
+					return err
+				}
+			}
+		}
 		var last int64
 		if err := tx.QueryRowContext(ctx, "SELECT hlc FROM _replica WHERE id = 1").Scan(&last); err != nil {
 			return err

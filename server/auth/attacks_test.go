@@ -237,87 +237,90 @@ func TestEnrolmentRefusesTakenNodeIDs(t *testing.T) {
 // user's devices are refused everywhere.
 func TestRevocationAndDisabling(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	srv := relaistest.StartServer(t, server.Config{})
-	camille := srv.AddUser(t, "camille@exemple.fr", auth.RoleConseiller, pw)
-	srv.AddUser(t, "stranger@exemple.fr", auth.RoleConseiller, pw)
-	srv.AddUser(t, "coord@exemple.fr", auth.RoleCoordinateur, pw)
-	srv.AddUser(t, "other-coord@exemple.fr", auth.RoleCoordinateur, pw)
-	coord, err := (&auth.Accounts{W: srv.DB().W, R: srv.DB().R}).UserByEmail(ctx, "coord@exemple.fr")
-	must(t, err)
-	must(t, srv.WriteRow(ctx, "coordination", newDeviceID(), map[string]any{"coordinateur_id": coord.ID, "mediateur_id": camille.ID}))
+	// One suite, two stores: a revocation holds on PostgreSQL as on SQLite.
+	relaistest.EachEngine(t, func(t *testing.T, e relaistest.Engine) {
+		ctx := context.Background()
+		srv := e.Start(t, server.Config{})
+		camille := srv.AddUser(t, "camille@exemple.fr", auth.RoleConseiller, pw)
+		srv.AddUser(t, "stranger@exemple.fr", auth.RoleConseiller, pw)
+		srv.AddUser(t, "coord@exemple.fr", auth.RoleCoordinateur, pw)
+		srv.AddUser(t, "other-coord@exemple.fr", auth.RoleCoordinateur, pw)
+		coord, err := (&auth.Accounts{W: srv.DB().W, R: srv.DB().R}).UserByEmail(ctx, "coord@exemple.fr")
+		must(t, err)
+		must(t, srv.WriteRow(ctx, "coordination", newDeviceID(), map[string]any{"coordinateur_id": coord.ID, "mediateur_id": camille.ID}))
 
-	lost, spare, third := newDeviceID(), newDeviceID(), newDeviceID()
-	lostTok := srv.LoginHTTP(t, camille.Email, pw, lost)
-	spareTok := srv.LoginHTTP(t, camille.Email, pw, spare)
-	srv.LoginHTTP(t, camille.Email, pw, third)
-	strangerTok := srv.LoginHTTP(t, "stranger@exemple.fr", pw, newDeviceID())
-	otherCoordTok := srv.LoginHTTP(t, "other-coord@exemple.fr", pw, newDeviceID())
-	coordTok := srv.LoginHTTP(t, "coord@exemple.fr", pw, newDeviceID())
+		lost, spare, third := newDeviceID(), newDeviceID(), newDeviceID()
+		lostTok := srv.LoginHTTP(t, camille.Email, pw, lost)
+		spareTok := srv.LoginHTTP(t, camille.Email, pw, spare)
+		srv.LoginHTTP(t, camille.Email, pw, third)
+		strangerTok := srv.LoginHTTP(t, "stranger@exemple.fr", pw, newDeviceID())
+		otherCoordTok := srv.LoginHTTP(t, "other-coord@exemple.fr", pw, newDeviceID())
+		coordTok := srv.LoginHTTP(t, "coord@exemple.fr", pw, newDeviceID())
 
-	revoke := func(token, id string) (int, string) {
-		status, raw := srv.PostJSON(t, "/v1/devices/"+id+"/revoke", token, map[string]any{})
-		return status, relaistest.ErrorCode(raw)
-	}
-	for _, tc := range []struct {
-		name, token, device string
-		status              int
-		code                string
-	}{
-		// A device out of reach gets the answer of one that does not exist
-		// (issue 11: 403 against 404 told which ids exist).
-		{"another conseiller", strangerTok.AccessToken, lost, 404, "not_found"},
-		{"a coordinator who does not coordinate the owner", otherCoordTok.AccessToken, lost, 404, "not_found"},
-		{"unknown device", spareTok.AccessToken, newDeviceID(), 404, "not_found"},
-		{"the owner, from another device", spareTok.AccessToken, lost, 200, ""},
-		{"the owner's coordinator", coordTok.AccessToken, third, 200, ""},
-	} {
-		if status, code := revoke(tc.token, tc.device); status != tc.status || code != tc.code {
-			t.Errorf("%s: got %d %q, want %d %q", tc.name, status, code, tc.status, tc.code)
+		revoke := func(token, id string) (int, string) {
+			status, raw := srv.PostJSON(t, "/v1/devices/"+id+"/revoke", token, map[string]any{})
+			return status, relaistest.ErrorCode(raw)
 		}
-	}
-
-	before := storedState(t, srv)
-	status, raw := srv.PostJSON(t, "/v1/sync", lostTok.AccessToken, pushOne(camille.ID, lost))
-	if status != 403 || relaistest.ErrorCode(raw) != "device_revoked" || !bytes.Contains(raw, []byte(`"wipe":true`)) {
-		t.Fatalf("revoked device's access token: got %d %s", status, raw)
-	}
-	if storedState(t, srv) != before {
-		t.Fatal("a revoked device's push stored something")
-	}
-	status, raw = srv.PostJSON(t, "/v1/auth/refresh", "", map[string]string{"refresh_token": lostTok.RefreshToken, "device_id": lost})
-	if status != 403 || relaistest.ErrorCode(raw) != "device_revoked" {
-		t.Fatalf("revoked device's refresh token: got %d %s", status, raw)
-	}
-	status, raw = srv.PostJSON(t, "/v1/auth/login", "", map[string]string{"email": camille.Email, "password": pw, "device_id": lost})
-	if status != 403 || relaistest.ErrorCode(raw) != "device_revoked" {
-		t.Fatalf("revoked device logging in again: got %d %s", status, raw)
-	}
-	// The owner's other device still works.
-	if status, raw := srv.PostJSON(t, "/v1/sync", spareTok.AccessToken, pushOne(camille.ID, spare)); status != 200 {
-		t.Fatalf("the owner's other device: %d %s", status, raw)
-	}
-
-	// Disabling the account stops every one of its devices.
-	_, err = (&auth.Accounts{W: srv.DB().W, R: srv.DB().R}).SetDisabled(ctx, camille.Email, true, time.Now())
-	must(t, err)
-	before = storedState(t, srv)
-	for _, tc := range []struct {
-		name, path, token string
-		body              any
-	}{
-		{"sync", "/v1/sync", spareTok.AccessToken, pushOne(camille.ID, spare)},
-		{"refresh", "/v1/auth/refresh", "", map[string]string{"refresh_token": spareTok.RefreshToken}},
-		{"login", "/v1/auth/login", "", map[string]string{"email": camille.Email, "password": pw, "device_id": spare}},
-	} {
-		status, raw := srv.PostJSON(t, tc.path, tc.token, tc.body)
-		if status != 403 || relaistest.ErrorCode(raw) != "user_disabled" {
-			t.Errorf("disabled user, %s: got %d %s", tc.name, status, raw)
+		for _, tc := range []struct {
+			name, token, device string
+			status              int
+			code                string
+		}{
+			// A device out of reach gets the answer of one that does not exist
+			// (issue 11: 403 against 404 told which ids exist).
+			{"another conseiller", strangerTok.AccessToken, lost, 404, "not_found"},
+			{"a coordinator who does not coordinate the owner", otherCoordTok.AccessToken, lost, 404, "not_found"},
+			{"unknown device", spareTok.AccessToken, newDeviceID(), 404, "not_found"},
+			{"the owner, from another device", spareTok.AccessToken, lost, 200, ""},
+			{"the owner's coordinator", coordTok.AccessToken, third, 200, ""},
+		} {
+			if status, code := revoke(tc.token, tc.device); status != tc.status || code != tc.code {
+				t.Errorf("%s: got %d %q, want %d %q", tc.name, status, code, tc.status, tc.code)
+			}
 		}
-	}
-	if storedState(t, srv) != before {
-		t.Fatal("a disabled user's push stored something")
-	}
+
+		before := storedState(t, srv)
+		status, raw := srv.PostJSON(t, "/v1/sync", lostTok.AccessToken, pushOne(camille.ID, lost))
+		if status != 403 || relaistest.ErrorCode(raw) != "device_revoked" || !bytes.Contains(raw, []byte(`"wipe":true`)) {
+			t.Fatalf("revoked device's access token: got %d %s", status, raw)
+		}
+		if storedState(t, srv) != before {
+			t.Fatal("a revoked device's push stored something")
+		}
+		status, raw = srv.PostJSON(t, "/v1/auth/refresh", "", map[string]string{"refresh_token": lostTok.RefreshToken, "device_id": lost})
+		if status != 403 || relaistest.ErrorCode(raw) != "device_revoked" {
+			t.Fatalf("revoked device's refresh token: got %d %s", status, raw)
+		}
+		status, raw = srv.PostJSON(t, "/v1/auth/login", "", map[string]string{"email": camille.Email, "password": pw, "device_id": lost})
+		if status != 403 || relaistest.ErrorCode(raw) != "device_revoked" {
+			t.Fatalf("revoked device logging in again: got %d %s", status, raw)
+		}
+		// The owner's other device still works.
+		if status, raw := srv.PostJSON(t, "/v1/sync", spareTok.AccessToken, pushOne(camille.ID, spare)); status != 200 {
+			t.Fatalf("the owner's other device: %d %s", status, raw)
+		}
+
+		// Disabling the account stops every one of its devices.
+		_, err = (&auth.Accounts{W: srv.DB().W, R: srv.DB().R}).SetDisabled(ctx, camille.Email, true, time.Now())
+		must(t, err)
+		before = storedState(t, srv)
+		for _, tc := range []struct {
+			name, path, token string
+			body              any
+		}{
+			{"sync", "/v1/sync", spareTok.AccessToken, pushOne(camille.ID, spare)},
+			{"refresh", "/v1/auth/refresh", "", map[string]string{"refresh_token": spareTok.RefreshToken}},
+			{"login", "/v1/auth/login", "", map[string]string{"email": camille.Email, "password": pw, "device_id": spare}},
+		} {
+			status, raw := srv.PostJSON(t, tc.path, tc.token, tc.body)
+			if status != 403 || relaistest.ErrorCode(raw) != "user_disabled" {
+				t.Errorf("disabled user, %s: got %d %s", tc.name, status, raw)
+			}
+		}
+		if storedState(t, srv) != before {
+			t.Fatal("a disabled user's push stored something")
+		}
+	})
 }
 
 // TestRefreshRotation: every refresh spends its token; a retry after a

@@ -89,76 +89,79 @@ func TestOfflineForWeeksSyncsWithoutLogin(t *testing.T) {
 // had not synced, down to the file's bytes.
 func TestRevokedDeviceIsWipedOnNextContact(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	srv := relaistest.StartServer(t, server.Config{})
-	u := srv.AddUser(t, "camille@exemple.fr", "conseiller", accessPW)
-	lost := srv.LoggedInDevice(t, "perdue", u.Email, accessPW)
-	const synced, unsynced = "Zephyrine-Secretnom-4242", "Non-synchronise-7373"
-	sqlOn(t, lost, `INSERT INTO beneficiaire (id, mediateur_id, anonyme, prenom, nom, notes) VALUES (?, ?, 0, 'Zoé', ?, 'rappeler')`,
-		uuid.Must(uuid.NewV7()).String(), u.ID, synced)
-	if _, err := lost.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	sqlOn(t, lost, `INSERT INTO beneficiaire (id, mediateur_id, anonyme, prenom, nom) VALUES (?, ?, 0, 'Yves', ?)`,
-		uuid.Must(uuid.NewV7()).String(), u.ID, unsynced)
-
-	// The scan below can see the values: before the wipe they are there.
-	if !filesContain(t, lost.Path(), synced) || !filesContain(t, lost.Path(), unsynced) {
-		t.Fatal("the values are not found in the file before the wipe; the check after it would prove nothing")
-	}
-
-	other := srv.LoginHTTP(t, u.Email, accessPW, uuid.Must(uuid.NewV7()).String())
-	if status, raw := srv.PostJSON(t, "/v1/devices/"+lost.Node()+"/revoke", other.AccessToken, map[string]any{}); status != 200 {
-		t.Fatalf("revoke: %d %s", status, raw)
-	}
-
-	_, err := lost.Sync(ctx)
-	if syncproto.CodeOf(err) != syncproto.CodeDeviceRevoked {
-		t.Fatalf("sync of the revoked device: %v", err)
-	}
-	st, err := lost.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !st.Revoked || st.LoggedIn || st.Pending != 0 || st.Email != "" {
-		t.Fatalf("status after the wipe: %+v", st)
-	}
-	rows, err := lost.DB().Query(`SELECT name FROM sqlite_master WHERE type = 'table'
-		AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_migrations_%' AND name NOT IN ('_device', '_replica', '_tables', '_columns')`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
+	// The wipe is ordered alike by a server on SQLite or on PostgreSQL.
+	relaistest.EachEngine(t, func(t *testing.T, e relaistest.Engine) {
+		ctx := context.Background()
+		srv := e.Start(t, server.Config{})
+		u := srv.AddUser(t, "camille@exemple.fr", "conseiller", accessPW)
+		lost := srv.LoggedInDevice(t, "perdue", u.Email, accessPW)
+		const synced, unsynced = "Zephyrine-Secretnom-4242", "Non-synchronise-7373"
+		sqlOn(t, lost, `INSERT INTO beneficiaire (id, mediateur_id, anonyme, prenom, nom, notes) VALUES (?, ?, 0, 'Zoé', ?, 'rappeler')`,
+			uuid.Must(uuid.NewV7()).String(), u.ID, synced)
+		if _, err := lost.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
-		tables = append(tables, name)
-	}
-	rows.Close()
-	if len(tables) < 5 {
-		t.Fatalf("only %d tables listed; the check would prove little", len(tables))
-	}
-	for _, table := range tables {
-		var n int
-		if err := lost.DB().QueryRow(`SELECT COUNT(*) FROM "` + table + `"`).Scan(&n); err != nil || n != 0 {
-			t.Errorf("table %s holds %d rows after the wipe (%v)", table, n, err)
+		sqlOn(t, lost, `INSERT INTO beneficiaire (id, mediateur_id, anonyme, prenom, nom) VALUES (?, ?, 0, 'Yves', ?)`,
+			uuid.Must(uuid.NewV7()).String(), u.ID, unsynced)
+
+		// The scan below can see the values: before the wipe they are there.
+		if !filesContain(t, lost.Path(), synced) || !filesContain(t, lost.Path(), unsynced) {
+			t.Fatal("the values are not found in the file before the wipe; the check after it would prove nothing")
 		}
-	}
-	// The bytes of the database file and its log hold neither value.
-	for _, secret := range []string{synced, unsynced} {
-		if filesContain(t, lost.Path(), secret) {
-			t.Errorf("the database files still hold %q", secret)
+
+		other := srv.LoginHTTP(t, u.Email, accessPW, uuid.Must(uuid.NewV7()).String())
+		if status, raw := srv.PostJSON(t, "/v1/devices/"+lost.Node()+"/revoke", other.AccessToken, map[string]any{}); status != 200 {
+			t.Fatalf("revoke: %d %s", status, raw)
 		}
-	}
-	// Offline, the device knows it is revoked; the server refuses it too.
-	if _, err := lost.Sync(ctx); syncproto.CodeOf(err) != syncproto.CodeDeviceRevoked {
-		t.Fatalf("second sync after the wipe: %v", err)
-	}
-	if err := lost.Login(ctx, srv.URL, u.Email, accessPW); err == nil || !strings.Contains(err.Error(), "revoked") {
-		t.Fatalf("logging the revoked device in again: %v", err)
-	}
+
+		_, err := lost.Sync(ctx)
+		if syncproto.CodeOf(err) != syncproto.CodeDeviceRevoked {
+			t.Fatalf("sync of the revoked device: %v", err)
+		}
+		st, err := lost.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Revoked || st.LoggedIn || st.Pending != 0 || st.Email != "" {
+			t.Fatalf("status after the wipe: %+v", st)
+		}
+		rows, err := lost.DB().Query(`SELECT name FROM sqlite_master WHERE type = 'table'
+			AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_migrations_%' AND name NOT IN ('_device', '_replica', '_tables', '_columns')`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tables []string
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				t.Fatal(err)
+			}
+			tables = append(tables, name)
+		}
+		rows.Close()
+		if len(tables) < 5 {
+			t.Fatalf("only %d tables listed; the check would prove little", len(tables))
+		}
+		for _, table := range tables {
+			var n int
+			if err := lost.DB().QueryRow(`SELECT COUNT(*) FROM "` + table + `"`).Scan(&n); err != nil || n != 0 {
+				t.Errorf("table %s holds %d rows after the wipe (%v)", table, n, err)
+			}
+		}
+		// The bytes of the database file and its log hold neither value.
+		for _, secret := range []string{synced, unsynced} {
+			if filesContain(t, lost.Path(), secret) {
+				t.Errorf("the database files still hold %q", secret)
+			}
+		}
+		// Offline, the device knows it is revoked; the server refuses it too.
+		if _, err := lost.Sync(ctx); syncproto.CodeOf(err) != syncproto.CodeDeviceRevoked {
+			t.Fatalf("second sync after the wipe: %v", err)
+		}
+		if err := lost.Login(ctx, srv.URL, u.Email, accessPW); err == nil || !strings.Contains(err.Error(), "revoked") {
+			t.Fatalf("logging the revoked device in again: %v", err)
+		}
+	})
 }
 
 // filesContain reports whether the database file or its companions (the

@@ -93,15 +93,11 @@ func runIngest(ctx context.Context, cfg Config) (*Result, error) {
 	// its fsync.
 	each := min(n, 2000)
 	cfg.logf("  %d activities, one transaction each, device and raw SQLite", each)
-	appDev, err := device.Open(ctx, filepath.Join(r.dir, "app.db"), device.Options{})
+	appDev, err := appDevice(ctx, filepath.Join(r.dir, "app.db"), userID)
 	if err != nil {
 		return nil, err
 	}
 	defer appDev.Close()
-	// Her account, as a login would leave it, so the owner checks run.
-	if _, err := appDev.DB().ExecContext(ctx, "UPDATE _device SET user_id = ?, role = 'conseiller' WHERE id = 1", userID); err != nil {
-		return nil, err
-	}
 	devEach, err := timeInserts(ctx, "device: local writes, one transaction per activity", appDev.DB(), appDev.Schema(), rows[:each])
 	if err != nil {
 		return nil, err
@@ -127,14 +123,11 @@ func runIngest(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	// The same with the statement prepared once: what compiling the
 	// table's triggers into each statement costs the pattern above.
-	appKept, err := device.Open(ctx, filepath.Join(r.dir, "app-kept.db"), device.Options{})
+	appKept, err := appDevice(ctx, filepath.Join(r.dir, "app-kept.db"), userID)
 	if err != nil {
 		return nil, err
 	}
 	defer appKept.Close()
-	if _, err := appKept.DB().ExecContext(ctx, "UPDATE _device SET user_id = ?, role = 'conseiller' WHERE id = 1", userID); err != nil {
-		return nil, err
-	}
 	devKept, err := timeInsertsPrepared(ctx, "device: local writes, one transaction per activity, statement kept prepared", appKept.DB(), appKept.Schema(), rows[:each])
 	if err != nil {
 		return nil, err
@@ -163,6 +156,20 @@ func runIngest(ctx context.Context, cfg Config) (*Result, error) {
 		"a day's work: bytes up on TCP include HTTP headers; body_bytes_up is the gzip body alone (target < 2 KB)",
 		"local writes: cpu_ratio_vs_raw = raw SQLite's CPU / the device's for the same rows written the same way (target >= 0.25); one transaction per activity is how an application saves, each statement prepared anew")
 	return res, nil
+}
+
+// appDevice opens a fresh replica holding her account as a login would
+// leave it, so that the write-time owner checks run as on her tablet.
+func appDevice(ctx context.Context, path, userID string) (*device.Replica, error) {
+	d, err := device.Open(ctx, path, device.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.DB().ExecContext(ctx, "UPDATE _device SET user_id = ?, role = 'conseiller' WHERE id = 1", userID); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("bench device %s: %w", path, err)
+	}
+	return d, nil
 }
 
 // rawInsert inserts the rows into a fresh SQLite database with the same

@@ -73,8 +73,11 @@ func UpFS(ctx context.Context, db *sql.DB, set Set, fsys fs.FS) error {
 	return nil
 }
 
-// Version returns the highest applied migration of a set (0 if none).
-func Version(ctx context.Context, db *sql.DB, set Set) (int64, error) {
+// Version returns the highest applied migration of a set (0 if none),
+// read through db: a database, or a transaction on it.
+func Version(ctx context.Context, db interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, set Set) (int64, error) {
 	var v sql.NullInt64
 	err := db.QueryRowContext(ctx,
 		"SELECT MAX(version_id) FROM _migrations_"+string(set)+" WHERE is_applied").Scan(&v)

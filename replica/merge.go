@@ -451,7 +451,11 @@ func loadStates(ctx context.Context, tx *sql.Tx, st *stmts, d *dict, changes []s
 			s := states[syncproto.RowKey{Table: table, PK: pk}]
 			s.rec = recs[pk]
 			if s.rec == nil {
-				s.rec = &record{tbl: tid, pk: pk}
+				// Room for every column numbered: a row new to the
+				// replica usually arrives whole, and clocks grown
+				// column by column were a tenth of a first sync's
+				// allocations.
+				s.rec = &record{tbl: tid, pk: pk, clocks: make([]colClock, 0, max(len(d.colNames[tid]), 4))}
 			}
 			s.wasDeleted = s.rec.deleted
 			s.heldSeq = s.rec.seq

@@ -189,7 +189,10 @@ func (p *columnPage) readStreams(rd *byteReader) error {
 func (p *columnPage) rebuild() ([]Change, error) {
 	fixed := &p.fixed
 	d := columnDecoder{heads: &fixed[streamUUIDHeads], bits: bitReader{b: fixed[streamUUIDBits].b}}
-	var out []Change
+	// Sized once from the shapes: a slice grown by appending copies a
+	// page's changes about twice over and leaves the garbage collector
+	// the copies.
+	out := make([]Change, 0, p.cells())
 	var hlc int64
 	for g := 0; g < p.ngroups; g++ {
 		code, err := fixed[streamShapes].uvarint()
@@ -238,6 +241,21 @@ func (p *columnPage) rebuild() ([]Change, error) {
 		return nil, errors.New("uuid bits stream has data left over")
 	}
 	return out, nil
+}
+
+// cells counts the changes the groups' shapes announce, at most p.most;
+// an error in the shapes stream stops the count, and rebuild reports it.
+func (p *columnPage) cells() int {
+	shapes := p.fixed[streamShapes] // a copy: rebuild reads the stream again
+	n := 0
+	for g := 0; g < p.ngroups && n < p.most; g++ {
+		code, err := shapes.uvarint()
+		if err != nil || code>>1 >= uint64(len(p.shapes)) {
+			break
+		}
+		n += len(p.shapes[code>>1]) - 1
+	}
+	return min(n, p.most)
 }
 
 // readPrevs sets the prev versions of one group's changes, written

@@ -47,7 +47,7 @@ func TestBatchStaysUnderTheProtocolLimit(t *testing.T) {
 	}
 	for _, size := range []int{1000, 2000} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			b, pending, err := r.nextBatch(ctx, size)
+			b, pending, err := r.nextBatch(ctx, nil, size)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -46,8 +46,9 @@ type Options struct {
 	// 5xx answers before Sync gives up until next time.
 	RetryFor time.Duration
 	// Progress, when set, is told how a Sync advances: after each
-	// exchange, and before each retry of an exchange that failed on the
-	// network or a 5xx answer. It runs on the syncing goroutine and must
+	// exchange (during a long pull, after each commit of a few pages),
+	// and before each retry of an exchange that failed on the network or
+	// a 5xx answer. It runs on the syncing goroutine and must
 	// return quickly (the command line draws a progress line with it).
 	Progress func(Progress)
 	// DeviceName is sent at Login, for the fleet page and the conflicts
@@ -315,16 +316,7 @@ func (r *Replica) materialiseKeptAside(ctx context.Context) error {
 // come from elsewhere and must not be echoed back to the server.
 func (r *Replica) applyLocal(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return r.db.Write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE _replica SET applying = 1 WHERE id = 1"); err != nil {
-			return fmt.Errorf("silence triggers: %w", err)
-		}
-		if err := fn(tx); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE _replica SET applying = 0 WHERE id = 1"); err != nil {
-			return fmt.Errorf("restore triggers: %w", err)
-		}
-		return nil
+		return r.silenced(ctx, tx, func() error { return fn(tx) })
 	})
 }
 

@@ -26,7 +26,7 @@ import (
 //
 // The first history seen (a new device, or one that synced before
 // histories existed) is only remembered.
-func (r *Replica) checkHistory(ctx context.Context, resp *syncproto.SyncResponse) (bool, error) {
+func (r *Replica) checkHistory(ctx context.Context, resp *syncproto.SyncResponse, flush func() error) (bool, error) {
 	if resp.History == "" {
 		return false, nil // a server without histories
 	}
@@ -45,6 +45,11 @@ func (r *Replica) checkHistory(ctx context.Context, resp *syncproto.SyncResponse
 	from := int64(0)
 	if changed && resp.HistoryParent == known.String {
 		from = resp.HistorySharedSeq
+	}
+	// The pages of an open pull group are committed first: they came
+	// from the history known before, and the writer is needed here.
+	if err := flush(); err != nil {
+		return false, err
 	}
 	err := r.applyLocal(ctx, func(tx *sql.Tx) error {
 		if changed {

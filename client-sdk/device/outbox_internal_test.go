@@ -45,7 +45,7 @@ func pendingOf(t *testing.T, r *Replica) []syncproto.Change {
 // cut cuts (or reads again) the batch to push, as a sync would.
 func cut(t *testing.T, r *Replica) *syncproto.Batch {
 	t.Helper()
-	b, _, err := r.nextBatch(context.Background(), 1000)
+	b, _, err := r.nextBatch(context.Background(), nil, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

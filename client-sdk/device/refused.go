@@ -145,9 +145,9 @@ func (r *Replica) setAsideBatch(ctx context.Context, tx *sql.Tx, batch *syncprot
 // resyncing reports whether the device is finishing a full pull that an
 // older version of the SDK started after a refusal (migration 00041).
 // This version never starts one.
-func (r *Replica) resyncing(ctx context.Context) (bool, error) {
+func (r *Replica) resyncing(ctx context.Context, q replica.DB) (bool, error) {
 	var on bool
-	if err := r.db.W.QueryRowContext(ctx, "SELECT resync FROM _device WHERE id = 1").Scan(&on); err != nil {
+	if err := q.QueryRowContext(ctx, "SELECT resync FROM _device WHERE id = 1").Scan(&on); err != nil {
 		return false, fmt.Errorf("sync: read resync flag: %w", err)
 	}
 	return on, nil

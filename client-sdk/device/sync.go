@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -66,9 +65,9 @@ type Report struct {
 
 // Sync exchanges with the server until the outbox is empty and the server
 // has nothing more, or until an error. Every pulled page is applied with
-// its cursor in one transaction, and outbox entries leave only once
-// acknowledged, so an interrupted Sync loses nothing and resumes where it
-// stopped.
+// its cursor in the same transaction (a long pull commits every few pages,
+// see pullGroup), and outbox entries leave only once acknowledged, so an
+// interrupted Sync loses nothing and resumes where it stopped.
 //
 // A long pull is pipelined: when an answer says there is more and the
 // request it answers pushed nothing, the request for the next page is
@@ -101,21 +100,67 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 	var ahead *pullAhead // a pull sent while the previous page was applied
 	var built *request   // a request built before the previous page was applied, not sent
 	jsonAgain := false   // a request in the column form was refused as unreadable, and sent again in JSON
+	var group *pullGroup // pages applied and not committed yet (see pullGroup)
+	defer func() {
+		if group != nil {
+			_ = group.tx.Rollback() // an error ended the Sync: its pages are pulled again
+		}
+	}()
+	// flush commits the open group, if any, and reports the progress.
+	flush := func() error {
+		if group == nil {
+			return nil
+		}
+		g := group
+		group = nil
+		if err := r.commitGroup(ctx, g); err != nil {
+			return err
+		}
+		rep.Pulled += g.pulled
+		if r.progress != nil {
+			r.progress(nil, 0)
+		}
+		return nil
+	}
+	// dropAhead abandons the exchange on its way: its bytes count, its
+	// answer does not.
+	dropAhead := func() {
+		if ahead != nil {
+			u, d, _, _ := ahead.drop()
+			rep.BytesUp += u
+			rep.BytesDown += d
+			rep.Exchanges++
+			ahead = nil
+		}
+	}
 	for rep.Exchanges < r.opts.MaxExchanges {
 		var req *request
 		var resp syncproto.SyncResponse
 		var up, down int64
 		var took time.Duration
 		if ahead != nil {
+			if group != nil && !ahead.arrives(groupWait) {
+				if err := flush(); err != nil {
+					dropAhead()
+					return rep, err
+				}
+			}
 			req = ahead.req
 			up, down, took, err = ahead.wait()
 			ahead = nil
 			resp = req.resp
+			if err != nil {
+				// The pages before it are whole: commit them before
+				// anything else needs the writer.
+				if ferr := flush(); ferr != nil {
+					return rep, ferr
+				}
+			}
 			up, down, err = r.retryRefusedToken(ctx, server, &token, req.body, &resp, up, down, err)
 		} else {
 			req, built = built, nil
 			if req == nil {
-				if req, err = r.buildRequest(ctx, cursor, pages.limit, batches.limit); err != nil {
+				if req, err = r.buildRequest(ctx, nil, cursor, pages.limit, batches.limit); err != nil {
 					return rep, err
 				}
 			}
@@ -151,7 +196,7 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 		}
 		// A server restored from a backup: send our writes again, pull
 		// everything again (history.go).
-		restored, err := r.checkHistory(ctx, &resp)
+		restored, err := r.checkHistory(ctx, &resp, flush)
 		if err != nil {
 			return rep, err
 		}
@@ -164,7 +209,14 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 		// its batch still in the outbox until applyAnswer drops it, and
 		// the next request must not be cut from an outbox in that state.
 		if batch == nil && resp.More && rep.Exchanges < r.opts.MaxExchanges {
-			next, err := r.buildRequest(ctx, resp.Cursor, pages.limit, batches.limit)
+			// The next request is built in the group's transaction,
+			// and this page applied in it: a group starts here.
+			if group == nil {
+				if group, err = r.beginGroup(ctx); err != nil {
+					return rep, err
+				}
+			}
+			next, err := r.buildRequest(ctx, group.tx, resp.Cursor, pages.limit, batches.limit)
 			if err != nil {
 				return rep, err
 			}
@@ -178,15 +230,19 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 				built = next
 			}
 		}
-		aside, err := r.applyAnswer(ctx, batch, &resp)
-		if err != nil {
-			if ahead != nil {
-				// It went out: its bytes count, its answer does not.
-				u, d, _, _ := ahead.drop()
-				rep.BytesUp += u
-				rep.BytesDown += d
-				rep.Exchanges++
+		var aside int
+		if group != nil {
+			if err = group.apply(ctx, r, &resp); err != nil {
+				dropAhead()
+				// The pages before this one are kept.
+				var serr error
+				if group, serr = r.salvage(ctx, group); serr == nil {
+					serr = flush()
+				}
+				return rep, errors.Join(err, serr)
 			}
+		} else if aside, err = r.applyAnswer(ctx, batch, &resp); err != nil {
+			dropAhead()
 			return rep, err
 		}
 		if batch != nil && resp.Ack == batch.ID {
@@ -194,15 +250,28 @@ func (r *Replica) Sync(ctx context.Context) (Report, error) {
 			rep.Conflicts += len(resp.Conflicts)
 			rep.Rejected += aside
 		}
-		rep.Pulled += len(resp.Changes)
+		if group == nil {
+			rep.Pulled += len(resp.Changes)
+		}
 		cursor = resp.Cursor
-		if r.progress != nil {
-			r.progress(nil, 0)
+		switch {
+		case group == nil:
+			if r.progress != nil {
+				r.progress(nil, 0)
+			}
+		case ahead == nil || group.full():
+			if err := flush(); err != nil {
+				dropAhead()
+				return rep, err
+			}
 		}
 		pushedAll := batch == nil || (resp.Ack == batch.ID && pending == len(batch.Changes))
 		if !resp.More && pushedAll {
 			return rep, nil
 		}
+	}
+	if err := flush(); err != nil {
+		return rep, err
 	}
 	return rep, fmt.Errorf("sync: stopped after %d exchanges; run it again to continue", rep.Exchanges)
 }
@@ -281,9 +350,14 @@ type request struct {
 
 // buildRequest cuts the next batch from the outbox and encodes the
 // request asking for the page after cursor. It ticks the replica's clock,
-// so it runs on the writer, never while a page is being applied.
-func (r *Replica) buildRequest(ctx context.Context, cursor int64, limit, batchSize int) (*request, error) {
-	batch, pending, err := r.nextBatch(ctx, batchSize)
+// so it runs on the writer: in tx when a pull group holds the writer (see
+// pullGroup), in transactions of its own when tx is nil.
+func (r *Replica) buildRequest(ctx context.Context, tx *sql.Tx, cursor int64, limit, batchSize int) (*request, error) {
+	var q replica.DB = r.db.W
+	if tx != nil {
+		q = tx
+	}
+	batch, pending, err := r.nextBatch(ctx, tx, batchSize)
 	if err != nil {
 		return nil, err
 	}
@@ -292,13 +366,13 @@ func (r *Replica) buildRequest(ctx context.Context, cursor int64, limit, batchSi
 		Pending: pending, AppVersion: r.opts.AppVersion,
 		RefuseRows: true,
 	}
-	if req.Resync, err = r.resyncing(ctx); err != nil {
+	if req.Resync, err = r.resyncing(ctx, q); err != nil {
 		return nil, err
 	}
-	if req.Clock, err = r.clock(ctx); err != nil {
+	if req.Clock, err = r.clock(ctx, tx); err != nil {
 		return nil, err
 	}
-	if req.SchemaVersion, err = migrations.Version(ctx, r.db.W, migrations.Domain); err != nil {
+	if req.SchemaVersion, err = migrations.Version(ctx, q, migrations.Domain); err != nil {
 		return nil, err
 	}
 	body, err := encodeRequest(&req, r.pushColumns.Load() && !r.opts.PushJSON)
@@ -368,6 +442,23 @@ func (a *pullAhead) wait() (up, down int64, took time.Duration, err error) {
 	return a.up, a.down, a.took, a.err
 }
 
+// arrives says whether the exchange is over, or ends within d.
+func (a *pullAhead) arrives(d time.Duration) bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-a.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // drop abandons the exchange (its answer is not needed any more) and
 // waits for its goroutine to end.
 func (a *pullAhead) drop() (up, down int64, took time.Duration, err error) {
@@ -396,11 +487,12 @@ func (r *Replica) link(ctx context.Context) (server, token string, cursor int64,
 // it: its entries are frozen), or a new one cut from the oldest entries,
 // extended to whole rows so the server checks each row with all of its
 // new cells, and frozen in the same transaction. pending counts the
-// changes waiting, the batch's included.
-func (r *Replica) nextBatch(ctx context.Context, size int) (*syncproto.Batch, int, error) {
+// changes waiting, the batch's included. It runs in in when set (a pull
+// group's transaction), in a transaction of its own otherwise.
+func (r *Replica) nextBatch(ctx context.Context, in *sql.Tx, size int) (*syncproto.Batch, int, error) {
 	var b *syncproto.Batch
 	var pending int
-	err := r.db.Write(ctx, func(tx *sql.Tx) error {
+	err := r.writeIn(ctx, in, func(tx *sql.Tx) error {
 		var id string
 		// A batch already cut is sent again until acknowledged. Ordered
 		// by batch id (UUIDv7: the order batches were cut in), which the
@@ -465,10 +557,11 @@ func (r *Replica) cutBatch(ctx context.Context, tx *sql.Tx, id string, size int)
 	}
 }
 
-// clock returns the replica's clock, advanced by one event.
-func (r *Replica) clock(ctx context.Context) (syncproto.Timestamp, error) {
+// clock returns the replica's clock, advanced by one event, saved in in
+// when set, in a transaction of its own otherwise.
+func (r *Replica) clock(ctx context.Context, in *sql.Tx) (syncproto.Timestamp, error) {
 	var t syncproto.Timestamp
-	err := r.db.Write(ctx, func(tx *sql.Tx) error {
+	err := r.writeIn(ctx, in, func(tx *sql.Tx) error {
 		var last int64
 		if err := tx.QueryRowContext(ctx, "SELECT hlc FROM _replica WHERE id = 1").Scan(&last); err != nil {
 			return err
@@ -489,21 +582,38 @@ func (r *Replica) clock(ctx context.Context) (syncproto.Timestamp, error) {
 // happened and the next Sync redoes it. It returns the number of changes
 // set aside.
 func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp *syncproto.SyncResponse) (int, error) {
-	aside := 0
-	// One copy, checked in place (the answer stays as received): a
-	// slice grown change by change cost more than checking them
-	// (BENCHMARKS.md section 10).
-	keep := slices.Clone(resp.Changes)
+	var aside int
+	var purge bool
+	err := r.db.Write(ctx, func(tx *sql.Tx) error {
+		var err error
+		aside, purge, err = r.applyAnswerIn(ctx, tx, batch, resp)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sync: apply answer: %w", err)
+	}
+	return aside, r.afterCommit(ctx, purge)
+}
+
+// applyAnswerIn does applyAnswer's work in tx, which the caller commits.
+// purge says the write-ahead log must be emptied once it is committed
+// (see afterCommit).
+func (r *Replica) applyAnswerIn(ctx context.Context, tx *sql.Tx, batch *syncproto.Batch, resp *syncproto.SyncResponse) (aside int, purge bool, err error) {
+	// Checked in place: the answer is not read again once applied, and
+	// a copy of a page's changes is a megabyte for the garbage
+	// collector (a slice grown change by change cost more than checking
+	// them, BENCHMARKS.md section 10).
+	keep := resp.Changes
 	for i := range keep {
 		c := &keep[i]
 		if _, known := r.schema.ColumnType(c.Table, c.Column); known {
 			if err := r.schema.Check(c); err != nil {
-				return 0, fmt.Errorf("sync: server sent an invalid cell: %w", err)
+				return 0, false, fmt.Errorf("sync: server sent an invalid cell: %w", err)
 			}
 		}
 	}
 	heldErased := false
-	err := r.applyLocal(ctx, func(tx *sql.Tx) error {
+	err = r.silenced(ctx, tx, func() error {
 		// The pending writes to the rows the page brings, and to the
 		// rows refused, are frozen first: their values are read before
 		// the page may change them, their prev before the records move.
@@ -568,25 +678,165 @@ func (r *Replica) applyAnswer(ctx context.Context, batch *syncproto.Batch, resp 
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("sync: apply answer: %w", err)
+		return 0, false, err
 	}
 	// An erasure applied from the server, or one of ours the server has
 	// just acknowledged, leaves the erased values in the log's old page
-	// images: empty it now rather than at some later checkpoint. A page
-	// whose rows were all new here (a first sync) brought no value that
-	// was ever stored on this device: the server sends erased rows
-	// already erased.
-	if heldErased || (batch != nil && resp.Ack == batch.ID && domain.ErasesAny(batch.Changes)) {
+	// images: the log is emptied once this is committed rather than at
+	// some later checkpoint. A page whose rows were all new here (a
+	// first sync) brought no value that was ever stored on this device:
+	// the server sends erased rows already erased.
+	purge = heldErased || (batch != nil && resp.Ack == batch.ID && domain.ErasesAny(batch.Changes))
+	return aside, purge, nil
+}
+
+// afterCommit follows the commit of answers: it empties the write-ahead
+// log when purge says an erasure met values held before, and keeps
+// prepared the statements the pages had to prepare in their
+// transaction, for the next pages. A failure of the latter costs only
+// speed: the next transaction prepares them again, and reports any
+// error that is real.
+func (r *Replica) afterCommit(ctx context.Context, purge bool) error {
+	if purge {
 		if err := r.purgeLog(ctx); err != nil {
-			return 0, fmt.Errorf("sync: %w", err)
+			return fmt.Errorf("sync: %w", err)
 		}
 	}
-	// Statements this page had to prepare in its transaction are kept
-	// prepared for the next pages. A failure here costs only speed: the
-	// next transaction prepares them again, and reports any error that
-	// is real.
 	_ = r.prepared.Learn(ctx)
-	return aside, nil
+	return nil
+}
+
+// A pull group is one transaction holding several pulled pages: a long
+// pull (a first sync) commits every few pages instead of after each, and
+// the requests built meanwhile (their clock ticks) no longer commit on
+// their own. Each commit is durable (synchronous = FULL) and, with rows
+// on random UUID keys, writes again most of the B-tree pages the pages
+// touched: at 50k activities, a fifth fewer bytes written (BENCHMARKS.md
+// section 10). Every page still writes its cursor in the same
+// transaction as its rows, so what is committed is always consistent: a
+// device that dies mid-group loses the group's pages and pulls them
+// again from the cursor committed before it; a page that fails to apply
+// loses only itself (salvage).
+//
+// A group only goes on with pages the pipeline brings (pullAhead: the
+// request for page n+1 is built in the group's transaction, then sent
+// while page n is applied), and is committed once it holds
+// maxGroupPages pages or maxGroupCells cells or is maxGroupFor old, when
+// the next page does not arrive within groupWait, before anything else
+// needs the writer (a refused token, an error, a server restored from a
+// backup), and at the end of the pull. The application's writes wait
+// for the writer while a group holds it: maxGroupFor bounds that wait,
+// as a page's apply did.
+type pullGroup struct {
+	tx     *sql.Tx
+	pages  int
+	since  time.Time
+	purge  bool // an erasure met values held before: empty the log once committed
+	pulled int  // cells of its pages, counted in Report.Pulled once committed
+	// applied are its pages' answers, kept until it is committed to be
+	// applied again should a later page fail (see salvage).
+	applied []*syncproto.SyncResponse
+}
+
+const (
+	maxGroupPages = 16
+	// maxGroupCells bounds the answers a group keeps (about 8 MiB).
+	maxGroupCells = 60_000
+	maxGroupFor   = time.Second
+	// groupWait bounds how long an open group waits for the next page.
+	// The retry notices of a page on its way reach Options.Progress
+	// from the exchange's goroutine; one that waited for the writer
+	// waits for the group at most this long.
+	groupWait = 200 * time.Millisecond
+)
+
+func (r *Replica) beginGroup(ctx context.Context) (*pullGroup, error) {
+	// Not cancelled with ctx (database/sql would roll it back): the
+	// pages it holds are whole, and an interrupted Sync commits them.
+	tx, err := r.db.W.BeginTx(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		return nil, fmt.Errorf("sync: begin write: %w", err)
+	}
+	return &pullGroup{tx: tx, since: time.Now()}, nil
+}
+
+// apply applies one answer that pushed nothing in the group.
+func (g *pullGroup) apply(ctx context.Context, r *Replica, resp *syncproto.SyncResponse) error {
+	_, purge, err := r.applyAnswerIn(ctx, g.tx, nil, resp)
+	if err != nil {
+		return fmt.Errorf("sync: apply answer: %w", err)
+	}
+	g.pages++
+	g.pulled += len(resp.Changes)
+	g.purge = g.purge || purge
+	g.applied = append(g.applied, resp)
+	return nil
+}
+
+// salvage rolls back a group one of whose pages failed to apply, and
+// applies the pages before it again in a group of its own, which the
+// caller commits: they stay, as they would have without groups. A
+// savepoint per page would do the same without applying anything twice,
+// but costs every page a copy of each B-tree page it touches (SQLite's
+// sub-journal), about 4 % of a first sync's CPU, where this costs only
+// the rare failure.
+func (r *Replica) salvage(ctx context.Context, g *pullGroup) (*pullGroup, error) {
+	_ = g.tx.Rollback()
+	if len(g.applied) == 0 {
+		return nil, nil
+	}
+	// Even when the page failed because the Sync was cancelled: these
+	// pages were applied once already, and an interrupted Sync keeps
+	// the pages it has whole.
+	ctx = context.WithoutCancel(ctx)
+	again, err := r.beginGroup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, resp := range g.applied {
+		if err := again.apply(ctx, r, resp); err != nil {
+			_ = again.tx.Rollback()
+			return nil, err
+		}
+	}
+	return again, nil
+}
+
+// full says the group must be committed now rather than take the next
+// page.
+func (g *pullGroup) full() bool {
+	return g.pages >= maxGroupPages || g.pulled >= maxGroupCells || time.Since(g.since) >= maxGroupFor
+}
+
+func (r *Replica) commitGroup(ctx context.Context, g *pullGroup) error {
+	if err := g.tx.Commit(); err != nil {
+		return fmt.Errorf("sync: commit pulled pages: %w", err)
+	}
+	return r.afterCommit(ctx, g.purge)
+}
+
+// silenced runs fn in tx with the capture triggers silenced, for writes
+// that come from elsewhere and must not be echoed back to the server.
+func (r *Replica) silenced(ctx context.Context, tx *sql.Tx, fn func() error) error {
+	if _, err := tx.ExecContext(ctx, "UPDATE _replica SET applying = 1 WHERE id = 1"); err != nil {
+		return fmt.Errorf("silence triggers: %w", err)
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE _replica SET applying = 0 WHERE id = 1"); err != nil {
+		return fmt.Errorf("restore triggers: %w", err)
+	}
+	return nil
+}
+
+// writeIn runs fn in in when it is set (a pull group's transaction), in
+// a write transaction of its own otherwise.
+func (r *Replica) writeIn(ctx context.Context, in *sql.Tx, fn func(tx *sql.Tx) error) error {
+	if in != nil {
+		return fn(in)
+	}
+	return r.db.Write(ctx, fn)
 }
 
 // contentCodes are refusals of what a batch says, not of who sent it or

@@ -91,8 +91,14 @@ func enumRule(table, col, enum string) Rule {
 
 // listRule: a multi-valued column holds a JSON array of distinct enum
 // values. CASE keeps the JSON functions away from text that is not JSON.
-// Duplicates are found by pairs rather than COUNT(DISTINCT), which would
-// build a temporary B-tree at each write (see oneOf): lists are short.
+// One pass over the list judges each item: not a text, not a value of
+// the enum, or equal to an item before it (looked for only from the
+// second item on). Duplicates are found by pairs rather than
+// COUNT(DISTINCT), which would build a temporary B-tree at each write
+// (see oneOf): lists are short. On a device the rule runs at every
+// write, and each json_each is a parse of the list: a one-item list
+// costs one pass, where a pass for the values and a self-join for the
+// duplicates cost three (issue 13).
 func listRule(table, col, enum string) Rule {
 	e := mustEnum(enum)
 	c := "$." + col
@@ -102,9 +108,9 @@ func listRule(table, col, enum string) Rule {
 		Violated: fmt.Sprintf(`CASE WHEN %[1]s IS NULL THEN 0
 		WHEN NOT json_valid(%[1]s) THEN 1
 		WHEN json_type(%[1]s) != 'array' THEN 1
-		WHEN EXISTS (SELECT 1 FROM json_each(%[1]s) WHERE type != 'text' OR NOT (%[2]s)) THEN 1
-		WHEN EXISTS (SELECT 1 FROM json_each(%[1]s) a, json_each(%[1]s) b WHERE a.key < b.key AND a.value = b.value) THEN 1
-		ELSE 0 END`, c, oneOf("value", e.Values())),
+		WHEN EXISTS (SELECT 1 FROM json_each(%[1]s) a WHERE a.type != 'text' OR NOT (%[2]s)
+			OR (a.key > 0 AND EXISTS (SELECT 1 FROM json_each(%[1]s) b WHERE b.key < a.key AND b.value = a.value))) THEN 1
+		ELSE 0 END`, c, oneOf("a.value", e.Values())),
 		Message: fmt.Sprintf(`%s doit être une liste JSON de valeurs distinctes parmi : %s (par exemple ["%s"])`,
 			col, strings.Join(e.Values(), ", "), e.Options[0].Value),
 	}
@@ -180,9 +186,11 @@ func Rules() []Rule {
 		{
 			Name:  "thematiques_administratives",
 			Table: "activite",
+			// One pass over the list: an administrative theme, and
+			// none of them Aide aux démarches.
 			Violated: fmt.Sprintf(`CASE WHEN json_valid($.thematiques) AND json_type($.thematiques) = 'array'
-			THEN EXISTS (SELECT 1 FROM json_each($.thematiques) WHERE %s) AND NOT (%s)
-			ELSE 0 END`, oneOf("value", admin), hasTheme("thematiques", AideAuxDemarches)),
+			THEN (SELECT COALESCE(max(%s), 0) = 1 AND COALESCE(max(value = %s), 0) = 0 FROM json_each($.thematiques))
+			ELSE 0 END`, oneOf("value", admin), quoteLiteral(AideAuxDemarches)),
 			Message: "les thématiques administratives (papiers, logement, impôts…) demandent aussi la thématique « Aide aux démarches administratives »",
 		},
 		{

@@ -9,8 +9,9 @@
 // languages; a test keeps the two equal.
 //
 // Rules (rules.go) are written once each: a stable name, an SQL predicate
-// over one row, and a French message. The same text becomes BEFORE
-// INSERT/UPDATE triggers on devices (DeviceTriggers, triggers.go), so a
+// over one row, and a French message. The same text becomes the arms of
+// the devices' BEFORE INSERT/UPDATE check triggers (DeviceRuleCases,
+// triggers.go), so a
 // bad row fails in the application at write time, and a check of every
 // pushed batch on the server (BeforeApply and AfterApply, check.go). The server refuses a
 // batch that makes a row break a rule the row did not break before it:

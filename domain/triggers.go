@@ -2,7 +2,6 @@ package domain
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/relais-numerique/relais/syncproto"
@@ -13,44 +12,39 @@ import (
 // time a replica opens, so they always match the current schema.
 const TriggerPrefix = "_check_rule_"
 
-// DeviceTriggers returns the SQL of the device's domain triggers for a
-// schema. They are pure SQL, like the capture triggers, so SDKs in other
-// languages can install the same text.
-//
-//   - BEFORE INSERT/UPDATE on each table with rules: abort with
-//     "relais: rule <name>: <message>" when the new row breaks a rule.
-//     when is the SDK's guard that skips remote applies (a row merged
-//     from elsewhere is the server's business, not the user's mistake).
-//   - AFTER INSERT/UPDATE OF anonyme on beneficiaire, not guarded: once a
-//     beneficiary is anonymised, its personal values are cleared from
-//     every local table that can hold them (domain row,
-//     outbox, rejected changes, conflict log), whether the erasure was
-//     made here or arrived from the server.
-func DeviceTriggers(schema *syncproto.Schema, when string) []string {
-	var out []string
-	applicable := RulesFor(schema)
-	tables := make([]string, 0, len(applicable))
-	for t := range applicable {
-		tables = append(tables, t)
-	}
-	slices.Sort(tables)
-	for _, t := range tables {
-		// One statement whose CASE names the first rule broken: a valid
-		// row costs one expression, and each rule's SQL is written once
-		// (the trigger is compiled into every statement writing the
-		// table, and an application prepares one at each save).
+// DeviceRuleCases returns, for each table of schema with rules, the arms
+// of an SQL CASE (each "WHEN … THEN …") that names the first rule the
+// row NEW breaks, in the order of Rules, as "relais: rule <name>:
+// <message>"; a NULL predicate counts as satisfied. The device SDK puts
+// them in its BEFORE INSERT and BEFORE UPDATE check triggers, one
+// statement with its own checks, so that a valid write costs one
+// trigger and one expression: each trigger a statement fires costs a
+// frame whose registers are cleared at every row, and each rule's SQL is
+// written once (the triggers are compiled into every statement writing
+// the table, and an application prepares one at each save).
+func DeviceRuleCases(schema *syncproto.Schema) map[string]string {
+	out := map[string]string{}
+	for t, rules := range RulesFor(schema) {
 		var cases strings.Builder
-		for _, r := range applicable[t] {
+		for _, r := range rules {
 			msg := fmt.Sprintf("relais: rule %s: %s", r.Name, r.Message)
 			fmt.Fprintf(&cases, "\n        WHEN COALESCE((%s), 0) != 0 THEN %s", r.SQL("NEW"), quoteLiteral(msg))
 		}
-		body := fmt.Sprintf("    SELECT RAISE(ABORT, broken) FROM (SELECT CASE%s\n        END AS broken) WHERE broken IS NOT NULL;\n", cases.String())
-		for _, op := range []string{"INSERT", "UPDATE"} {
-			name := quoteIdent(TriggerPrefix + t + "_" + strings.ToLower(op))
-			out = append(out, fmt.Sprintf("CREATE TRIGGER %s BEFORE %s ON %s WHEN %s\nBEGIN\n%sEND",
-				name, op, quoteIdent(t), when, body))
-		}
+		out[t] = cases.String()
 	}
+	return out
+}
+
+// DeviceTriggers returns the SQL of the device's erasure triggers for a
+// schema. They are pure SQL, like the capture triggers, so SDKs in other
+// languages can install the same text: AFTER INSERT/UPDATE OF anonyme on
+// beneficiaire, not guarded: once a beneficiary is anonymised, its
+// personal values are cleared from every local table that can hold them
+// (domain row, outbox, rejected changes, conflict log), whether the
+// erasure was made here or arrived from the server. The rules are
+// checked by the device's check triggers (DeviceRuleCases).
+func DeviceTriggers(schema *syncproto.Schema) []string {
+	var out []string
 	if scrub := scrubStatements(schema); scrub != "" {
 		out = append(out,
 			fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON beneficiaire WHEN NEW.anonyme = 1\nBEGIN\n%sEND",

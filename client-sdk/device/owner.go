@@ -17,20 +17,57 @@ const ownerColumn = "mediateur_id"
 
 var adminTables = map[string]bool{"structure": true, "coordination": true, "mediateur_en_activite": true}
 
-// The device's own account, as learnt at login (migration 00042).
+// The device's own account, as learnt at login (migration 00042). The
+// checks read _device once: a row of it, only when the account is one
+// whose writes are checked (a conseillère or a coordinator whose id is
+// known).
 const (
-	deviceUser = "(SELECT user_id FROM _device WHERE id = 1)"
-	deviceRole = "(SELECT role FROM _device WHERE id = 1)"
+	deviceUser   = "(SELECT user_id FROM _device WHERE id = 1)"
+	checkedUser  = "FROM _device WHERE id = 1 AND role IN ('conseiller', 'coordinateur') AND user_id IS NOT NULL"
+	ownerChecked = "EXISTS (SELECT 1 " + checkedUser + ")"
 )
 
-// ownerTriggers returns the SQL of the triggers that catch on the device,
-// at write time and with a French message, the writes the server would
+var (
+	notMine  = quoteLiteral("relais: cette fiche doit être à votre nom : " + ownerColumn + " doit être votre identifiant (laissez-le vide, l'appareil le remplit)")
+	theirs   = quoteLiteral("relais: cette fiche appartient à une autre personne (de votre équipe, peut-être) : seul·e son auteur·rice peut la modifier ou la supprimer")
+	handOver = quoteLiteral("relais: une fiche ne peut pas être attribuée à quelqu'un d'autre : " + ownerColumn + " doit rester votre identifiant")
+)
+
+// owned tells whether a table's rows have an owner a conseillère's
+// writes are checked against.
+func owned(schema *syncproto.Schema, t string) bool {
+	_, ok := schema.Tables[t].Columns[ownerColumn]
+	return ok && !adminTables[t]
+}
+
+// ownerCheck is the SQL of the owner's check of an INSERT or UPDATE on
+// an owned table, for the table's check trigger (checkTriggers): the
+// message of the write the server would refuse for its owner, else NULL
+// ("" for a table whose rows have no owner):
+//
+//   - a new row naming someone else;
+//   - an edit of a row of someone else (a coordinator's team rows);
+//   - handing a row to someone else. An old owner of NULL is a row this
+//     device wrote before it knew its account: she may still make it
+//     hers.
+func ownerCheck(schema *syncproto.Schema, t *syncproto.Table, op string) string {
+	if !owned(schema, t.Name) {
+		return ""
+	}
+	o := quoteIdent(ownerColumn)
+	if op == "INSERT" {
+		return fmt.Sprintf("(SELECT CASE WHEN NEW.%s IS NOT NULL AND NEW.%s IS NOT user_id THEN %s END %s)", o, o, notMine, checkedUser)
+	}
+	return fmt.Sprintf("(SELECT CASE WHEN OLD.%s IS NOT NULL AND OLD.%s IS NOT user_id THEN %s WHEN NEW.%s IS NOT user_id AND NOT (OLD.%s IS NULL AND NEW.%s IS NULL) THEN %s END %s)",
+		o, o, theirs, o, o, o, handOver, checkedUser)
+}
+
+// ownerTriggers returns the SQL of the owner's triggers other than the
+// checks of INSERT and UPDATE (ownerCheck), which catch on the device, at
+// write time and with a French message, the writes the server would
 // refuse for their owner, so that they never leave the tablet:
 //
-//   - in an owned table, a conseillère or coordinator may write only her
-//     own rows: a new row naming someone else, an edit or a delete of a
-//     row of someone else (a coordinator's team rows), or handing a row
-//     to someone else, are refused;
+//   - in an owned table, a delete of a row of someone else is refused;
 //   - a new row that names no owner is given hers (AFTER INSERT: SQLite
 //     cannot change NEW in a BEFORE trigger; the fill is an UPDATE the
 //     capture triggers send like any other write);
@@ -42,12 +79,11 @@ const (
 // merged from the server (the guard when) are not judged.
 func ownerTriggers(schema *syncproto.Schema, when string) []string {
 	var out []string
-	guard := fmt.Sprintf("%s AND %s IN ('conseiller', 'coordinateur') AND %s IS NOT NULL", when, deviceRole, deviceUser)
+	guard := when + " AND " + ownerChecked
 	name := func(t, what string) string { return quoteIdent("_check_owner_" + t + "_" + what) }
 	for _, t := range schema.TableNames() {
 		q := quoteIdent(t)
-		_, owned := schema.Tables[t].Columns[ownerColumn]
-		if !owned || adminTables[t] {
+		if !owned(schema, t) {
 			msg := quoteLiteral("relais: " + t + " : les structures, les équipes et les tables de référence sont gérées par les administrateurs ; cette modification serait refusée par le serveur")
 			for _, op := range []string{"INSERT", "UPDATE", "DELETE"} {
 				out = append(out, fmt.Sprintf("CREATE TRIGGER %s BEFORE %s ON %s WHEN %s\nBEGIN\n    SELECT RAISE(ABORT, %s);\nEND",
@@ -56,20 +92,13 @@ func ownerTriggers(schema *syncproto.Schema, when string) []string {
 			continue
 		}
 		o := quoteIdent(ownerColumn)
-		notMine := quoteLiteral("relais: cette fiche doit être à votre nom : " + ownerColumn + " doit être votre identifiant (laissez-le vide, l'appareil le remplit)")
-		theirs := quoteLiteral("relais: cette fiche appartient à une autre personne (de votre équipe, peut-être) : seul·e son auteur·rice peut la modifier ou la supprimer")
-		handOver := quoteLiteral("relais: une fiche ne peut pas être attribuée à quelqu'un d'autre : " + ownerColumn + " doit rester votre identifiant")
 		out = append(out,
-			fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n    SELECT RAISE(ABORT, %s) WHERE NEW.%s IS NOT NULL AND NEW.%s IS NOT %s;\nEND",
-				name(t, "insert"), q, guard, notMine, o, o, deviceUser),
-			fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s WHEN %s AND NEW.%s IS NULL\nBEGIN\n    UPDATE %s SET %s = %s WHERE id = NEW.id;\nEND",
-				name(t, "fill"), q, guard, o, q, o, deviceUser),
-			// An old owner of NULL is a row this device wrote before it
-			// knew its account: she may still make it hers.
-			fmt.Sprintf("CREATE TRIGGER %s BEFORE UPDATE ON %s WHEN %s\nBEGIN\n    SELECT RAISE(ABORT, %s) WHERE OLD.%s IS NOT NULL AND OLD.%s IS NOT %s;\n    SELECT RAISE(ABORT, %s) WHERE NEW.%s IS NOT %s AND NOT (OLD.%s IS NULL AND NEW.%s IS NULL);\nEND",
-				name(t, "update"), q, guard, theirs, o, o, deviceUser, handOver, o, deviceUser, o, o),
-			fmt.Sprintf("CREATE TRIGGER %s BEFORE DELETE ON %s WHEN %s\nBEGIN\n    SELECT RAISE(ABORT, %s) WHERE OLD.%s IS NOT NULL AND OLD.%s IS NOT %s;\nEND",
-				name(t, "delete"), q, guard, theirs, o, o, deviceUser),
+			// The owner is tested first: a row that names one, as most
+			// do, reads nothing more.
+			fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s WHEN NEW.%s IS NULL AND %s\nBEGIN\n    UPDATE %s SET %s = %s WHERE id = NEW.id;\nEND",
+				name(t, "fill"), q, o, guard, q, o, deviceUser),
+			fmt.Sprintf("CREATE TRIGGER %s BEFORE DELETE ON %s WHEN %s\nBEGIN\n    SELECT RAISE(ABORT, %s) %s AND OLD.%s IS NOT NULL AND OLD.%s IS NOT user_id;\nEND",
+				name(t, "delete"), q, when, theirs, checkedUser, o, o),
 		)
 	}
 	return out

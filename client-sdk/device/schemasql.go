@@ -209,16 +209,22 @@ func upSection(text string) (string, bool) {
 }
 
 // replicaTriggers are the triggers a replica of schema carries, in the
-// order they are created: capture, then the domain's rules and erasure
-// scrub, then the owner checks.
+// order they are created: for each table its capture, then its checks
+// (owner, the domain's rules, types), then the erasure scrub, then the
+// owner's other triggers. SQLite fires the triggers of one event in the
+// reverse order of their creation: the administrators' tables' guard
+// first, then the checks, then the capture's stash, so a refused write
+// stashes nothing.
 func replicaTriggers(schema *syncproto.Schema, cols map[string][]string) []string {
 	var want []string
+	rules := domain.DeviceRuleCases(schema)
 	for _, name := range schema.TableNames() {
 		want = append(want, captureTriggers(schema.Tables[name], cols[name])...)
+		want = append(want, checkTriggers(schema, schema.Tables[name], rules[name])...)
 	}
-	// The Coop's rules and the erasure scrub (package domain); their names
-	// start with _check_, so installTriggers drops them with the others.
-	want = append(want, domain.DeviceTriggers(schema, notApplying)...)
+	// The erasure scrub (package domain); its names start with _check_,
+	// so installTriggers drops them with the others.
+	want = append(want, domain.DeviceTriggers(schema)...)
 	return append(want, ownerTriggers(schema, notApplying)...)
 }
 

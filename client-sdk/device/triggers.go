@@ -34,28 +34,6 @@ func captureTriggers(t *syncproto.Table, cols []string) []string {
 	q := quoteIdent(t.Name)
 	lit := quoteLiteral(t.Name)
 	synced := cols[1:]
-	// Refuse at write time what the server would refuse later, so a bad
-	// row fails in the application instead of blocking the outbox.
-	// Lower case only, as the server stores keys: an upper-case id would
-	// come back from the server as another row. One statement whose CASE
-	// names the first check failed: a valid write costs one expression,
-	// and the trigger, compiled into every statement writing the table,
-	// stays small.
-	var checks strings.Builder
-	fmt.Fprintf(&checks, "\n        WHEN typeof(NEW.id) != 'text' OR length(NEW.id) != 36 OR NEW.id NOT GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-*-*-*-*' OR NEW.id != lower(NEW.id) THEN 'relais: %s.id must be a UUID in lower case'", t.Name)
-	for _, c := range t.ColumnNames() {
-		allowed := map[syncproto.ColumnType]string{
-			syncproto.TypeText:    "'text', 'null'",
-			syncproto.TypeInteger: "'integer', 'null'",
-			syncproto.TypeReal:    "'real', 'integer', 'null'",
-		}[t.Columns[c]]
-		fmt.Fprintf(&checks, "\n        WHEN typeof(NEW.%s) NOT IN (%s) THEN 'relais: %s.%s must be %s'",
-			quoteIdent(c), allowed, t.Name, c, strings.ToLower(string(t.Columns[c])))
-	}
-	check := func(first string) string {
-		return fmt.Sprintf("    SELECT RAISE(ABORT, failed) FROM (SELECT CASE%s%s\n        END AS failed) WHERE failed IS NOT NULL;\n", first, checks.String())
-	}
-
 	// What an insert is compared with: nothing for a new row (every
 	// column set is sent), the row it replaces for INSERT OR REPLACE
 	// (which fires no DELETE trigger), the values kept with a deleted
@@ -149,16 +127,54 @@ func captureTriggers(t *syncproto.Table, cols []string) []string {
 	}
 	del.WriteString(upsert("OLD.id", "1"))
 	name := func(op string) string { return quoteIdent("_capture_" + t.Name + "_" + op) }
-	checkName := func(op string) string { return quoteIdent("_check_" + t.Name + "_" + op) }
 	return []string{
-		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", checkName("insert"), q, notApplying, check("")),
-		fmt.Sprintf("CREATE TRIGGER %s BEFORE UPDATE ON %s WHEN %s\nBEGIN\n%sEND", checkName("update"), q, notApplying,
-			check("\n        WHEN NEW.id IS NOT OLD.id THEN 'relais: the id of a synced row cannot change'")),
 		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", name("before_insert"), q, beforeWhen, before.String()),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("insert"), q, notApplying, clockTick, ins.String()),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("update"), q, updWhen, clockTick, upsert("NEW.id", upd)),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s WHEN %s\nBEGIN\n    %s\n%sEND",
 			name("delete"), q, notApplying, clockTick, del.String()),
+	}
+}
+
+// checkTriggers returns the BEFORE INSERT and BEFORE UPDATE triggers
+// that refuse, at write time and with a message that says why, what the
+// server would refuse later, so that a bad row fails in the application
+// instead of blocking the outbox. One trigger per statement kind, whose
+// one expression names the first check failed, in this order: the
+// owner's (ownerCheck: a conseillère writes her own rows), the domain's
+// rules (rules: domain.DeviceRuleCases), then the values' types and the
+// id. A valid write costs one trigger frame and one expression, instead
+// of a trigger for each kind of check (each with its own frame, guard
+// and reads of _replica and _device: issue 13).
+//
+// Ids are lower case only, as the server stores keys: an upper-case id
+// would come back from the server as another row.
+func checkTriggers(schema *syncproto.Schema, t *syncproto.Table, rules string) []string {
+	q := quoteIdent(t.Name)
+	var types strings.Builder
+	fmt.Fprintf(&types, "\n        WHEN typeof(NEW.id) != 'text' OR length(NEW.id) != 36 OR NEW.id NOT GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-*-*-*-*' OR NEW.id != lower(NEW.id) THEN 'relais: %s.id must be a UUID in lower case'", t.Name)
+	for _, c := range t.ColumnNames() {
+		allowed := map[syncproto.ColumnType]string{
+			syncproto.TypeText:    "'text', 'null'",
+			syncproto.TypeInteger: "'integer', 'null'",
+			syncproto.TypeReal:    "'real', 'integer', 'null'",
+		}[t.Columns[c]]
+		fmt.Fprintf(&types, "\n        WHEN typeof(NEW.%s) NOT IN (%s) THEN 'relais: %s.%s must be %s'",
+			quoteIdent(c), allowed, t.Name, c, strings.ToLower(string(t.Columns[c])))
+	}
+	check := func(op, first string) string {
+		expr := fmt.Sprintf("CASE%s%s%s\n        END", rules, first, types.String())
+		if owner := ownerCheck(schema, t, op); owner != "" {
+			// The owner's check reads _device once, and returns NULL
+			// when it passes: the CASE runs only then.
+			expr = fmt.Sprintf("COALESCE(%s,\n        %s)", owner, expr)
+		}
+		return fmt.Sprintf("CREATE TRIGGER %s BEFORE %s ON %s WHEN %s\nBEGIN\n    SELECT RAISE(ABORT, failed) FROM (SELECT %s AS failed) WHERE failed IS NOT NULL;\nEND",
+			quoteIdent("_check_"+t.Name+"_"+strings.ToLower(op)), op, q, notApplying, expr)
+	}
+	return []string{
+		check("INSERT", ""),
+		check("UPDATE", "\n        WHEN NEW.id IS NOT OLD.id THEN 'relais: the id of a synced row cannot change'"),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -169,9 +170,11 @@ func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change
 	}
 	// The rows dated through other rows (an accompaniment by its
 	// activity, a beneficiary by its accompaniments), for those owned by
-	// someone the principal coordinates: one query per table.
+	// someone the principal coordinates: one query per table, for what
+	// the page does not hold itself.
 	var linked map[syncproto.RowKey][]string
 	if len(v.team) > 0 {
+		held := v.rules.pageLinks(changes)
 		needLinks := map[string][]string{}
 		seenLink := map[syncproto.RowKey]bool{}
 		for i := range changes {
@@ -190,7 +193,7 @@ func (v *View) Filter(ctx context.Context, q Queryer, changes []syncproto.Change
 			}
 		}
 		var err error
-		if linked, err = v.rules.linkedDates(ctx, q, needLinks); err != nil {
+		if linked, err = v.rules.linkedDates(ctx, q, needLinks, held); err != nil {
 			return nil, err
 		}
 	}
@@ -327,75 +330,129 @@ func (v *View) keepOwned(c *syncproto.Change, owner string, dates []string) bool
 	return false
 }
 
+// pageHeld is what a page's cells say of the rows that date others:
+// each by-activity row's activity (table -> pk -> activity id) and each
+// activity's date. A page's cells are its rows' values as held in the
+// read transaction the scope rules judge in, what replica.Values would
+// read back for them; reading them again by key was most of a
+// coordinator's pull (BENCHMARKS.md, "What limits it now"), and an
+// accompaniment is mostly numbered with its activity, in the same page.
+type pageHeld struct {
+	links map[string]map[string]string
+	dates map[string]string
+}
+
+// pageLinks collects pageHeld from a page's cells. A cell the page left
+// out (a device's own write, see pullPage) is read back as before.
+func (r *Rules) pageLinks(changes []syncproto.Change) pageHeld {
+	h := pageHeld{links: map[string]map[string]string{}, dates: map[string]string{}}
+	for i := range changes {
+		c := &changes[i]
+		if c.Table == "activite" && c.Column == "date" {
+			h.dates[c.PK] = text(c.Value)
+			continue
+		}
+		p := r.policy(c.Table)
+		if p.kind != kindOwned || p.team == nil || p.team.byActivity == "" || c.Column != p.team.byActivity {
+			continue
+		}
+		m := h.links[c.Table]
+		if m == nil {
+			m = map[string]string{}
+			h.links[c.Table] = m
+		}
+		m[c.PK] = text(c.Value)
+	}
+	return h
+}
+
 // linkedDates reads the dates of the rows of need (table -> primary
-// keys) that are dated through other rows.
-func (r *Rules) linkedDates(ctx context.Context, q Queryer, need map[string][]string) (map[syncproto.RowKey][]string, error) {
+// keys) that are dated through other rows. held is what the page holds
+// of them (pageLinks); the rest is read as held in the database.
+func (r *Rules) linkedDates(ctx context.Context, q Queryer, need map[string][]string, held pageHeld) (map[syncproto.RowKey][]string, error) {
 	out := map[syncproto.RowKey][]string{}
+	// The activities' dates: from the page, else read by key once for
+	// every table of the page (an activity's accompaniments and its
+	// anonymous participants ask for the same one).
+	type link struct{ row, act string }
+	links := map[string][]link{}
+	var acts []string
 	for table, pks := range need {
 		p := r.policy(table)
-		keys, err := json.Marshal(pks)
-		if err != nil {
-			return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
-		}
 		switch {
 		case p.team.byActivity != "":
-			// The rows' activity, then the activity's date, both as
-			// held, so that a deleted row's tombstone is judged like the
-			// row was.
-			links, err := replica.Values(ctx, q, r.schema, table, pks, []string{p.team.byActivity})
-			if err != nil {
-				return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
-			}
-			var acts []string
-			for _, m := range links {
-				if a := text(m[p.team.byActivity]); a != "" {
-					acts = append(acts, a)
+			// The rows' activity, from the page or as held, so that a
+			// deleted row's tombstone is judged like the row was.
+			inPage := held.links[table]
+			var missing []string
+			for _, pk := range pks {
+				if a, ok := inPage[pk]; ok {
+					if a != "" {
+						links[table] = append(links[table], link{pk, a})
+					}
+				} else {
+					missing = append(missing, pk)
 				}
 			}
-			dates, err := replica.Values(ctx, q, r.schema, "activite", acts, []string{"date"})
-			if err != nil {
-				return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
-			}
-			for pk, m := range links {
-				if dm, ok := dates[text(m[p.team.byActivity])]; ok {
-					k := syncproto.RowKey{Table: table, PK: pk}
-					out[k] = append(out[k], text(dm["date"]))
+			if len(missing) > 0 {
+				vals, err := replica.Values(ctx, q, r.schema, table, missing, []string{p.team.byActivity})
+				if err != nil {
+					return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+				}
+				for pk, m := range vals {
+					if a := text(m[p.team.byActivity]); a != "" {
+						links[table] = append(links[table], link{pk, a})
+					}
 				}
 			}
 		case p.team.byAccompaniment && r.policy("accompagnement").kind == kindOwned:
 			// A beneficiary's accompaniments, by the accompagnement
-			// table's index on beneficiaire_id, then their activities'
-			// dates as held.
+			// table's index on beneficiaire_id.
+			keys, err := json.Marshal(pks)
+			if err != nil {
+				return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+			}
 			rows, err := q.QueryContext(ctx, `SELECT beneficiaire_id, activite_id FROM accompagnement
 				WHERE beneficiaire_id IN (SELECT value FROM json_each(?)) AND activite_id IS NOT NULL`, string(keys))
 			if err != nil {
 				return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
 			}
-			type link struct{ ben, act string }
-			var links []link
-			var acts []string
 			for rows.Next() {
 				var l link
-				if err := rows.Scan(&l.ben, &l.act); err != nil {
+				if err := rows.Scan(&l.row, &l.act); err != nil {
 					rows.Close()
 					return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
 				}
-				links = append(links, l)
-				acts = append(acts, l.act)
+				links[table] = append(links[table], l)
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
 				return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
 			}
-			dates, err := replica.Values(ctx, q, r.schema, "activite", acts, []string{"date"})
-			if err != nil {
-				return nil, fmt.Errorf("scope: dates of %s: %w", table, err)
+		}
+		for _, l := range links[table] {
+			if _, ok := held.dates[l.act]; !ok {
+				acts = append(acts, l.act)
 			}
-			for _, l := range links {
-				if dm, ok := dates[l.act]; ok {
-					k := syncproto.RowKey{Table: table, PK: l.ben}
-					out[k] = append(out[k], text(dm["date"]))
-				}
+		}
+	}
+	dates := held.dates
+	if len(acts) > 0 {
+		vals, err := replica.Values(ctx, q, r.schema, "activite", acts, []string{"date"})
+		if err != nil {
+			return nil, fmt.Errorf("scope: dates of activities: %w", err)
+		}
+		dates = make(map[string]string, len(held.dates)+len(vals))
+		maps.Copy(dates, held.dates)
+		for pk, m := range vals {
+			dates[pk] = text(m["date"])
+		}
+	}
+	for table, ls := range links {
+		for _, l := range ls {
+			if d, ok := dates[l.act]; ok {
+				k := syncproto.RowKey{Table: table, PK: l.row}
+				out[k] = append(out[k], d)
 			}
 		}
 	}

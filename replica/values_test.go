@@ -22,16 +22,20 @@ import (
 func TestValuesAsHeld(t *testing.T) { eachEngine(t, testValuesAsHeld) }
 
 func testValuesAsHeld(t *testing.T, e *engine) {
-	keys := []string{
-		"0192f1a0-0000-7000-8000-000000000001", "0192f1a0-0000-7000-8000-000000000002",
-		"0192f1a0-0000-7000-8000-000000000003", "key-that-is-not-a-uuid",
-		"0192F1A0-0000-7000-8000-000000000004", // a UUID, not in the form the merge keys by its bytes
-	}
-	never := "0192f1a0-0000-7000-8000-0000000000ff"
+	// One replica for every case, each case on keys of its own: opening
+	// a PostgreSQL replica per case cost more than the test.
+	db, schema := openReplica(t, e, t.TempDir(), "values")
+	defer db.Close()
+	var hlc syncproto.Timestamp
+	run := 0
 	rapid.Check(t, func(rt *rapid.T) {
-		db, schema := openReplica(rt, e, t.TempDir(), "values")
-		defer db.Close()
-		var hlc syncproto.Timestamp
+		run++
+		keys := []string{
+			fmt.Sprintf("0192f1a0-0000-7000-8000-%08x0001", run), fmt.Sprintf("0192f1a0-0000-7000-8000-%08x0002", run),
+			fmt.Sprintf("0192f1a0-0000-7000-8000-%08x0003", run), fmt.Sprintf("key-%d-that-is-not-a-uuid", run),
+			fmt.Sprintf("0192F1A0-0000-7000-8000-%08X0004", run), // a UUID, not in the form the merge keys by its bytes
+		}
+		never := fmt.Sprintf("0192f1a0-0000-7000-8000-%08x00ff", run)
 		for range rapid.IntRange(1, 4).Draw(rt, "batches") {
 			var changes []syncproto.Change
 			for range rapid.IntRange(1, 10).Draw(rt, "changes") {

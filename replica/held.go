@@ -295,13 +295,12 @@ func liveValuesOf(ctx context.Context, q DB, schema *syncproto.Schema, t *syncpr
 			rest = append(rest, pk)
 		}
 	}
-	var sel strings.Builder
-	sel.WriteString("SELECT d.id")
+	list := make([]string, 0, len(cols)+1)
+	list = append(list, "d.id")
 	for _, c := range cols {
-		sel.WriteString(", d." + quote(c))
+		list = append(list, "d."+quote(c))
 	}
-	sel.WriteString(" FROM " + quote(t.Name) + " d JOIN _rows r ON r.tbl = ? AND r.pk = " + PKSQL("d.id") + " AND r.deleted = 0 WHERE d.id IN (")
-	head := sel.String()
+	head := "SELECT " + strings.Join(list, ", ") + " FROM " + quote(t.Name) + " d JOIN _rows r ON r.tbl = ? AND r.pk = " + PKSQL("d.id") + " AND r.deleted = 0 WHERE d.id IN ("
 	vals := make([]any, len(cols)+1)
 	ptrs := make([]any, len(vals))
 	for i := range vals {

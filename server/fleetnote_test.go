@@ -83,14 +83,16 @@ func TestFleetNoteWithThePush(t *testing.T) {
 	steps := []struct {
 		name     string
 		d        *tablet
-		push     int  // activities pushed (ten cells each)
-		pending  int  // cells the device says wait in its outbox, this batch included
-		fromZero bool // pull from cursor 0 rather than the device's cursor
-		limit    int  // page size asked (0: the default)
-		more     bool // the answer says more cells wait
-		writes   int  // writer writes the exchange took
-		wantSync int  // the step whose time last_sync_at holds (-1: none)
-		wantPend int  // what the fleet says still waits
+		push     int           // activities pushed (ten cells each)
+		pending  int           // cells the device says wait in its outbox, this batch included
+		fromZero bool          // pull from cursor 0 rather than the device's cursor
+		limit    int           // page size asked (0: the default)
+		more     bool          // the answer says more cells wait
+		writes   int           // writer writes the exchange took
+		wantSync int           // the step whose time last_sync_at holds (-1: none)
+		wantPend int           // what the fleet says still waits
+		later    time.Duration // added to the step's time
+		wantSeen int           // the step whose time last_seen_at holds (0: this one)
 	}{
 		{name: "first push: guessed behind, caught up, corrected", d: a, push: 3, pending: 45, writes: 2, wantSync: 1, wantPend: 15},
 		{name: "day's work: guessed caught up, one write", d: a, push: 1, pending: 10, writes: 1, wantSync: 2, wantPend: 0},
@@ -98,10 +100,16 @@ func TestFleetNoteWithThePush(t *testing.T) {
 		{name: "push while catching up: guessed behind, one write", d: b, push: 1, pending: 10, limit: 5, more: true, writes: 1, wantSync: -1},
 		{name: "last page: caught up", d: b, limit: 10000, writes: 1, wantSync: 5},
 		{name: "push guessed caught up, more waits: corrected back", d: b, push: 1, pending: 10, fromZero: true, limit: 5, more: true, writes: 2, wantSync: 5},
+		// A long pull is noted when it starts, then at most every
+		// pullNoteEvery (30 s): a note per page emptied the readers'
+		// page caches at every page.
+		{name: "next page a second later: not noted", d: b, limit: 5, more: true, writes: 0, wantSync: 5, wantSeen: 6},
+		{name: "a page half a minute later: noted", d: b, limit: 5, more: true, writes: 1, wantSync: 5, later: 30 * time.Second},
+		{name: "the last page, a second later: caught up, noted", d: b, limit: 10000, writes: 1, wantSync: 9, later: 30 * time.Second},
 	}
 	for i, st := range steps {
 		step := i + 1
-		now.Store(at(step).Int64)
+		now.Store(at(step).Int64 + st.later.Milliseconds())
 		req := &syncproto.SyncRequest{Cursor: st.d.cursor, Limit: st.limit, Pending: st.pending, Clock: st.d.clock.Now(), RefuseRows: true}
 		if st.fromZero {
 			req.Cursor = 0
@@ -125,9 +133,15 @@ func TestFleetNoteWithThePush(t *testing.T) {
 		if got := writes() - before; got != st.writes {
 			t.Errorf("step %d (%s): %d writes, want %d", step, st.name, got, st.writes)
 		}
-		want := note{seen: at(step), pending: st.wantPend}
+		want := note{seen: sql.NullInt64{Int64: now.Load(), Valid: true}, pending: st.wantPend}
+		if st.wantSeen > 0 {
+			want.seen = at(st.wantSeen)
+		}
 		if st.wantSync >= 0 {
 			want.sync = at(st.wantSync)
+			if st.wantSync == step {
+				want.sync = want.seen
+			}
 		}
 		if got := read(st.d); got != want {
 			t.Errorf("step %d (%s): fleet note %+v, want %+v", step, st.name, got, want)

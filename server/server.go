@@ -186,6 +186,7 @@ type Server struct {
 
 	stmts  pushStatements // the push path's statements, kept prepared (prepared.go)
 	writes *groupWriter   // exchanges' writes, committed in groups (groupwrite.go)
+	notes  pullNotes      // when devices in the middle of a pull were last noted (sync.go)
 
 	metrics *metrics // Prometheus collectors (metrics.go)
 	history history  // the history identity every answer carries (backup.go)

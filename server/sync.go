@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -510,6 +511,10 @@ func (n *deviceNote) update(ctx context.Context, tx *sql.Tx, device string, push
 // its device, and a commit of its own would cost every pull an fsync.
 func (s *Server) noteAfterPull(ctx context.Context, p auth.Principal, n *deviceNote, caughtUp bool) error {
 	if n.written && n.guessed == caughtUp {
+		s.notes.done(p.DeviceID, n.now, caughtUp)
+		return nil
+	}
+	if !n.written && !caughtUp && s.notes.recent(p.DeviceID, n.now) {
 		return nil
 	}
 	err := s.writes.Do(ctx, p.DeviceID, 1, func(tx *sql.Tx) error {
@@ -530,7 +535,62 @@ func (s *Server) noteAfterPull(ctx context.Context, p auth.Principal, n *deviceN
 	if err != nil {
 		return fmt.Errorf("note device %s: %w", p.DeviceID, err)
 	}
+	s.notes.done(p.DeviceID, n.now, caughtUp)
 	return nil
+}
+
+// pullNoteEvery is how often a device in the middle of a long pull (a
+// first sync: a hundred pages at 50k activities) has its note written
+// when its exchanges push nothing. Every note is a commit, and in WAL
+// mode a commit empties every reader's page cache: one note per page
+// cost a coordinator's first pull a quarter of the server's CPU
+// (BENCHMARKS.md section 10). The fleet then sees such a device up to
+// this much later than it was; a push, the last page and the first
+// page of a pull are noted as always.
+const pullNoteEvery = 30 * time.Second
+
+// pullNotes remembers when this server last wrote the note of each device
+// whose pull is not finished (a device caught up is forgotten). Several
+// servers on one database each keep their own: a device moving between
+// them is noted more often, never less.
+type pullNotes struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// maxPullNotes bounds the devices remembered; past it, those not noted
+// for pullNoteEvery are forgotten (a device that stopped mid-pull).
+const maxPullNotes = 4096
+
+// recent says the device's note was written less than pullNoteEvery
+// before now, in the middle of its pull.
+func (m *pullNotes) recent(device string, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.last[device]
+	return ok && now.Sub(t) < pullNoteEvery && !now.Before(t)
+}
+
+// done records that the device's note was written at now; caughtUp
+// forgets it.
+func (m *pullNotes) done(device string, now time.Time, caughtUp bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if caughtUp {
+		delete(m.last, device)
+		return
+	}
+	if m.last == nil {
+		m.last = map[string]time.Time{}
+	}
+	if len(m.last) >= maxPullNotes {
+		for d, t := range m.last {
+			if now.Sub(t) >= pullNoteEvery {
+				delete(m.last, d)
+			}
+		}
+	}
+	m.last[device] = now
 }
 
 func withIndex(err error, i int) error {

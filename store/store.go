@@ -60,6 +60,14 @@ type Options struct {
 	// over the file: with a cache smaller than the working set, each
 	// touched page is read again from the OS and its neighbours evicted.
 	CacheKiB int
+	// ReadCacheKiB sizes the page caches of the read pool, in KiB, all
+	// its connections together (SQLite's default, 2 MiB each, when
+	// zero). A pull reads version records and domain rows on random
+	// UUID keys over the whole file; with a cache smaller than the pages
+	// a long pull keeps coming back to, each is read again from the OS.
+	// A cache grows only as pages are read, and is emptied by SQLite
+	// whenever another connection has committed.
+	ReadCacheKiB int
 	// WALAutocheckpoint is the size, in pages, the WAL may reach before a
 	// commit on the writer copies it back into the database (SQLite's
 	// default, 1000 pages, when zero). A long run of large transactions
@@ -118,16 +126,19 @@ func Open(path string, opt Options) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	n := opt.Readers
+	if n <= 0 {
+		n = max(runtime.NumCPU(), 2)
+	}
 	rq := cloneValues(q)
 	rq.Set("mode", "ro")
+	if opt.ReadCacheKiB > 0 {
+		rq.Set("_cache_size", fmt.Sprint(-max(opt.ReadCacheKiB/n, 1)))
+	}
 	r, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?"+rq.Encode())
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open %s for reading: %w", path, err)
-	}
-	n := opt.Readers
-	if n <= 0 {
-		n = max(runtime.NumCPU(), 2)
 	}
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
@@ -92,6 +93,52 @@ func TestWriterSettings(t *testing.T) {
 			}
 			if mode != "2" { // FULL: the settings above must not weaken durability
 				t.Fatalf("synchronous = %s, want 2 (FULL)", mode)
+			}
+		})
+	}
+}
+
+// TestReaderCaches: ReadCacheKiB is shared among the read pool's
+// connections, and every reader has its share, the writer none of it.
+func TestReaderCaches(t *testing.T) {
+	cases := []struct {
+		name       string
+		opt        Options
+		wantReader int64 // PRAGMA cache_size on a reader (KiB when negative)
+	}{
+		{"defaults", Options{Readers: 2}, -2000},
+		{"server", Options{Readers: 2, ReadCacheKiB: 65536}, -32768},
+		{"four readers", Options{Readers: 4, ReadCacheKiB: 65536}, -16384},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := Open(filepath.Join(t.TempDir(), "r.db"), tc.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			// Every reader of the pool at once, so that each is asked.
+			conns := make([]*sql.Conn, tc.opt.Readers)
+			for i := range conns {
+				if conns[i], err = db.R.Conn(ctx); err != nil {
+					t.Fatal(err)
+				}
+				defer conns[i].Close()
+				var cache int64
+				if err := conns[i].QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
+					t.Fatal(err)
+				}
+				if cache != tc.wantReader {
+					t.Errorf("reader %d: cache_size %d, want %d", i+1, cache, tc.wantReader)
+				}
+			}
+			var cache int64
+			if err := db.W.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
+				t.Fatal(err)
+			}
+			if cache != -2000 {
+				t.Errorf("writer: cache_size %d, want SQLite's default -2000", cache)
 			}
 		})
 	}

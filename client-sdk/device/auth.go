@@ -65,7 +65,7 @@ func (r *Replica) exchangeAuthed(ctx context.Context, server string, token *stri
 		}
 		refreshed = true
 	}
-	up, down, err = r.exchange(ctx, server+syncproto.PathSync, *token, body, into)
+	up, down, err = r.exchange(ctx, server+syncproto.PathSync, *token, body, into, r.notifyProgress)
 	if refreshed {
 		return up, down, err
 	}
@@ -85,7 +85,7 @@ func (r *Replica) retryRefusedToken(ctx context.Context, server string, token *s
 	if *token, err = r.refreshLocked(ctx, server); err != nil {
 		return up, down, err
 	}
-	u, d, err := r.exchange(ctx, server+syncproto.PathSync, *token, body, into)
+	u, d, err := r.exchange(ctx, server+syncproto.PathSync, *token, body, into, r.notifyProgress)
 	return up + u, down + d, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -234,4 +235,76 @@ func sameData(t *testing.T, srv *relaistest.Server, r *device.Replica) {
 	if got != want {
 		t.Errorf("the device differs from the server: %s", relaistest.FirstDiff(want, got))
 	}
+}
+
+// TestRetryOfAPageAheadIsToldBySync: a page requested ahead (while the
+// one before is applied) that meets a server error is retried, and the
+// retry reaches Options.Progress from the goroutine running Sync, as
+// documented, not from the exchange's: under -race, the old way read
+// the report while Sync wrote it. The callback below keeps its notices
+// without a lock on purpose.
+func TestRetryOfAPageAheadIsToldBySync(t *testing.T) {
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	srv.AddUser(t, "a@example.fr", "admin", "motdepasse1")
+	writer := srv.LoggedInDevice(t, "writer", "a@example.fr", "motdepasse1")
+	for i := range 60 {
+		if _, err := writer.DB().ExecContext(ctx, "INSERT INTO activite (id, type, duree) VALUES (?, 'individuel', ?)",
+			uuid.Must(uuid.NewV7()).String(), 30+i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := writer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	link := &faultyLink{n: 3, armed: true}
+	link.fault = func(req *http.Request) (*http.Response, error) {
+		link.disarm() // once
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable",
+			Header: http.Header{}, Body: http.NoBody, Request: req}, nil
+	}
+	var retries []error
+	var last device.Progress
+	var elsewhere []string // goroutines other than Sync's that told progress
+	syncing := goroutine()
+	puller := relaistest.OpenDevice(t, "puller", device.Options{
+		HTTPClient: &http.Client{Transport: link},
+		PageLimit:  20,
+		RetryFor:   10 * time.Second,
+		Progress: func(p device.Progress) {
+			if g := goroutine(); g != syncing {
+				elsewhere = append(elsewhere, g)
+			}
+			last = p
+			if p.Retry != nil {
+				retries = append(retries, p.Retry)
+			}
+		},
+	})
+	if err := puller.Login(ctx, srv.URL, "a@example.fr", "motdepasse1"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := puller.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(elsewhere) > 0 {
+		t.Errorf("progress told from %s, not from the goroutine running Sync (%s)", elsewhere, syncing)
+	}
+	if len(retries) != 1 {
+		t.Fatalf("%d retries told (%v), want the one of the page that met a 503", len(retries), retries)
+	}
+	if last.Pulled != rep.Pulled || rep.Pulled == 0 {
+		t.Errorf("last progress says %d cells pulled, the report %d", last.Pulled, rep.Pulled)
+	}
+	sameData(t, srv, puller)
+}
+
+// goroutine names the calling goroutine ("goroutine 42"), from the first
+// line of its stack.
+func goroutine() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	name, _, _ := strings.Cut(string(buf), " [")
+	return name
 }

@@ -412,7 +412,9 @@ func formRefused(body wireBody, err error) bool {
 // applied. Its goroutine only sends, retries on network errors and
 // decodes: it touches neither the database nor the token, which stay
 // with the goroutine running Sync (a refused token is refreshed there,
-// by retryRefusedToken, once the answer is back).
+// by retryRefusedToken, once the answer is back), nor the report:
+// its retry notices wait in retries until the goroutine running Sync
+// waits for the answer, and tells Options.Progress of them then.
 type pullAhead struct {
 	req      *request
 	up, down int64
@@ -420,24 +422,49 @@ type pullAhead struct {
 	err      error
 	cancel   context.CancelFunc
 	done     chan struct{}
+	retries  chan retryNotice // the latest retry not told yet
+	notify   func(err error, wait time.Duration)
+}
+
+// retryNotice is a retry of an exchange: why, and when the next try is.
+type retryNotice struct {
+	err  error
+	wait time.Duration
 }
 
 func (r *Replica) pullAhead(ctx context.Context, server, token string, req *request) *pullAhead {
 	actx, cancel := context.WithCancel(ctx)
-	a := &pullAhead{req: req, cancel: cancel, done: make(chan struct{})}
+	a := &pullAhead{req: req, cancel: cancel, done: make(chan struct{}), retries: make(chan retryNotice, 1), notify: r.notifyProgress}
 	go func() {
 		defer close(a.done)
 		start := time.Now()
-		a.up, a.down, a.err = r.exchange(actx, server+syncproto.PathSync, token, req.body, &req.resp)
+		a.up, a.down, a.err = r.exchange(actx, server+syncproto.PathSync, token, req.body, &req.resp, a.keep)
 		a.took = time.Since(start)
 	}()
 	return a
 }
 
+// keep holds a retry notice for the goroutine running Sync, in place of
+// one it has not read yet: only the latest says when the next try is.
+func (a *pullAhead) keep(err error, wait time.Duration) {
+	n := retryNotice{err: err, wait: wait}
+	for {
+		select {
+		case a.retries <- n:
+			return
+		default:
+		}
+		select {
+		case <-a.retries:
+		default:
+		}
+	}
+}
+
 // wait returns the exchange's outcome once it is over; the answer is in
 // a.req.resp.
 func (a *pullAhead) wait() (up, down int64, took time.Duration, err error) {
-	<-a.done
+	a.await(nil)
 	a.cancel()
 	return a.up, a.down, a.took, a.err
 }
@@ -451,11 +478,22 @@ func (a *pullAhead) arrives(d time.Duration) bool {
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-a.done:
-		return true
-	case <-t.C:
-		return false
+	return a.await(t.C)
+}
+
+// await waits for the exchange to end (true) or for timeout (false; a
+// nil channel never fires), telling Options.Progress of its retries
+// meanwhile.
+func (a *pullAhead) await(timeout <-chan time.Time) bool {
+	for {
+		select {
+		case <-a.done:
+			return true
+		case n := <-a.retries:
+			a.notify(n.err, n.wait)
+		case <-timeout:
+			return false
+		}
 	}
 }
 

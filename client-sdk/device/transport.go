@@ -40,8 +40,9 @@ const jsonType = "application/json"
 
 // exchange posts one exchange request, gzip-compressed, retrying with
 // exponential backoff and jitter on network errors and 5xx answers. It
-// returns the bytes sent and received on the wire.
-func (r *Replica) exchange(ctx context.Context, url, token string, body wireBody, into *syncproto.SyncResponse) (up, down int64, err error) {
+// returns the bytes sent and received on the wire. notify, when set, is
+// told of each retry: which error, and how long until the next try.
+func (r *Replica) exchange(ctx context.Context, url, token string, body wireBody, into *syncproto.SyncResponse, notify func(err error, wait time.Duration)) (up, down int64, err error) {
 	var buf bytes.Buffer
 	zw := getGzipWriter()
 	zw.Reset(&buf)
@@ -65,11 +66,19 @@ func (r *Replica) exchange(ctx context.Context, url, token string, body wireBody
 	bo.MaxInterval = 30 * time.Second
 	bo.MaxElapsedTime = r.opts.RetryFor
 	err = backoff.RetryNotify(op, backoff.WithContext(bo, ctx), func(err error, wait time.Duration) {
-		if r.progress != nil {
-			r.progress(err, wait)
+		if notify != nil {
+			notify(err, wait)
 		}
 	})
 	return up, down, err
+}
+
+// notifyProgress tells Options.Progress of a retry; only the goroutine
+// running Sync may call it (it reads the report Sync writes).
+func (r *Replica) notifyProgress(err error, wait time.Duration) {
+	if r.progress != nil {
+		r.progress(err, wait)
+	}
 }
 
 // gzipWriters keeps request compressors for the next exchanges: each

@@ -172,18 +172,7 @@ func TestPipelinedPullInterrupted(t *testing.T) {
 // server's data.
 func TestPipelinedPullReport(t *testing.T) {
 	ctx := context.Background()
-	srv := relaistest.StartServer(t, server.Config{})
-	srv.AddUser(t, "a@example.fr", "admin", "motdepasse1")
-	writer := srv.LoggedInDevice(t, "writer", "a@example.fr", "motdepasse1")
-	for i := range 50 {
-		if _, err := writer.DB().ExecContext(ctx, "INSERT INTO activite (id, type, duree) VALUES (?, 'individuel', ?)",
-			uuid.Must(uuid.NewV7()).String(), 30+i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := writer.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	srv := serverWithActivities(t, 50)
 	link := &faultyLink{}
 	const pageLimit = 13
 	puller := relaistest.OpenDevice(t, "puller", device.Options{HTTPClient: &http.Client{Transport: link}, PageLimit: pageLimit})
@@ -208,6 +197,26 @@ func TestPipelinedPullReport(t *testing.T) {
 		t.Errorf("bytes not counted: %+v", rep)
 	}
 	sameData(t, srv, puller)
+}
+
+// serverWithActivities starts a server holding n activities, written and
+// pushed by another device of the administrator a@example.fr.
+func serverWithActivities(t *testing.T, n int) *relaistest.Server {
+	t.Helper()
+	ctx := context.Background()
+	srv := relaistest.StartServer(t, server.Config{})
+	srv.AddUser(t, "a@example.fr", "admin", "motdepasse1")
+	writer := srv.LoggedInDevice(t, "writer", "a@example.fr", "motdepasse1")
+	for i := range n {
+		if _, err := writer.DB().ExecContext(ctx, "INSERT INTO activite (id, type, duree) VALUES (?, 'individuel', ?)",
+			uuid.Must(uuid.NewV7()).String(), 30+i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := writer.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return srv
 }
 
 func countCells(t *testing.T, r *device.Replica) int {
@@ -245,18 +254,7 @@ func sameData(t *testing.T, srv *relaistest.Server, r *device.Replica) {
 // without a lock on purpose.
 func TestRetryOfAPageAheadIsToldBySync(t *testing.T) {
 	ctx := context.Background()
-	srv := relaistest.StartServer(t, server.Config{})
-	srv.AddUser(t, "a@example.fr", "admin", "motdepasse1")
-	writer := srv.LoggedInDevice(t, "writer", "a@example.fr", "motdepasse1")
-	for i := range 60 {
-		if _, err := writer.DB().ExecContext(ctx, "INSERT INTO activite (id, type, duree) VALUES (?, 'individuel', ?)",
-			uuid.Must(uuid.NewV7()).String(), 30+i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := writer.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	srv := serverWithActivities(t, 60)
 	link := &faultyLink{n: 3, armed: true}
 	link.fault = func(req *http.Request) (*http.Response, error) {
 		link.disarm() // once

@@ -195,7 +195,7 @@ type Server struct {
 // readCacheKiB is the server's read pool's page cache, all readers
 // together: a coordinator's first pull of a 50k-activity département
 // (a 67 MB file) took a tenth less CPU with 32 MiB per reader than with
-// SQLite's 2 MiB, and no less with 64 MiB (BENCHMARKS.md section 10).
+// SQLite's 2 MiB, and no less with 128 MiB (BENCHMARKS.md section 10).
 const readCacheKiB = 64 << 10
 
 // DBPath is where the server keeps its database inside the data directory.

@@ -545,8 +545,9 @@ func (s *Server) noteAfterPull(ctx context.Context, p auth.Principal, n *deviceN
 // mode a commit empties every reader's page cache: one note per page
 // cost a coordinator's first pull a quarter of the server's CPU
 // (BENCHMARKS.md section 10). The fleet then sees such a device up to
-// this much later than it was; a push, the last page and the first
-// page of a pull are noted as always.
+// this much later than it was; a push, the last page, and the first
+// page of a pull that starts later than this after the last note are
+// noted as always.
 const pullNoteEvery = 30 * time.Second
 
 // pullNotes remembers when this server last wrote the note of each device

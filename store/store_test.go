@@ -59,26 +59,17 @@ func TestWriterSettings(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
 			db, err := Open(filepath.Join(t.TempDir(), "s.db"), tc.opt)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer db.Close()
 			for round := range 2 {
-				var cache, checkpoint, temp int64
-				if err := db.W.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
-					t.Fatal(err)
-				}
-				if err := db.W.QueryRowContext(ctx, "PRAGMA temp_store").Scan(&temp); err != nil {
-					t.Fatal(err)
-				}
+				cache, temp := pragma(t, db.W, "cache_size"), pragma(t, db.W, "temp_store")
 				if temp != tc.wantTempStore {
 					t.Fatalf("connection %d: temp_store %d, want %d", round+1, temp, tc.wantTempStore)
 				}
-				if err := db.W.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&checkpoint); err != nil {
-					t.Fatal(err)
-				}
+				checkpoint := pragma(t, db.W, "wal_autocheckpoint")
 				if cache != tc.wantCache || checkpoint != tc.wantCheckpoint {
 					t.Fatalf("connection %d: cache_size %d, wal_autocheckpoint %d; want %d, %d",
 						round+1, cache, checkpoint, tc.wantCache, tc.wantCheckpoint)
@@ -87,12 +78,8 @@ func TestWriterSettings(t *testing.T) {
 				db.W.SetMaxIdleConns(0)
 				db.W.SetMaxIdleConns(1)
 			}
-			var mode string
-			if err := db.W.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&mode); err != nil {
-				t.Fatal(err)
-			}
-			if mode != "2" { // FULL: the settings above must not weaken durability
-				t.Fatalf("synchronous = %s, want 2 (FULL)", mode)
+			if mode := pragma(t, db.W, "synchronous"); mode != 2 { // FULL: the settings above must not weaken durability
+				t.Fatalf("synchronous = %d, want 2 (FULL)", mode)
 			}
 		})
 	}
@@ -125,21 +112,25 @@ func TestReaderCaches(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer conns[i].Close()
-				var cache int64
-				if err := conns[i].QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
-					t.Fatal(err)
-				}
-				if cache != tc.wantReader {
+				if cache := pragma(t, conns[i], "cache_size"); cache != tc.wantReader {
 					t.Errorf("reader %d: cache_size %d, want %d", i+1, cache, tc.wantReader)
 				}
 			}
-			var cache int64
-			if err := db.W.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&cache); err != nil {
-				t.Fatal(err)
-			}
-			if cache != -2000 {
+			if cache := pragma(t, db.W, "cache_size"); cache != -2000 {
 				t.Errorf("writer: cache_size %d, want SQLite's default -2000", cache)
 			}
 		})
 	}
+}
+
+// pragma reads an integer setting of the connection q gives.
+func pragma(t *testing.T, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, name string) int64 {
+	t.Helper()
+	var v int64
+	if err := q.QueryRowContext(context.Background(), "PRAGMA "+name).Scan(&v); err != nil {
+		t.Fatalf("PRAGMA %s: %v", name, err)
+	}
+	return v
 }

@@ -108,19 +108,7 @@ func TestErasedValuesLeaveEveryTableOnPostgres(t *testing.T) {
 		}
 	}
 	db := two.DB().R
-	var tables []string
-	rows, err := db.QueryContext(ctx, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	rows.Close()
+	tables := relaistest.Strings(t, db, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")
 	found := func() []string {
 		var where []string
 		for _, table := range tables {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relais-numerique/relais/client-sdk/device"
+	"github.com/relais-numerique/relais/internal/relaistest"
 	"github.com/relais-numerique/relais/migrations"
 	"github.com/relais-numerique/relais/store"
 )
@@ -113,21 +114,7 @@ func benchActivities(n int, user string) []benchActivity {
 // back. As the bench, the statement names every column of the table.
 func runInserts(b *testing.B, db *sql.DB, rows []benchActivity) {
 	ctx := context.Background()
-	var cols []string
-	res, err := db.QueryContext(ctx, "SELECT name FROM pragma_table_info('activite') ORDER BY cid")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for res.Next() {
-		var c string
-		if err := res.Scan(&c); err != nil {
-			b.Fatal(err)
-		}
-		cols = append(cols, c)
-	}
-	if err := res.Close(); err != nil {
-		b.Fatal(err)
-	}
+	cols := relaistest.Strings(b, db, "SELECT name FROM pragma_table_info('activite') ORDER BY cid")
 	args := make([][]any, len(rows))
 	for i, rw := range rows {
 		for _, c := range cols {

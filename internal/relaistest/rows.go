@@ -49,6 +49,18 @@ func Rows(t Fataler, db *sql.DB, query string, args ...any) ([]string, [][]any) 
 	return cols, out
 }
 
+// Strings runs a query of one column and returns its values as text: the
+// names of tables, columns or triggers a test goes through.
+func Strings(t Fataler, db *sql.DB, query string, args ...any) []string {
+	t.Helper()
+	_, rows := Rows(t, db, query, args...)
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = fmt.Sprint(r[0])
+	}
+	return out
+}
+
 // Dump is a canonical text of what the queries return, one line per row,
 // each value with its Go type so that 45, 45.0 and "45" differ: for tests
 // that compare chosen parts of two databases exactly. Whole replicas are

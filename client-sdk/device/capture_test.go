@@ -86,6 +86,59 @@ func TestCaptureTriggers(t *testing.T) {
 	}
 }
 
+// The owner's UPDATEs have triggers of their own (UPDATE OF the owner,
+// so that an INSERT does not compile in the table's full UPDATE
+// triggers with its owner fill): whichever columns an UPDATE sets,
+// each change is captured once and the owner's checks still hold.
+func TestOwnerWritesAreCapturedAndChecked(t *testing.T) {
+	const (
+		me      = "0192f1a0-0000-7000-8000-0000000000aa"
+		someone = "0192f1a0-0000-7000-8000-0000000000bb"
+		theirs  = "0192f1a0-0000-7000-8000-000000000002"
+	)
+	r := relaistest.OpenDevice(t, "d", device.Options{})
+	// A row written before the device knew its account has no owner.
+	exec(t, r, "INSERT INTO activite (id, duree) VALUES ('"+rowID+"', 30)")
+	exec(t, r, "UPDATE _device SET user_id = ?, role = 'conseiller' WHERE id = 1", me)
+	// A row of someone else, as a pull merges it.
+	exec(t, r, "UPDATE _replica SET applying = 1 WHERE id = 1")
+	exec(t, r, "INSERT INTO activite (id, mediateur_id, duree) VALUES (?, ?, 60)", theirs, someone)
+	exec(t, r, "UPDATE _replica SET applying = 0 WHERE id = 1")
+	exec(t, r, "DELETE FROM _outbox")
+
+	for _, tc := range []struct{ stmt, want string }{
+		{"UPDATE activite SET mediateur_id = '" + me + "' WHERE id = '" + rowID + "'", "mediateur_id=" + me},
+		{"UPDATE activite SET duree = 45 WHERE id = '" + rowID + "'", "duree=45 mediateur_id=" + me},
+		{"UPDATE activite SET duree = 50, mediateur_id = '" + me + "' WHERE id = '" + rowID + "'", "duree=50 mediateur_id=" + me},
+	} {
+		exec(t, r, tc.stmt)
+		if got := outbox(t, r); got != tc.want {
+			t.Fatalf("after %s: outbox %q, want %q", tc.stmt, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ stmt, want string }{
+		{"UPDATE activite SET mediateur_id = '" + someone + "' WHERE id = '" + rowID + "'", "relais: une fiche ne peut pas être attribuée"},
+		{"UPDATE activite SET mediateur_id = NULL, duree = 20 WHERE id = '" + rowID + "'", "relais: une fiche ne peut pas être attribuée"},
+		{"UPDATE activite SET mediateur_id = '" + me + "' WHERE id = '" + theirs + "'", "relais: cette fiche appartient à une autre personne"},
+		{"UPDATE activite SET duree = 90 WHERE id = '" + theirs + "'", "relais: cette fiche appartient à une autre personne"},
+	} {
+		if _, err := r.DB().Exec(tc.stmt); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.stmt, err, tc.want)
+		}
+	}
+	if got := outbox(t, r); got != "duree=50 mediateur_id="+me {
+		t.Fatalf("refused writes changed the outbox: %q", got)
+	}
+	// A new row that names no owner is given hers, and the fill travels.
+	exec(t, r, "DELETE FROM activite WHERE id = ?", rowID)
+	exec(t, r, "DELETE FROM _outbox")
+	exec(t, r, "DELETE FROM _rows")
+	exec(t, r, "INSERT INTO activite (id, duree) VALUES (?, 30)", rowID)
+	if got := outbox(t, r); got != "duree=30 mediateur_id="+me {
+		t.Fatalf("a new row's outbox %q, want its owner filled and sent", got)
+	}
+}
+
 // Two edits of one cell before a sync travel as one change, whose prev is
 // the version the server last gave (none here), so the server sees a
 // succession and not a conflict; the row's writes share one entry.

@@ -2,8 +2,10 @@ package device
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/relais-numerique/relais/domain"
 	"github.com/relais-numerique/relais/syncproto"
 )
 
@@ -38,6 +40,27 @@ var (
 func owned(schema *syncproto.Schema, t string) bool {
 	_, ok := schema.Tables[t].Columns[ownerColumn]
 	return ok && !adminTables[t]
+}
+
+// updatedApart returns the column whose UPDATEs get triggers of their
+// own on table t (UPDATE OF it), apart from the triggers of the other
+// columns' UPDATEs: the owner of an owned table no domain rule reads,
+// else "". The fill trigger (ownerTriggers) is an UPDATE of the owner
+// inside every INSERT on the table, and SQLite compiles into a
+// statement every trigger it might fire, whether or not it fires: with
+// the table's full UPDATE triggers (rules, types, capture) compiled in,
+// preparing an INSERT cost twice as much as with the owner's own small
+// ones, and an application prepares an INSERT at each save (issue 13).
+func updatedApart(schema *syncproto.Schema, t string) string {
+	if !owned(schema, t) {
+		return ""
+	}
+	for _, r := range domain.RulesFor(schema)[t] {
+		if slices.Contains(r.Columns(), ownerColumn) {
+			return ""
+		}
+	}
+	return ownerColumn
 }
 
 // ownerCheck is the SQL of the owner's check of an INSERT or UPDATE on

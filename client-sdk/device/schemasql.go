@@ -219,7 +219,7 @@ func replicaTriggers(schema *syncproto.Schema, cols map[string][]string) []strin
 	var want []string
 	rules := domain.DeviceRuleCases(schema)
 	for _, name := range schema.TableNames() {
-		want = append(want, captureTriggers(schema.Tables[name], cols[name])...)
+		want = append(want, captureTriggers(schema.Tables[name], cols[name], updatedApart(schema, name))...)
 		want = append(want, checkTriggers(schema, schema.Tables[name], rules[name])...)
 	}
 	// The erasure scrub (package domain); its names start with _check_,

@@ -30,7 +30,12 @@ const notApplying = `(SELECT applying FROM _replica WHERE id = 1) = 0`
 // captureColumns). The triggers are pure SQL (no function registered
 // from Go) so that SDKs on other platforms can install the very same
 // text.
-func captureTriggers(t *syncproto.Table, cols []string) []string {
+//
+// The UPDATEs of column apart (see updatedApart; "" for none) are
+// captured by a trigger of their own, UPDATE OF that column, and the
+// other columns' by one UPDATE OF them: an UPDATE setting both fires
+// both, each folding its bits into the row's open entry.
+func captureTriggers(t *syncproto.Table, cols []string, apart string) []string {
 	q := quoteIdent(t.Name)
 	lit := quoteLiteral(t.Name)
 	synced := cols[1:]
@@ -78,7 +83,8 @@ func captureTriggers(t *syncproto.Table, cols []string) []string {
 			"        ON CONFLICT (tbl, pk) WHERE vals IS NULL DO UPDATE SET mask = mask | excluded.mask, hlc = excluded.hlc;\n", tid, pk, mask)
 	}
 	insBits := []string{"(CASE WHEN s.recreate = 1 THEN 1 ELSE 0 END)"}
-	var updBits, changed []string
+	var updBits, changed, updOf []string
+	apartBit := uint64(0)
 	for i, c := range synced {
 		bit := uint64(1) << (i + 1)
 		qc := quoteIdent(c)
@@ -87,8 +93,17 @@ func captureTriggers(t *syncproto.Table, cols []string) []string {
 		// into the same entry: NEW's owner is enough here.
 		val := "NEW." + qc
 		insBits = append(insBits, fmt.Sprintf("(CASE WHEN %s IS NOT s.vals ->> %s THEN %d ELSE 0 END)", val, quoteLiteral("$."+c), bit))
+		if c == apart {
+			apartBit = bit
+			continue
+		}
 		updBits = append(updBits, fmt.Sprintf("(CASE WHEN NEW.%s IS NOT OLD.%s THEN %d ELSE 0 END)", qc, qc, bit))
 		changed = append(changed, fmt.Sprintf("NEW.%s IS NOT OLD.%s", qc, qc))
+		updOf = append(updOf, qc)
+	}
+	if apartBit == 0 || len(updOf) == 0 {
+		// Not a synced column, or the only one: nothing to set apart.
+		apart = ""
 	}
 	var ins strings.Builder
 	fmt.Fprintf(&ins, "    INSERT INTO _outbox (tbl, pk, mask, hlc) SELECT %s, NEW.id, m, (SELECT hlc FROM _replica WHERE id = 1) FROM\n"+
@@ -127,13 +142,23 @@ func captureTriggers(t *syncproto.Table, cols []string) []string {
 	}
 	del.WriteString(upsert("OLD.id", "1"))
 	name := func(op string) string { return quoteIdent("_capture_" + t.Name + "_" + op) }
-	return []string{
+	update := "UPDATE"
+	if apart != "" {
+		update = "UPDATE OF " + strings.Join(updOf, ", ")
+	}
+	out := []string{
 		fmt.Sprintf("CREATE TRIGGER %s BEFORE INSERT ON %s WHEN %s\nBEGIN\n%sEND", name("before_insert"), q, beforeWhen, before.String()),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER INSERT ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("insert"), q, notApplying, clockTick, ins.String()),
-		fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("update"), q, updWhen, clockTick, upsert("NEW.id", upd)),
+		fmt.Sprintf("CREATE TRIGGER %s AFTER %s ON %s WHEN %s\nBEGIN\n    %s\n%sEND", name("update"), update, q, updWhen, clockTick, upsert("NEW.id", upd)),
 		fmt.Sprintf("CREATE TRIGGER %s AFTER DELETE ON %s WHEN %s\nBEGIN\n    %s\n%sEND",
 			name("delete"), q, notApplying, clockTick, del.String()),
 	}
+	if apart != "" {
+		qa := quoteIdent(apart)
+		out = append(out, fmt.Sprintf("CREATE TRIGGER %s AFTER UPDATE OF %s ON %s WHEN %s AND NEW.%s IS NOT OLD.%s\nBEGIN\n    %s\n%sEND",
+			name("update_"+apart), qa, q, notApplying, qa, qa, clockTick, upsert("NEW.id", fmt.Sprint(apartBit))))
+	}
+	return out
 }
 
 // checkTriggers returns the BEFORE INSERT and BEFORE UPDATE triggers
@@ -150,32 +175,57 @@ func captureTriggers(t *syncproto.Table, cols []string) []string {
 // Ids are lower case only, as the server stores keys: an upper-case id
 // would come back from the server as another row.
 func checkTriggers(schema *syncproto.Schema, t *syncproto.Table, rules string) []string {
-	q := quoteIdent(t.Name)
-	var types strings.Builder
-	fmt.Fprintf(&types, "\n        WHEN typeof(NEW.id) != 'text' OR length(NEW.id) != 36 OR NEW.id NOT GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-*-*-*-*' OR NEW.id != lower(NEW.id) THEN 'relais: %s.id must be a UUID in lower case'", t.Name)
+	types := fmt.Sprintf("\n        WHEN typeof(NEW.id) != 'text' OR length(NEW.id) != 36 OR NEW.id NOT GLOB '[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]-*-*-*-*' OR NEW.id != lower(NEW.id) THEN 'relais: %s.id must be a UUID in lower case'", t.Name)
 	for _, c := range t.ColumnNames() {
-		allowed := map[syncproto.ColumnType]string{
-			syncproto.TypeText:    "'text', 'null'",
-			syncproto.TypeInteger: "'integer', 'null'",
-			syncproto.TypeReal:    "'real', 'integer', 'null'",
-		}[t.Columns[c]]
-		fmt.Fprintf(&types, "\n        WHEN typeof(NEW.%s) NOT IN (%s) THEN 'relais: %s.%s must be %s'",
-			quoteIdent(c), allowed, t.Name, c, strings.ToLower(string(t.Columns[c])))
+		types += typeCase(t, c)
 	}
-	check := func(op, first string) string {
-		expr := fmt.Sprintf("CASE%s%s%s\n        END", rules, first, types.String())
+	// check is the trigger of op called name, for the writes of the
+	// columns of (an UPDATE OF list), or of any column if of is "".
+	check := func(name, op, of, cases string) string {
+		expr := fmt.Sprintf("CASE%s\n        END", cases)
 		if owner := ownerCheck(schema, t, op); owner != "" {
 			// The owner's check reads _device once, and returns NULL
 			// when it passes: the CASE runs only then.
 			expr = fmt.Sprintf("COALESCE(%s,\n        %s)", owner, expr)
 		}
+		event := op
+		if of != "" {
+			event += " OF " + of
+		}
 		return fmt.Sprintf("CREATE TRIGGER %s BEFORE %s ON %s WHEN %s\nBEGIN\n    SELECT RAISE(ABORT, failed) FROM (SELECT %s AS failed) WHERE failed IS NOT NULL;\nEND",
-			quoteIdent("_check_"+t.Name+"_"+strings.ToLower(op)), op, q, notApplying, expr)
+			quoteIdent("_check_"+t.Name+"_"+name), event, quoteIdent(t.Name), notApplying, expr)
+	}
+	idKept := "\n        WHEN NEW.id IS NOT OLD.id THEN 'relais: the id of a synced row cannot change'"
+	apart := updatedApart(schema, t.Name)
+	if apart == "" {
+		return []string{check("insert", "INSERT", "", rules+types), check("update", "UPDATE", "", rules+idKept+types)}
+	}
+	// The UPDATEs of the column set apart are checked by a trigger of
+	// their own: the owner's check and the column's type are all that
+	// reads it (updatedApart).
+	of := []string{"id"}
+	for _, c := range t.ColumnNames() {
+		if c != apart {
+			of = append(of, quoteIdent(c))
+		}
 	}
 	return []string{
-		check("INSERT", ""),
-		check("UPDATE", "\n        WHEN NEW.id IS NOT OLD.id THEN 'relais: the id of a synced row cannot change'"),
+		check("insert", "INSERT", "", rules+types),
+		check("update", "UPDATE", strings.Join(of, ", "), rules+idKept+types),
+		check("update_"+apart, "UPDATE", quoteIdent(apart), typeCase(t, apart)),
 	}
+}
+
+// typeCase is the arm of a check's CASE that refuses a value of column c
+// of the wrong type.
+func typeCase(t *syncproto.Table, c string) string {
+	allowed := map[syncproto.ColumnType]string{
+		syncproto.TypeText:    "'text', 'null'",
+		syncproto.TypeInteger: "'integer', 'null'",
+		syncproto.TypeReal:    "'real', 'integer', 'null'",
+	}[t.Columns[c]]
+	return fmt.Sprintf("\n        WHEN typeof(NEW.%s) NOT IN (%s) THEN 'relais: %s.%s must be %s'",
+		quoteIdent(c), allowed, t.Name, c, strings.ToLower(string(t.Columns[c])))
 }
 
 // installTriggers (re)creates the capture triggers of every synced table

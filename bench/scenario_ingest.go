@@ -121,6 +121,21 @@ func runIngest(ctx context.Context, cfg Config) (*Result, error) {
 	if devEach.DeviceCPU > 0 {
 		devEach.Extra = map[string]float64{"cpu_ratio_vs_raw": rawEach.DeviceCPU.Seconds() / devEach.DeviceCPU.Seconds()}
 	}
+	// The same with Exec, as most applications write (database/sql
+	// prepares the statement each time; the device's driver keeps it
+	// prepared, store.Options.StatementCache).
+	appExec, err := appDevice(ctx, filepath.Join(r.dir, "app-exec.db"), userID)
+	if err != nil {
+		return nil, err
+	}
+	defer appExec.Close()
+	devExec, err := timeInsertsExec(ctx, "device: local writes, one transaction per activity, Exec", appExec.DB(), appExec.Schema(), rows[:each])
+	if err != nil {
+		return nil, err
+	}
+	if devExec.DeviceCPU > 0 {
+		devExec.Extra = map[string]float64{"cpu_ratio_vs_raw": rawEach.DeviceCPU.Seconds() / devExec.DeviceCPU.Seconds()}
+	}
 	// The same with the statement prepared once: what compiling the
 	// table's triggers into each statement costs the pattern above.
 	appKept, err := appDevice(ctx, filepath.Join(r.dir, "app-kept.db"), userID)
@@ -150,7 +165,7 @@ func runIngest(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	dayRow.Extra = map[string]float64{"cells": float64(drep.Pushed), "body_bytes_up": float64(drep.BytesUp)}
-	res.Rows = append(res.Rows, capture, push, raw, devEach, rawEach, devKept, dayRow)
+	res.Rows = append(res.Rows, capture, push, raw, devEach, rawEach, devExec, devKept, dayRow)
 	res.Notes = append(res.Notes,
 		"ratio_vs_raw = Relais push rate / raw SQLite insert rate of the same rows (target >= 0.5); cpu_ratio_vs_raw = raw SQLite's CPU time / Relais's (server + device), the same comparison without the machine's load",
 		"a day's work: bytes up on TCP include HTTP headers; body_bytes_up is the gzip body alone (target < 2 KB)",
@@ -210,23 +225,29 @@ func rawInsert(ctx context.Context, path string, rows []row, n int) (Row, error)
 // prepared anew, as an application saving one activity at a time does,
 // and measures this process's CPU.
 func timeInserts(ctx context.Context, name string, db *sql.DB, schema *syncproto.Schema, rows []row) (Row, error) {
-	before, err := readUsage(os.Getpid())
-	if err != nil {
-		return Row{}, err
-	}
-	start := time.Now()
-	for _, rw := range rows {
-		if err := insertRows(ctx, db, schema, []row{rw}); err != nil {
-			return Row{}, err
+	return timeWrites(name, rows, func(rw row) error { return insertRows(ctx, db, schema, []row{rw}) })
+}
+
+// timeInsertsExec writes rows into db one transaction per row, each
+// INSERT run with Exec (database/sql prepares, runs and closes it; a
+// driver with a statement cache finds it prepared the second time), and
+// measures this process's CPU.
+func timeInsertsExec(ctx context.Context, name string, db *sql.DB, schema *syncproto.Schema, rows []row) (Row, error) {
+	return timeWrites(name, rows, func(rw row) error {
+		q, args, ok := insertOf(schema, rw)
+		if !ok {
+			return nil
 		}
-	}
-	wall := time.Since(start)
-	after, err := readUsage(os.Getpid())
-	if err != nil {
-		return Row{}, err
-	}
-	return Row{Name: name, Activities: len(rows), Wall: wall, PerSecond: float64(len(rows)) / wall.Seconds(),
-		DeviceCPU: after.CPU - before.CPU}, nil
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			tx.Rollback() //nolint:errcheck // the insert's error is the one to report
+			return fmt.Errorf("insert %s %s: %w", rw.Table, rw.ID, err)
+		}
+		return tx.Commit()
+	})
 }
 
 // timeInsertsPrepared writes rows into db one transaction per row, with
@@ -238,38 +259,56 @@ func timeInsertsPrepared(ctx context.Context, name string, db *sql.DB, schema *s
 			st.Close()
 		}
 	}()
+	return timeWrites(name, rows, func(rw row) error {
+		q, args, ok := insertOf(schema, rw)
+		if !ok {
+			return nil
+		}
+		st, ok := stmts[q]
+		if !ok {
+			var err error
+			if st, err = db.PrepareContext(ctx, q); err != nil {
+				return fmt.Errorf("insert rows into %s: %w", rw.Table, err)
+			}
+			stmts[q] = st
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
+			tx.Rollback() //nolint:errcheck // the insert's error is the one to report
+			return fmt.Errorf("insert %s %s: %w", rw.Table, rw.ID, err)
+		}
+		return tx.Commit()
+	})
+}
+
+// insertOf is the INSERT of a row naming every column of its table, and
+// its arguments; false for a table schema does not have.
+func insertOf(schema *syncproto.Schema, rw row) (string, []any, bool) {
+	t := schema.Tables[rw.Table]
+	if t == nil {
+		return "", nil, false
+	}
+	cols := t.ColumnNames()
+	q := fmt.Sprintf(`INSERT INTO %q (id, "%s") VALUES (?%s)`, rw.Table, strings.Join(cols, `", "`), strings.Repeat(", ?", len(cols)))
+	args := []any{rw.ID}
+	for _, c := range cols {
+		args = append(args, rw.Values[c])
+	}
+	return q, args, true
+}
+
+// timeWrites runs write for each row and measures this process's CPU.
+func timeWrites(name string, rows []row, write func(row) error) (Row, error) {
 	before, err := readUsage(os.Getpid())
 	if err != nil {
 		return Row{}, err
 	}
 	start := time.Now()
 	for _, rw := range rows {
-		t := schema.Tables[rw.Table]
-		if t == nil {
-			continue
-		}
-		cols := t.ColumnNames()
-		st, ok := stmts[rw.Table]
-		if !ok {
-			q := fmt.Sprintf(`INSERT INTO %q (id, "%s") VALUES (?%s)`, rw.Table, strings.Join(cols, `", "`), strings.Repeat(", ?", len(cols)))
-			if st, err = db.PrepareContext(ctx, q); err != nil {
-				return Row{}, fmt.Errorf("insert rows into %s: %w", rw.Table, err)
-			}
-			stmts[rw.Table] = st
-		}
-		args := []any{rw.ID}
-		for _, c := range cols {
-			args = append(args, rw.Values[c])
-		}
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return Row{}, err
-		}
-		if _, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...); err != nil {
-			tx.Rollback() //nolint:errcheck // the insert's error is the one to report
-			return Row{}, fmt.Errorf("insert %s %s: %w", rw.Table, rw.ID, err)
-		}
-		if err := tx.Commit(); err != nil {
+		if err := write(rw); err != nil {
 			return Row{}, err
 		}
 	}

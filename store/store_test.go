@@ -134,3 +134,48 @@ func pragma(t *testing.T, q interface {
 	}
 	return v
 }
+
+// TestStatementCache: a statement the writer keeps prepared runs as a
+// fresh one would, after the schema changed under it (a device
+// re-creates its triggers when a migration adds a column) and after it
+// failed.
+func TestStatementCache(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "s.db"), Options{StatementCache: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const insert = "INSERT INTO t (x) VALUES (?)"
+	exec := func(q string, args ...any) error {
+		_, err := db.W.ExecContext(ctx, q, args...)
+		return err
+	}
+	if err := exec("CREATE TABLE t (x INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []int{1, 2} {
+		if err := exec(insert, x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := exec(insert, 2); err == nil {
+		t.Fatal("a duplicate key was inserted")
+	}
+	if err := exec("CREATE TRIGGER no_three BEFORE INSERT ON t WHEN NEW.x = 3 BEGIN SELECT RAISE(ABORT, 'pas de trois'); END"); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec(insert, 3); err == nil || err.Error() != "pas de trois" {
+		t.Fatalf("insert after the trigger was created: %v, want the trigger's refusal", err)
+	}
+	if err := exec(insert, 4); err != nil {
+		t.Fatal(err)
+	}
+	var n, sum int
+	if err := db.W.QueryRowContext(ctx, "SELECT count(*), sum(x) FROM t").Scan(&n, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 || sum != 7 {
+		t.Fatalf("%d rows adding up to %d, want 1, 2 and 4", n, sum)
+	}
+}

@@ -143,6 +143,10 @@ type Replica struct {
 const (
 	writerCacheKiB         = 64 << 10
 	walAutocheckpointPages = 10000
+	// statementCache statements stay prepared on the writer (see
+	// store.Options.StatementCache): the INSERT and UPDATE of each of an
+	// application's forms, and the sync's own statements.
+	statementCache = 64
 )
 
 // Open creates or opens the replica at path: it applies the migrations,
@@ -151,7 +155,7 @@ const (
 func Open(ctx context.Context, path string, opts Options) (*Replica, error) {
 	opts.defaults()
 	db, err := store.Open(path, store.Options{SecureDelete: true, Readers: 2, TempInMemory: true,
-		CacheKiB: writerCacheKiB, WALAutocheckpoint: walAutocheckpointPages, Functions: opts.SQLFunctions})
+		CacheKiB: writerCacheKiB, WALAutocheckpoint: walAutocheckpointPages, StatementCache: statementCache, Functions: opts.SQLFunctions})
 	if err != nil {
 		return nil, err
 	}
